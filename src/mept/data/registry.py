@@ -1,0 +1,64 @@
+"""Task registry: a task name maps to its spec and the function that loads it.
+
+Each data module registers its tasks at import time with :func:`register_task`;
+``mept.data`` imports them all, so ``get_task("rte")`` works from anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from mept.data.examples import Example
+from mept.errors import MeptError
+
+Splits = dict[str, list[Example]]  # "train", "validation" (and "test" where a source has one)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task is: its label words, how it is scored, and what kind of output it wants.
+
+    ``verbalizer[i]`` is the word for label id ``i`` (empty for generation tasks).
+    ``metric`` is one of ``accuracy``, ``cb`` (mean of macro-F1 and accuracy),
+    ``multirc`` (F1a over answer options + exact match per question), ``squad``
+    (EM/F1 over answer strings) or ``exact_match``.
+    ``kind`` is ``classification``, ``generation`` or ``image``.
+    """
+
+    name: str
+    verbalizer: tuple[str, ...] = ()
+    metric: str = "accuracy"
+    kind: str = "classification"
+    description: str = ""
+
+
+class Loader(Protocol):
+    def __call__(self, source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits: ...
+
+
+_TASKS: dict[str, tuple[TaskSpec, Loader]] = {}
+
+
+def register_task(spec: TaskSpec, loader: Loader) -> None:
+    _TASKS[spec.name] = (spec, loader)
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in _TASKS:
+        raise MeptError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
+    return _TASKS[name][0]
+
+
+def load_task(name: str, source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits:
+    """Load a registered task's splits; every split is checked to be non-empty."""
+    get_task(name)
+    splits = _TASKS[name][1](source=source, data_dir=data_dir, seed=seed)
+    for split, examples in splits.items():
+        if not examples:
+            raise MeptError(f"task {name!r}: split {split!r} is empty; check the data source")
+    return splits
+
+
+def task_names() -> list[str]:
+    return sorted(_TASKS)
