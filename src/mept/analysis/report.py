@@ -1,0 +1,124 @@
+"""One call that turns routing traces (and optional features) into a report folder.
+
+``mept analyze`` collects traces from the model and hands them here; this
+module decides file names and which figures exist, so the CLI stays a thin
+shell and tests can check a whole report without a model.
+
+Files written to ``out_dir``:
+
+- ``pathways.json``             per task: layers, mean_probs, top1_freq, pathway
+- ``pathway_heatmap.png``       Fig. 6, one panel per task
+- ``expert_utilization.png``    Fig. 5, all tasks pooled
+- ``pathway_similarity.json``   Fig. 4b, MAE and cosine between tasks
+- ``manifold_tsne.png``         when ``features`` is given
+- ``manifold_tsne_backbone.png`` when ``baseline_features`` is given
+- ``task_similarity.json``      when ``input_embeddings`` is given
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mept.analysis.manifold import subsample_per_task, tsne_embed
+from mept.analysis.pathways import RoutingTrace, compute_pathway, pathway_vector
+from mept.analysis.plots import plot_expert_utilization, plot_pathway_heatmap, plot_tsne
+from mept.analysis.similarity import format_table, pairwise_similarity, task_similarity
+from mept.errors import MeptError
+
+MAX_TSNE_PER_TASK = 200
+
+
+def _write_json(path: Path, obj: dict) -> Path:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+    return path
+
+
+def _tsne_plot(
+    features: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray | None],
+    path: Path,
+    title: str,
+    seed: int,
+) -> Path:
+    """Pool per-task features, cap each task at 200 points, embed and plot."""
+    tasks = list(features)
+    feats = [np.asarray(features[t], dtype=np.float64) for t in tasks]
+    for t, f in zip(tasks, feats):
+        if f.ndim != 2 or f.shape[0] == 0:
+            raise MeptError(f"features for {t!r} must be (N, d) with N > 0, got {f.shape}")
+    task_ids = np.concatenate([np.full(f.shape[0], t, dtype=object) for t, f in zip(tasks, feats)])
+    # A task without labels still appears in the label panel, as "-".
+    label_parts = []
+    for t, f in zip(tasks, feats):
+        lab = labels.get(t)
+        if lab is None or len(lab) != f.shape[0]:
+            label_parts.append(np.full(f.shape[0], "-", dtype=object))
+        else:
+            label_parts.append(np.asarray([str(x) for x in lab], dtype=object))
+    all_labels = np.concatenate(label_parts)
+    keep = subsample_per_task(task_ids, max_per_task=MAX_TSNE_PER_TASK, seed=seed)
+    x = np.concatenate(feats)[keep]  # (N', d)
+    points = tsne_embed(x, seed=seed)  # (N', 2)
+    has_labels = any(lab is not None for lab in labels.values())
+    return plot_tsne(points, task_ids[keep], all_labels[keep] if has_labels else None, path, title)
+
+
+def write_report(
+    out_dir: str | Path,
+    traces: list[RoutingTrace],
+    features: dict[str, np.ndarray] | None = None,
+    feature_labels: dict[str, np.ndarray] | None = None,
+    baseline_features: dict[str, np.ndarray] | None = None,
+    input_embeddings: dict[str, np.ndarray] | None = None,
+    seed: int = 42,
+) -> dict:
+    """Write the analysis files for ``traces`` into ``out_dir``.
+
+    ``features`` / ``baseline_features`` are per-task (N, d) final-layer
+    mean-pooled hidden states with and without the trained prompts;
+    ``feature_labels`` gives their gold labels (falling back to each trace's
+    ``labels`` when lengths match). ``input_embeddings`` are per-task (N, d)
+    sentence embeddings for the paper's text-based task similarity.
+
+    Returns ``{"files": {name: Path}, "summary": str}`` where ``summary`` is the
+    pathway MAE/cosine table (for the CLI to print).
+    """
+    if not traces:
+        raise MeptError("write_report needs at least one routing trace")
+    names = [t.task for t in traces]
+    if len(set(names)) != len(names):
+        raise MeptError(f"duplicate task names in routing traces: {names}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+
+    pathways = [compute_pathway(t) for t in traces]
+    files["pathways"] = _write_json(out / "pathways.json", {p.task: p.to_dict() for p in pathways})
+    files["pathway_heatmap"] = plot_pathway_heatmap(pathways, out / "pathway_heatmap.png")
+    files["expert_utilization"] = plot_expert_utilization(traces, out / "expert_utilization.png")
+
+    sim = pairwise_similarity({p.task: pathway_vector(p) for p in pathways})
+    files["pathway_similarity"] = _write_json(out / "pathway_similarity.json", sim)
+    summary = format_table(sim)
+
+    labels = {t.task: t.labels for t in traces}
+    if feature_labels:
+        labels.update(feature_labels)
+    if features:
+        files["manifold_tsne"] = _tsne_plot(
+            features, labels, out / "manifold_tsne.png", "Final-layer hidden states, with prompts", seed
+        )
+    if baseline_features:
+        files["manifold_tsne_backbone"] = _tsne_plot(
+            baseline_features, labels, out / "manifold_tsne_backbone.png",
+            "Final-layer hidden states, frozen backbone", seed,
+        )
+    if input_embeddings:
+        matrix = task_similarity(input_embeddings)
+        files["task_similarity"] = _write_json(
+            out / "task_similarity.json",
+            {"tasks": list(input_embeddings), "cosine": matrix.tolist()},
+        )
+    return {"files": files, "summary": summary}
