@@ -1,2 +1,25 @@
-"""mept: Mixture-of-Expert Prompt Tuning on frozen transformers."""
+"""mept: Mixture-of-Expert Prompt Tuning on frozen transformers.
+
+    backbone = AutoModelForSequenceClassification.from_pretrained(...)
+    model = mept.get_model(backbone, mept.MEPTConfig(num_experts=10, prompt_length=10))
+    model.print_trainable_parameters()
+    model.save_pretrained("out"); model = mept.load(backbone, "out")
+"""
+
+from mept.errors import MeptError
+from mept.methods import (
+    MEPTConfig,
+    PromptTuningConfig,
+    PTMoEConfig,
+    PTuningV2Config,
+    SMoPConfig,
+    VFPTConfig,
+)
+from mept.model import PromptedModel, get_model, load
+from mept.registry import make_config, method_names
+
 __version__ = "0.1.0"
+__all__ = [
+    "MEPTConfig", "PromptTuningConfig", "PTMoEConfig", "PTuningV2Config", "SMoPConfig", "VFPTConfig",
+    "PromptedModel", "get_model", "load", "make_config", "method_names", "MeptError",
+]

@@ -1,0 +1,98 @@
+"""Configuration shared by every prompt method.
+
+Configs are plain dataclasses: they are data (saved verbatim into
+``adapter_config.json``), and they validate themselves at construction so a
+bad value fails where it was written, naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mept.errors import MeptError
+
+INITS = ("xavier_normal", "he_normal", "vpt_uniform")
+
+
+@dataclass
+class PromptConfig:
+    """Fields every method has.
+
+    ``layers`` picks the prompted layers, 1-based as in the papers: ``"all"``,
+    ``"1"`` (shallow: input only), a range ``"1-6"``, a list ``"1,3,5"`` or a
+    Python list of ints.
+    """
+
+    method: ClassVar[str] = ""
+    prompt_length: int = 10
+    layers: str | list[int] = "all"
+    init: str = "xavier_normal"
+    train_prompts: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self, "prompt_length")
+        _choice(self, "init", INITS)
+        if isinstance(self.layers, str):
+            parse_layers(self.layers, num_layers=None)  # syntax check now, bounds check at wrap time
+        elif not (isinstance(self.layers, (list, tuple)) and all(isinstance(i, int) for i in self.layers)):
+            raise MeptError(f"{type(self).__name__}.layers must be 'all', '1-6', '1,3,5' or a list of ints")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PromptConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise MeptError(f"unknown {cls.method} setting(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        return cls(**data)
+
+
+def parse_layers(spec: str | list[int], num_layers: int | None) -> list[int]:
+    """Turn a 1-based layer spec into sorted 0-based layer indices."""
+    if isinstance(spec, (list, tuple)):
+        one_based = list(spec)
+    elif spec.strip().lower() == "all":
+        if num_layers is None:
+            return []
+        one_based = list(range(1, num_layers + 1))
+    else:
+        one_based = []
+        for part in spec.split(","):
+            part = part.strip()
+            try:
+                if "-" in part:
+                    lo, hi = (int(x) for x in part.split("-", 1))
+                    one_based.extend(range(lo, hi + 1))
+                else:
+                    one_based.append(int(part))
+            except ValueError:
+                raise MeptError(f"layers: cannot read {spec!r}; use 'all', '1-6', '1,3,5'") from None
+    if any(i < 1 for i in one_based):
+        raise MeptError(f"layers: {spec!r} has a layer below 1 (layers are 1-based)")
+    if num_layers is not None and any(i > num_layers for i in one_based):
+        raise MeptError(f"layers: {spec!r} asks for layer {max(one_based)} but the backbone has {num_layers}")
+    if not one_based:
+        raise MeptError(f"layers: {spec!r} selects no layer")
+    return sorted({i - 1 for i in one_based})
+
+
+def _positive(cfg: object, name: str) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise MeptError(f"{type(cfg).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+def _choice(cfg: object, name: str, options: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in options:
+        raise MeptError(f"{type(cfg).__name__}.{name} must be one of {', '.join(options)}, got {value!r}")
+
+
+def _non_negative(cfg: object, name: str) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, (int, float)) or value < 0:
+        raise MeptError(f"{type(cfg).__name__}.{name} must be a number >= 0, got {value!r}")

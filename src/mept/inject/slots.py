@@ -1,0 +1,101 @@
+"""The one injection mechanism every method shares: reserved prompt slots.
+
+``m`` slot positions are reserved in the sequence (attention mask 1) at
+``offset`` (after CLS for encoders and ViT, at 0 for decoders and T5). A
+forward pre-hook on each prompted layer overwrites the slots with that
+layer's prompts before the layer runs; other layers pass the slots through.
+Sequence length, position handling (absolute, relative bias, rotary) and
+masks therefore stay valid for every architecture, and gradient
+checkpointing works because the hook sits outside the checkpointed forward.
+
+Routing reads the layer's input hidden state over real tokens only
+(``pool_mask``), normalised by a parameter-free layer norm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mept.methods.base import PromptMethod
+from mept.routing import masked_mean
+
+
+@dataclass
+class SlotContext:
+    """Per-forward state the hooks read: which positions are real text, and the prompt's length.
+
+    ``total_len`` is the length of the slotted prompt sequence. Hidden states
+    shorter than it come from cached decoding steps (the slots already live in
+    the KV cache, so nothing is injected); longer ones come from uncached
+    generation, where only the first ``total_len`` positions are pooled so
+    routing is decided by the prompt alone, exactly as with the cache.
+    """
+
+    pool_mask: torch.Tensor  # (B, total_len): 1 on real input tokens, 0 on slots and padding
+    total_len: int
+
+
+class SlotInjector:
+    def __init__(self, method: PromptMethod, layers: nn.ModuleList, offset: int) -> None:
+        self.method = method
+        self.offset = offset
+        self.ctx: SlotContext | None = None
+        self.handles = [
+            layers[layer_id].register_forward_pre_hook(partial(self._before_layer, position), with_kwargs=True)
+            for position, layer_id in enumerate(method.layer_ids)
+        ]
+
+    @property
+    def num_slots(self) -> int:
+        return self.method.num_slots
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _before_layer(self, position: int, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
+        ctx = self.ctx
+        if ctx is None:
+            return None  # the backbone is being used on its own
+        in_kwargs = not args
+        hidden = kwargs["hidden_states"] if in_kwargs else args[0]  # (B, T, d)
+        if hidden.shape[1] < ctx.total_len:
+            return None  # cached decoding step
+        pooled = None
+        if self.method.routed:
+            pooled = masked_mean(hidden[:, : ctx.total_len], ctx.pool_mask)  # (B, d)
+            pooled = F.layer_norm(pooled.float(), pooled.shape[-1:])
+        prompts = self.method.prompt(position, pooled, hidden.shape[0]).to(hidden.dtype)  # (B, m, d)
+        o, m = self.offset, self.num_slots
+        hidden = torch.cat([hidden[:, :o], prompts, hidden[:, o + m :]], dim=1)
+        if in_kwargs:
+            return args, {**kwargs, "hidden_states": hidden}
+        return (hidden, *args[1:]), kwargs
+
+    # --- building slotted inputs -------------------------------------------------
+
+    def insert(self, x: torch.Tensor, fill: float | int) -> torch.Tensor:
+        """Insert m slot columns filled with ``fill`` at the offset: (B, T, ...) -> (B, T + m, ...)."""
+        o, m = self.offset, self.num_slots
+        slots = torch.full((x.shape[0], m, *x.shape[2:]), fill, dtype=x.dtype, device=x.device)
+        return torch.cat([x[:, :o], slots, x[:, o:]], dim=1)
+
+    def remove_slots(self, x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+        o, m = self.offset, self.num_slots
+        keep = torch.cat([torch.arange(o), torch.arange(o + m, x.shape[dim])]).to(x.device)
+        return x.index_select(dim, keep)
+
+    def begin(self, text_mask: torch.Tensor) -> SlotContext:
+        """Start a forward: ``text_mask`` (B, T) is the unslotted attention mask."""
+        pool_mask = self.insert(text_mask, 0)
+        self.ctx = SlotContext(pool_mask=pool_mask, total_len=pool_mask.shape[1])
+        return self.ctx
+
+    def end(self) -> None:
+        self.ctx = None

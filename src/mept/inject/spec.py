@@ -1,0 +1,91 @@
+"""What the injector needs to know about a backbone, found from the model itself.
+
+Works for any Hugging Face transformer whose layers sit in one
+``nn.ModuleList`` of ``num_hidden_layers`` modules (BERT/RoBERTa/DeBERTa,
+Llama/Mistral/Qwen, T5's encoder, ViT, ...), so new architectures need no
+per-model code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from mept.errors import MeptError
+
+TASK_TYPES = ("cls", "causal_lm", "seq2seq", "image_cls", "base")
+
+
+@dataclass
+class BackboneSpec:
+    model_type: str
+    hidden_size: int
+    num_layers: int
+    layers_path: str  # dotted path of the prompted ModuleList
+    slot_offset: int  # where slots go: after CLS for encoders/ViT, at 0 for decoders and T5
+    modality: str  # "text" or "image"
+    task_type: str
+    max_positions: int | None
+
+    def describe(self) -> dict:
+        return {
+            "model_type": self.model_type,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "task_type": self.task_type,
+        }
+
+
+def task_type_of(model: nn.Module) -> str:
+    name = type(model).__name__
+    if name.endswith("ForSequenceClassification"):
+        return "cls"
+    if name.endswith("ForImageClassification"):
+        return "image_cls"
+    if name.endswith("ForCausalLM"):
+        return "causal_lm"
+    if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "generate") and "Conditional" in name:
+        return "seq2seq"
+    return "base"
+
+
+def inspect_backbone(model: nn.Module) -> BackboneSpec:
+    cfg = model.config
+    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None)
+    n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", None)
+    if hidden is None or n_layers is None:
+        raise MeptError(f"cannot find hidden size / layer count in {type(cfg).__name__}")
+    encoder_decoder = bool(getattr(cfg, "is_encoder_decoder", False))
+    candidates = [
+        name
+        for name, mod in model.named_modules()
+        if isinstance(mod, nn.ModuleList) and len(mod) == n_layers and name
+    ]
+    if encoder_decoder:  # prompts live in the encoder only
+        candidates = [c for c in candidates if "encoder" in c and "decoder" not in c]
+    if not candidates:
+        raise MeptError(f"cannot find the {n_layers} transformer layers of {type(model).__name__}")
+    layers_path = min(candidates, key=len)
+    modality = "image" if hasattr(cfg, "image_size") and not hasattr(cfg, "vocab_size") else "text"
+    task_type = task_type_of(model)
+    decoder_only = task_type == "causal_lm" or bool(getattr(cfg, "is_decoder", False)) or _is_decoder_only(model)
+    offset = 0 if (encoder_decoder or decoder_only) else 1
+    return BackboneSpec(
+        model_type=getattr(cfg, "model_type", type(model).__name__),
+        hidden_size=int(hidden),
+        num_layers=int(n_layers),
+        layers_path=layers_path,
+        slot_offset=offset,
+        modality=modality,
+        task_type=task_type,
+        max_positions=getattr(cfg, "max_position_embeddings", None),
+    )
+
+
+def _is_decoder_only(model: nn.Module) -> bool:
+    # Llama-style sequence classifiers have no ``is_decoder`` flag; their architecture list says CausalLM.
+    archs = getattr(model.config, "architectures", None) or []
+    return any(a.endswith("ForCausalLM") for a in archs) or model.config.model_type in (
+        "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2", "gpt_neox", "opt", "falcon",
+    )

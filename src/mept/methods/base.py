@@ -1,0 +1,120 @@
+"""The contract every prompt method fulfils, and the two shapes most methods take.
+
+A method owns its trainable tensors and answers one question: *what goes in
+the m prompt slots before prompted layer j, for this batch?* How the slots
+are reserved and overwritten inside a backbone is the injector's job
+(:mod:`mept.inject`), shared by all methods.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from mept.config import PromptConfig, parse_layers
+from mept.prompt_init import init_prompt_
+from mept.routing import Route, Router, combine_experts
+
+
+class PromptMethod(nn.Module):
+    config_class: ClassVar[type[PromptConfig]]
+    routed: ClassVar[bool] = False  # does prompt() need the pooled hidden state?
+
+    def __init__(self, config: PromptConfig, hidden_size: int, num_layers: int) -> None:
+        super().__init__()
+        self.config = config
+        self.hidden_size = hidden_size
+        self.layer_ids = parse_layers(config.layers, num_layers)  # 0-based prompted layers
+        self.num_slots = config.prompt_length
+        self.routes: dict[int, Route] = {}  # layer id -> last route, for analysis
+
+    def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        """Prompts for ``self.layer_ids[position]``: (B, m, d)."""
+        raise NotImplementedError
+
+    def routers(self) -> list[Router]:
+        return []
+
+    def aux_loss(self) -> torch.Tensor | None:
+        """Mean load-balancing loss of the routers in the last forward (None for unrouted methods)."""
+        losses = [r.aux_loss for r in self.routers() if r.aux_loss is not None]
+        return torch.stack(losses).mean() if losses else None
+
+    def parameter_groups(self) -> dict[str, int]:
+        """Trainable-parameter counts by role (prompts, routers) for the report."""
+        router = sum(p.numel() for r in self.routers() for p in r.parameters())
+        total = sum(p.numel() for p in self.parameters())
+        return {"prompt": total - router, "router": router}
+
+    def _record(self, position: int, route: Route) -> None:
+        self.routes[self.layer_ids[position]] = Route(
+            route.index.detach(), route.weight.detach(), route.probs.detach(), route.chosen.detach()
+        )
+
+
+class DeepPrompts(PromptMethod):
+    """One learned (m, d) prompt per prompted layer, the same for every input.
+
+    Prompt Tuning is the one-layer case, P-Tuning v2 the all-layer case, VFPT
+    adds a Fourier transform (:meth:`transform`).
+    """
+
+    def __init__(self, config: PromptConfig, hidden_size: int, num_layers: int) -> None:
+        super().__init__(config, hidden_size, num_layers)
+        self.prompts = nn.Parameter(torch.empty(len(self.layer_ids), config.prompt_length, hidden_size))  # (L, m, d)
+        init_prompt_(self.prompts, config.init)
+        self.prompts.requires_grad_(config.train_prompts)
+
+    def transform(self, prompt: torch.Tensor) -> torch.Tensor:
+        return prompt
+
+    def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        return self.transform(self.prompts[position]).expand(batch_size, -1, -1)  # (B, m, d)
+
+
+class RoutedPrompts(PromptMethod):
+    """Per prompted layer: E expert prompts, a router that picks among them, optional shared prompts.
+
+    ``P^j = sum_k w_k RE^j_{i_k} + sum_s SE^j_s`` -- the router-expert term is
+    gathered per example, the shared term is added for every input.
+    """
+
+    routed = True
+
+    def __init__(
+        self,
+        config: PromptConfig,
+        hidden_size: int,
+        num_layers: int,
+        *,
+        num_experts: int,
+        num_shared: int,
+        router_kwargs: dict,
+        train_router: bool = True,
+    ) -> None:
+        super().__init__(config, hidden_size, num_layers)
+        L, m = len(self.layer_ids), config.prompt_length
+        self.experts = nn.Parameter(torch.empty(L, num_experts, m, hidden_size))  # (L, E, m, d)
+        init_prompt_(self.experts, config.init)
+        self.experts.requires_grad_(config.train_prompts)
+        self.shared = None
+        if num_shared:
+            self.shared = nn.Parameter(torch.empty(L, num_shared, m, hidden_size))  # (L, S, m, d)
+            init_prompt_(self.shared, config.init)
+            self.shared.requires_grad_(config.train_prompts)
+        self.router_list = nn.ModuleList(Router(hidden_size, num_experts, **router_kwargs) for _ in range(L))
+        self.router_list.requires_grad_(train_router)
+
+    def routers(self) -> list[Router]:
+        return list(self.router_list)
+
+    def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        assert pooled is not None, "routed prompts need the pooled hidden state"
+        route = self.router_list[position](pooled)
+        self._record(position, route)
+        prompts = combine_experts(self.experts[position], route)  # (B, m, d)
+        if self.shared is not None:
+            prompts = prompts + self.shared[position].sum(0)  # shared experts: added, never gated
+        return prompts

@@ -1,0 +1,80 @@
+"""MEPT: Mixture of Expert Prompt Tuning (EMNLP 2025, arXiv 2509.00996).
+
+At every prompted layer j, a router reads the layer's input hidden state of
+the text tokens (masked mean pool, then a parameter-free layer norm; layer 1
+reads the input embeddings) and picks among N_r router-expert prompts; N_s
+shared-expert prompts are always added::
+
+    p^j   = softmax(W^j pool(h^{j-1}))              # (B, N_r)
+    i^j   = argmax p^j
+    P^j   = p^j_{i} * RE^j_{i}  +  sum_s SE^j_s       # (B, m, d)
+
+Every ablation of the paper is a switch: ``routing`` (top1, stochastic, dense,
+gumbel, perturb; topk with ``top_k``), ``shared`` (on / off / replace: the
+shared experts become extra router experts), ``layers`` (depth),
+``train_router`` / ``train_prompts``, ``init`` (xavier_normal, he_normal).
+``balance_loss`` > 0 adds a Switch-style load-balancing loss (off by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mept.config import PromptConfig, _choice, _non_negative, _positive
+from mept.methods.base import RoutedPrompts
+from mept.registry import register_method
+from mept.routing import ROUTINGS
+
+
+@dataclass
+class MEPTConfig(PromptConfig):
+    method = "mept"
+    num_experts: int = 10
+    num_shared: int = 1
+    shared: str = "on"
+    routing: str = "top1"
+    top_k: int = 2
+    noise_sigma: float = 1.0
+    gumbel_tau: float = 1.0
+    router_dropout: float = 0.0
+    train_router: bool = True
+    balance_loss: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "num_experts")
+        _positive(self, "top_k")
+        _choice(self, "shared", ("on", "off", "replace"))
+        _choice(self, "routing", ROUTINGS)
+        for name in ("noise_sigma", "gumbel_tau", "router_dropout", "balance_loss", "num_shared"):
+            _non_negative(self, name)
+
+    @property
+    def router_experts(self) -> int:
+        return self.num_experts + (self.num_shared if self.shared == "replace" else 0)
+
+    @property
+    def shared_experts(self) -> int:
+        return self.num_shared if self.shared == "on" else 0
+
+
+@register_method
+class MEPT(RoutedPrompts):
+    config_class = MEPTConfig
+
+    def __init__(self, config: MEPTConfig, hidden_size: int, num_layers: int) -> None:
+        super().__init__(
+            config,
+            hidden_size,
+            num_layers,
+            num_experts=config.router_experts,
+            num_shared=config.shared_experts,
+            router_kwargs=dict(
+                routing=config.routing,
+                top_k=min(config.top_k, config.router_experts),
+                noise_sigma=config.noise_sigma,
+                gumbel_tau=config.gumbel_tau,
+                dropout=config.router_dropout,
+            ),
+            train_router=config.train_router,
+        )

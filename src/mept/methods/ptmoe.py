@@ -1,0 +1,101 @@
+"""PT-MoE (arXiv 2505.09519): prompt experts from a low-rank decomposition with a shared factor.
+
+Expert i is ``A_i @ B`` with ``A_i`` (m, r) its own and ``B`` (r, d) shared by
+all experts, so E experts cost ``E*m*r + r*d`` parameters instead of ``E*m*d``.
+A router with bias reads the mean input embedding; in training its logits get
+multiplicative noise ``l * (1 + eps)``, eps ~ N(0, sigma^2); the top-k experts
+are mixed with a softmax over their logits. The prompt is inserted once, at
+the input. :meth:`PTMoE.init_from_embeddings` gives the paper's SVD
+initialisation from task-text embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mept.config import PromptConfig, _non_negative, _positive
+from mept.errors import MeptError
+from mept.methods.base import PromptMethod
+from mept.prompt_init import init_prompt_
+from mept.registry import register_method
+from mept.routing import Router, combine_experts
+
+
+@dataclass
+class PTMoEConfig(PromptConfig):
+    method = "ptmoe"
+    num_experts: int = 4
+    rank: int = 8
+    top_k: int = 1
+    noise_sigma: float = 1.0
+    layers: str | list[int] = "1"
+    train_router: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "num_experts")
+        _positive(self, "rank")
+        _positive(self, "top_k")
+        _non_negative(self, "noise_sigma")
+        if self.top_k > self.num_experts:
+            raise MeptError(f"PTMoEConfig.top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")
+        if self.layers not in ("1", [1]):
+            raise MeptError("PTMoEConfig.layers must be '1' (PT-MoE prompts the input only)")
+
+
+@register_method
+class PTMoE(PromptMethod):
+    config_class = PTMoEConfig
+    routed = True
+
+    def __init__(self, config: PTMoEConfig, hidden_size: int, num_layers: int) -> None:
+        super().__init__(config, hidden_size, num_layers)
+        m, r, E = config.prompt_length, config.rank, config.num_experts
+        self.A = nn.Parameter(torch.empty(E, m, r))  # (E, m, r) per expert
+        self.B = nn.Parameter(torch.empty(r, hidden_size))  # (r, d) shared
+        init_prompt_(self.A, config.init)
+        init_prompt_(self.B, config.init)
+        self.A.requires_grad_(config.train_prompts)
+        self.B.requires_grad_(config.train_prompts)
+        self.router = Router(
+            hidden_size,
+            E,
+            routing="topk",
+            top_k=config.top_k,
+            noise_sigma=config.noise_sigma,
+            noise="multiplicative",
+            renormalize=True,
+            bias=True,
+        )
+        self.router.requires_grad_(config.train_router)
+
+    def routers(self) -> list[Router]:
+        return [self.router]
+
+    def experts(self) -> torch.Tensor:
+        return self.A @ self.B  # (E, m, d)
+
+    def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        assert pooled is not None
+        route = self.router(pooled)
+        self._record(position, route)
+        return combine_experts(self.experts(), route)  # (B, m, d)
+
+    @torch.no_grad()
+    def init_from_embeddings(self, embeddings: torch.Tensor, noise: float = 0.01) -> None:
+        """SVD initialisation: embeddings (T, d) of task text, T >= m.
+
+        ``A = U_r S_r^{1/2}`` (first m rows) for every expert, plus small noise so
+        experts can specialise; ``B = S_r^{1/2} V_r^T``.
+        """
+        m, r = self.A.shape[1], self.A.shape[2]
+        if embeddings.shape[0] < m or min(embeddings.shape) < r:
+            raise MeptError(f"SVD init needs at least {max(m, r)} embedding rows, got {embeddings.shape[0]}")
+        U, S, Vh = torch.linalg.svd(embeddings.float(), full_matrices=False)
+        root = S[:r].sqrt()
+        A = U[:m, :r] * root  # (m, r)
+        self.B.copy_(root[:, None] * Vh[:r])  # (r, d)
+        self.A.copy_(A.expand_as(self.A) + noise * A.std() * torch.randn_like(self.A))

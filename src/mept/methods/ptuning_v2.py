@@ -1,0 +1,25 @@
+"""P-Tuning v2 (Liu et al., 2022), as framed by the MEPT paper: a separate prompt at every layer.
+
+The original inserts per-layer prefix key/values; like the MEPT paper we
+insert per-layer prompt tokens through the shared slot mechanism. 100 prompt
+tokens is the usual length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mept.config import PromptConfig
+from mept.methods.base import DeepPrompts
+from mept.registry import register_method
+
+
+@dataclass
+class PTuningV2Config(PromptConfig):
+    method = "ptuning_v2"
+    prompt_length: int = 100
+
+
+@register_method
+class PTuningV2(DeepPrompts):
+    config_class = PTuningV2Config

@@ -1,0 +1,291 @@
+"""``PromptedModel``: a frozen Hugging Face backbone plus a trainable prompt method.
+
+It looks like the bare backbone from outside: same call signature, same
+output object, and token-level outputs (logits, hidden states, attentions)
+never include the prompt slots, so evaluation code and trainers work
+unchanged. Only prompts, routers and -- for classification -- the task head
+are trainable; :meth:`save_pretrained` writes just those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mept.config import PromptConfig
+from mept.errors import MeptError
+from mept.inject.slots import SlotInjector
+from mept.inject.spec import BackboneSpec, inspect_backbone
+from mept.methods.base import PromptMethod
+from mept.registry import method_class
+
+WEIGHTS_NAME = "adapter_model.safetensors"
+CONFIG_NAME = "adapter_config.json"
+HEAD_NAMES = ("classifier", "score", "qa_outputs")  # task heads HF adds on top of a base model
+
+
+class PromptedModel(nn.Module):
+    def __init__(self, backbone: nn.Module, config: PromptConfig, *, balance_loss: float | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.spec: BackboneSpec = inspect_backbone(backbone)
+        self.prompt_config = config
+        self.method: PromptMethod = method_class(config.method)(config, self.spec.hidden_size, self.spec.num_layers)
+        self.balance_loss = getattr(config, "balance_loss", 0.0) if balance_loss is None else balance_loss
+        self.head_names = [n for n in HEAD_NAMES if isinstance(getattr(backbone, n, None), nn.Module)]
+        self.backbone.requires_grad_(False)
+        for name in self.head_names:
+            getattr(backbone, name).requires_grad_(True)
+        layers = backbone.get_submodule(self.spec.layers_path)
+        self.injector = SlotInjector(self.method, layers, self.spec.slot_offset)
+        self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
+        if self.spec.modality == "image":
+            backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots)
+
+    # --- forward --------------------------------------------------------------------
+
+    @property
+    def num_slots(self) -> int:
+        return self.method.num_slots
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs: Any,
+    ):
+        if self.spec.modality == "image":
+            if pixel_values is None:
+                raise MeptError("this backbone takes images: pass pixel_values")
+            self.method.routes.clear()
+            try:
+                out = self.backbone(pixel_values=pixel_values, labels=labels, **kwargs)
+            finally:
+                self.injector.end()
+            return self._finish(out)
+        if input_ids is None:
+            raise MeptError("pass input_ids (prompted text models build their own input embeddings)")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        self._check_length(input_ids.shape[1])
+        slotted: dict[str, Any] = {
+            "input_ids": self.injector.insert(input_ids, self.slot_token_id),
+            "attention_mask": self.injector.insert(attention_mask, 1),
+        }
+        if token_type_ids is not None:
+            slotted["token_type_ids"] = self.injector.insert(token_type_ids, 0)
+        if labels is not None:
+            # Causal LMs score every position: slots carry no target. Others' labels are per example / decoder side.
+            slotted["labels"] = self.injector.insert(labels, -100) if self.spec.task_type == "causal_lm" else labels
+        self.method.routes.clear()
+        self.injector.begin(attention_mask)
+        try:
+            out = self.backbone(**slotted, **kwargs)
+        finally:
+            self.injector.end()
+        return self._finish(out)
+
+    def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
+        mask = torch.ones(output.shape[:2], dtype=torch.long, device=output.device)
+        self.injector.begin(mask)
+        return self.injector.insert(output, 0.0)
+
+    def _finish(self, out):
+        token_keys = ("encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")
+        if self.spec.task_type != "seq2seq":
+            token_keys = ("last_hidden_state", "hidden_states", "attentions")
+            if self.spec.task_type == "causal_lm":
+                token_keys += ("logits",)
+        for key in token_keys:
+            value = out.get(key) if hasattr(out, "get") else None
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                out[key] = tuple(self._strip(v, key) for v in value)
+            else:
+                out[key] = self._strip(value, key)
+        aux = self.method.aux_loss()
+        if self.training and self.balance_loss and aux is not None and out.get("loss") is not None:
+            out["loss"] = out["loss"] + self.balance_loss * aux
+        return out
+
+    def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
+        value = self.injector.remove_slots(value, dim=1 if "attentions" not in key else 2)
+        return self.injector.remove_slots(value, dim=3) if "attentions" in key else value
+
+    def _check_length(self, length: int) -> None:
+        limit = self.spec.max_positions
+        if limit is not None and self.spec.modality == "text" and length + self.num_slots > limit:
+            raise MeptError(
+                f"input length {length} + {self.num_slots} prompt slots exceeds the model's {limit} positions; "
+                f"lower --max-length to {limit - self.num_slots} or use fewer prompt tokens"
+            )
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
+        """Generate with prompts routed once from the prompt text; returns sequences without slots.
+
+        With the KV cache, slots are written at prefill and reused for every new
+        token; without it, each step re-runs the slots with routing pooled over
+        the prompt alone -- the two give the same greedy outputs.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        self._check_length(input_ids.shape[1])
+        self.method.routes.clear()
+        self.injector.begin(attention_mask)
+        try:
+            out = self.backbone.generate(
+                input_ids=self.injector.insert(input_ids, self.slot_token_id),
+                attention_mask=self.injector.insert(attention_mask, 1),
+                **kwargs,
+            )
+        finally:
+            self.injector.end()
+        if self.spec.task_type == "causal_lm":
+            sequences = out if isinstance(out, torch.Tensor) else out.sequences
+            sequences = self.injector.remove_slots(sequences, dim=1)
+            if isinstance(out, torch.Tensor):
+                return sequences
+            out.sequences = sequences
+        return out
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    # --- introspection ----------------------------------------------------------------
+
+    def routing_trace(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Last forward's routing: layer id -> (probs (B, E), chosen (B,))."""
+        return {layer: (r.probs, r.chosen) for layer, r in sorted(self.method.routes.items())}
+
+    def head_parameters(self) -> dict[str, torch.Tensor]:
+        return {f"{n}.{k}": v for n in self.head_names for k, v in getattr(self.backbone, n).state_dict().items()}
+
+    def parameter_report(self) -> dict[str, Any]:
+        groups = self.method.parameter_groups()
+        head = sum(v.numel() for v in self.head_parameters().values())
+        head_ids = {id(p) for n in self.head_names for p in getattr(self.backbone, n).parameters()}
+        backbone = sum(p.numel() for p in self.backbone.parameters() if id(p) not in head_ids)
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        layers = len(self.method.layer_ids)
+        return {
+            "method": self.prompt_config.method,
+            "trainable": trainable,
+            "prompt": groups["prompt"],
+            "router": groups["router"],
+            "head": head,
+            "backbone": backbone,
+            "trainable_percent": 100.0 * trainable / backbone,
+            "prompted_layers": layers,
+            "activated_prompt_tokens_per_layer": self.num_slots,
+            "activated_prompt_tokens": self.num_slots * layers,
+        }
+
+    def print_trainable_parameters(self) -> None:
+        r = self.parameter_report()
+        print(
+            f"trainable params: {r['trainable']:,} || backbone params: {r['backbone']:,} || "
+            f"trainable%: {r['trainable_percent']:.4f} || activated prompt tokens: "
+            f"{r['activated_prompt_tokens_per_layer']} x {r['prompted_layers']} layers"
+        )
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"method.{k}": v for k, v in self.method.state_dict().items()}
+        state.update({f"head.{k}": v for k, v in self.head_parameters().items()})
+        return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        """Write ``adapter_model.safetensors`` (trained weights only) and ``adapter_config.json``, atomically."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "method": self.prompt_config.method,
+            "config": self.prompt_config.to_dict(),
+            "backbone": {"name_or_path": getattr(self.backbone.config, "_name_or_path", ""), **self.spec.describe()},
+            "head": self.head_names,
+        }
+        atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(self.adapter_state_dict(), tmp))
+        atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+
+    def load_adapter_weights(self, state: dict[str, torch.Tensor]) -> None:
+        method_state = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
+        self.method.load_state_dict(method_state, strict=True)
+        for name in self.head_names:
+            prefix = f"head.{name}."
+            head_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if head_state:
+                getattr(self.backbone, name).load_state_dict(head_state, strict=True)
+
+    @classmethod
+    def from_pretrained(cls, backbone: nn.Module, path: str | os.PathLike) -> "PromptedModel":
+        meta = read_adapter_config(path)
+        from mept.registry import method_class as _method_class
+
+        config = _method_class(meta["method"]).config_class.from_dict(meta["config"])
+        spec = inspect_backbone(backbone)
+        saved = meta["backbone"]
+        for key in ("hidden_size", "num_layers"):
+            if saved.get(key) != getattr(spec, key):
+                raise MeptError(
+                    f"checkpoint {path} was trained on a backbone with {key}={saved.get(key)} "
+                    f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
+                    f"{key}={getattr(spec, key)}; load it onto the backbone it was trained with"
+                )
+        model = cls(backbone, config)
+        state = load_file(str(Path(path) / WEIGHTS_NAME))
+        try:
+            model.load_adapter_weights(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise MeptError(f"checkpoint {path} does not fit this backbone/method: {first}") from None
+        device = next(backbone.parameters()).device
+        return model.to(device)
+
+
+def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    cfg = path / CONFIG_NAME
+    if not cfg.exists() or not (path / WEIGHTS_NAME).exists():
+        raise MeptError(f"{path} is not a mept checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    try:
+        return json.loads(cfg.read_text())
+    except json.JSONDecodeError as exc:
+        raise MeptError(f"{cfg} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def atomic_write(dest: Path, write) -> None:
+    """Write through a temp file in the same folder and rename: a crash never leaves a half file."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def get_model(backbone: nn.Module, config: PromptConfig) -> PromptedModel:
+    """Wrap a frozen backbone with the method ``config`` names (PEFT's ``get_peft_model``)."""
+    device = next(backbone.parameters()).device
+    return PromptedModel(backbone, config).to(device)
+
+
+def load(backbone: nn.Module, path: str | os.PathLike) -> PromptedModel:
+    """Restore a saved prompt method onto ``backbone``."""
+    return PromptedModel.from_pretrained(backbone, path)

@@ -1,0 +1,44 @@
+"""Method registry: a method name maps to its config class and its module class.
+
+A method module registers itself with ``@register_method`` on import;
+``mept.methods`` imports them all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mept.errors import MeptError
+
+if TYPE_CHECKING:
+    from mept.config import PromptConfig
+    from mept.methods.base import PromptMethod
+
+_METHODS: dict[str, type["PromptMethod"]] = {}
+
+
+def register_method(cls: type["PromptMethod"]) -> type["PromptMethod"]:
+    name = cls.config_class.method
+    if not name:
+        raise ValueError(f"{cls.__name__}.config_class has no method name")
+    _METHODS[name] = cls
+    return cls
+
+
+def method_class(name: str) -> type["PromptMethod"]:
+    import mept.methods  # noqa: F401  (registers every method)
+
+    if name not in _METHODS:
+        raise MeptError(f"unknown method {name!r}; known methods: {', '.join(method_names())}")
+    return _METHODS[name]
+
+
+def method_names() -> list[str]:
+    import mept.methods  # noqa: F401
+
+    return sorted(_METHODS)
+
+
+def make_config(name: str, **settings: Any) -> "PromptConfig":
+    """Build a method's config from its name and keyword settings (unknown keys are errors)."""
+    return method_class(name).config_class.from_dict(settings)

@@ -1,0 +1,137 @@
+"""Routers: pick expert prompts per example, batched, and say why.
+
+Every routed method (SMoP, MEPT, PT-MoE) uses :class:`Router`. A router turns a
+pooled representation ``x`` (B, d) into a :class:`Route`: for each example the
+indices of the experts it uses and their weights, plus the clean softmax
+probabilities that analysis tools record. Experts are combined by gathering
+(:func:`combine_experts`), never by a Python loop over examples.
+
+Strategies (MEPT paper ablations, Table 5):
+
+- ``top1``: ``p = softmax(W x)``; take ``argmax p`` and scale the expert by its
+  probability ``p_i`` (unrenormalised) -- the router's only gradient path.
+- ``perturb``: as top1 but the logits get Gaussian noise ``sigma * eps`` in
+  training (SMoP's default).
+- ``gumbel``: Gumbel noise with temperature ``tau``, hard top-1 with a
+  straight-through estimator (forward weight 1, backward through the soft sample).
+- ``dense``: every expert weighted by ``p``.
+- ``stochastic``: a uniformly random expert with weight 1 in training (the
+  router learns nothing), the mean of all experts at evaluation.
+- ``topk`` with ``k > 1``: the ``k`` best experts; weights are their
+  probabilities, or a softmax over their logits when ``renormalize`` (PT-MoE).
+
+``noise="multiplicative"`` gives PT-MoE's ``l * (1 + eps)`` logit noise instead
+of the additive kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROUTINGS = ("top1", "perturb", "gumbel", "dense", "stochastic", "topk")
+
+
+@dataclass
+class Route:
+    index: torch.Tensor  # (B, k) long: experts each example uses
+    weight: torch.Tensor  # (B, k): their weights
+    probs: torch.Tensor  # (B, E): clean softmax probabilities, for analysis
+    chosen: torch.Tensor  # (B,) long: the top-1 expert, for analysis
+
+
+class Router(nn.Module):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_experts: int,
+        routing: str = "top1",
+        *,
+        top_k: int = 1,
+        noise_sigma: float = 1.0,
+        noise: str = "additive",
+        gumbel_tau: float = 1.0,
+        renormalize: bool = False,
+        bias: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}")
+        self.linear = nn.Linear(hidden_size, num_experts, bias=bias)
+        nn.init.orthogonal_(self.linear.weight)
+        if bias:
+            nn.init.zeros_(self.linear.bias)
+        self.num_experts = num_experts
+        self.routing = routing
+        self.top_k = num_experts if routing == "dense" else (top_k if routing == "topk" else 1)
+        self.noise_sigma = noise_sigma
+        self.noise = noise
+        self.gumbel_tau = gumbel_tau
+        self.renormalize = renormalize
+        self.dropout = nn.Dropout(dropout)
+        self.aux_loss: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> Route:
+        logits = self.linear(self.dropout(x.to(self.linear.weight.dtype)))  # (B, E)
+        probs = logits.softmax(-1)
+        chosen = probs.argmax(-1)
+        B, E = logits.shape
+        if self.routing == "stochastic":
+            if self.training:
+                index = torch.randint(E, (B, 1), device=x.device)
+                weight = torch.ones(B, 1, device=x.device, dtype=probs.dtype)
+            else:
+                index = torch.arange(E, device=x.device).expand(B, E)
+                weight = torch.full((B, E), 1.0 / E, device=x.device, dtype=probs.dtype)
+            return self._finish(Route(index, weight, probs, index[:, 0] if self.training else chosen), probs)
+
+        if self.routing == "gumbel":
+            if self.training:
+                gumbel = -torch.empty_like(logits).exponential_().log()
+                soft = ((logits + gumbel) / self.gumbel_tau).softmax(-1)
+                index = soft.argmax(-1, keepdim=True)
+                picked = soft.gather(1, index)
+                weight = 1.0 + picked - picked.detach()  # straight-through: value 1, gradient of soft
+            else:
+                index = chosen[:, None]
+                weight = torch.ones(B, 1, device=x.device, dtype=probs.dtype)
+            return self._finish(Route(index, weight, probs, index[:, 0]), probs)
+
+        noisy = logits
+        if self.training and self.routing in ("perturb", "topk") and self.noise_sigma > 0:
+            eps = torch.randn_like(logits) * self.noise_sigma
+            noisy = logits * (1 + eps) if self.noise == "multiplicative" else logits + eps
+        if self.routing == "dense":
+            index = torch.arange(E, device=x.device).expand(B, E)
+            return self._finish(Route(index, probs, probs, chosen), probs)
+        top_logits, index = noisy.topk(self.top_k, dim=-1)  # (B, k)
+        if self.renormalize:
+            weight = top_logits.softmax(-1)
+        else:
+            weight = noisy.softmax(-1).gather(1, index)
+        return self._finish(Route(index, weight, probs, index[:, 0]), probs)
+
+    def _finish(self, route: Route, probs: torch.Tensor) -> Route:
+        # Switch-Transformer balance loss: E * sum_e f_e * P_e, minimal (=1) when uniform.
+        frac = F.one_hot(route.chosen, self.num_experts).float().mean(0)
+        self.aux_loss = self.num_experts * (frac * probs.float().mean(0)).sum()
+        return route
+
+
+def combine_experts(experts: torch.Tensor, route: Route) -> torch.Tensor:
+    """Weighted sum of the routed experts: experts (E, m, d) -> prompts (B, m, d)."""
+    picked = experts[route.index]  # (B, k, m, d)
+    return (picked * route.weight.to(experts.dtype)[:, :, None, None]).sum(1)
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens only, so an example's routing never depends on its batch mates' padding.
+
+    hidden (B, T, d), mask (B, T) -> (B, d)
+    """
+    mask = mask.to(hidden.dtype)[..., None]  # (B, T, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
