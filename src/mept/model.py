@@ -34,6 +34,8 @@ HEAD_NAMES = ("classifier", "score", "qa_outputs")  # task heads HF adds on top 
 class PromptedModel(nn.Module):
     def __init__(self, backbone: nn.Module, config: PromptConfig, *, balance_loss: float | None = None) -> None:
         super().__init__()
+        if getattr(backbone, "_mept_wrapped", False):
+            raise MeptError("this backbone is already wrapped by a PromptedModel; call .unload() on that one first")
         self.backbone = backbone
         self.spec: BackboneSpec = inspect_backbone(backbone)
         self.prompt_config = config
@@ -47,7 +49,14 @@ class PromptedModel(nn.Module):
         self.injector = SlotInjector(self.method, layers, self.spec.slot_offset)
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
         if self.spec.modality == "image":
-            backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots)
+            self.injector.handles.append(backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots))
+        backbone._mept_wrapped = True
+
+    def unload(self) -> nn.Module:
+        """Remove the hooks and hand back the bare backbone (still frozen)."""
+        self.injector.remove()
+        self.backbone._mept_wrapped = False
+        return self.backbone
 
     # --- forward --------------------------------------------------------------------
 
@@ -86,7 +95,7 @@ class PromptedModel(nn.Module):
             slotted["token_type_ids"] = self.injector.insert(token_type_ids, 0)
         if labels is not None:
             # Causal LMs score every position: slots carry no target. Others' labels are per example / decoder side.
-            slotted["labels"] = self.injector.insert(labels, -100) if self.spec.task_type == "causal_lm" else labels
+            slotted["labels"] = self._slot_labels(labels) if self.spec.task_type == "causal_lm" else labels
         self.method.routes.clear()
         self.injector.begin(attention_mask)
         try:
@@ -94,6 +103,13 @@ class PromptedModel(nn.Module):
         finally:
             self.injector.end()
         return self._finish(out)
+
+    def _slot_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        # Slots carry no target, and the first token is no target either: the bare backbone has no
+        # position that predicts it, so the loss stays the one computed from the returned logits.
+        labels = self.injector.insert(labels, -100)
+        labels[:, self.spec.slot_offset + self.num_slots] = -100
+        return labels
 
     def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
@@ -162,7 +178,11 @@ class PromptedModel(nn.Module):
         return out
 
     def gradient_checkpointing_enable(self) -> None:
-        self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable = getattr(self.backbone, "activation_checkpointing_enable", None)  # transformers >= 5 name
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     # --- introspection ----------------------------------------------------------------
 
