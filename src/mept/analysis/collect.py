@@ -1,0 +1,92 @@
+"""Run a trained model over evaluation data and collect what the analysis needs.
+
+Per task: the routing probabilities and top-1 expert of every example at
+every prompted layer, the final-layer hidden states mean-pooled over real
+tokens (prompt slots are never part of the returned states), and, for
+comparison, the same pooled states and input embeddings from the frozen
+backbone with no prompts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mept.analysis.pathways import RoutingTrace
+from mept.analysis.report import write_report
+from mept.encode import Encoder, Feature
+from mept.errors import MeptError
+from mept.evaluate import batches, model_inputs, to_device
+from mept.model import PromptedModel
+from mept.routing import masked_mean
+
+
+@torch.no_grad()
+def collect(
+    model: PromptedModel, encoder: Encoder, task: str, features: list[Feature], batch_size: int = 32, baseline: bool = False
+) -> dict[str, Any]:
+    """Routing trace and pooled representations of one task's examples."""
+    model.eval()
+    device = next(model.parameters()).device
+    probs, chosen, pooled, base_pooled, base_inputs = [], [], [], [], []
+    for chunk in batches(features, batch_size):
+        batch = model_inputs(to_device(encoder.collate(chunk, train=False), device))
+        batch.pop("labels", None)
+        out = model(**batch, output_hidden_states=True)
+        trace = model.routing_trace()
+        if trace:
+            probs.append(torch.stack([p for p, _ in trace.values()], 1).float().cpu())  # (B, L, E)
+            chosen.append(torch.stack([c for _, c in trace.values()], 1).cpu())  # (B, L)
+        mask = batch.get("attention_mask")
+        pooled.append(_pool(_last_hidden(out), mask))
+        if baseline:  # the same backbone, hooks idle: no prompts at all
+            base = model.backbone(**batch, output_hidden_states=True)
+            states = base.encoder_hidden_states if hasattr(base, "encoder_hidden_states") and base.encoder_hidden_states else base.hidden_states
+            base_pooled.append(_pool(states[-1], mask))
+            base_inputs.append(_pool(states[0], mask))
+    result: dict[str, Any] = {
+        "features": torch.cat(pooled).numpy(),
+        "labels": np.array([f.example.label for f in features]),
+    }
+    if probs:
+        result["trace"] = RoutingTrace(
+            task=task, layers=list(model.routing_trace()), probs=torch.cat(probs).numpy(),
+            chosen=torch.cat(chosen).numpy(), labels=result["labels"],
+        )
+    if baseline:
+        result["baseline_features"] = torch.cat(base_pooled).numpy()
+        result["input_embeddings"] = torch.cat(base_inputs).numpy()
+    return result
+
+
+def _last_hidden(out: Any) -> torch.Tensor:
+    states = getattr(out, "encoder_hidden_states", None) or out.hidden_states
+    return states[-1]
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        mask = torch.ones(hidden.shape[:2], device=hidden.device)
+    return masked_mean(hidden.float(), mask).cpu()
+
+
+def analyze_run(prepared: Any, out: Path, max_per_task: int = 200, baseline: bool = True) -> dict[str, Any]:
+    """Collect per task (at most ``max_per_task`` examples each) and write the report folder."""
+    model, encoder = prepared.model, prepared.encoder
+    if not model.method.routed:
+        raise MeptError(f"method {model.prompt_config.method!r} has no router to analyse; use mept, smop or ptmoe")
+    traces, features, labels, base, inputs = [], {}, {}, {}, {}
+    for task, feats in prepared.eval_sets.items():
+        got = collect(model, encoder, task, feats[:max_per_task], prepared.config.eval_batch_size, baseline)
+        traces.append(got["trace"])
+        features[task], labels[task] = got["features"], got["labels"]
+        if baseline:
+            base[task], inputs[task] = got["baseline_features"], got["input_embeddings"]
+    out.mkdir(parents=True, exist_ok=True)
+    return write_report(
+        out, traces, features=features, feature_labels=labels,
+        baseline_features=base or None, input_embeddings=inputs or None,
+    )

@@ -1,0 +1,256 @@
+"""``mept`` command line: train, eval, analyze, and listings.
+
+Subcommands mirror the package: ``train`` -> :mod:`mept.train`, ``eval`` ->
+:mod:`mept.evaluate`, ``analyze`` -> :mod:`mept.analysis`. Every user error
+is one line on stderr (``error: ...``) and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from mept.errors import MeptError
+
+TRAIN_FLAGS: dict[str, dict[str, Any]] = {
+    "--method": {"help": "prompt method (mept, prompt_tuning, ptuning_v2, smop, vfpt, ptmoe)"},
+    "--model": {"help": "hub id, local path, or offline alias: minilm, smollm2"},
+    "--task": {"dest": "tasks", "nargs": "+", "help": "task(s); 'all' / 'bb-superglue' = offline suite, 'superglue' = the 7 SuperGLUE tasks"},
+    "--tasks": {"dest": "tasks", "nargs": "+", "help": "same as --task (several tasks = mixture training)"},
+    "--eval-tasks": {"nargs": "+", "help": "cross-task: evaluate on these instead of the training tasks"},
+    "--dataset": {"dest": "tasks", "nargs": "+", "help": "same as --task (image sets: bb-cifar10, fashion-mnist)"},
+    "--format": {"help": "auto, cls, causal_lm, seq2seq, image_cls"},
+    "--source": {"help": "auto, jsonl, hub"},
+    "--data-dir": {"help": "local SuperGLUE release folder (train.jsonl / val.jsonl per task)"},
+    "--train-file": {"help": "your own CSV/JSONL training data"},
+    "--val-file": {"help": "your own CSV/JSONL validation data"},
+    "--text-field": {}, "--text-pair-field": {}, "--label-field": {},
+    "--template": {"help": "format string over your file's fields, e.g. 'review: {text}'"},
+    "--verbalizer": {"nargs": "+", "help": "label words in label-id order"},
+    "--prompt-length": {"type": int, "help": "m, prompt tokens per layer"},
+    "--experts": {"type": int, "help": "router experts N_r (mept, ptmoe) or prompts (smop)"},
+    "--epochs": {"type": float}, "--max-steps": {"type": int},
+    "--lr": {"type": float, "help": "learning rate of prompts and routers"},
+    "--head-lr": {"type": float},
+    "--lr-grid": {"nargs": "+", "help": "learning rates to try (best on validation wins), or 'paper'"},
+    "--weight-decay": {"type": float}, "--warmup-ratio": {"type": float},
+    "--batch-size": {"type": int}, "--eval-batch-size": {"type": int},
+    "--max-length": {"type": int, "help": "max tokens including prompt slots"},
+    "--max-train-examples": {"type": int, "help": "per task"}, "--max-eval-examples": {"type": int, "help": "per task"},
+    "--eval-every": {"type": int}, "--save-every": {"type": int},
+    "--seed": {"type": int}, "--seeds": {"type": int, "nargs": "+", "help": "several runs: mean and std"},
+    "--eval-mode": {"help": "rank (default) or generate, for text-to-text / causal classification"},
+    "--mixed-precision": {"help": "no, fp16, bf16 (GPU)"},
+    "--quantize": {"help": "8bit or 4bit backbone (bitsandbytes, GPU)"},
+    "--output": {"help": "run folder (default runs/latest)"},
+}
+BOOL_FLAGS = {"--gradient-checkpointing": "gradient_checkpointing", "--overwrite": "overwrite"}
+
+
+def _method_args(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise MeptError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mept", description="Mixture-of-Expert Prompt Tuning on frozen transformers")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser("train", help="train prompts (no arguments: MEPT on the offline bb-superglue suite with MiniLM)")
+    tr.add_argument("--config", help="YAML or JSON file of training settings (flags override it)")
+    for flag, kw in TRAIN_FLAGS.items():
+        tr.add_argument(flag, default=None, **kw)
+    for flag, dest in BOOL_FLAGS.items():
+        tr.add_argument(flag, dest=dest, action="store_true", default=None)
+    tr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE",
+                    help="any method setting, e.g. --set routing=gumbel shared=off layers=1-6")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    tr.add_argument("--no-progress", action="store_true")
+
+    ev = sub.add_parser("eval", help="evaluate a trained run (its best checkpoint), optionally on other tasks")
+    ev.add_argument("run_dir")
+    ev.add_argument("--task", "--tasks", dest="tasks", nargs="+", help="tasks to evaluate (default: the run's)")
+    ev.add_argument("--split", default="validation", choices=["validation", "test"])
+    ev.add_argument("--data-dir")
+    ev.add_argument("--max-eval-examples", type=int)
+    ev.add_argument("--eval-mode", choices=["rank", "generate"])
+
+    an = sub.add_parser("analyze", help="routing pathways, expert utilisation, t-SNE of a trained routed run")
+    an.add_argument("run_dir")
+    an.add_argument("--tasks", nargs="+", help="tasks to analyse (default: the run's)")
+    an.add_argument("--out", help="output folder (default RUN_DIR/analysis)")
+    an.add_argument("--max-per-task", type=int, default=200)
+    an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
+
+    sub.add_parser("methods", help="list prompt methods")
+    sub.add_parser("tasks", help="list tasks")
+    pr = sub.add_parser("params", help="print the parameter report of a method on a backbone")
+    pr.add_argument("--method", default="mept")
+    pr.add_argument("--model", default="minilm")
+    pr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE")
+    return parser
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from mept.train_config import TrainConfig, PAPER_LR_GRID
+
+    values = {}
+    for flag, kw in {**TRAIN_FLAGS, **{f: {"dest": d} for f, d in BOOL_FLAGS.items()}}.items():
+        dest = kw.get("dest", flag.lstrip("-").replace("-", "_"))
+        if getattr(args, dest, None) is not None:
+            values[dest] = getattr(args, dest)
+    if args.method_args:
+        values["method_args"] = _method_args(args.method_args)
+    if args.no_progress:
+        values["progress"] = False
+    grid = values.get("lr_grid")
+    if grid is not None:
+        if grid == ["paper"]:
+            method = values.get("method", "mept")
+            values["lr_grid"] = PAPER_LR_GRID.get(method, PAPER_LR_GRID["default"])
+        else:
+            try:
+                values["lr_grid"] = [float(x) for x in grid]
+            except ValueError:
+                raise MeptError(f"--lr-grid takes numbers or 'paper', got {' '.join(grid)}") from None
+    if args.resume and not args.config:
+        out = Path(values.get("output", "runs/latest"))
+        saved = out / "run_config.json"
+        if saved.exists():  # resume what was started, whatever flags are repeated
+            return TrainConfig.from_dict({**json.loads(saved.read_text()), **{k: v for k, v in values.items() if k == "progress"}})
+    if args.config:
+        return TrainConfig.from_file(args.config, **values)
+    return TrainConfig.from_dict(values, origin="command line")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from mept.train import run
+
+    cfg = train_config_from_args(args)
+    metrics = run(cfg, resume=args.resume)
+    print_scores(metrics)
+    print(f"wrote {Path(cfg.output) / 'metrics.json'}")
+
+
+def print_scores(metrics: dict[str, Any]) -> None:
+    rows = []
+    for task, result in metrics["tasks"].items():
+        score = result.get("score", result.get("mean"))
+        extra = f" ± {result['std']:.2f}" if "std" in result else ""
+        baseline = metrics.get("majority", {}).get(task)
+        rows.append(f"  {task:<16} {score:6.2f}{extra}" + (f"   (majority {baseline:.2f})" if baseline is not None else ""))
+    avg = metrics["average"]
+    avg_text = f"{avg['mean']:.2f} ± {avg['std']:.2f}" if isinstance(avg, dict) else f"{avg:.2f}"
+    print("validation scores:")
+    print("\n".join(rows))
+    print(f"  {'average':<16} {avg_text}")
+    if "trainable_percent" in metrics:
+        print(f"trainable: {metrics['trainable_percent']:.3f}% of the backbone, "
+              f"activated prompt tokens: {metrics['activated_prompt_tokens']}")
+
+
+def load_run(run_dir: str, **overrides: Any):
+    """Rebuild a trained run's model (best checkpoint) and data."""
+    from safetensors.torch import load_file
+
+    from mept.model import WEIGHTS_NAME
+    from mept.train import RUN_CONFIG, prepare
+    from mept.train_config import TrainConfig
+
+    run = Path(run_dir)
+    if not (run / RUN_CONFIG).exists():
+        raise MeptError(f"{run} is not a mept run folder (no {RUN_CONFIG}); point at the --output of `mept train`")
+    if not (run / "best" / WEIGHTS_NAME).exists():
+        seeds = sorted(run.glob("seed-*"))
+        if seeds:
+            run = seeds[0]
+        else:
+            raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME}); did the training finish?")
+    cfg = TrainConfig.from_dict(json.loads((run / RUN_CONFIG).read_text()))
+    eval_tasks = overrides.pop("tasks", None)
+    cfg = replace(cfg, progress=False, **{k: v for k, v in overrides.items() if v is not None})
+    prepared = prepare(cfg, eval_tasks=eval_tasks)
+    prepared.model.load_adapter_weights(load_file(str(run / "best" / WEIGHTS_NAME)))
+    return prepared
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from mept.evaluate import evaluate
+
+    p = load_run(args.run_dir, tasks=args.tasks, data_dir=args.data_dir,
+                 max_eval_examples=args.max_eval_examples, eval_mode=args.eval_mode)
+    sets = p.eval_sets if args.split == "validation" else p.test_sets
+    if not sets:
+        raise MeptError(f"split {args.split!r} is not available for these tasks")
+    result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode)
+    result["split"] = args.split
+    print_scores(result)
+    name = f"eval_{args.split}_{'-'.join(sets)}.json"
+    (Path(args.run_dir) / name).write_text(json.dumps(result, indent=2))
+    print(f"wrote {Path(args.run_dir) / name}")
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from mept.analysis.collect import analyze_run
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
+    p = load_run(args.run_dir, tasks=args.tasks)
+    result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline)
+    print(result["summary"])
+    for name, path in result["files"].items():
+        print(f"wrote {path}")
+
+
+def cmd_params(args: argparse.Namespace) -> None:
+    import mept
+    from mept.backbones import load_backbone
+
+    backbone = load_backbone(args.model, "base")
+    model = mept.get_model(backbone.model, mept.make_config(args.method, **_method_args(args.method_args)))
+    print(json.dumps(model.parameter_report(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            cmd_train(args)
+        elif args.command == "eval":
+            cmd_eval(args)
+        elif args.command == "analyze":
+            cmd_analyze(args)
+        elif args.command == "params":
+            cmd_params(args)
+        elif args.command == "methods":
+            from mept.registry import method_names
+
+            print("\n".join(method_names()))
+        elif args.command == "tasks":
+            from mept import data
+
+            for name in data.task_names():
+                spec = data.get_task(name)
+                print(f"{name:<16} {spec.kind:<15} {spec.metric:<12} {' / '.join(spec.verbalizer)}")
+    except MeptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume with `mept train --resume --output DIR`", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""From rendered :class:`Example` s to model inputs, for each output form.
+
+- ``cls``: a classification head over the *label space*: the union of the
+  verbalizer words of every task in the run, so mixture training shares one
+  head and tasks that share a word (``entailment``) share a class. Each
+  example may only choose among its own task's words (``allowed`` mask).
+- ``seq2seq``: T5 text-to-text; the decoder produces the verbalizer word / answer.
+- ``causal_lm``: a decoder reads ``text`` then ``ANSWER_SEP`` and continues with the target.
+- ``image_cls``: pixel values from the model's own image processor.
+
+Inputs are tokenised once, up front; truncation is counted and reported,
+never silent. The budget for text tokens is ``max_length - prompt slots``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mept.data.examples import Example
+from mept.data.registry import TaskSpec
+from mept.errors import MeptError
+
+ANSWER_SEP = "\nAnswer:"
+
+
+@dataclass
+class LabelSpace:
+    words: list[str]
+    task_words: dict[str, list[int]]  # task -> class ids of its verbalizer, in label-id order
+
+    @classmethod
+    def build(cls, specs: list[TaskSpec]) -> "LabelSpace":
+        words: list[str] = []
+        task_words: dict[str, list[int]] = {}
+        for spec in specs:
+            ids = []
+            for w in spec.verbalizer:
+                if w not in words:
+                    words.append(w)
+                ids.append(words.index(w))
+            task_words[spec.name] = ids
+        return cls(words, task_words)
+
+    def add_task(self, spec: TaskSpec) -> None:
+        """Map an evaluation-only task onto the existing head (cross-task evaluation)."""
+        missing = [w for w in spec.verbalizer if w not in self.words]
+        if missing:
+            raise MeptError(
+                f"task {spec.name!r} needs label word(s) {', '.join(missing)} that the trained head does not have "
+                f"(it knows {', '.join(self.words)}); evaluate it with a text-to-text or causal model instead"
+            )
+        self.task_words[spec.name] = [self.words.index(w) for w in spec.verbalizer]
+
+    def allowed(self, task: str) -> torch.Tensor:
+        mask = torch.zeros(len(self.words), dtype=torch.bool)
+        mask[self.task_words[task]] = True
+        return mask
+
+
+@dataclass
+class Feature:
+    example: Example
+    input_ids: list[int] = field(default_factory=list)
+    target_ids: list[int] = field(default_factory=list)
+    truncated: bool = False
+
+
+class Encoder:
+    def __init__(self, form: str, processor: Any, num_slots: int, max_length: int, labels: LabelSpace | None) -> None:
+        self.form = form
+        self.processor = processor
+        self.labels = labels
+        self.text_budget = max_length - num_slots
+
+    # --- featurising -------------------------------------------------------------------
+
+    def featurize(self, examples: list[Example]) -> tuple[list[Feature], int]:
+        """Tokenise every example once; returns the features and how many were truncated."""
+        if self.form == "image_cls":
+            return [Feature(e) for e in examples], 0
+        tok = self.processor
+        texts = [e.text + (ANSWER_SEP if self.form == "causal_lm" else "") for e in examples]
+        ids = tok(texts, add_special_tokens=True)["input_ids"]
+        targets: list[list[int]] = [[] for _ in examples]
+        if self.form == "seq2seq":
+            targets = tok([e.target for e in examples])["input_ids"]
+        elif self.form == "causal_lm":
+            eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+            targets = [t + eos for t in tok([" " + e.target for e in examples], add_special_tokens=False)["input_ids"]]
+        features, truncated = [], 0
+        for e, x, y in zip(examples, ids, targets):
+            budget = self.text_budget - (len(y) if self.form == "causal_lm" else 0)
+            cut = len(x) > budget
+            truncated += cut
+            if cut:  # keep the start (template prefix) and the final token (EOS / answer cue)
+                x = x[: budget - 1] + x[-1:]
+            features.append(Feature(e, x, y, cut))
+        return features, truncated
+
+    # --- batching --------------------------------------------------------------------------
+
+    def collate(self, features: list[Feature], train: bool) -> dict[str, torch.Tensor]:
+        if self.form == "image_cls":
+            images = [f.example.image for f in features]
+            batch = dict(self.processor(images=images, return_tensors="pt"))
+            batch["class_ids"] = torch.tensor([f.example.label for f in features])
+            return batch
+        if self.form == "causal_lm" and train:
+            seqs = [f.input_ids + f.target_ids for f in features]
+            labels = [[-100] * len(f.input_ids) + f.target_ids for f in features]
+            return {**_pad(seqs, self.pad_id, "right"), "labels": _pad_list(labels, -100, "right")}
+        side = "left" if self.form == "causal_lm" else "right"  # decoders generate from the right edge
+        batch = _pad([f.input_ids for f in features], self.pad_id, side)
+        if self.form == "seq2seq":
+            batch["labels"] = _pad_list([f.target_ids for f in features], -100, "right")
+        if self.form == "cls":
+            assert self.labels is not None
+            batch["class_ids"] = torch.tensor(
+                [self.labels.task_words[f.example.task][f.example.label] for f in features]
+            )
+            batch["allowed"] = torch.stack([self.labels.allowed(f.example.task) for f in features])
+        return batch
+
+    @property
+    def pad_id(self) -> int:
+        return self.processor.pad_token_id if self.processor.pad_token_id is not None else 0
+
+
+def _pad_list(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = np.full((len(rows), width), value, dtype=np.int64)
+    for i, r in enumerate(rows):
+        if side == "right":
+            out[i, : len(r)] = r
+        else:
+            out[i, width - len(r) :] = r
+    return torch.from_numpy(out)
+
+
+def _pad(rows: list[list[int]], pad_id: int, side: str) -> dict[str, torch.Tensor]:
+    ids = _pad_list(rows, pad_id, side)
+    mask = _pad_list([[1] * len(r) for r in rows], 0, side)
+    return {"input_ids": ids, "attention_mask": mask}

@@ -1,0 +1,148 @@
+"""Predict and score, per task, for every output form.
+
+Classification on text-to-text and causal models uses *rank classification*
+by default (the verbalizer word with the highest likelihood wins), which
+never produces an out-of-set answer; ``eval_mode="generate"`` reproduces the
+paper's protocol (greedy generation of up to 10 tokens, normalised, exact
+match to a verbalizer word; anything else counts as wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mept.data.metrics import answer_normalize, compute_metrics
+from mept.data.registry import TaskSpec
+from mept.encode import ANSWER_SEP, Encoder, Feature, _pad_list
+from mept.model import PromptedModel
+
+
+def batches(features: list[Feature], size: int) -> Iterator[list[Feature]]:
+    for i in range(0, len(features), size):
+        yield features[i : i + size]
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the bookkeeping tensors the trainer uses but the model must not see."""
+    return {k: v for k, v in batch.items() if k not in ("class_ids", "allowed")}
+
+
+@torch.no_grad()
+def predict(
+    model: PromptedModel,
+    encoder: Encoder,
+    spec: TaskSpec,
+    features: list[Feature],
+    batch_size: int,
+    eval_mode: str = "rank",
+    progress: bool = False,
+) -> list[Any]:
+    """Label ids for classification tasks, answer strings for generation tasks."""
+    model.eval()
+    device = next(model.parameters()).device
+    preds: list[Any] = []
+    chunks = list(batches(features, batch_size))
+    for chunk in tqdm(chunks, desc=f"eval {spec.name}", disable=not progress, leave=False):
+        batch = to_device(encoder.collate(chunk, train=False), device)
+        if encoder.form in ("cls", "image_cls"):
+            logits = model(**model_inputs(batch)).logits.float()  # (B, C)
+            if encoder.form == "cls":
+                logits = logits.masked_fill(~batch["allowed"], float("-inf"))
+                words = encoder.labels.task_words[spec.name]
+                preds += [words.index(c) for c in logits.argmax(-1).tolist()]
+            else:
+                preds += logits.argmax(-1).tolist()
+        elif spec.kind == "generation" or eval_mode == "generate":
+            texts = _generate(model, encoder, batch, max_new_tokens=32 if spec.kind == "generation" else 10)
+            preds += texts if spec.kind == "generation" else [_to_label(t, spec) for t in texts]
+        else:
+            preds += _rank(model, encoder, batch, chunk, spec)
+    return preds
+
+
+def _to_label(text: str, spec: TaskSpec) -> int:
+    words = [answer_normalize(w) for w in spec.verbalizer]
+    text = answer_normalize(text)
+    return words.index(text) if text in words else -1  # out-of-set generations are wrong
+
+
+def _generate(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], max_new_tokens: int) -> list[str]:
+    tok = encoder.processor
+    out = model.generate(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=encoder.pad_id,
+    )
+    if encoder.form == "causal_lm":
+        out = out[:, batch["input_ids"].shape[1] :]
+    texts = tok.batch_decode(out, skip_special_tokens=True)
+    return [t.strip().split("\n")[0].strip() for t in texts]
+
+
+def _rank(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec) -> list[int]:
+    """Pick, per example, the verbalizer word with the highest total log-likelihood."""
+    tok = encoder.processor
+    device = batch["input_ids"].device
+    scores = []
+    for word in spec.verbalizer:
+        if encoder.form == "seq2seq":
+            target = tok([word])["input_ids"][0]
+            labels = torch.tensor([target] * len(chunk), device=device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
+            scores.append(_sequence_logprob(logits, labels))
+        else:
+            eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+            target = tok(" " + word, add_special_tokens=False)["input_ids"] + eos
+            seqs = [f.input_ids + target for f in chunk]
+            ids = _pad_list(seqs, encoder.pad_id, "right").to(device)
+            mask = _pad_list([[1] * len(s) for s in seqs], 0, "right").to(device)
+            labels = _pad_list([[-100] * len(f.input_ids) + target for f in chunk], -100, "right").to(device)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            scores.append(_sequence_logprob(logits[:, :-1], labels[:, 1:]))
+    return torch.stack(scores, -1).argmax(-1).tolist()
+
+
+def _sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of log p(label) over positions whose label is not -100: (B, T, V), (B, T) -> (B,)."""
+    logp = logits.float().log_softmax(-1)
+    keep = labels != -100
+    picked = logp.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+    return (picked * keep).sum(-1)
+
+
+def score(spec: TaskSpec, features: list[Feature], preds: list[Any]) -> dict[str, float]:
+    examples = [f.example for f in features]
+    if spec.metric in ("squad", "exact_match"):
+        labels: list[Any] = [e.answers or [e.target] for e in examples]
+    else:
+        labels = [e.label for e in examples]
+    groups = [e.group for e in examples] if spec.metric == "multirc" else None
+    return compute_metrics(spec.metric, preds, labels, groups)
+
+
+def evaluate(
+    model: PromptedModel,
+    encoder: Encoder,
+    specs: dict[str, TaskSpec],
+    eval_sets: dict[str, list[Feature]],
+    batch_size: int,
+    eval_mode: str = "rank",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Per-task metrics plus their average ``score`` (the paper averages task scores)."""
+    results: dict[str, Any] = {}
+    for task, features in eval_sets.items():
+        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress)
+        results[task] = score(specs[task], features, preds)
+    results_avg = sum(r["score"] for r in results.values()) / len(results)
+    return {"tasks": results, "average": results_avg}
+
+
+__all__ = ["evaluate", "predict", "score", "batches", "to_device", "model_inputs", "ANSWER_SEP"]

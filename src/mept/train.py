@@ -1,0 +1,395 @@
+"""Training: one linear loop, from a :class:`TrainConfig` to ``metrics.json``.
+
+``prepare`` turns the config into data, backbone, prompted model and encoder
+(validating everything before the output folder is touched); ``train`` runs
+the loop with Accelerate (CPU, one GPU, or ``accelerate launch`` on many),
+checkpointing every ``save_every`` steps so ``--resume`` after a crash ends
+with the same metrics as an uninterrupted run; ``run`` adds seeds and the
+learning-rate grid on top.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from mept import data as mept_data
+from mept.backbones import load_backbone, resolve
+from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from mept.data.registry import TaskSpec
+from mept.encode import Encoder, Feature, LabelSpace
+from mept.errors import MeptError
+from mept.evaluate import evaluate, model_inputs, to_device
+from mept.model import PromptedModel, atomic_write, get_model
+from mept.registry import make_config
+from mept.train_config import PAPER_LR_GRID, TrainConfig
+
+SPLIT_SEED = 0  # data splits are fixed across training seeds, so seeds are compared on the same examples
+RUN_CONFIG = "run_config.json"
+METRICS = "metrics.json"
+INCOMPLETE = ".incomplete"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Prepared:
+    config: TrainConfig
+    model: PromptedModel
+    encoder: Encoder
+    specs: dict[str, TaskSpec]
+    train: list[Feature]
+    eval_sets: dict[str, list[Feature]]
+    test_sets: dict[str, list[Feature]]
+    truncated: dict[str, int]
+
+
+def expand_tasks(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        for task in mept_data.suite_tasks(name):
+            if task not in out:
+                out.append(task)
+    return out
+
+
+def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str, list]]]:
+    """Specs and splits of the training tasks plus any cross-task evaluation tasks."""
+    if cfg.train_file:
+        spec, splits = mept_data.load_custom(
+            cfg.train_file, cfg.val_file, text_field=cfg.text_field, text_pair_field=cfg.text_pair_field,
+            label_field=cfg.label_field, template=cfg.template,
+            verbalizer=tuple(cfg.verbalizer) if cfg.verbalizer else None, seed=SPLIT_SEED,
+            task_name=cfg.tasks[0] if cfg.tasks and cfg.tasks != ["bb-superglue"] else "custom",
+        )
+        return {spec.name: spec}, {spec.name: splits}
+    names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []))
+    specs = {n: mept_data.get_task(n) for n in names}
+    splits = {n: mept_data.load_task(n, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED) for n in names}
+    return specs, splits
+
+
+def resolve_format(cfg: TrainConfig, specs: dict[str, TaskSpec]) -> str:
+    if cfg.format != "auto":
+        return cfg.format
+    kinds = {s.kind for s in specs.values()}
+    if kinds == {"image"}:
+        return "image_cls"
+    if "image" in kinds:
+        raise MeptError("cannot mix image and text tasks in one run")
+    import transformers
+
+    path, _ = resolve(cfg.model)
+    try:
+        model_cfg = transformers.AutoConfig.from_pretrained(path)
+    except OSError as exc:
+        raise MeptError(f"cannot load model {cfg.model!r}: {str(exc).splitlines()[0]}") from None
+    if getattr(model_cfg, "is_encoder_decoder", False):
+        return "seq2seq"
+    if "generation" in kinds:
+        return "causal_lm"
+    return "cls"
+
+
+def _subsample(items: list, n: int | None, seed: int) -> list:
+    if n is None or len(items) <= n:
+        return items
+    idx = sorted(random.Random(seed).sample(range(len(items)), n))
+    return [items[i] for i in idx]
+
+
+def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
+    """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
+    specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
+    form = resolve_format(cfg, specs)
+    train_names = list(specs)[:1] if cfg.train_file else expand_tasks(cfg.tasks)
+    eval_names = expand_tasks(eval_tasks or cfg.eval_tasks or []) or train_names
+    if form in ("cls",) and any(specs[t].kind == "generation" for t in train_names + eval_names):
+        raise MeptError("generation tasks need --format causal_lm or seq2seq")
+    labels = None
+    if form == "cls":  # the head's classes: words of the tasks the run was configured with
+        labels = LabelSpace.build([specs[t] for t in dict.fromkeys(train_names + (expand_tasks(cfg.eval_tasks) if cfg.eval_tasks else []))])
+        for t in eval_names:
+            if t not in labels.task_words:
+                labels.add_task(specs[t])
+    num_labels = len(labels.words) if labels else None
+    if form == "image_cls":
+        num_labels = max(len(specs[t].verbalizer) for t in train_names)
+    quant = _quantization(cfg)
+    backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
+    method_cfg = make_config(cfg.method, **cfg.method_settings())
+    model = get_model(backbone.model, method_cfg)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    encoder = Encoder(form, backbone.processor, model.num_slots, cfg.max_length, labels)
+    if form == "image_cls":
+        encoder.processor = backbone.processor
+    truncated: dict[str, int] = {}
+    train: list[Feature] = []
+    for t in train_names:
+        feats, cut = encoder.featurize(_subsample(splits[t]["train"], cfg.max_train_examples, SPLIT_SEED))
+        train += feats
+        truncated[f"{t}/train"] = cut
+    eval_sets, test_sets = {}, {}
+    for t in eval_names:
+        eval_sets[t], truncated[f"{t}/validation"] = encoder.featurize(
+            _subsample(splits[t]["validation"], cfg.max_eval_examples, SPLIT_SEED))
+        if "test" in splits[t]:
+            test_sets[t], truncated[f"{t}/test"] = encoder.featurize(
+                _subsample(splits[t]["test"], cfg.max_eval_examples, SPLIT_SEED))
+    return Prepared(cfg, model, encoder, specs, train, eval_sets, test_sets, truncated)
+
+
+def _quantization(cfg: TrainConfig) -> dict[str, Any]:
+    if cfg.quantize is None:
+        return {}
+    if not torch.cuda.is_available():
+        raise MeptError("--quantize needs a CUDA GPU (bitsandbytes)")
+    from transformers import BitsAndBytesConfig
+
+    if cfg.quantize == "8bit":
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
+    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)}
+
+
+def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str) -> torch.Tensor:
+    if form in ("cls", "image_cls"):
+        logits = model(**model_inputs(batch)).logits.float()  # (B, C)
+        if form == "cls":  # each example chooses among its own task's words only
+            logits = logits.masked_fill(~batch["allowed"], float("-inf"))
+        loss = F.cross_entropy(logits, batch["class_ids"])
+    else:
+        loss = model(**model_inputs(batch)).loss
+    aux = model.method.aux_loss()
+    if model.balance_loss and aux is not None:
+        loss = loss + model.balance_loss * aux
+    return loss
+
+
+def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
+    """Refuse to mix runs: an existing run is replaced only with --overwrite, continued only with --resume."""
+    if resume:
+        saved = out / RUN_CONFIG
+        if not saved.exists():
+            raise MeptError(f"--resume: {out} holds no run to resume (no {RUN_CONFIG})")
+        previous = json.loads(saved.read_text())
+        mine = cfg.to_dict()
+        differ = [k for k in mine if k not in ("progress", "overwrite") and previous.get(k) != mine[k]]
+        if differ:
+            raise MeptError(f"--resume: settings differ from the run in {out}: {', '.join(differ)}")
+        return
+    if out.exists() and any(out.iterdir()):
+        if not cfg.overwrite:
+            raise MeptError(f"output folder {out} already holds files; pass --overwrite to replace them or --resume to continue")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
+
+
+def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
+    """Train one run (one seed, one lr) and write ``metrics.json`` in ``cfg.output``."""
+    from accelerate import Accelerator
+
+    seed_everything(cfg.seed)
+    p = prepared or prepare(cfg)
+    out = Path(cfg.output)
+    prepare_output(out, cfg, resume)
+    (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    model = p.model.to(accelerator.device)
+    lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
+    head_ids = {id(q) for n in model.head_names for q in getattr(model.backbone, n).parameters()}
+    groups = [
+        {"params": [q for q in model.method.parameters() if q.requires_grad], "lr": lr},
+        {"params": [q for q in model.parameters() if q.requires_grad and id(q) in head_ids], "lr": cfg.head_lr},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise MeptError("nothing to train: prompts, routers and head are all frozen")
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(p.train) // cfg.batch_size)
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    inner: PromptedModel = accelerator.unwrap_model(model)
+    state: dict[str, Any] = {"step": 0, "best_score": None, "best_step": None, "history": [], "train_seconds": 0.0}
+    ckpt = out / "checkpoint"
+    if resume and find_checkpoint(ckpt) is not None:
+        state = load_checkpoint(ckpt, inner, optimizer, scheduler)
+        accelerator.print(f"resumed from step {state['step']}")
+    eval_every = cfg.eval_every or steps_per_epoch
+    bar = tqdm(total=total, initial=state["step"], desc="train", disable=not (cfg.progress and accelerator.is_main_process))
+    rank, world = accelerator.process_index, accelerator.num_processes
+    start = time.perf_counter()
+    step = state["step"]
+    last_ckpt = str(ckpt) if find_checkpoint(ckpt) else None
+    while step < total:
+        epoch, index = divmod(step, steps_per_epoch)
+        order = torch.randperm(len(p.train), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+        chosen = order[index * cfg.batch_size : (index + 1) * cfg.batch_size].tolist()[rank::world]
+        batch = to_device(p.encoder.collate([p.train[i] for i in chosen], train=True), accelerator.device)
+        model.train()
+        with accelerator.autocast():
+            loss = task_loss(inner, batch, p.encoder.form)
+        if not torch.isfinite(loss):
+            bar.close()
+            where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+            raise MeptError(f"loss became {loss.item()} at step {step + 1}; stopped ({where}); try a lower --lr")
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        step += 1
+        state["step"] = step
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", ex_s=f"{step * cfg.batch_size / max(time.perf_counter() - start, 1e-9):.1f}")
+        if step % eval_every == 0 or step == total:
+            result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode)
+            state["history"].append({"step": step, "loss": round(loss.item(), 6), "validation": result["average"]})
+            if state["best_score"] is None or result["average"] > state["best_score"]:
+                state["best_score"], state["best_step"] = result["average"], step
+                if accelerator.is_main_process:
+                    inner.save_pretrained(out / "best")
+        if accelerator.is_main_process and (step % cfg.save_every == 0 or step == total):
+            state["train_seconds"] = state.get("train_seconds", 0.0) + time.perf_counter() - start
+            start_saved = time.perf_counter()
+            save_checkpoint(ckpt, inner, optimizer, scheduler, state)
+            last_ckpt = str(ckpt)
+            start += time.perf_counter() - start_saved  # checkpoint I/O is not training time
+    bar.close()
+    metrics = finish(inner, p, state, out)
+    return metrics
+
+
+def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Reload the best checkpoint, score validation (and test), write metrics.json atomically."""
+    from safetensors.torch import load_file
+
+    from mept.model import WEIGHTS_NAME
+
+    cfg = p.config
+    model.load_adapter_weights(load_file(str(out / "best" / WEIGHTS_NAME)))
+    t0 = time.perf_counter()
+    validation = evaluate(model, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode, cfg.progress)
+    eval_seconds = time.perf_counter() - t0
+    test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode) if p.test_sets else None
+    report = model.parameter_report()
+    train_examples = state["step"] * cfg.batch_size
+    metrics = {
+        "method": cfg.method,
+        "model": cfg.model,
+        "format": p.encoder.form,
+        "seed": cfg.seed,
+        "lr": cfg.lr if cfg.lr is not None else cfg.default_lr(),
+        "tasks": validation["tasks"],
+        "average": validation["average"],
+        "majority": majority_baseline(p),
+        "test": test,
+        "best_step": state["best_step"],
+        "steps": state["step"],
+        "history": state["history"],
+        "trainable_params": report["trainable"],
+        "trainable_percent": report["trainable_percent"],
+        "activated_prompt_tokens": report["activated_prompt_tokens"],
+        "parameters": report,
+        "truncated": p.truncated,
+        "train_examples": len(p.train),
+        "timing": {  # measurements: the only part of metrics.json that differs between identical runs
+            "train_seconds": round(state.get("train_seconds", 0.0), 3),
+            "train_examples_per_second": round(train_examples / max(state.get("train_seconds", 0.0), 1e-9), 2),
+            "eval_seconds": round(eval_seconds, 3),
+            "peak_memory_mb": round(peak_memory_mb(), 1),
+        },
+    }
+    atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
+    (out / INCOMPLETE).unlink(missing_ok=True)
+    return metrics
+
+
+def majority_baseline(p: Prepared) -> dict[str, float]:
+    """Score of always predicting the most frequent training label, per classification task."""
+    from collections import Counter
+
+    from mept.evaluate import score
+
+    out = {}
+    for task, features in p.eval_sets.items():
+        if p.specs[task].kind == "generation":
+            continue
+        train_labels = [f.example.label for f in p.train if f.example.task == task]
+        pool = train_labels or [f.example.label for f in features]
+        label = Counter(pool).most_common(1)[0][0]
+        out[task] = score(p.specs[task], features, [label] * len(features))["score"]
+    return out
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Single run, or a learning-rate grid and/or several seeds, aggregated into one metrics.json."""
+    grid = cfg.lr_grid
+    if not grid and not cfg.seeds:
+        return train(cfg, resume=resume)
+    out = Path(cfg.output)
+    prepare_output(out, cfg, resume)
+    lr = cfg.lr
+    grid_results = []
+    if grid:
+        for value in grid:
+            sub = replace(cfg, lr=value, lr_grid=None, seeds=None, output=str(out / f"lr-{value:g}"), overwrite=True)
+            grid_results.append({"lr": value, "average": train(sub)["average"]})
+        lr = max(grid_results, key=lambda r: r["average"])["lr"]
+    seeds = cfg.seeds or [cfg.seed]
+    runs = []
+    for seed in seeds:
+        sub = replace(cfg, lr=lr, lr_grid=None, seeds=None, seed=seed, output=str(out / f"seed-{seed}"), overwrite=True)
+        runs.append(train(sub))
+    summary = aggregate(runs)
+    summary.update({"lr": lr, "lr_grid": grid_results, "seeds": seeds})
+    atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    return summary
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds, per task and for the average (the paper reports 3 runs)."""
+
+    def mean_std(values: list[float]) -> dict[str, float]:
+        return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+    tasks = runs[0]["tasks"]
+    return {
+        "method": runs[0]["method"],
+        "model": runs[0]["model"],
+        "tasks": {t: mean_std([r["tasks"][t]["score"] for r in runs]) for t in tasks},
+        "average": mean_std([r["average"] for r in runs]),
+        "trainable_percent": runs[0]["trainable_percent"],
+        "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
+        "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks}} for r in runs],
+    }
+
+
+def paper_grid(method: str) -> list[float]:
+    return PAPER_LR_GRID.get(method, PAPER_LR_GRID["default"])
