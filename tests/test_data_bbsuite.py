@@ -24,7 +24,7 @@ def test_suite_lists_one_task_per_superglue_family():
     assert suite_tasks("superglue") == ["boolq", "cb", "copa", "multirc", "rte", "wic", "wsc"]
     assert suite_tasks("bb-cb") == ["bb-cb"]
     assert get_task("bb-cb").metric == "cb" and get_task("bb-multirc").metric == "multirc"
-    with pytest.raises(MeptError, match="unknown suite"):
+    with pytest.raises(MeptError, match="unknown task"):
         suite_tasks("glue")
 
 

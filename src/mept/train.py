@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from mept import data as mept_data
 from mept.backbones import load_backbone, resolve
 from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from mept.data.registry import TaskSpec
+from mept.data.registry import TaskSpec, check_splits
 from mept.encode import Encoder, Feature, LabelSpace
 from mept.errors import MeptError
 from mept.evaluate import evaluate, model_inputs, to_device
@@ -79,7 +79,7 @@ def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str
             verbalizer=tuple(cfg.verbalizer) if cfg.verbalizer else None, seed=SPLIT_SEED,
             task_name=cfg.tasks[0] if cfg.tasks and cfg.tasks != ["bb-superglue"] else "custom",
         )
-        return {spec.name: spec}, {spec.name: splits}
+        return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
     names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []))
     specs = {n: mept_data.get_task(n) for n in names}
     splits = {n: mept_data.load_task(n, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED) for n in names}
@@ -99,7 +99,7 @@ def resolve_format(cfg: TrainConfig, specs: dict[str, TaskSpec]) -> str:
     path, _ = resolve(cfg.model)
     try:
         model_cfg = transformers.AutoConfig.from_pretrained(path)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise MeptError(f"cannot load model {cfg.model!r}: {str(exc).splitlines()[0]}") from None
     if getattr(model_cfg, "is_encoder_decoder", False):
         return "seq2seq"
@@ -117,6 +117,7 @@ def _subsample(items: list, n: int | None, seed: int) -> list:
 
 def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
+    method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
     specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
     form = resolve_format(cfg, specs)
     train_names = list(specs)[:1] if cfg.train_file else expand_tasks(cfg.tasks)
@@ -134,8 +135,13 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         num_labels = max(len(specs[t].verbalizer) for t in train_names)
     quant = _quantization(cfg)
     backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
-    method_cfg = make_config(cfg.method, **cfg.method_settings())
     model = get_model(backbone.model, method_cfg)
+    limit = model.spec.max_positions
+    if form != "image_cls" and limit is not None and cfg.max_length > limit:
+        raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "
+                        f"included); use --max-length {limit} or less")
+    if cfg.max_length <= model.num_slots:
+        raise MeptError(f"--max-length {cfg.max_length} leaves no room for text after {model.num_slots} prompt slots")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     encoder = Encoder(form, backbone.processor, model.num_slots, cfg.max_length, labels)

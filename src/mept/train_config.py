@@ -94,6 +94,9 @@ class TrainConfig:
         return 3e-2 if self.method != "mept" else 3e-2
 
     def method_settings(self) -> dict[str, Any]:
+        from mept.registry import method_class
+
+        method_class(self.method)  # an unknown method is named before anything else
         settings = dict(self.method_args)
         if self.prompt_length is not None:
             settings["prompt_length"] = self.prompt_length
@@ -154,4 +157,4 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 
 def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "")
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")

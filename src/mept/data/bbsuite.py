@@ -160,7 +160,9 @@ def suite_tasks(name: str) -> list[str]:
         return list(SUPERGLUE)
     if name in task_names():
         return [name]
-    raise MeptError(f"unknown suite or task {name!r}; suites: {', '.join([*SUITES, 'superglue'])}")
+    raise MeptError(
+        f"unknown task {name!r}; tasks: {', '.join(task_names())}; suites: {', '.join([*SUITES, 'superglue'])}"
+    )
 
 
 for _task in TASKS.values():

@@ -53,7 +53,11 @@ def get_task(name: str) -> TaskSpec:
 def load_task(name: str, source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits:
     """Load a registered task's splits; every split is checked to be non-empty."""
     get_task(name)
-    splits = _TASKS[name][1](source=source, data_dir=data_dir, seed=seed)
+    return check_splits(name, _TASKS[name][1](source=source, data_dir=data_dir, seed=seed))
+
+
+def check_splits(name: str, splits: Splits) -> Splits:
+    """Refuse empty splits: training or scoring on nothing must never look like success."""
     for split, examples in splits.items():
         if not examples:
             raise MeptError(f"task {name!r}: split {split!r} is empty; check the data source")
