@@ -1,0 +1,65 @@
+"""Shared timing and memory helpers for the benchmark scripts (not part of the library).
+
+Time: ``time.perf_counter`` around one call, median over rounds; configs are
+run round-robin so machine noise (other jobs on a shared CPU) hits every config
+alike.
+
+Memory: ``torch.profiler`` with ``profile_memory=True`` over one step, after
+warm-up (so AdamW state already exists). Ops are replayed in start order and
+their self allocation (bytes allocated minus freed inside the op) summed; the
+running maximum is the *peak memory allocated by torch during the step on top
+of what was live before it* -- activations, gradients, temporaries. Weights and
+optimizer state that exist before the step are not counted (they are listed as
+parameter counts instead). Process RSS is not used: every config lives in one
+process and glibc keeps freed pages, so RSS deltas are meaningless per config.
+On CUDA, ``torch.cuda.max_memory_allocated`` deltas are used instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch: kineto prints a line per profile otherwise
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def peak_step_memory_mb(fn: Callable[[], object]) -> float:
+    """Peak bytes torch allocates during ``fn()`` above what was live before it, in MiB."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    cum = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        cum += event.self_cpu_memory_usage
+        peak = max(peak, cum)
+    return peak / 2**20

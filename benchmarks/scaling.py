@@ -1,0 +1,79 @@
+"""MEPT cost as the number of router experts N_r grows (m = 10 prompt tokens per layer, MiniLM).
+
+    python benchmarks/scaling.py                          # N_r = 1 4 10 20 50, batch 16, seq 128, 5 rounds
+    python benchmarks/scaling.py --experts 1 10 100 --rounds 7
+    python benchmarks/scaling.py --quick                  # batch 4, seq 32, 2 rounds
+
+The paper's claim: top-1 routing activates one expert per layer, so compute
+and activation memory do not grow with N_r; only the (tiny) parameter count
+and its AdamW state do. Step = forward + backward + AdamW step, medians over
+round-robin rounds; memory = torch allocation peak during one step (see
+benchmarks/common.py), plus the bytes of trainable parameters + AdamW state
+(3 copies: weight, exp_avg, exp_avg_sq; the gradient is counted in the step peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median, peak_step_memory_mb, timed  # noqa: E402
+
+import torch  # noqa: E402
+
+from speed import build  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="minilm", choices=["minilm", "smollm2"])
+    ap.add_argument("--experts", type=int, nargs="+", default=[1, 4, 10, 20, 50])
+    ap.add_argument("--prompt-length", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--quick", action="store_true", help="batch 4, seq 32, 2 rounds")
+    ap.add_argument("--json", help="also write raw numbers to this file")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.batch, args.seq, args.rounds = 4, 32, 2
+    torch.manual_seed(0)
+    ids = torch.randint(100, 30000, (args.batch, args.seq))
+    mask = torch.ones_like(ids)
+    labels = torch.randint(0, 2, (args.batch,))
+    benches = [build("bare + input grad", "bare_grad", {}, args.model, ids, mask, labels)]
+    for n in args.experts:
+        benches.append(build(f"N_r={n}", "mept", {"num_experts": n, "prompt_length": args.prompt_length},
+                             args.model, ids, mask, labels))
+    for b in benches:
+        b.step()  # warm-up
+        b.infer()
+    for r in range(args.rounds):
+        for b in benches:
+            b.train_times.append(timed(b.step))
+            b.infer_times.append(timed(b.infer))
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    ref = median(benches[0].train_times)
+    print(f"\n#### MEPT scaling on {args.model}: m={args.prompt_length}, batch {args.batch}, seq {args.seq}, "
+          f"{args.rounds} rounds (medians)\n")
+    print("| config | trainable params | params + AdamW state (MiB) | train step (s) | / bare+input-grad "
+          "| inference (s) | step peak mem (MiB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    out = {}
+    for b in benches:
+        b.memory_mb = peak_step_memory_mb(b.step)
+        state_mb = 3 * 4 * b.trainable / 2**20  # fp32 weight + exp_avg + exp_avg_sq
+        ts, ti = median(b.train_times), median(b.infer_times)
+        print(f"| {b.label} | {b.trainable:,} | {state_mb:.1f} | {ts:.3f} | {ts / ref:.2f}x | {ti:.3f} "
+              f"| {b.memory_mb:.0f} |", flush=True)
+        out[b.label] = {"trainable": b.trainable, "state_mb": state_mb, "train_s": ts, "infer_s": ti,
+                        "train_times": b.train_times, "infer_times": b.infer_times, "memory_mb": b.memory_mb}
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": out}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

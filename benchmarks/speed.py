@@ -1,0 +1,247 @@
+"""Training-step and inference speed of every prompt method vs the bare backbone and HF PEFT.
+
+    python benchmarks/speed.py                       # MiniLM and SmolLM2, batch 16, seq 128
+    python benchmarks/speed.py --models minilm --rounds 7
+    python benchmarks/speed.py --quick               # MiniLM, batch 4, seq 32, 2 rounds: a smoke test
+    python benchmarks/speed.py --profile             # also: where the time of a MEPT step goes
+
+Each config gets its own backbone instance (a PEFT model and a PromptedModel
+cannot wrap one instance at once). A training step is forward + cross-entropy
++ backward + AdamW step over the trainable parameters (prompts, routers, head);
+inference is one no_grad forward in eval mode. Random token ids, attention mask
+all ones. Configs run round-robin (one warm-up step each, then ``--rounds``
+rounds); medians are reported with ratios to the bare backbone.
+
+Two bare references, because a frozen backbone with only its head trainable
+never back-propagates into the network:
+
+- ``bare (head only)``: no prompts, only the classification head trains --
+  backward stops at the head, so its "step" is about one forward.
+- ``bare + input grad``: no prompts, but the input embeddings require grad, so
+  backward runs through every layer exactly as for any prompt method. This is
+  the zero-prompt cost of prompt tuning, and the fair denominator.
+
+Memory: see benchmarks/common.py (torch.profiler allocation peak during one step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median, peak_step_memory_mb, timed  # noqa: E402  (sets profiler env before torch)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import mept  # noqa: E402
+from mept.backbones import load_backbone  # noqa: E402
+
+# (label, kind, settings): kind "bare" / "bare_grad" / a mept method name / "peft_prompt" / "peft_prefix"
+CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("bare (head only)", "bare", {}),
+    ("bare + input grad", "bare_grad", {}),
+    ("prompt_tuning m=10", "prompt_tuning", {"prompt_length": 10}),
+    ("ptuning_v2 m=100", "ptuning_v2", {"prompt_length": 100}),
+    ("smop 4x5", "smop", {}),
+    ("mept N_r=10 m=10", "mept", {"num_experts": 10, "prompt_length": 10}),
+    ("vfpt m=10", "vfpt", {"prompt_length": 10}),
+    ("ptmoe 4 experts m=10", "ptmoe", {}),
+    ("PEFT PromptTuning 10", "peft_prompt", {"num_virtual_tokens": 10}),
+    ("PEFT PrefixTuning 10", "peft_prefix", {"num_virtual_tokens": 10}),
+]
+
+
+@dataclass
+class Bench:
+    label: str
+    model: torch.nn.Module
+    step: Callable[[], None]
+    infer: Callable[[], None]
+    trainable: int
+    seq_len: int  # tokens the backbone's layers actually see (prompt slots included)
+    train_times: list[float] = field(default_factory=list)
+    infer_times: list[float] = field(default_factory=list)
+    memory_mb: float = float("nan")
+    error: str | None = None
+
+
+def build(label: str, kind: str, settings: dict[str, Any], model_name: str, ids, mask, labels) -> Bench:
+    backbone = load_backbone(model_name, "cls", num_labels=2).model
+    seq = ids.shape[1]
+    forward: Callable[[], Any]
+    if kind in ("bare", "bare_grad"):
+        backbone.requires_grad_(False)
+        head = next(getattr(backbone, n) for n in mept.model.HEAD_NAMES if hasattr(backbone, n))
+        head.requires_grad_(True)
+        model = backbone
+        if kind == "bare":
+            forward = lambda: model(input_ids=ids, attention_mask=mask)  # noqa: E731
+        else:
+            embed = backbone.get_input_embeddings()
+
+            def forward():
+                emb = embed(ids).detach().requires_grad_(True)  # (B, T, d): backward reaches the input
+                return model(inputs_embeds=emb, attention_mask=mask)
+    elif kind.startswith("peft_"):
+        from peft import PrefixTuningConfig, PromptTuningConfig, TaskType, get_peft_model
+
+        cls = PromptTuningConfig if kind == "peft_prompt" else PrefixTuningConfig
+        model = get_peft_model(backbone, cls(task_type=TaskType.SEQ_CLS, **settings))
+        if kind == "peft_prompt":
+            seq += settings["num_virtual_tokens"]
+        forward = lambda: model(input_ids=ids, attention_mask=mask)  # noqa: E731
+    else:
+        model = mept.get_model(backbone, mept.make_config(kind, **settings))
+        seq += model.num_slots
+        forward = lambda: model(input_ids=ids, attention_mask=mask)  # noqa: E731
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+
+    def step() -> None:
+        model.train()
+        loss = F.cross_entropy(forward().logits.float(), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def infer() -> None:
+        model.eval()
+        with torch.no_grad():
+            forward()
+
+    return Bench(label, model, step, infer, sum(p.numel() for p in params), seq)
+
+
+def run_model(model_name: str, args) -> list[Bench]:
+    torch.manual_seed(0)
+    vocab = load_backbone(model_name, "cls", num_labels=2).model.config.vocab_size
+    ids = torch.randint(100, min(vocab, 30000), (args.batch, args.seq))
+    mask = torch.ones_like(ids)
+    labels = torch.randint(0, 2, (args.batch,))
+    benches = []
+    for label, kind, settings in CONFIGS:
+        if args.only and not any(o in label for o in args.only):
+            continue
+        try:
+            b = build(label, kind, settings, model_name, ids, mask, labels)
+            b.step()  # warm-up: allocator, AdamW state, lazy inits
+            b.infer()
+        except Exception as exc:  # a reference library may not support a backbone: report, don't abort
+            b = Bench(label, None, None, None, 0, 0, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+            print(f"[{model_name}] {label}: skipped ({b.error})", file=sys.stderr)
+        benches.append(b)
+    live = [b for b in benches if b.error is None]
+    for r in range(args.rounds):
+        for b in live:  # round-robin: noise from other jobs hits every config alike
+            b.train_times.append(timed(b.step))
+            b.infer_times.append(timed(b.infer))
+        print(f"[{model_name}] round {r + 1}/{args.rounds} done", file=sys.stderr)
+    for b in live:
+        b.memory_mb = peak_step_memory_mb(b.step)
+    if args.profile:
+        profile(model_name, live, args)
+    return benches
+
+
+def profile(model_name: str, live: list[Bench], args) -> None:
+    """Top ops (self CPU time) of one training step: MEPT vs the same-length PEFT prompt tuning."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    for b in live:
+        if not any(k in b.label for k in ("mept", "PEFT PromptTuning", "bare + input grad")):
+            continue
+        with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+            b.step()
+        print(f"\n### profile [{model_name}] {b.label}: one training step, top 15 ops by self CPU time\n")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+def table(model_name: str, benches: list[Bench], args) -> tuple[str, dict[str, Any]]:
+    ok = {b.label: b for b in benches if b.error is None}
+    bare = ok.get("bare (head only)")
+    bare_g = ok.get("bare + input grad")
+    rows = [
+        f"\n#### {model_name}: batch {args.batch}, seq {args.seq}, {args.rounds} rounds (medians)\n",
+        "| config | layers see | trainable | train step (s) | min | / bare head-only | / bare+input-grad "
+        "| inference (s) | / bare | step peak mem (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    out: dict[str, Any] = {}
+    for b in benches:
+        if b.error:
+            rows.append(f"| {b.label} | n/a | n/a | error: {b.error} | | | | | | |")
+            out[b.label] = {"error": b.error}
+            continue
+        ts, ti = median(b.train_times), median(b.infer_times)
+        rb = ts / median(bare.train_times) if bare else float("nan")
+        rg = ts / median(bare_g.train_times) if bare_g else float("nan")
+        ri = ti / median(bare.infer_times) if bare else float("nan")
+        rows.append(f"| {b.label} | {b.seq_len} | {b.trainable:,} | {ts:.3f} | {min(b.train_times):.3f} | {rb:.2f}x | {rg:.2f}x "
+                    f"| {ti:.3f} | {ri:.2f}x | {b.memory_mb:.0f} |")
+        out[b.label] = {"train_s": ts, "infer_s": ti, "train_times": b.train_times, "infer_times": b.infer_times,
+                        "trainable": b.trainable, "seq_len": b.seq_len, "memory_mb": b.memory_mb,
+                        "train_vs_bare": rb, "train_vs_bare_input_grad": rg, "infer_vs_bare": ri}
+    rows.append("")
+    rows += targets(ok)
+    return "\n".join(rows), out
+
+
+def targets(ok: dict[str, Bench]) -> list[str]:
+    def t(label: str) -> float | None:
+        return median(ok[label].train_times) if label in ok else None
+
+    me, pv2, peft = t("mept N_r=10 m=10"), t("ptuning_v2 m=100"), t("PEFT PromptTuning 10")
+    bare, bare_g = t("bare (head only)"), t("bare + input grad")
+    lines = ["| target (ratio of medians) | measured | result |", "|---|---:|---|"]
+
+    def check(name: str, value: float | None, ok_: Callable[[float], bool], fmt: str) -> None:
+        if value is None:
+            lines.append(f"| {name} | n/a | not measured |")
+        else:
+            lines.append(f"| {name} | {fmt.format(value)} | {'PASS' if ok_(value) else 'FAIL'} |")
+
+    check("MEPT step <= 1.15x bare (head only)", me / bare if me and bare else None, lambda v: v <= 1.15, "{:.2f}x")
+    check("MEPT step <= 1.15x bare + input grad", me / bare_g if me and bare_g else None, lambda v: v <= 1.15, "{:.2f}x")
+    check("MEPT step <= 1.10x PEFT PromptTuning (10)", me / peft if me and peft else None, lambda v: v <= 1.10, "{:.2f}x")
+    check("MEPT >= 1.5x faster than P-Tuning v2 (100)", pv2 / me if me and pv2 else None, lambda v: v >= 1.5, "{:.2f}x")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["minilm", "smollm2"], choices=["minilm", "smollm2"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--only", nargs="+", help="run configs whose label contains any of these strings (bare ones always)")
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler op tables for MEPT and references")
+    ap.add_argument("--quick", action="store_true", help="smoke test: MiniLM, batch 4, seq 32, 2 rounds")
+    ap.add_argument("--json", help="also write raw timings to this file")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.models, args.batch, args.seq, args.rounds = ["minilm"], 4, 32, 2
+    if args.only:
+        args.only = list(args.only) + ["bare"]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"device {'cuda' if torch.cuda.is_available() else 'cpu'}", file=sys.stderr)
+    results = {}
+    for name in args.models:
+        benches = run_model(name, args)
+        text, results[name] = table(name, benches, args)
+        print(text, flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
