@@ -95,6 +95,18 @@ def test_routing_differs_per_input_and_ignores_batch_mates(minilm, wrap):
         assert [c[i].item() for _, c in trace.values()] == [c[0].item() for _, c in model.routing_trace().values()]
 
 
+def test_mept_on_smollm2_routes_per_input_and_trains_its_routers(smollm2_cls, wrap):
+    model = wrap(smollm2_cls.model, "mept", layers="1-30").train()
+    batch = encode(smollm2_cls.processor, SENTENCES[:4])
+    out = model(**batch, labels=torch.tensor([0, 1, 0, 1]))
+    out.loss.backward()
+    assert out.logits.shape == (4, 2)
+    trace = model.routing_trace()
+    assert len(trace) == 30 and any(len(set(c.tolist())) > 1 for _, c in trace.values())
+    assert all(r.linear.weight.grad.abs().sum() > 0 for r in model.method.routers())
+    assert model.backbone.score.weight.grad is not None
+
+
 def test_llama_classification_reads_last_real_token_of_right_padded_rows(wrap):
     model = wrap(tiny_llama("cls"), "mept")
     ids = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]])
@@ -227,8 +239,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(wrap, name):
 
 
 def backbones_for(name):
-    text = [("bert", tiny_bert), ("llama", lambda: tiny_llama("cls")), ("t5", tiny_t5)]
-    return text + ([("vit", tiny_vit)] if name in ("vfpt", "ptuning_v2", "prompt_tuning", "mept") else [])
+    return [("bert", tiny_bert), ("llama", lambda: tiny_llama("cls")), ("t5", tiny_t5), ("vit", tiny_vit)]
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

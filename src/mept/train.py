@@ -80,10 +80,24 @@ def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str
             task_name=cfg.tasks[0] if cfg.tasks and cfg.tasks != ["bb-superglue"] else "custom",
         )
         return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
+    folder = image_folder(cfg)
+    if folder is not None:
+        from mept.data.images import load_image_folder
+
+        spec, splits = load_image_folder(folder, seed=SPLIT_SEED)
+        return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
     names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []))
     specs = {n: mept_data.get_task(n) for n in names}
     splits = {n: mept_data.load_task(n, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED) for n in names}
     return specs, splits
+
+
+def image_folder(cfg: TrainConfig) -> Path | None:
+    """``--dataset PATH`` that is no task name: class folders, train.csv + val.csv (VTAB-1k), or a CSV list."""
+    if len(cfg.tasks) != 1 or cfg.tasks[0] in mept_data.task_names():
+        return None
+    path = Path(cfg.tasks[0]).expanduser()
+    return path if path.exists() else None
 
 
 def resolve_format(cfg: TrainConfig, specs: dict[str, TaskSpec]) -> str:
@@ -120,7 +134,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
     specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
     form = resolve_format(cfg, specs)
-    train_names = list(specs)[:1] if cfg.train_file else expand_tasks(cfg.tasks)
+    train_names = list(specs)[:1] if cfg.train_file or image_folder(cfg) else expand_tasks(cfg.tasks)
     eval_names = expand_tasks(eval_tasks or cfg.eval_tasks or []) or train_names
     if form in ("cls",) and any(specs[t].kind == "generation" for t in train_names + eval_names):
         raise MeptError("generation tasks need --format causal_lm or seq2seq")
