@@ -92,5 +92,5 @@ def test_bb_multirc_groups_answer_options_of_one_question(suite):
 
 
 def test_bb_tasks_reject_other_sources():
-    with pytest.raises(MeptError, match="BIG-bench"):
+    with pytest.raises(MeptError, match="source .hub. not supported"):
         load_task("bb-rte", source="hub")

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from mept.data.bigbench import read_task
 from mept.data.examples import Example
-from mept.data.registry import Splits, TaskSpec, get_task, register_task, task_names
+from mept.data.registry import Splits, TaskSpec, check_source, register_task, task_names
 from mept.data.splits import grouped_split, stratified_split
 from mept.errors import MeptError
 
@@ -142,8 +142,7 @@ def build_examples(task: BigBenchTask) -> list[Example]:
 
 def load_bigbench_task(name: str, source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits:
     """``train`` / ``validation`` for one suite task; ``data_dir`` is unused (the tarball is cached)."""
-    if source not in ("auto", "bigbench"):
-        raise MeptError(f"task {name!r} is read from the BIG-bench tarball; source must be 'auto' or 'bigbench'")
+    check_source(name, source)
     task = TASKS[name]
     split = grouped_split if task.metric == "multirc" else stratified_split
     train, validation = split(build_examples(task), VALIDATION_FRACTION, seed, cap=VALIDATION_CAP)

@@ -18,9 +18,8 @@ from typing import Any, Callable, Iterable
 
 from mept.data.bigbench import extract_tasks, read_task
 from mept.data.examples import Example
-from mept.data.registry import Splits, TaskSpec, register_task
+from mept.data.registry import Splits, TaskSpec, check_source, register_task
 from mept.data.splits import grouped_split
-from mept.errors import MeptError
 
 VAL_FRACTION = 0.2
 MAX_VALIDATION = 500
@@ -56,11 +55,6 @@ class _GroupIds:
 
     def __call__(self, key: str) -> str:
         return self.ids.setdefault(key, f"{self.task}:{len(self.ids)}")
-
-
-def _check_source(task: str, source: str) -> None:
-    if source not in ("auto", "bigbench"):
-        raise MeptError(f"task {task!r}: source {source!r} not supported; use auto or bigbench")
 
 
 def _render_qa(question: str, context: str) -> str:
@@ -221,7 +215,7 @@ def load_arithmetic(seed: int = 0, subtasks: tuple[str, ...] = ARITHMETIC_SUBTAS
 
 def _registered(spec: TaskSpec, load: Callable[[int], Splits]) -> Callable[..., Splits]:
     def loader(source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits:
-        _check_source(spec.name, source)
+        check_source(spec.name, source)
         return load(seed)
 
     return loader

@@ -24,7 +24,7 @@ from PIL import Image
 
 from mept.data.bigbench import read_task
 from mept.data.examples import Example
-from mept.data.registry import Splits, TaskSpec, register_task
+from mept.data.registry import Splits, TaskSpec, check_source, register_task
 from mept.errors import MeptError
 from mept.paths import cache_dir
 
@@ -103,11 +103,6 @@ def examples_from_arrays(images: np.ndarray, labels: np.ndarray, classes: tuple[
     ]
 
 
-def _check_source(task: str, source: str, allowed: tuple[str, ...]) -> None:
-    if source not in allowed:
-        raise MeptError(f"task {task!r}: source {source!r} not supported; use one of {', '.join(allowed)}")
-
-
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Write atomically so an interrupted run never leaves a half-written cache file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +160,7 @@ def load_bb_cifar10(seed: int = 0, train_per_class: int = 100, val_per_class: in
 
 
 def _bb_cifar10_task(source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits:
-    _check_source(BB_CIFAR10.name, source, ("auto", "bigbench"))
+    check_source(BB_CIFAR10.name, source, ("auto", "bigbench"))
     return load_bb_cifar10(seed=seed)
 
 
@@ -253,7 +248,7 @@ def load_fashion_mnist(
 
 
 def _fashion_mnist_task(source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits:
-    _check_source(FASHION_MNIST.name, source, ("auto", "local"))
+    check_source(FASHION_MNIST.name, source, ("auto", "local"))
     return load_fashion_mnist(root=data_dir or FASHION_MNIST_ROOT, seed=seed)
 
 

@@ -56,6 +56,12 @@ def load_task(name: str, source: str = "auto", data_dir: str | None = None, seed
     return check_splits(name, _TASKS[name][1](source=source, data_dir=data_dir, seed=seed))
 
 
+def check_source(task: str, source: str, allowed: tuple[str, ...] = ("auto", "bigbench")) -> None:
+    """Offline-only tasks accept just the sources they can really be read from."""
+    if source not in allowed:
+        raise MeptError(f"task {task!r}: source {source!r} not supported; use one of {', '.join(allowed)}")
+
+
 def check_splits(name: str, splits: Splits) -> Splits:
     """Refuse empty splits: training or scoring on nothing must never look like success."""
     for split, examples in splits.items():
