@@ -370,3 +370,14 @@ def test_too_long_input_is_a_clear_error(minilm, wrap):
     model = wrap(minilm.model, "prompt_tuning")
     with pytest.raises(MeptError, match="exceeds the model's 512 positions"):
         model(input_ids=torch.ones(1, 510, dtype=torch.long))
+
+
+def test_ptmoe_svd_init_reproduces_the_text_subspace():
+    model = mept.get_model(tiny_bert(), mept.PTMoEConfig(num_experts=3, prompt_length=6, rank=4))
+    text = torch.randn(40, 32)
+    model.method.init_from_embeddings(text, noise=0.0)
+    experts = model.method.experts()  # (E, m, d)
+    U, S, Vh = torch.linalg.svd(text, full_matrices=False)
+    rank4 = (U[:6, :4] * S[:4]) @ Vh[:4]  # best rank-4 reconstruction of the first 6 rows
+    for e in range(3):
+        torch.testing.assert_close(experts[e], rank4, atol=1e-4, rtol=1e-4)

@@ -167,6 +167,8 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         feats, cut = encoder.featurize(_subsample(splits[t]["train"], cfg.max_train_examples, SPLIT_SEED))
         train += feats
         truncated[f"{t}/train"] = cut
+    if getattr(method_cfg, "svd_init", False):
+        init_from_task_text(model, train)
     eval_sets, test_sets = {}, {}
     for t in eval_names:
         eval_sets[t], truncated[f"{t}/validation"] = encoder.featurize(
@@ -175,6 +177,16 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
             test_sets[t], truncated[f"{t}/test"] = encoder.featurize(
                 _subsample(splits[t]["test"], cfg.max_eval_examples, SPLIT_SEED))
     return Prepared(cfg, model, encoder, specs, train, eval_sets, test_sets, truncated)
+
+
+@torch.no_grad()
+def init_from_task_text(model: PromptedModel, train: list[Feature], max_tokens: int = 4096) -> None:
+    """PT-MoE's SVD initialisation from the token embeddings of (a sample of) the training text."""
+    ids = [i for f in train[:256] for i in f.input_ids][:max_tokens]
+    if not ids:
+        raise MeptError("svd_init needs text training data")
+    embed = model.backbone.get_input_embeddings()
+    model.method.init_from_embeddings(embed(torch.tensor(ids, device=embed.weight.device)))
 
 
 def _quantization(cfg: TrainConfig) -> dict[str, Any]:
@@ -189,14 +201,16 @@ def _quantization(cfg: TrainConfig) -> dict[str, Any]:
     return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)}
 
 
-def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str) -> torch.Tensor:
+def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, forward: Any = None) -> torch.Tensor:
+    """The training loss; ``forward`` is the Accelerate-wrapped model (DDP syncs gradients through it)."""
+    forward = forward or model
     if form in ("cls", "image_cls"):
-        logits = model(**model_inputs(batch)).logits.float()  # (B, C)
+        logits = forward(**model_inputs(batch)).logits.float()  # (B, C)
         if form == "cls":  # each example chooses among its own task's words only
             logits = logits.masked_fill(~batch["allowed"], float("-inf"))
         loss = F.cross_entropy(logits, batch["class_ids"])
     else:
-        loss = model(**model_inputs(batch)).loss
+        loss = forward(**model_inputs(batch)).loss
     aux = model.method.aux_loss()
     if model.balance_loss and aux is not None:
         loss = loss + model.balance_loss * aux
@@ -269,7 +283,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
         batch = to_device(p.encoder.collate([p.train[i] for i in chosen], train=True), accelerator.device)
         model.train()
         with accelerator.autocast():
-            loss = task_loss(inner, batch, p.encoder.form)
+            loss = task_loss(inner, batch, p.encoder.form, forward=model)
         if not torch.isfinite(loss):
             bar.close()
             where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"

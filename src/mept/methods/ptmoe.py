@@ -33,6 +33,7 @@ class PTMoEConfig(PromptConfig):
     noise_sigma: float = 1.0
     layers: str | list[int] = "1"
     train_router: bool = True
+    svd_init: bool = False  # initialise A, B from an SVD of the training text's token embeddings
 
     def __post_init__(self) -> None:
         super().__post_init__()
