@@ -1,8 +1,9 @@
 """Shared timing and memory helpers for the benchmark scripts (not part of the library).
 
-Time: ``time.perf_counter`` around one call, median over rounds; configs are
-run round-robin so machine noise (other jobs on a shared CPU) hits every config
-alike.
+Time: ``time.perf_counter`` (wall) and ``time.process_time`` (CPU) around one
+call, median over rounds; configs are run round-robin so machine noise (other
+jobs on a shared CPU) hits every config alike. On a loaded shared machine run
+with ``--threads 1`` and read the CPU-time columns: they measure the work done.
 
 Memory: ``torch.profiler`` with ``profile_memory=True`` over one step, after
 warm-up (so AdamW state already exists). Ops are replayed in start order and
@@ -33,12 +34,18 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Callable[[], object]) -> float:
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call.
+
+    On a shared CPU the wall time includes waiting for other jobs; with
+    ``torch.set_num_threads(1)`` the CPU time is the work done, whatever the load
+    (with more threads it also counts OpenMP threads spinning at barriers).
+    """
     sync()
-    t0 = time.perf_counter()
+    w, c = time.perf_counter(), time.process_time()
     fn()
     sync()
-    return time.perf_counter() - t0
+    return time.perf_counter() - w, time.process_time() - c
 
 
 def median(xs: list[float]) -> float:

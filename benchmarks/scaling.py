@@ -36,8 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--quick", action="store_true", help="batch 4, seq 32, 2 rounds")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (1: CPU time = work done)")
     ap.add_argument("--json", help="also write raw numbers to this file")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.quick:
         args.batch, args.seq, args.rounds = 4, 32, 2
     torch.manual_seed(0)
@@ -53,24 +56,27 @@ def main(argv: list[str] | None = None) -> None:
         b.infer()
     for r in range(args.rounds):
         for b in benches:
-            b.train_times.append(timed(b.step))
-            b.infer_times.append(timed(b.infer))
+            for times, cpu, fn in ((b.train_times, b.train_cpu, b.step), (b.infer_times, b.infer_cpu, b.infer)):
+                w, c = timed(fn)
+                times.append(w)
+                cpu.append(c)
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    ref = median(benches[0].train_times)
+    ref = median(benches[0].train_cpu)
     print(f"\n#### MEPT scaling on {args.model}: m={args.prompt_length}, batch {args.batch}, seq {args.seq}, "
-          f"{args.rounds} rounds (medians)\n")
-    print("| config | trainable params | params + AdamW state (MiB) | train step (s) | / bare+input-grad "
-          "| inference (s) | step peak mem (MiB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          f"{args.rounds} rounds, {torch.get_num_threads()} threads (medians)\n")
+    print("| config | trainable params | params + AdamW state (MiB) | step wall (s) | step CPU (s) "
+          "| CPU / bare+input-grad | inference CPU (s) | step peak mem (MiB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     out = {}
     for b in benches:
         b.memory_mb = peak_step_memory_mb(b.step)
         state_mb = 3 * 4 * b.trainable / 2**20  # fp32 weight + exp_avg + exp_avg_sq
-        ts, ti = median(b.train_times), median(b.infer_times)
-        print(f"| {b.label} | {b.trainable:,} | {state_mb:.1f} | {ts:.3f} | {ts / ref:.2f}x | {ti:.3f} "
+        ts, cs, ci = median(b.train_times), median(b.train_cpu), median(b.infer_cpu)
+        print(f"| {b.label} | {b.trainable:,} | {state_mb:.1f} | {ts:.3f} | {cs:.3f} | {cs / ref:.2f}x | {ci:.3f} "
               f"| {b.memory_mb:.0f} |", flush=True)
-        out[b.label] = {"trainable": b.trainable, "state_mb": state_mb, "train_s": ts, "infer_s": ti,
-                        "train_times": b.train_times, "infer_times": b.infer_times, "memory_mb": b.memory_mb}
+        out[b.label] = {"trainable": b.trainable, "state_mb": state_mb, "train_wall_s": ts, "train_cpu_s": cs,
+                        "infer_cpu_s": ci, "train_times": b.train_times, "train_cpu": b.train_cpu,
+                        "memory_mb": b.memory_mb}
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": out}, indent=2))
 

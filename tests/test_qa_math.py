@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 import pytest
+import transformers
 
 import mept
 from mept.data import bigbench, get_task
@@ -20,8 +21,9 @@ needs_bigbench = pytest.mark.skipif(not bigbench.tarball_path().exists(), reason
 ONE_DIGIT = re.compile(r"^What is \d (plus|minus|times) \d\?$")
 
 
-def qa(pred_free_answers: list[str], task: str = "bb-quoref") -> list[Feature]:
-    return [Feature(Example(text="q", label=-1, target=a[0], task=task, answers=a)) for a in pred_free_answers]
+def qa(answers: list[list[str]], task: str = "bb-quoref") -> list[Feature]:
+    """Generation-task features carrying only the gold answers (what score() reads)."""
+    return [Feature(Example(text="q", label=-1, target=a[0], task=task, answers=a)) for a in answers]
 
 
 def test_squad_em_and_f1_from_the_generation_path_match_hand_computed_values():
@@ -44,22 +46,26 @@ def test_arithmetic_exact_match_normalises_only_harmless_differences():
 
 
 def test_batched_left_padded_answers_equal_one_by_one_and_exclude_the_question(smollm2_lm):
-    model = mept.get_model(smollm2_lm.model, mept.PTMoEConfig(num_experts=4, prompt_length=8)).eval()
-    try:
-        encoder = Encoder("causal_lm", smollm2_lm.processor, model.num_slots, 128, None)
-        texts = ["What is 3 plus 4?", "question: Who wrote Hamlet? context: Hamlet is a play by William Shakespeare.",
-                 "What is 9 times 9? Give the number."]
-        features, _ = encoder.featurize([Example(t, -1, "x", "bb-arithmetic", answers=["x"]) for t in texts])
-        assert len({len(f.input_ids) for f in features}) == 3  # different lengths: real left padding
-        spec = get_task("bb-arithmetic")
-        together = predict(model, encoder, spec, features, batch_size=3)
-        alone = [predict(model, encoder, spec, [f], batch_size=1)[0] for f in features]
-        assert together == alone
-        assert not any("What is" in p or "Answer:" in p for p in together)
-    finally:
-        model.unload()
+    """The harness's generate path: left padding, prompt stripped. A tiny random Llama on SmolLM2's
+    tokenizer keeps 32-token greedy decoding fast; the padding logic is the same for any decoder."""
+    tok = smollm2_lm.processor
+    backbone = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)).eval()
+    model = mept.get_model(backbone, mept.PTMoEConfig(num_experts=4, prompt_length=8)).eval()
+    encoder = Encoder("causal_lm", tok, model.num_slots, 128, None)
+    texts = ["What is 3 plus 4?", "question: Who wrote Hamlet? context: Hamlet is a play by William Shakespeare.",
+             "What is 9 times 9? Give the number."]
+    features, _ = encoder.featurize([Example(t, -1, "x", "bb-arithmetic", answers=["x"]) for t in texts])
+    assert len({len(f.input_ids) for f in features}) == 3  # different lengths: real left padding
+    spec = get_task("bb-arithmetic")
+    together = predict(model, encoder, spec, features, batch_size=3)
+    alone = [predict(model, encoder, spec, [f], batch_size=1)[0] for f in features]
+    assert together == alone
+    assert all(p for p in together) and not any("What is" in p or "Answer:" in p for p in together)
 
 
+@pytest.mark.slow
 @needs_bigbench
 def test_ptmoe_training_improves_one_digit_arithmetic_over_the_untrained_prompt(tmp_path):
     cfg = TrainConfig(method="ptmoe", model="smollm2", tasks=["bb-arithmetic"], format="causal_lm",
@@ -74,10 +80,9 @@ def test_ptmoe_training_improves_one_digit_arithmetic_over_the_untrained_prompt(
     t0 = time.perf_counter()
     before = evaluate(p.model, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size)["average"]
     t1 = time.perf_counter()
-    metrics = train(cfg, prepared=p)
-    after = evaluate(p.model, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size)["average"]
+    metrics = train(cfg, prepared=p)  # metrics.json scores the best checkpoint with the same evaluate()
+    after = metrics["average"]
     print(f"\nbb-arithmetic 1-digit EM: untrained {before:.1f} -> trained {after:.1f} "
           f"(eval {t1 - t0:.0f}s, train+eval {time.perf_counter() - t1:.0f}s)")
-    assert after == pytest.approx(metrics["average"])  # metrics.json reports the same generation-path score
     assert metrics["format"] == "causal_lm" and metrics["tasks"]["bb-arithmetic"]["exact_match"] == after
-    assert after >= before + 15.0
+    assert after >= before + 15.0  # measured: 16.7 -> 45-48 (42 questions)

@@ -116,8 +116,9 @@ def load_backbone(
     finally:
         transformers.logging.set_verbosity(quiet)
         transformers.logging.enable_progress_bar()
-    processor = _load_processor(path, task_type)
-    if task_type != "image_cls":
+    is_image = task_type == "image_cls" or (hasattr(model.config, "image_size") and not hasattr(model.config, "vocab_size"))
+    processor = _load_processor(path, "image_cls" if is_image else task_type)
+    if not is_image:
         if processor.pad_token is None:
             processor.pad_token = processor.eos_token or processor.unk_token
         if model.config.pad_token_id is None:
