@@ -381,3 +381,23 @@ def test_ptmoe_svd_init_reproduces_the_text_subspace():
     rank4 = (U[:6, :4] * S[:4]) @ Vh[:4]  # best rank-4 reconstruction of the first 6 rows
     for e in range(3):
         torch.testing.assert_close(experts[e], rank4, atol=1e-4, rtol=1e-4)
+
+
+def test_encoder_head_reads_the_mean_of_real_tokens_without_slots(minilm, wrap):
+    model = wrap(minilm.model, "mept").eval()
+    batch = encode(minilm.processor, SENTENCES[:3])
+    with torch.no_grad():
+        out = model(**batch, output_hidden_states=True)
+        last = out.hidden_states[-1]  # slots already removed
+        mask = batch["attention_mask"][..., None].float()
+        pooled = (last * mask).sum(1) / mask.sum(1)
+        expected = minilm.model.classifier(pooled)
+    torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-4)
+    model.unload()
+    native = mept.get_model(minilm.model, mept.MEPTConfig(), head_pooling="native")
+    try:
+        assert native.head_pooling == "native"
+        with torch.no_grad():
+            assert not torch.allclose(native(**batch).logits, expected)
+    finally:
+        native.unload()

@@ -25,6 +25,7 @@ from mept.inject.slots import SlotInjector
 from mept.inject.spec import BackboneSpec, inspect_backbone
 from mept.methods.base import PromptMethod
 from mept.registry import method_class
+from mept.routing import masked_mean
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -32,7 +33,14 @@ HEAD_NAMES = ("classifier", "score", "qa_outputs")  # task heads HF adds on top 
 
 
 class PromptedModel(nn.Module):
-    def __init__(self, backbone: nn.Module, config: PromptConfig, *, balance_loss: float | None = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        config: PromptConfig,
+        *,
+        balance_loss: float | None = None,
+        head_pooling: str | None = None,
+    ) -> None:
         super().__init__()
         if getattr(backbone, "_mept_wrapped", False):
             raise MeptError("this backbone is already wrapped by a PromptedModel; call .unload() on that one first")
@@ -50,6 +58,15 @@ class PromptedModel(nn.Module):
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
         if self.spec.modality == "image":
             self.injector.handles.append(backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots))
+        pooler = getattr(backbone.base_model, "pooler", None)
+        default = "mean" if self.spec.task_type == "cls" and isinstance(pooler, nn.Module) else "native"
+        self.head_pooling = head_pooling or default
+        if self.head_pooling not in ("mean", "native"):
+            raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
+        if self.head_pooling == "mean":
+            if not isinstance(pooler, nn.Module):
+                raise MeptError("head_pooling='mean' needs an encoder with a pooler (BERT-like)")
+            self.injector.handles.append(pooler.register_forward_hook(self._mean_pool))
         backbone._mept_wrapped = True
 
     def unload(self) -> nn.Module:
@@ -110,6 +127,15 @@ class PromptedModel(nn.Module):
         labels = self.injector.insert(labels, -100)
         labels[:, self.spec.slot_offset + self.num_slots] = -100
         return labels
+
+    def _mean_pool(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        # The head reads the mean of the final states over real tokens instead of the CLS pooler:
+        # sentence encoders such as MiniLM are trained for mean pooling, and slots never count.
+        ctx = self.injector.ctx
+        if ctx is None:
+            return output
+        hidden = args[0] if args else output  # (B, T, d)
+        return masked_mean(hidden, ctx.pool_mask.to(hidden.dtype)).to(output.dtype)
 
     def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
@@ -237,6 +263,7 @@ class PromptedModel(nn.Module):
             "config": self.prompt_config.to_dict(),
             "backbone": {"name_or_path": getattr(self.backbone.config, "_name_or_path", ""), **self.spec.describe()},
             "head": self.head_names,
+            "head_pooling": self.head_pooling,
         }
         atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(self.adapter_state_dict(), tmp))
         atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
@@ -265,7 +292,7 @@ class PromptedModel(nn.Module):
                     f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
                     f"{key}={getattr(spec, key)}; load it onto the backbone it was trained with"
                 )
-        model = cls(backbone, config)
+        model = cls(backbone, config, head_pooling=meta.get("head_pooling"))
         state = load_file(str(Path(path) / WEIGHTS_NAME))
         try:
             model.load_adapter_weights(state)
@@ -300,10 +327,15 @@ def atomic_write(dest: Path, write) -> None:
         raise
 
 
-def get_model(backbone: nn.Module, config: PromptConfig) -> PromptedModel:
-    """Wrap a frozen backbone with the method ``config`` names (PEFT's ``get_peft_model``)."""
+def get_model(backbone: nn.Module, config: PromptConfig, head_pooling: str | None = None) -> PromptedModel:
+    """Wrap a frozen backbone with the method ``config`` names (PEFT's ``get_peft_model``).
+
+    ``head_pooling``: what a BERT-like classification head reads -- ``"mean"`` of the final
+    states over real tokens (the default for encoders with a pooler) or ``"native"`` (the
+    backbone's own CLS pooler).
+    """
     device = next(backbone.parameters()).device
-    return PromptedModel(backbone, config).to(device)
+    return PromptedModel(backbone, config, head_pooling=head_pooling).to(device)
 
 
 def load(backbone: nn.Module, path: str | os.PathLike) -> PromptedModel:
