@@ -217,6 +217,23 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
     return loss
 
 
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 32) -> list[list[int]]:
+    """The batches of one epoch: shuffled, then length-grouped within windows of ``window`` batches.
+
+    Mixture training mixes short and very long tasks (MultiRC paragraphs); grouping similar lengths
+    keeps padding, and so step time, low. Fully determined by (seed, epoch), which is what makes
+    a resumed run see exactly the batches an uninterrupted one would.
+    """
+    g = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(len(lengths), generator=g).tolist()
+    span = batch_size * window
+    batches = []
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start : start + span], key=lambda i: -lengths[i])
+        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+
 def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
     """Refuse to mix runs: an existing run is replaced only with --overwrite, continued only with --resume."""
     if resume:
@@ -258,7 +275,8 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     if not groups:
         raise MeptError("nothing to train: prompts, routers and head are all frozen")
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, len(p.train) // cfg.batch_size)
+    lengths = [len(f.input_ids) + len(f.target_ids) for f in p.train]
+    steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, cfg.seed, 0))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     from transformers import get_linear_schedule_with_warmup
 
@@ -275,11 +293,13 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     rank, world = accelerator.process_index, accelerator.num_processes
     start = time.perf_counter()
     step = state["step"]
+    plan, plan_epoch = [], -1
     last_ckpt = str(ckpt) if find_checkpoint(ckpt) else None
     while step < total:
         epoch, index = divmod(step, steps_per_epoch)
-        order = torch.randperm(len(p.train), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        chosen = order[index * cfg.batch_size : (index + 1) * cfg.batch_size].tolist()[rank::world]
+        if plan_epoch != epoch:
+            plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch), epoch
+        chosen = plan[index][rank::world]
         batch = to_device(p.encoder.collate([p.train[i] for i in chosen], train=True), accelerator.device)
         model.train()
         with accelerator.autocast():
