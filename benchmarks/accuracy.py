@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -48,7 +47,8 @@ import torch.nn.functional as F
 
 from mept.evaluate import evaluate, model_inputs
 from mept.registry import make_config
-from mept.train import majority_baseline, prepare, seed_everything, train
+from mept.routing import masked_mean
+from mept.train import epoch_batches, majority_baseline, prepare, seed_everything, train
 from mept.train_config import TrainConfig
 
 METHODS = ["prompt_tuning", "ptuning_v2", "smop", "mept", "vfpt", "ptmoe"]
@@ -79,25 +79,44 @@ def run_prompt(args, method: str, tasks: list[str], seed: int, steps: int, out: 
 
 
 def run_full_ft(args, tasks: list[str], seed: int, steps: int, out: Path) -> dict[str, Any]:
-    """Full fine-tuning: the bare backbone, every weight trainable, same data, batches and schedule as train()."""
+    """Full fine-tuning: the bare backbone, every weight trainable, same data, batches and schedule as train().
+
+    The head reads the same features as the prompt methods' head: if ``PromptedModel`` mean-pools
+    real tokens for this backbone (``head_pooling == "mean"``), so does this loop.
+    """
     from transformers import get_linear_schedule_with_warmup
 
     seed_everything(seed)
     cfg = replace(base_config(args, "prompt_tuning", tasks, seed, steps, out), method_args={"prompt_length": 1},
                   max_length=args.text_length + 1)  # one slot reserved, never inserted: text budget = text_length
     p = prepare(cfg)
-    model = p.model.unload().requires_grad_(True)  # the bare backbone, unfrozen
+    pooling = getattr(p.model, "head_pooling", "native")
+    model = p.model.unload().requires_grad_(True)  # the bare backbone, unfrozen (unload drops mept's hooks)
+    if pooling == "mean":
+        current: dict[str, torch.Tensor] = {}
+
+        def keep_mask(module, a, kw):
+            current["mask"] = kw.get("attention_mask")
+
+        def mean_pool(module, a, output):  # (B, T, d) -> (B, d), real tokens only
+            return masked_mean(a[0], current["mask"].to(a[0].dtype)).to(output.dtype)
+
+        model.register_forward_pre_hook(keep_mask, with_kwargs=True)
+        model.base_model.pooler.register_forward_hook(mean_pool)
     head = {id(q) for n in p.model.head_names for q in getattr(model, n).parameters()}
     groups = [{"params": [q for q in model.parameters() if id(q) not in head], "lr": args.lr_ft},
               {"params": [q for q in model.parameters() if id(q) in head], "lr": cfg.head_lr}]
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * steps), steps)
-    per_epoch = max(1, len(p.train) // cfg.batch_size)
+    lengths = [len(f.input_ids) + len(f.target_ids) for f in p.train]
+    per_epoch = len(epoch_batches(lengths, cfg.batch_size, seed, 0))
+    plan, plan_epoch = [], -1
     t0 = time.perf_counter()
     for step in range(steps):
         epoch, index = divmod(step, per_epoch)
-        order = torch.randperm(len(p.train), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
-        batch = p.encoder.collate([p.train[i] for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]], True)
+        if plan_epoch != epoch:  # the batches train() would draw for this seed and epoch
+            plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, seed, epoch), epoch
+        batch = p.encoder.collate([p.train[i] for i in plan[index]], True)
         model.train()
         logits = model(**model_inputs(batch)).logits.float().masked_fill(~batch["allowed"], float("-inf"))
         F.cross_entropy(logits, batch["class_ids"]).backward()
@@ -107,13 +126,14 @@ def run_full_ft(args, tasks: list[str], seed: int, steps: int, out: Path) -> dic
     seconds = time.perf_counter() - t0
     result = evaluate(model, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size)  # last step (no selection)
     return {"tasks": {t: r["score"] for t, r in result["tasks"].items()}, "majority": majority_baseline(p),
-            "seconds": seconds, "trainable": sum(q.numel() for q in model.parameters())}
+            "seconds": seconds, "trainable": sum(q.numel() for q in model.parameters()), "pooling": pooling}
 
 
 def mean_std(xs: list[float]) -> str:
+    """Scores are already on a 0-100 scale (mept.data.metrics)."""
     if len(xs) == 1:
-        return f"{100 * xs[0]:.1f}"
-    return f"{100 * statistics.fmean(xs):.1f} ± {100 * statistics.stdev(xs):.1f}"
+        return f"{xs[0]:.1f}"
+    return f"{statistics.fmean(xs):.1f} ± {statistics.stdev(xs):.1f}"
 
 
 def table(rows: dict[str, list[dict[str, Any]]], tasks: list[str]) -> str:
@@ -147,17 +167,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--output", help="keep run folders here (default: a temp folder, deleted)")
     ap.add_argument("--json", help="write all per-run numbers to this file")
     ap.add_argument("--quick", action="store_true", help="2 tasks, 1 seed, 6 steps/task, short texts: smoke test")
+    ap.add_argument("--table-from", metavar="JSON", help="print the table of an earlier --json file, train nothing")
     args = ap.parse_args(argv)
+    from mept.train import expand_tasks
+
+    if args.table_from:
+        saved = json.loads(Path(args.table_from).read_text())
+        print(table(saved["rows"], expand_tasks(saved["args"]["tasks"])))
+        return
     if args.quick:
         args.tasks, args.seeds, args.steps_per_task = ["bb-cb", "bb-rte"], [1], 6
         args.text_length, args.max_train_examples, args.max_eval_examples = 64, 64, 32
-    from mept.train import expand_tasks
-
     tasks = expand_tasks(args.tasks)
     root_ctx = tempfile.TemporaryDirectory(prefix="mept-acc-") if not args.output else None
     root = Path(args.output or root_ctx.name)
     mix_steps = args.steps_per_task * len(tasks)
-    rows: dict[str, list[dict[str, Any]]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {"majority class": []}  # first row: the floor to beat
     start = time.perf_counter()
 
     def log(msg: str) -> None:
@@ -190,8 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     label = "QUICK smoke run (not a result)" if args.quick else "budget run"
     print(f"\n#### Accuracy on {', '.join(tasks)} with {args.model} ({label}): {args.steps_per_task} steps/task, "
           f"batch {args.batch_size}, text length {args.text_length}, <= {args.max_train_examples} train / "
-          f"{args.max_eval_examples} validation examples per task, seeds {args.seeds}; score x100 "
-          f"(mean ± std over seeds), bb-cb = mean of accuracy and macro-F1\n")
+          f"{args.max_eval_examples} validation examples per task, seeds {args.seeds}; score "
+          f"(0-100, mean ± std over seeds), bb-cb = mean of accuracy and macro-F1\n")
     print(table(rows, tasks))
     print(f"\ntotal wall time {time.perf_counter() - start:.0f}s")
     if args.json:

@@ -37,7 +37,6 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import mept.inject.slots as slots  # noqa: E402
-import mept.routing as routing  # noqa: E402
 
 from speed import build  # noqa: E402
 

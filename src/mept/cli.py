@@ -156,6 +156,9 @@ def print_scores(metrics: dict[str, Any]) -> None:
     print("validation scores:")
     print("\n".join(rows))
     print(f"  {'average':<16} {avg_text}")
+    cut = {k: v for k, v in metrics.get("truncated", {}).items() if v}
+    if cut:
+        print("truncated to --max-length: " + ", ".join(f"{k} {v}" for k, v in cut.items()))
     if "trainable_percent" in metrics:
         print(f"trainable: {metrics['trainable_percent']:.3f}% of the backbone, "
               f"activated prompt tokens: {metrics['activated_prompt_tokens']}")

@@ -157,9 +157,10 @@ class PromptedModel(nn.Module):
                 out[key] = tuple(self._strip(v, key) for v in value)
             else:
                 out[key] = self._strip(value, key)
-        aux = self.method.aux_loss()
-        if self.training and self.balance_loss and aux is not None and out.get("loss") is not None:
-            out["loss"] = out["loss"] + self.balance_loss * aux
+        if self.training and self.balance_loss and out.get("loss") is not None:
+            aux = self.method.aux_loss()
+            if aux is not None:
+                out["loss"] = out["loss"] + self.balance_loss * aux
         return out
 
     def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:

@@ -73,7 +73,7 @@ class Router(nn.Module):
         self.gumbel_tau = gumbel_tau
         self.renormalize = renormalize
         self.dropout = nn.Dropout(dropout)
-        self.aux_loss: torch.Tensor | None = None
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> Route:
         logits = self.linear(self.dropout(x.to(self.linear.weight.dtype)))  # (B, E)
@@ -116,10 +116,16 @@ class Router(nn.Module):
         return self._finish(Route(index, weight, probs, index[:, 0]), probs)
 
     def _finish(self, route: Route, probs: torch.Tensor) -> Route:
-        # Switch-Transformer balance loss: E * sum_e f_e * P_e, minimal (=1) when uniform.
-        frac = F.one_hot(route.chosen, self.num_experts).float().mean(0)
-        self.aux_loss = self.num_experts * (frac * probs.float().mean(0)).sum()
+        self._last = (route.chosen, probs)  # kept for balance_loss(), computed only when asked for
         return route
+
+    def balance_loss(self) -> torch.Tensor | None:
+        """Switch-Transformer balance loss of the last forward: E * sum_e f_e * P_e, minimal (=1) when uniform."""
+        if self._last is None:
+            return None
+        chosen, probs = self._last
+        frac = F.one_hot(chosen, self.num_experts).float().mean(0)
+        return self.num_experts * (frac * probs.float().mean(0)).sum()
 
 
 def combine_experts(experts: torch.Tensor, route: Route) -> torch.Tensor:
@@ -133,5 +139,6 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     hidden (B, T, d), mask (B, T) -> (B, d)
     """
-    mask = mask.to(hidden.dtype)[..., None]  # (B, T, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    mask = mask.to(hidden.dtype)
+    summed = torch.bmm(mask[:, None, :], hidden)[:, 0]  # (B, d), no (B, T, d) temporary
+    return summed / mask.sum(1, keepdim=True).clamp_min(1.0)

@@ -209,12 +209,10 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
         if form == "cls":  # each example chooses among its own task's words only
             logits = logits.masked_fill(~batch["allowed"], float("-inf"))
         loss = F.cross_entropy(logits, batch["class_ids"])
-    else:
-        loss = forward(**model_inputs(batch)).loss
-    aux = model.method.aux_loss()
-    if model.balance_loss and aux is not None:
-        loss = loss + model.balance_loss * aux
-    return loss
+        if model.balance_loss and (aux := model.method.aux_loss()) is not None:
+            loss = loss + model.balance_loss * aux
+        return loss
+    return forward(**model_inputs(batch)).loss  # the model adds the balance loss to its own loss
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 32) -> list[list[int]]:
@@ -317,10 +315,12 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", ex_s=f"{step * cfg.batch_size / max(time.perf_counter() - start, 1e-9):.1f}")
         if step % eval_every == 0 or step == total:
+            t0 = time.perf_counter()
             result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode)
+            state["eval_seconds"] = time.perf_counter() - t0
             state["history"].append({"step": step, "loss": round(loss.item(), 6), "validation": result["average"]})
             if state["best_score"] is None or result["average"] > state["best_score"]:
-                state["best_score"], state["best_step"] = result["average"], step
+                state["best_score"], state["best_step"], state["best_result"] = result["average"], step, result
                 if accelerator.is_main_process:
                     inner.save_pretrained(out / "best")
         if accelerator.is_main_process and (step % cfg.save_every == 0 or step == total):
@@ -335,16 +335,14 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
 
 
 def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Reload the best checkpoint, score validation (and test), write metrics.json atomically."""
+    """Reload the best checkpoint, score test (validation was scored when it was best), write metrics.json."""
     from safetensors.torch import load_file
 
     from mept.model import WEIGHTS_NAME
 
     cfg = p.config
     model.load_adapter_weights(load_file(str(out / "best" / WEIGHTS_NAME)))
-    t0 = time.perf_counter()
-    validation = evaluate(model, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode, cfg.progress)
-    eval_seconds = time.perf_counter() - t0
+    validation = state["best_result"]
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode) if p.test_sets else None
     report = model.parameter_report()
     train_examples = state["step"] * cfg.batch_size
@@ -370,7 +368,7 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path) 
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
             "train_seconds": round(state.get("train_seconds", 0.0), 3),
             "train_examples_per_second": round(train_examples / max(state.get("train_seconds", 0.0), 1e-9), 2),
-            "eval_seconds": round(eval_seconds, 3),
+            "eval_seconds": round(state.get("eval_seconds", 0.0), 3),
             "peak_memory_mb": round(peak_memory_mb(), 1),
         },
     }

@@ -69,11 +69,12 @@ class SlotInjector:
             return None  # cached decoding step
         pooled = None
         if self.method.routed:
-            pooled = masked_mean(hidden[:, : ctx.total_len], ctx.pool_mask)  # (B, d)
+            text = hidden if hidden.shape[1] == ctx.total_len else hidden[:, : ctx.total_len]
+            pooled = masked_mean(text, ctx.pool_mask)  # (B, d)
             pooled = F.layer_norm(pooled.float(), pooled.shape[-1:])
         prompts = self.method.prompt(position, pooled, hidden.shape[0]).to(hidden.dtype)  # (B, m, d)
-        o, m = self.offset, self.num_slots
-        hidden = torch.cat([hidden[:, :o], prompts, hidden[:, o + m :]], dim=1)
+        # one copy forward and one backward (a cat of slices allocates and adds full-size gradients)
+        hidden = hidden.slice_scatter(prompts, dim=1, start=self.offset, end=self.offset + self.num_slots)
         if in_kwargs:
             return args, {**kwargs, "hidden_states": hidden}
         return (hidden, *args[1:]), kwargs
@@ -88,6 +89,8 @@ class SlotInjector:
 
     def remove_slots(self, x: torch.Tensor, dim: int = 1) -> torch.Tensor:
         o, m = self.offset, self.num_slots
+        if o == 0:  # decoders and T5: a view, no copy of (possibly vocabulary-sized) outputs
+            return x.narrow(dim, m, x.shape[dim] - m)
         keep = torch.cat([torch.arange(o), torch.arange(o + m, x.shape[dim])]).to(x.device)
         return x.index_select(dim, keep)
 

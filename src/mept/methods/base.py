@@ -39,7 +39,7 @@ class PromptMethod(nn.Module):
 
     def aux_loss(self) -> torch.Tensor | None:
         """Mean load-balancing loss of the routers in the last forward (None for unrouted methods)."""
-        losses = [r.aux_loss for r in self.routers() if r.aux_loss is not None]
+        losses = [loss for r in self.routers() if (loss := r.balance_loss()) is not None]
         return torch.stack(losses).mean() if losses else None
 
     def parameter_groups(self) -> dict[str, int]:
