@@ -69,7 +69,7 @@ def test_batched_left_padded_answers_equal_one_by_one_and_exclude_the_question(s
 @needs_bigbench
 def test_ptmoe_training_improves_one_digit_arithmetic_over_the_untrained_prompt(tmp_path):
     cfg = TrainConfig(method="ptmoe", model="smollm2", tasks=["bb-arithmetic"], format="causal_lm",
-                      prompt_length=8, experts=4, lr=5e-2, warmup_ratio=0.0, batch_size=8, max_steps=30,
+                      prompt_length=8, experts=4, lr=5e-2, warmup_ratio=0.0, batch_size=8, max_steps=60,
                       eval_batch_size=48, max_length=64, eval_every=1000, output=str(tmp_path / "run"), progress=False)
     p = prepare(cfg)
     # 1-digit questions only: a task the 135M model can learn to answer in a few steps
@@ -85,4 +85,4 @@ def test_ptmoe_training_improves_one_digit_arithmetic_over_the_untrained_prompt(
     print(f"\nbb-arithmetic 1-digit EM: untrained {before:.1f} -> trained {after:.1f} "
           f"(eval {t1 - t0:.0f}s, train+eval {time.perf_counter() - t1:.0f}s)")
     assert metrics["format"] == "causal_lm" and metrics["tasks"]["bb-arithmetic"]["exact_match"] == after
-    assert after >= before + 15.0  # measured: 16.7 -> 45-48 (42 questions)
+    assert after >= before + 15.0  # measured (60 steps, seeds 42 / 1): 0.0 -> 47.6, 9.5 -> 50.0 (42 questions)

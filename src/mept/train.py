@@ -131,12 +131,13 @@ def _subsample(items: list, n: int | None, seed: int) -> list:
 
 def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
+    seed_everything(cfg.seed)  # the prompts' random init is part of the run
     method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
     specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
     form = resolve_format(cfg, specs)
     train_names = list(specs)[:1] if cfg.train_file or image_folder(cfg) else expand_tasks(cfg.tasks)
     eval_names = expand_tasks(eval_tasks or cfg.eval_tasks or []) or train_names
-    if form in ("cls",) and any(specs[t].kind == "generation" for t in train_names + eval_names):
+    if form == "cls" and any(specs[t].kind == "generation" for t in train_names + eval_names):
         raise MeptError("generation tasks need --format causal_lm or seq2seq")
     labels = None
     if form == "cls":  # the head's classes: words of the tasks the run was configured with
@@ -159,8 +160,6 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     encoder = Encoder(form, backbone.processor, model.num_slots, cfg.max_length, labels)
-    if form == "image_cls":
-        encoder.processor = backbone.processor
     truncated: dict[str, int] = {}
     train: list[Feature] = []
     for t in train_names:
