@@ -281,9 +281,7 @@ class PromptedModel(nn.Module):
     @classmethod
     def from_pretrained(cls, backbone: nn.Module, path: str | os.PathLike) -> "PromptedModel":
         meta = read_adapter_config(path)
-        from mept.registry import method_class as _method_class
-
-        config = _method_class(meta["method"]).config_class.from_dict(meta["config"])
+        config = method_class(meta["method"]).config_class.from_dict(meta["config"])
         spec = inspect_backbone(backbone)
         saved = meta["backbone"]
         for key in ("hidden_size", "num_layers"):

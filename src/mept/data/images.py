@@ -45,7 +45,7 @@ FASHION_MNIST = TaskSpec(
 # ---------------------------------------------------------------- shared pieces
 
 
-def stratified_split(
+def per_class_split(
     labels: np.ndarray, seed: int, sizes: Callable[[int], tuple[int, int]]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a seeded per-class split into (train, validation).
@@ -139,7 +139,7 @@ def load_bb_cifar10_arrays(seed: int = 0, train_per_class: int = 100, val_per_cl
     class_id = {name: i for i, name in enumerate(CIFAR10_CLASSES)}
     labels = np.array([class_id[max(e["target_scores"], key=e["target_scores"].get)] for e in examples])
     arrays: dict[str, np.ndarray] = {}
-    for split, idx in zip(("train", "validation"), stratified_split(labels, seed, sizes)):
+    for split, idx in zip(("train", "validation"), per_class_split(labels, seed, sizes)):
         images = [_decode_png_base64(examples[i]["input"]) for i in idx]
         arrays[f"{split}_images"] = np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8)
         arrays[f"{split}_labels"] = labels[idx].astype(np.int64)
@@ -234,7 +234,7 @@ def load_fashion_mnist(
             f"or pass the folder holding train-images-idx3-ubyte[.gz] and friends"
         )
     images, labels = _read_idx_pair(root, "train")
-    train_idx, val_idx = stratified_split(labels, seed, _fixed_sizes(train_per_class, val_per_class, "fashion-mnist"))
+    train_idx, val_idx = per_class_split(labels, seed, _fixed_sizes(train_per_class, val_per_class, "fashion-mnist"))
     splits = {
         split: examples_from_arrays(_grey_to_rgb(images[idx]), labels[idx], FASHION_MNIST_CLASSES, FASHION_MNIST.name)
         for split, idx in (("train", train_idx), ("validation", val_idx))
@@ -329,7 +329,7 @@ def load_image_folder(root: str | Path, seed: int = 0, val_fraction: float = 0.2
     else:
         rows = _read_csv(root) if root.is_file() else _scan_class_folders(root)
         labels = np.array([label for _, label in rows])
-        train_idx, val_idx = stratified_split(labels, seed, _fraction_sizes(val_fraction))
+        train_idx, val_idx = per_class_split(labels, seed, _fraction_sizes(val_fraction))
         given = {"train": [rows[i] for i in train_idx], "validation": [rows[i] for i in val_idx]}
     classes = tuple(_class_order({label for split_rows in given.values() for _, label in split_rows}))
     class_id = {name: i for i, name in enumerate(classes)}
