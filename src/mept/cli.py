@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from mept.train_config import TrainConfig, PAPER_LR_GRID
+    from mept.train_config import TrainConfig, paper_lr_grid
 
     values = {}
     for flag, kw in {**TRAIN_FLAGS, **{f: {"dest": d} for f, d in BOOL_FLAGS.items()}}.items():
@@ -118,8 +118,7 @@ def train_config_from_args(args: argparse.Namespace):
     grid = values.get("lr_grid")
     if grid is not None:
         if grid == ["paper"]:
-            method = values.get("method", "mept")
-            values["lr_grid"] = PAPER_LR_GRID.get(method, PAPER_LR_GRID["default"])
+            values["lr_grid"] = paper_lr_grid(values.get("method", "mept"))
         else:
             try:
                 values["lr_grid"] = [float(x) for x in grid]

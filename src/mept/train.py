@@ -35,7 +35,7 @@ from mept.errors import MeptError
 from mept.evaluate import evaluate, model_inputs, to_device
 from mept.model import PromptedModel, atomic_write, get_model
 from mept.registry import make_config
-from mept.train_config import PAPER_LR_GRID, TrainConfig
+from mept.train_config import TrainConfig
 
 SPLIT_SEED = 0  # data splits are fixed across training seeds, so seeds are compared on the same examples
 RUN_CONFIG = "run_config.json"
@@ -440,7 +440,3 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
         "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks}} for r in runs],
     }
-
-
-def paper_grid(method: str) -> list[float]:
-    return PAPER_LR_GRID.get(method, PAPER_LR_GRID["default"])

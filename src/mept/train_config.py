@@ -23,6 +23,10 @@ FORMATS = ("auto", "cls", "causal_lm", "seq2seq", "image_cls")
 PAPER_LR_GRID = {"mept": [1e-5, 5e-5, 1e-4], "default": [0.1, 0.3, 0.5]}
 
 
+def paper_lr_grid(method: str) -> list[float]:
+    return PAPER_LR_GRID.get(method, PAPER_LR_GRID["default"])
+
+
 @dataclass
 class TrainConfig:
     # what to train
