@@ -158,6 +158,10 @@ def print_scores(metrics: dict[str, Any]) -> None:
     cut = {k: v for k, v in metrics.get("truncated", {}).items() if v}
     if cut:
         print("truncated to --max-length: " + ", ".join(f"{k} {v}" for k, v in cut.items()))
+    if metrics.get("routing"):
+        from mept.analysis.health import format_health
+
+        print(format_health(metrics["routing"]))
     if "trainable_percent" in metrics:
         print(f"trainable: {metrics['trainable_percent']:.3f}% of the backbone, "
               f"activated prompt tokens: {metrics['activated_prompt_tokens']}")

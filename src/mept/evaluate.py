@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -44,8 +45,13 @@ def predict(
     batch_size: int,
     eval_mode: str = "rank",
     progress: bool = False,
+    routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]] | None = None,
 ) -> list[Any]:
-    """Label ids for classification tasks, answer strings for generation tasks."""
+    """Label ids for classification tasks, answer strings for generation tasks.
+
+    ``routes``, when given, receives each batch's routing (``model.routing_trace()``) so the
+    routing health is measured on the very forwards that were scored.
+    """
     model.eval()
     device = next(model.parameters()).device
     preds: list[Any] = []
@@ -65,6 +71,8 @@ def predict(
             preds += texts if spec.kind == "generation" else [_to_label(t, spec) for t in texts]
         else:
             preds += _rank(model, encoder, batch, chunk, spec)
+        if routes is not None and model.method.routed:
+            routes.append(model.routing_trace())
     return preds
 
 
@@ -136,13 +144,34 @@ def evaluate(
     eval_mode: str = "rank",
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Per-task metrics plus their average ``score`` (the paper averages task scores)."""
+    """Per-task metrics plus their average ``score`` (the paper averages task scores), and for
+    routed methods the routing health of the same forwards (``routing``)."""
     results: dict[str, Any] = {}
+    traces = []
     for task, features in eval_sets.items():
-        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress)
+        routes: list = []
+        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress, routes=routes)
         results[task] = score(specs[task], features, preds)
+        if routes and routes[0]:
+            traces.append(routing_trace(task, routes, [f.example.label for f in features]))
     results_avg = sum(r["score"] for r in results.values()) / len(results)
-    return {"tasks": results, "average": results_avg}
+    out: dict[str, Any] = {"tasks": results, "average": results_avg}
+    if traces:
+        from mept.analysis.health import routing_health
+
+        out["routing"] = routing_health(traces)
+    return out
+
+
+def routing_trace(task: str, routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], labels: list[Any]):
+    """Stack per-batch ``routing_trace()`` dicts into one task's :class:`RoutingTrace`."""
+    from mept.analysis.pathways import RoutingTrace
+
+    layers = list(routes[0])
+    probs = torch.cat([torch.stack([r[k][0] for k in layers], 1) for r in routes]).float().cpu()  # (N, L, E)
+    chosen = torch.cat([torch.stack([r[k][1] for k in layers], 1) for r in routes]).cpu()  # (N, L)
+    return RoutingTrace(task=task, layers=layers, probs=probs.numpy(), chosen=chosen.numpy(),
+                        labels=np.asarray(labels) if len(labels) == len(chosen) else None)
 
 
 __all__ = ["evaluate", "predict", "score", "batches", "to_device", "model_inputs", "ANSWER_SEP"]

@@ -38,7 +38,6 @@ class PromptedModel(nn.Module):
         backbone: nn.Module,
         config: PromptConfig,
         *,
-        balance_loss: float | None = None,
         head_pooling: str | None = None,
     ) -> None:
         super().__init__()
@@ -48,7 +47,6 @@ class PromptedModel(nn.Module):
         self.spec: BackboneSpec = inspect_backbone(backbone)
         self.prompt_config = config
         self.method: PromptMethod = method_class(config.method)(config, self.spec.hidden_size, self.spec.num_layers)
-        self.balance_loss = getattr(config, "balance_loss", 0.0) if balance_loss is None else balance_loss
         self.head_names = [n for n in HEAD_NAMES if isinstance(getattr(backbone, n, None), nn.Module)]
         self.backbone.requires_grad_(False)
         for name in self.head_names:
@@ -59,14 +57,20 @@ class PromptedModel(nn.Module):
         if self.spec.modality == "image":
             self.injector.handles.append(backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots))
         pooler = getattr(backbone.base_model, "pooler", None)
-        default = "mean" if self.spec.task_type == "cls" and isinstance(pooler, nn.Module) else "native"
-        self.head_pooling = head_pooling or default
+        # Encoders whose head reads the first position itself (RoBERTa, MPNet: ``classifier(sequence)``).
+        first_token_head = getattr(backbone, "classifier", None) if self.spec.slot_offset == 1 else None
+        can_mean = self.spec.task_type == "cls" and self.spec.modality == "text" and (
+            isinstance(pooler, nn.Module) or isinstance(first_token_head, nn.Module))
+        self.head_pooling = head_pooling or ("mean" if can_mean else "native")
         if self.head_pooling not in ("mean", "native"):
             raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
         if self.head_pooling == "mean":
-            if not isinstance(pooler, nn.Module):
-                raise MeptError("head_pooling='mean' needs an encoder with a pooler (BERT-like)")
-            self.injector.handles.append(pooler.register_forward_hook(self._mean_pool))
+            if not can_mean:
+                raise MeptError("head_pooling='mean' needs a text encoder whose head reads a pooler or the first token")
+            if isinstance(pooler, nn.Module):
+                self.injector.handles.append(pooler.register_forward_hook(self._mean_pool))
+            else:
+                self.injector.handles.append(first_token_head.register_forward_pre_hook(self._mean_first_token))
         backbone._mept_wrapped = True
 
     def unload(self) -> nn.Module:
@@ -137,6 +141,16 @@ class PromptedModel(nn.Module):
         hidden = args[0] if args else output  # (B, T, d)
         return masked_mean(hidden, ctx.pool_mask.to(hidden.dtype)).to(output.dtype)
 
+    def _mean_first_token(self, module: nn.Module, args: tuple) -> tuple | None:
+        # Heads that read position 0 of the sequence get the masked mean there instead (same
+        # reason as _mean_pool): (B, T, d) -> (B, T, d) with row 0 replaced.
+        ctx = self.injector.ctx
+        if ctx is None or not args or args[0].dim() != 3:
+            return None
+        hidden = args[0]
+        pooled = masked_mean(hidden, ctx.pool_mask.to(hidden.dtype))[:, None]  # (B, 1, d)
+        return (torch.cat([pooled, hidden[:, 1:]], dim=1), *args[1:])
+
     def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
         mask = torch.ones(output.shape[:2], dtype=torch.long, device=output.device)
@@ -157,10 +171,8 @@ class PromptedModel(nn.Module):
                 out[key] = tuple(self._strip(v, key) for v in value)
             else:
                 out[key] = self._strip(value, key)
-        if self.training and self.balance_loss and out.get("loss") is not None:
-            aux = self.method.aux_loss()
-            if aux is not None:
-                out["loss"] = out["loss"] + self.balance_loss * aux
+        if self.training and out.get("loss") is not None and (aux := self.method.aux_loss()) is not None:
+            out["loss"] = out["loss"] + aux
         return out
 
     def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
@@ -216,6 +228,20 @@ class PromptedModel(nn.Module):
     def routing_trace(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """Last forward's routing: layer id -> (probs (B, E), chosen (B,))."""
         return {layer: (r.probs, r.chosen) for layer, r in sorted(self.method.routes.items())}
+
+    def param_groups(self, lr: float, head_lr: float) -> list[dict[str, Any]]:
+        """Optimizer groups of the trainable tensors: prompts at ``lr``, routers at ``lr`` times the
+        method's ``router_lr_scale``, the task head at ``head_lr``; empty groups are left out."""
+        router_ids = {id(q) for r in self.method.routers() for q in r.parameters()}
+        head_ids = {id(q) for n in self.head_names for q in getattr(self.backbone, n).parameters()}
+        scale = getattr(self.prompt_config, "router_lr_scale", 1.0)
+        trainable = [q for q in self.parameters() if q.requires_grad]
+        groups = [
+            {"name": "prompt", "params": [q for q in trainable if id(q) not in router_ids | head_ids], "lr": lr},
+            {"name": "router", "params": [q for q in trainable if id(q) in router_ids], "lr": lr * scale},
+            {"name": "head", "params": [q for q in trainable if id(q) in head_ids], "lr": head_lr},
+        ]
+        return [g for g in groups if g["params"]]
 
     def head_parameters(self) -> dict[str, torch.Tensor]:
         return {f"{n}.{k}": v for n in self.head_names for k, v in getattr(self.backbone, n).state_dict().items()}

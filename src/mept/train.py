@@ -208,8 +208,8 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
         if form == "cls":  # each example chooses among its own task's words only
             logits = logits.masked_fill(~batch["allowed"], float("-inf"))
         loss = F.cross_entropy(logits, batch["class_ids"])
-        if model.balance_loss and (aux := model.method.aux_loss()) is not None:
-            loss = loss + model.balance_loss * aux
+        if (aux := model.method.aux_loss()) is not None:
+            loss = loss + aux
         return loss
     return forward(**model_inputs(batch)).loss  # the model adds the balance loss to its own loss
 
@@ -263,12 +263,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
-    head_ids = {id(q) for n in model.head_names for q in getattr(model.backbone, n).parameters()}
-    groups = [
-        {"params": [q for q in model.method.parameters() if q.requires_grad], "lr": lr},
-        {"params": [q for q in model.parameters() if q.requires_grad and id(q) in head_ids], "lr": cfg.head_lr},
-    ]
-    groups = [g for g in groups if g["params"]]
+    groups = model.param_groups(lr, cfg.head_lr)
     if not groups:
         raise MeptError("nothing to train: prompts, routers and head are all frozen")
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
@@ -317,7 +312,11 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
             t0 = time.perf_counter()
             result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode)
             state["eval_seconds"] = time.perf_counter() - t0
-            state["history"].append({"step": step, "loss": round(loss.item(), 6), "validation": result["average"]})
+            entry = {"step": step, "loss": round(loss.item(), 6), "validation": result["average"]}
+            if result.get("routing"):
+                entry["routing_entropy"] = result["routing"]["mean_entropy"]
+                entry["collapsed_layers"] = len(result["routing"]["collapsed_layers"])
+            state["history"].append(entry)
             if state["best_score"] is None or result["average"] > state["best_score"]:
                 state["best_score"], state["best_step"], state["best_result"] = result["average"], step, result
                 if accelerator.is_main_process:
@@ -355,6 +354,7 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path) 
         "average": validation["average"],
         "majority": majority_baseline(p),
         "test": test,
+        "routing": validation.get("routing"),
         "best_step": state["best_step"],
         "steps": state["step"],
         "history": state["history"],
@@ -424,6 +424,14 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
+def routing_summary(health: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The few routing-health numbers worth keeping per seed."""
+    if not health:
+        return None
+    keys = ("collapsed_layers", "layers_with_3_experts", "mean_entropy", "max_pathway_cosine")
+    return {k: health[k] for k in keys}
+
+
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation over seeds, per task and for the average (the paper reports 3 runs)."""
 
@@ -438,5 +446,6 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "average": mean_std([r["average"] for r in runs]),
         "trainable_percent": runs[0]["trainable_percent"],
         "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
-        "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks}} for r in runs],
+        "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks},
+                  "routing": routing_summary(r.get("routing"))} for r in runs],
     }
