@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", help="output folder (default RUN_DIR/analysis)")
     an.add_argument("--max-per-task", type=int, default=200)
     an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
+    an.add_argument("--by", choices=["label"], help="also break routing down by gold class")
 
     sub.add_parser("methods", help="list prompt methods")
     sub.add_parser("tasks", help="list tasks")
@@ -299,7 +300,8 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     p = load_run(args.run_dir, tasks=args.tasks)
-    result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline)
+    result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
+                         by_label=args.by == "label")
     print(result["summary"])
     for name, path in result["files"].items():
         print(f"wrote {path}")
