@@ -337,6 +337,22 @@ def get_model(backbone: nn.Module, config: PromptConfig, head_pooling: str | Non
     return PromptedModel(backbone, config, head_pooling=head_pooling).to(device)
 
 
-def load(backbone: nn.Module, path: str | os.PathLike) -> PromptedModel:
-    """Restore a saved prompt method onto ``backbone``."""
+def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = None) -> PromptedModel:
+    """Restore a saved prompt method onto ``backbone``, from a folder or a Hugging Face Hub repo id.
+
+    Anything that is not an existing folder is taken as a hub id (``user/my-prompts``); only the two
+    adapter files are downloaded (cached by ``huggingface_hub``, so offline reuse works).
+    """
+    if not Path(path).is_dir():
+        path = _download_adapter(str(path), revision)
     return PromptedModel.from_pretrained(backbone, path)
+
+
+def _download_adapter(repo_id: str, revision: str | None) -> str:
+    import huggingface_hub
+
+    try:
+        return huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
+    except Exception as exc:  # hub errors come in many classes (offline, not found, bad id): one message for all
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeptError(f"{repo_id} is neither a folder nor a downloadable hub repo: {first}") from None
