@@ -38,8 +38,9 @@ def backbone():
 
 
 def _args(out, **kw) -> TrainingArguments:
-    base = dict(output_dir=str(out), per_device_train_batch_size=8, learning_rate=5e-2, max_steps=6, save_steps=3,
-                logging_steps=3, report_to=[], use_cpu=True, seed=0, save_strategy="steps", disable_tqdm=True)
+    base = {"output_dir": str(out), "per_device_train_batch_size": 8, "learning_rate": 5e-2, "max_steps": 6,
+            "save_steps": 3, "logging_steps": 3, "report_to": [], "use_cpu": True, "seed": 0,
+            "save_strategy": "steps", "disable_tqdm": True}
     return TrainingArguments(**{**base, **kw})
 
 
