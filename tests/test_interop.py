@@ -108,8 +108,12 @@ def test_load_takes_a_hub_id_and_downloads_only_the_adapter(tmp_path, monkeypatc
     assert calls == [("someone/my-prompts", "v1", sorted([CONFIG_NAME, WEIGHTS_NAME]))]
     a, b = model.adapter_state_dict(), loaded.adapter_state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    # a real folder never goes to the hub
-    mept.load(tiny_bert(), tmp_path / "snapshot")
+    # a real folder, or a missing path that is no repo id, never goes to the hub
+    mept.load(backbone(), str(tmp_path / "snapshot"))
+    with pytest.raises(MeptError, match="not a mept checkpoint"):
+        mept.load(backbone(), str(tmp_path / "missing"))
+    with pytest.raises(MeptError, match="not a mept checkpoint"):
+        mept.load(backbone(), "my-prompts")
     assert len(calls) == 1
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -340,11 +341,12 @@ def get_model(backbone: nn.Module, config: PromptConfig, head_pooling: str | Non
 def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = None) -> PromptedModel:
     """Restore a saved prompt method onto ``backbone``, from a folder or a Hugging Face Hub repo id.
 
-    Anything that is not an existing folder is taken as a hub id (``user/my-prompts``); only the two
-    adapter files are downloaded (cached by ``huggingface_hub``, so offline reuse works).
+    A string shaped ``owner/name`` that is not an existing path is taken as a hub id; only the two
+    adapter files are downloaded (cached by ``huggingface_hub``, so offline reuse works). Anything
+    else is a folder, and a missing one is reported as such.
     """
-    if not Path(path).is_dir():
-        path = _download_adapter(str(path), revision)
+    if isinstance(path, str) and not Path(path).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", path):
+        path = _download_adapter(path, revision)
     return PromptedModel.from_pretrained(backbone, path)
 
 
