@@ -222,3 +222,27 @@ def test_truncation_is_announced_before_training_and_transformers_stays_quiet(tm
     assert cut == m["truncated"]["long/train"] and total == m["train_examples"] and share == round(100 * cut / total)
     assert events[0] == "warn_truncation" and events.count("task_loss") == 2  # up front, before the first step
     assert "it/s" not in err and "train:" not in err  # no progress bar when stderr is not a terminal
+
+
+@pytest.mark.parametrize("mode", ["rank", "generate"])
+def test_predict_on_a_text_to_text_run_ranks_label_words(tmp_path, mode):
+    """seq2seq runs have no head: predict ranks (or generates) the label words, from labels.json alone."""
+    from tests.test_train import _tiny_t5_with_a_real_tokenizer
+
+    model = _tiny_t5_with_a_real_tokenizer(tmp_path / "t5")
+    out = tmp_path / "run"
+    assert main(["train", "--model", str(model), "--train-file", str(FIXTURES / "train.csv"), "--format", "seq2seq",
+                 "--eval-mode", mode, "--output", str(out), "--max-steps", "2", "--batch-size", "8",
+                 "--max-length", "64", "--prompt-length", "4", "--experts", "2"]) == 0
+    assert json.loads((out / "labels.json").read_text())["format"] == "seq2seq"
+    preds = tmp_path / "p.jsonl"
+    assert main(["predict", str(out), "--file", str(FIXTURES / "new.csv"), "--output", str(preds)]) == 0
+    records = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert len(records) == 8
+    for rec in records:
+        assert list(rec["experts"]) == ["layer 1", "layer 2"]  # the tiny T5 encoder has two layers
+        if mode == "rank":
+            assert rec["prediction"] in ("negative", "positive")
+            assert sum(rec["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+        else:  # a generated answer outside the label words is no prediction; there is no probability
+            assert rec["probability"] is None and rec["prediction"] in ("negative", "positive", None)
