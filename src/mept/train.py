@@ -258,9 +258,12 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, wi
 def save_label_space(out: Path, p: Prepared) -> None:
     """Write ``labels.json``: the output form, task specs and head classes, so that ``mept eval --file`` and
     ``mept predict`` rebuild the trained model from the run folder alone (no training data needed)."""
+    from mept import __version__
+
     labels = p.encoder.labels
     train_tasks = sorted({f.example.task for f in p.train}, key=list(p.specs).index)
     info = {
+        "mept_version": __version__,  # the file outlives the code: say which code wrote it
         "format": p.encoder.form,
         "num_labels": len(labels.words) if labels else (max(len(p.specs[t].verbalizer) for t in train_tasks)
                                                          if p.encoder.form == "image_cls" else None),
