@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -363,6 +364,23 @@ def get_model(backbone: nn.Module, config: PromptConfig, head_pooling: str | Non
     return PromptedModel(backbone, config, head_pooling=head_pooling).to(device)
 
 
-def load(backbone: nn.Module, path: str | os.PathLike) -> PromptedModel:
-    """Restore a saved prompt method onto ``backbone``."""
+def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = None) -> PromptedModel:
+    """Restore a saved prompt method onto ``backbone``, from a folder or a Hugging Face Hub repo id.
+
+    A string shaped ``owner/name`` that is not an existing path is taken as a hub id; only the two
+    adapter files are downloaded (cached by ``huggingface_hub``, so offline reuse works). Anything
+    else is a folder, and a missing one is reported as such.
+    """
+    if isinstance(path, str) and not Path(path).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", path):
+        path = _download_adapter(path, revision)
     return PromptedModel.from_pretrained(backbone, path)
+
+
+def _download_adapter(repo_id: str, revision: str | None) -> str:
+    import huggingface_hub
+
+    try:
+        return huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
+    except Exception as exc:  # hub errors come in many classes (offline, not found, bad id): one message for all
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeptError(f"{repo_id} is neither a folder nor a downloadable hub repo: {first}") from None
