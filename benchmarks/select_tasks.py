@@ -32,6 +32,8 @@ CANDIDATES = [
     "salient_translation_error_detection", "vitaminc_fact_verification", "social_support",
     "analogical_similarity", "logical_fallacy_detection", "winowhy", "moral_permissibility",
     "fantasy_reasoning", "misconceptions", "anachronisms", "snarks", "mnist_ascii",
+    "multiemo/reviews_sentence_en", "color/rgb", "color/hex", "cs_algorithms/valid_parentheses",
+    "fact_checker/fever", "sports_understanding", "hyperbaton",
 ]
 
 

@@ -209,9 +209,18 @@ class Router(nn.Module):
 
 
 def combine_experts(experts: torch.Tensor, route: Route) -> torch.Tensor:
-    """Weighted sum of the routed experts: experts (E, m, d) -> prompts (B, m, d)."""
-    picked = experts[route.index]  # (B, k, m, d)
-    return (picked * route.weight.to(experts.dtype)[:, :, None, None]).sum(1)
+    """Weighted sum of the routed experts: experts (E, m, d) -> prompts (B, m, d).
+
+    ``index_select`` rather than advanced indexing: its backward is one ``index_add_``, where
+    ``experts[index]`` back-propagates through a serial accumulating ``index_put_`` on CPU.
+    """
+    E, m, d = experts.shape
+    B, k = route.index.shape
+    picked = experts.reshape(E, m * d).index_select(0, route.index.reshape(-1)).view(B, k, m, d)  # (B, k, m, d)
+    weight = route.weight.to(experts.dtype)
+    if k == 1:
+        return picked[:, 0] * weight[:, :, None]  # (B, m, d): no reduction over one expert
+    return (picked * weight[:, :, None, None]).sum(1)
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -369,6 +369,8 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
             result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode)
             state["eval_seconds"] = time.perf_counter() - t0
             entry = {"step": step, "loss": round(step_loss, 6), "validation": result["average"]}
+            # measured, so kept apart from the history (which identical runs reproduce exactly)
+            state.setdefault("eval_train_seconds", []).append([step, round(state["train_seconds"], 3)])
             if result.get("routing"):
                 entry["routing_entropy"] = result["routing"]["mean_entropy"]
                 entry["collapsed_layers"] = len(result["routing"]["collapsed_layers"])
@@ -445,6 +447,7 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
             "examples_seen": state.get("examples_seen", 0),
             "eval_seconds": round(state.get("eval_seconds", 0.0), 3),  # one pass over validation
             "peak_memory_mb": round(peak_memory_mb(), 1),
+            "train_seconds_at_eval": state.get("eval_train_seconds", []),  # [step, train seconds] per evaluation
         },
     }
     if wall_origin is not None:  # everything since train() began: loading, tokenising, training, evaluating, saving

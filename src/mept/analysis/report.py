@@ -11,6 +11,7 @@ Files written to ``out_dir``:
 - ``pathway_heatmap.png``       Fig. 6, one panel per task
 - ``expert_utilization.png``    Fig. 5, all tasks pooled
 - ``pathway_similarity.json``   Fig. 4b, MAE and cosine between tasks
+- ``routing_health.json``       per-layer load, entropy, experts in use, collapse flags
 - ``manifold_tsne.png``         when ``features`` is given
 - ``manifold_tsne_backbone.png`` when ``baseline_features`` is given
 - ``task_similarity.json``      when ``input_embeddings`` is given
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mept.analysis.by_label import format_by_label, format_layer_use, pathways_by_label
+from mept.analysis.health import format_health, routing_health
 from mept.analysis.manifold import subsample_per_task, tsne_embed
 from mept.analysis.pathways import RoutingTrace, compute_pathway, pathway_vector
 from mept.analysis.plots import plot_expert_utilization, plot_pathway_heatmap, plot_tsne
@@ -110,7 +112,10 @@ def write_report(
 
     sim = pairwise_similarity({p.task: pathway_vector(p) for p in pathways})
     files["pathway_similarity"] = _write_json(out / "pathway_similarity.json", sim)
+    health = routing_health(traces)
+    files["routing_health"] = _write_json(out / "routing_health.json", health)
     summary = format_table(sim) if len(traces) > 1 else format_layer_use(traces[0].task, saved[traces[0].task])
+    summary = format_health(health) + "\n\n" + summary
     if by_label:
         summary += "\n" + "\n".join(format_by_label(task, classes) for task, classes in by_label.items())
 

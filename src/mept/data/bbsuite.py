@@ -146,13 +146,15 @@ def build_examples(task: BigBenchTask) -> list[Example]:
     return examples
 
 
-def register_bigbench_tasks(tasks: list[BigBenchTask], suite: str) -> list[str]:
-    """Add tasks to the registry under one suite name; returns the suite's task names."""
+def register_bigbench_tasks(tasks: list[BigBenchTask], suite: str | None = None) -> list[str]:
+    """Add tasks to the registry (and, if named, as one suite); returns their names."""
     for task in tasks:
         TASKS[task.name] = task
         register_task(task.spec, partial(load_bigbench_task, task.name))
-    SUITES[suite] = [t.name for t in tasks]
-    return SUITES[suite]
+    names = [t.name for t in tasks]
+    if suite is not None:
+        SUITES[suite] = names
+    return names
 
 
 def load_bigbench_task(name: str, source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits:
