@@ -81,8 +81,12 @@ class Bench:
             overwrite=True, progress=False,
         )
         t0 = time.perf_counter()
-        summary = run(cfg)
-        per_seed = [json.loads((self.out / name / f"seed-{s}" / "metrics.json").read_text()) for s in a.seeds]
+        folder = self.out / name
+        if a.reuse and _finished(folder, cfg):  # a configuration measured before, with these very settings
+            summary = json.loads((folder / "metrics.json").read_text())
+        else:
+            summary = run(cfg)
+        per_seed = [json.loads((folder / f"seed-{s}" / "metrics.json").read_text()) for s in a.seeds]
         print(f"  {name:40s} {fmt(summary['average'])}  ({time.perf_counter() - t0:.0f}s)", flush=True)
         return {"summary": summary, "seeds": per_seed}
 
@@ -96,7 +100,12 @@ class Bench:
         a, rows = self.args, {}
         print("Table 1/6: every method, mixture training")
         for method, settings in METHODS.items():
-            rows[method] = self.train(f"t1/mixture/{method}", method, settings, a.tasks, a.steps)
+            if method in a.methods or a.reuse:
+                rows[method] = self.train(f"t1/mixture/{method}", method, settings, a.tasks, a.steps)
+        if set(rows) != set(METHODS):
+            print(f"  (only {', '.join(rows)} measured: the table needs every method; rerun with --reuse)")
+            self.results["table1_partial"] = {m: r["summary"] for m, r in rows.items()}
+            return
         single = {}
         if a.single:
             from mept.train import expand_tasks
@@ -218,6 +227,17 @@ class Bench:
         print(text)
 
 
+def _finished(folder: Path, cfg: TrainConfig) -> bool:
+    """True when ``folder`` holds a finished multi-seed run of exactly ``cfg`` (same settings, all seeds)."""
+    saved = folder / "run_config.json"
+    if not (folder / "metrics.json").exists() or not saved.exists():
+        return False
+    keep = ("progress", "overwrite", "output")
+    mine = {k: v for k, v in cfg.to_dict().items() if k not in keep}
+    theirs = {k: v for k, v in json.loads(saved.read_text()).items() if k not in keep}
+    return mine == theirs and all((folder / f"seed-{s}" / "metrics.json").exists() for s in cfg.seeds)
+
+
 def _time_to(metrics: dict[str, Any], target: float) -> float | None:
     """Train seconds at the first evaluation whose validation score reaches ``target``."""
     seconds = dict((step, s) for step, s in metrics["timing"]["train_seconds_at_eval"])
@@ -242,6 +262,9 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--max-eval-examples", type=int, default=100)
     ap.add_argument("--out", default="runs/paper-tables")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                    help="Table 1 methods to train now (the others are read back with --reuse)")
+    ap.add_argument("--reuse", action="store_true", help="read back configurations already measured in --out")
     args = ap.parse_args()
     bench = Bench(args)
     for table in args.tables:

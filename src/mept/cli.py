@@ -20,7 +20,7 @@ from mept.errors import MeptError
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--method": {"help": "prompt method (mept, prompt_tuning, ptuning_v2, smop, vfpt, ptmoe)"},
     "--model": {"help": "hub id, local path, or offline alias: minilm, smollm2"},
-    "--task": {"dest": "tasks", "nargs": "+", "help": "task(s); 'all' / 'bb-superglue' = offline suite, 'superglue' = the 7 SuperGLUE tasks"},
+    "--task": {"dest": "tasks", "nargs": "+", "help": "task(s) or suites: bb-diverse (default, offline), bb-superglue / all (offline SuperGLUE families), superglue (the 7 SuperGLUE tasks, hub or --data-dir)"},
     "--tasks": {"dest": "tasks", "nargs": "+", "help": "same as --task (several tasks = mixture training)"},
     "--eval-tasks": {"nargs": "+", "help": "cross-task: evaluate on these instead of the training tasks"},
     "--dataset": {"dest": "tasks", "nargs": "+", "help": "same as --task (image sets: bb-cifar10, fashion-mnist)"},
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mept", description="Mixture-of-Expert Prompt Tuning on frozen transformers")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    tr = sub.add_parser("train", help="train prompts (no arguments: MEPT on the offline bb-superglue suite with MiniLM)")
+    tr = sub.add_parser("train", help="train prompts (no arguments: MEPT mixture on the offline bb-diverse suite with MiniLM)")
     tr.add_argument("--config", help="YAML or JSON file of training settings (flags override it)")
     for flag, kw in TRAIN_FLAGS.items():
         tr.add_argument(flag, default=None, **kw)
