@@ -165,8 +165,6 @@ def print_scores(metrics: dict[str, Any]) -> None:
 
 def load_run(run_dir: str, **overrides: Any):
     """Rebuild a trained run's model (best checkpoint) and data."""
-    from safetensors.torch import load_file
-
     from mept.model import WEIGHTS_NAME
     from mept.train import RUN_CONFIG, prepare
     from mept.train_config import TrainConfig
@@ -184,7 +182,7 @@ def load_run(run_dir: str, **overrides: Any):
     eval_tasks = overrides.pop("tasks", None)
     cfg = replace(cfg, progress=False, **{k: v for k, v in overrides.items() if v is not None})
     prepared = prepare(cfg, eval_tasks=eval_tasks)
-    prepared.model.load_adapter_weights(load_file(str(run / "best" / WEIGHTS_NAME)))
+    prepared.model.load_adapter(run / "best")
     return prepared
 
 

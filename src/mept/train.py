@@ -263,12 +263,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
-    head_ids = {id(q) for n in model.head_names for q in getattr(model.backbone, n).parameters()}
-    groups = [
-        {"params": [q for q in model.method.parameters() if q.requires_grad], "lr": lr},
-        {"params": [q for q in model.parameters() if q.requires_grad and id(q) in head_ids], "lr": cfg.head_lr},
-    ]
-    groups = [g for g in groups if g["params"]]
+    groups = model.optimizer_groups(lr, cfg.head_lr)
     if not groups:
         raise MeptError("nothing to train: prompts, routers and head are all frozen")
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
@@ -335,12 +330,8 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
 
 def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path) -> dict[str, Any]:
     """Reload the best checkpoint, score test (validation was scored when it was best), write metrics.json."""
-    from safetensors.torch import load_file
-
-    from mept.model import WEIGHTS_NAME
-
     cfg = p.config
-    model.load_adapter_weights(load_file(str(out / "best" / WEIGHTS_NAME)))
+    model.load_adapter(out / "best")
     validation = state["best_result"]
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode) if p.test_sets else None
     report = model.parameter_report()

@@ -14,6 +14,8 @@ Routing reads the layer's input hidden state over real tokens only
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -46,6 +48,7 @@ class SlotInjector:
         self.method = method
         self.offset = offset
         self.ctx: SlotContext | None = None
+        self.enabled = True  # False: every hook passes through (PromptedModel.disabled)
         self.handles = [
             layers[layer_id].register_forward_pre_hook(partial(self._before_layer, position), with_kwargs=True)
             for position, layer_id in enumerate(method.layer_ids)
@@ -61,7 +64,7 @@ class SlotInjector:
 
     def _before_layer(self, position: int, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
         ctx = self.ctx
-        if ctx is None:
+        if ctx is None or not self.enabled:
             return None  # the backbone is being used on its own
         in_kwargs = not args
         hidden = kwargs["hidden_states"] if in_kwargs else args[0]  # (B, T, d)
@@ -93,6 +96,28 @@ class SlotInjector:
             return x.narrow(dim, m, x.shape[dim] - m)
         keep = torch.cat([torch.arange(o), torch.arange(o + m, x.shape[dim])]).to(x.device)
         return x.index_select(dim, keep)
+
+    @contextmanager
+    def active(self, text_mask: torch.Tensor | None) -> Iterator[SlotContext | None]:
+        """The state of one forward: routes of the last forward cleared, slots filled until the block ends.
+
+        ``text_mask`` (B, T) is the unslotted attention mask; ``None`` when the mask is only known
+        inside the forward (images: the embeddings hook calls :meth:`begin`).
+        """
+        self.method.routes.clear()
+        try:
+            yield self.begin(text_mask) if text_mask is not None else None
+        finally:
+            self.end()
+
+    @contextmanager
+    def disabled(self) -> Iterator[None]:
+        """Every hook passes through: the backbone runs bare, with no slots and no prompts."""
+        previous, self.enabled = self.enabled, False
+        try:
+            yield
+        finally:
+            self.enabled = previous
 
     def begin(self, text_mask: torch.Tensor) -> SlotContext:
         """Start a forward: ``text_mask`` (B, T) is the unslotted attention mask."""
