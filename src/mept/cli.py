@@ -17,7 +17,7 @@ from typing import Any
 from mept.errors import MeptError
 
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
-    "--method": {"help": "prompt method (mept, prompt_tuning, ptuning_v2, smop, vfpt, ptmoe)"},
+    "--method": {"help": "prompt method: {methods}"},  # filled from the registry in build_parser
     "--model": {"help": "hub id, local path, or offline alias: minilm, smollm2"},
     "--task": {"dest": "tasks", "nargs": "+", "help": "task(s); 'all' / 'bb-superglue' = offline suite, 'superglue' = the 7 SuperGLUE tasks"},
     "--tasks": {"dest": "tasks", "nargs": "+", "help": "same as --task (several tasks = mixture training)"},
@@ -33,6 +33,8 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--verbalizer": {"nargs": "+", "help": "label words in label-id order"},
     "--prompt-length": {"type": int, "help": "m, prompt tokens per layer"},
     "--experts": {"type": int, "help": "router experts N_r (mept, ptmoe) or prompts (smop)"},
+    "--modules-to-save": {"nargs": "+", "help": "backbone modules trained and saved beside the prompts "
+                          "(default: the task head, e.g. classifier)"},
     "--epochs": {"type": float}, "--max-steps": {"type": int},
     "--lr": {"type": float, "help": "learning rate of prompts and routers"},
     "--head-lr": {"type": float},
@@ -70,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train prompts (no arguments: MEPT on the offline bb-superglue suite with MiniLM)")
     tr.add_argument("--config", help="YAML or JSON file of training settings (flags override it)")
+    from mept.registry import method_names
+
     for flag, kw in TRAIN_FLAGS.items():
-        tr.add_argument(flag, default=None, **kw)
+        help_text = kw.get("help", "").replace("{methods}", ", ".join(method_names()))
+        tr.add_argument(flag, default=None, **{**kw, **({"help": help_text} if "help" in kw else {})})
     for flag, dest in BOOL_FLAGS.items():
         tr.add_argument(flag, dest=dest, action="store_true", default=None)
     tr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE",
@@ -97,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list prompt methods")
     sub.add_parser("tasks", help="list tasks")
     pr = sub.add_parser("params", help="print the parameter report of a method on a backbone")
-    pr.add_argument("--method", default="mept")
+    pr.add_argument("--method", default="mept", help=f"prompt method: {', '.join(method_names())}")
     pr.add_argument("--model", default="minilm")
     pr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE")
     return parser

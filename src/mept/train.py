@@ -150,7 +150,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         num_labels = max(len(specs[t].verbalizer) for t in train_names)
     quant = _quantization(cfg)
     backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
-    model = get_model(backbone.model, method_cfg)
+    model = get_model(backbone.model, method_cfg, modules_to_save=cfg.modules_to_save)
     limit = model.spec.max_positions
     if form != "image_cls" and limit is not None and cfg.max_length > limit:
         raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "
@@ -166,7 +166,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         feats, cut = encoder.featurize(_subsample(splits[t]["train"], cfg.max_train_examples, SPLIT_SEED))
         train += feats
         truncated[f"{t}/train"] = cut
-    if getattr(method_cfg, "svd_init", False):
+    if model.method.wants_text_init:
         init_from_task_text(model, train)
     eval_sets, test_sets = {}, {}
     for t in eval_names:
@@ -180,10 +180,10 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
 
 @torch.no_grad()
 def init_from_task_text(model: PromptedModel, train: list[Feature], max_tokens: int = 4096) -> None:
-    """PT-MoE's SVD initialisation from the token embeddings of (a sample of) the training text."""
+    """A method's initialisation from the token embeddings of (a sample of) the training text (PT-MoE's SVD)."""
     ids = [i for f in train[:256] for i in f.input_ids][:max_tokens]
     if not ids:
-        raise MeptError("svd_init needs text training data")
+        raise MeptError(f"{model.prompt_config.method}'s initialisation from text needs text training data")
     embed = model.backbone.get_input_embeddings()
     model.method.init_from_embeddings(embed(torch.tensor(ids, device=embed.weight.device)))
 

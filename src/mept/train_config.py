@@ -19,12 +19,13 @@ import yaml
 from mept.errors import MeptError
 
 FORMATS = ("auto", "cls", "causal_lm", "seq2seq", "image_cls")
-# Paper defaults (MEPT, EMNLP 2025): AdamW; lr grid 1e-5/5e-5/1e-4 for MEPT, 0.1/0.3/0.5 for other prompt methods.
-PAPER_LR_GRID = {"mept": [1e-5, 5e-5, 1e-4], "default": [0.1, 0.3, 0.5]}
 
 
 def paper_lr_grid(method: str) -> list[float]:
-    return PAPER_LR_GRID.get(method, PAPER_LR_GRID["default"])
+    """The paper's learning-rate grid for ``method``: a fact of the method's config class."""
+    from mept.registry import method_class
+
+    return list(method_class(method).config_class.paper_lr_grid)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class TrainConfig:
     prompt_length: int | None = None
     experts: int | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
+    modules_to_save: list[str] | None = None  # backbone modules trained beside the prompts (default: its task head)
     # optimisation
     epochs: float = 1.0
     max_steps: int | None = None
@@ -109,7 +111,7 @@ class TrainConfig:
         if self.prompt_length is not None:
             settings["prompt_length"] = self.prompt_length
         if self.experts is not None:
-            key = {"mept": "num_experts", "smop": "num_prompts", "ptmoe": "num_experts"}.get(self.method)
+            key = method_class(self.method).config_class.experts_field
             if key is None:
                 raise MeptError(f"--experts does not apply to method {self.method!r}")
             settings[key] = self.experts
