@@ -110,7 +110,7 @@ def resolve_format(cfg: TrainConfig, specs: dict[str, TaskSpec]) -> str:
         raise MeptError("cannot mix image and text tasks in one run")
     import transformers
 
-    path, _ = resolve(cfg.model)
+    path = resolve(cfg.model)
     try:
         model_cfg = transformers.AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:

@@ -17,8 +17,7 @@ from typing import Any
 import yaml
 
 from mept.errors import MeptError
-
-FORMATS = ("auto", "cls", "causal_lm", "seq2seq", "image_cls")
+from mept.task_types import FORMATS
 
 
 def paper_lr_grid(method: str) -> list[float]:
