@@ -214,6 +214,24 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
     return forward(**model_inputs(batch)).loss  # the model adds the balance loss to its own loss
 
 
+def rank_share(batch: dict[str, torch.Tensor], form: str, accelerator: Any, idle: bool = False) -> torch.Tensor:
+    """Weight of this process's mean loss so that DDP's gradient average is the global batch's mean.
+
+    Each process takes ``plan[index][rank::world]``; DDP averages gradients over processes, which
+    equals the one-process gradient only if every process holds as many loss terms. Scaling by
+    ``world * n_rank / n_global`` makes it exact when they differ (an odd last batch; causal LM
+    targets of different lengths). Loss terms: examples, or target tokens for text generation.
+    """
+    if form in ("cls", "image_cls"):
+        count = torch.tensor(float(len(batch["class_ids"])), device=accelerator.device)
+    else:  # causal LMs predict labels[:, 1:] (the first token has no position that predicts it)
+        labels = batch["labels"][:, 1:] if form == "causal_lm" else batch["labels"]
+        count = (labels != -100).sum().float()
+    count = count * 0 if idle else count
+    total = accelerator.reduce(count.clone(), reduction="sum")
+    return accelerator.num_processes * count / total.clamp(min=1)
+
+
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 32) -> list[list[int]]:
     """The batches of one epoch: shuffled, then length-grouped within windows of ``window`` batches.
 
@@ -258,9 +276,11 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     seed_everything(cfg.seed)
     p = prepared or prepare(cfg)
     out = Path(cfg.output)
-    prepare_output(out, cfg, resume)
-    (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
+        prepare_output(out, cfg, resume)
+        (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
+    accelerator.wait_for_everyone()
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
     groups = model.optimizer_groups(lr, cfg.head_lr)
@@ -292,6 +312,8 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
         if plan_epoch != epoch:
             plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch), epoch
         chosen = plan[index][rank::world]
+        idle = not chosen  # a batch smaller than the process count: this process runs one example, weighted 0
+        chosen = chosen or plan[index][:1]
         batch = to_device(p.encoder.collate([p.train[i] for i in chosen], train=True), accelerator.device)
         model.train()
         with accelerator.autocast():
@@ -300,7 +322,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
             bar.close()
             where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
             raise MeptError(f"loss became {loss.item()} at step {step + 1}; stopped ({where}); try a lower --lr")
-        accelerator.backward(loss)
+        accelerator.backward(loss * rank_share(batch, p.encoder.form, accelerator, idle) if world > 1 else loss)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
@@ -324,6 +346,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
             last_ckpt = str(ckpt)
             start += time.perf_counter() - start_saved  # checkpoint I/O is not training time
     bar.close()
+    accelerator.wait_for_everyone()  # every process reloads the best adapter the main one wrote
     metrics = finish(inner, p, state, out)
     return metrics
 
