@@ -175,11 +175,20 @@ class PromptedModel(nn.Module):
                 out[key] = tuple(self._strip(v, key) for v in value)
             else:
                 out[key] = self._strip(value, key)
-        if self.training and self.balance_loss and out.get("loss") is not None:
-            aux = self.method.aux_loss()
-            if aux is not None:
-                out["loss"] = out["loss"] + self.balance_loss * aux
+        if self.training and out.get("loss") is not None:
+            out["loss"] = self.add_balance_loss(out["loss"])
         return out
+
+    def add_balance_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss + balance_loss * aux`` of the last forward's routers: the one place it is added.
+
+        The model adds it to the loss it returns; a trainer computing its own task loss from the
+        logits (classification over allowed words) calls this on it.
+        """
+        if not self.balance_loss:
+            return loss
+        aux = self.method.aux_loss()
+        return loss if aux is None else loss + self.balance_loss * aux
 
     def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
         value = self.injector.remove_slots(value, dim=1 if "attentions" not in key else 2)

@@ -30,7 +30,7 @@ from mept import data as mept_data
 from mept.backbones import load_backbone, resolve
 from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.data.registry import TaskSpec, check_splits
-from mept.encode import Encoder, Feature, LabelSpace
+from mept.encode import Encoder, Feature, LabelSpace, task_logits
 from mept.errors import MeptError
 from mept.evaluate import evaluate, model_inputs, to_device
 from mept.model import PromptedModel, atomic_write, get_model
@@ -204,13 +204,8 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
     """The training loss; ``forward`` is the Accelerate-wrapped model (DDP syncs gradients through it)."""
     forward = forward or model
     if form in ("cls", "image_cls"):
-        logits = forward(**model_inputs(batch)).logits.float()  # (B, C)
-        if form == "cls":  # each example chooses among its own task's words only
-            logits = logits.masked_fill(~batch["allowed"], float("-inf"))
-        loss = F.cross_entropy(logits, batch["class_ids"])
-        if model.balance_loss and (aux := model.method.aux_loss()) is not None:
-            loss = loss + model.balance_loss * aux
-        return loss
+        logits = task_logits(forward(**model_inputs(batch)).logits.float(), batch)  # (B, C)
+        return model.add_balance_loss(F.cross_entropy(logits, batch["class_ids"]))
     return forward(**model_inputs(batch)).loss  # the model adds the balance loss to its own loss
 
 
