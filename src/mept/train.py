@@ -10,6 +10,7 @@ learning-rate grid on top.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -209,22 +210,49 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
     return forward(**model_inputs(batch)).loss  # the model adds the balance loss to its own loss
 
 
-def rank_share(batch: dict[str, torch.Tensor], form: str, accelerator: Any, idle: bool = False) -> torch.Tensor:
-    """Weight of this process's mean loss so that DDP's gradient average is the global batch's mean.
-
-    Each process takes ``plan[index][rank::world]``; DDP averages gradients over processes, which
-    equals the one-process gradient only if every process holds as many loss terms. Scaling by
-    ``world * n_rank / n_global`` makes it exact when they differ (an odd last batch; causal LM
-    targets of different lengths). Loss terms: examples, or target tokens for text generation.
-    """
+def loss_terms(batch: dict[str, torch.Tensor], form: str) -> torch.Tensor:
+    """How many terms a batch's mean loss averages: examples, or target tokens for text generation."""
     if form in ("cls", "image_cls"):
-        count = torch.tensor(float(len(batch["class_ids"])), device=accelerator.device)
-    else:  # causal LMs predict labels[:, 1:] (the first token has no position that predicts it)
-        labels = batch["labels"][:, 1:] if form == "causal_lm" else batch["labels"]
-        count = (labels != -100).sum().float()
-    count = count * 0 if idle else count
-    total = accelerator.reduce(count.clone(), reduction="sum")
-    return accelerator.num_processes * count / total.clamp(min=1)
+        return torch.tensor(float(len(batch["class_ids"])), device=batch["class_ids"].device)
+    labels = batch["labels"][:, 1:] if form == "causal_lm" else batch["labels"]  # causal LMs predict labels[:, 1:]
+    return (labels != -100).sum().float()
+
+
+def micro_batches(chosen: list[int], accumulation_steps: int) -> list[list[int]]:
+    """Split this process's share of a step's batch into ``accumulation_steps`` consecutive parts (none empty)."""
+    size = math.ceil(len(chosen) / accumulation_steps)
+    return [chosen[k : k + size] for k in range(0, len(chosen), size)]
+
+
+def accumulate_gradients(
+    model: Any, inner: PromptedModel, batches: list[dict[str, torch.Tensor]], form: str, accelerator: Any, idle: bool = False
+) -> torch.Tensor:
+    """Forward and backward over one step's micro-batches; returns the step's loss.
+
+    Gradients end up those of the mean loss over the *global* batch, whatever the split: each
+    micro-batch's mean loss is weighted by its share of the loss terms (:func:`loss_terms`) of the
+    process's part, and with several processes by ``world * n_part / n_global``, since DDP averages
+    gradients over processes -- also when a batch does not split evenly, or when a process is
+    ``idle`` (a batch smaller than the process count: it runs one example, weighted 0). With one
+    process and one micro-batch the weight is exactly 1. A non-finite loss is returned before its
+    backward pass, for the caller to stop the run.
+    """
+    counts = [loss_terms(b, form) * (0.0 if idle else 1.0) for b in batches]
+    total = torch.stack(counts).sum()
+    if accelerator.num_processes > 1:
+        total = accelerator.reduce(total.clone(), reduction="sum") / accelerator.num_processes
+    step_loss = torch.zeros((), device=accelerator.device)
+    for k, batch in enumerate(batches):
+        weight = counts[k] / total.clamp(min=1e-12)
+        last = k == len(batches) - 1  # DDP syncs gradients once, on the last micro-batch
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            with accelerator.autocast():
+                loss = task_loss(inner, batch, form, forward=model)
+            if not torch.isfinite(loss):
+                return loss
+            accelerator.backward(loss * weight)
+        step_loss = step_loss + loss.detach() * weight
+    return step_loss
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 32) -> list[list[int]]:
@@ -308,16 +336,16 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
             plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch), epoch
         chosen = plan[index][rank::world]
         idle = not chosen  # a batch smaller than the process count: this process runs one example, weighted 0
-        chosen = chosen or plan[index][:1]
-        batch = to_device(p.encoder.collate([p.train[i] for i in chosen], train=True), accelerator.device)
+        parts = micro_batches(chosen or plan[index][:1], cfg.gradient_accumulation_steps)
+        batches = [to_device(p.encoder.collate([p.train[i] for i in part], train=True), accelerator.device) for part in parts]
         model.train()
-        with accelerator.autocast():
-            loss = task_loss(inner, batch, p.encoder.form, forward=model)
+        loss = accumulate_gradients(model, inner, batches, p.encoder.form, accelerator, idle)
         if not torch.isfinite(loss):
             bar.close()
             where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
             raise MeptError(f"loss became {loss.item()} at step {step + 1}; stopped ({where}); try a lower --lr")
-        accelerator.backward(loss * rank_share(batch, p.encoder.form, accelerator, idle) if world > 1 else loss)
+        if cfg.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()

@@ -58,7 +58,9 @@ class TrainConfig:
     lr_grid: list[float] | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
-    batch_size: int = 16
+    batch_size: int = 16  # examples per optimizer step, over all processes and accumulation steps
+    gradient_accumulation_steps: int = 1  # split each batch into this many forward/backward passes (less memory)
+    max_grad_norm: float | None = None  # clip the gradients' global norm to this before each step
     eval_batch_size: int = 32
     max_length: int = 512  # including prompt slots
     max_train_examples: int | None = None  # per task
@@ -88,9 +90,11 @@ class TrainConfig:
             raise MeptError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.quantize not in (None, "8bit", "4bit"):
             raise MeptError(f"quantize must be 8bit or 4bit, got {self.quantize!r}")
-        for name in ("batch_size", "eval_batch_size", "max_length", "save_every"):
+        for name in ("batch_size", "eval_batch_size", "max_length", "save_every", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise MeptError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise MeptError(f"max_grad_norm must be > 0, got {self.max_grad_norm!r}")
         if self.epochs <= 0 and not self.max_steps:
             raise MeptError("epochs must be > 0 (or give max_steps)")
 
