@@ -10,6 +10,22 @@ checkpointing works because the hook sits outside the checkpointed forward.
 
 Routing reads the layer's input hidden state over real tokens only
 (``pool_mask``), normalised by a parameter-free layer norm.
+
+When ``layers`` does not start at 1 (e.g. ``"7-12"``), the slots exist from
+the input on and real tokens attend to them in the layers below the first
+prompted one. There they are m extra tokens that the mask does not hide:
+they start as the slot token's embedding (the pad token's at those
+positions; zeros for images), the same for every input, and then evolve as
+any token would (in a decoder they precede the text and stay input-
+independent; in an encoder they also attend to it), until the first
+prompted layer overwrites them. We keep them rather
+than mask them out: Hugging Face builds one attention mask for all layers,
+in a different form per architecture and attention kernel (4-D additive,
+boolean, SDPA's ``is_causal``, flash attention's 2-D, none for ViT), so a
+per-layer mask would mean per-architecture code; inserting the slots only
+at the first prompted layer would change the sequence length after
+positions and masks were built. ``tests/test_injection.py`` checks that the
+layers below see exactly the backbone run on text with m slot tokens.
 """
 
 from __future__ import annotations
