@@ -235,7 +235,7 @@ def accumulate_gradients(
     gradients over processes -- also when a batch does not split evenly, or when a process is
     ``idle`` (a batch smaller than the process count: it runs one example, weighted 0). With one
     process and one micro-batch the weight is exactly 1. A non-finite loss is returned before its
-    backward pass, for the caller to stop the run.
+    backward pass (NaN on every process if any process got one), for the caller to stop the run.
     """
     counts = [loss_terms(b, form) * (0.0 if idle else 1.0) for b in batches]
     total = torch.stack(counts).sum()
@@ -248,10 +248,15 @@ def accumulate_gradients(
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
             with accelerator.autocast():
                 loss = task_loss(inner, batch, form, forward=model)
-            if not torch.isfinite(loss):
-                return loss
+            finite = torch.isfinite(loss.detach()).float()
+            if accelerator.num_processes > 1:  # all processes stop together (one skipping backward would hang DDP)
+                finite = accelerator.reduce(finite, reduction="sum") / accelerator.num_processes
+            if finite.item() < 1:
+                return loss.detach() if not torch.isfinite(loss) else torch.full_like(loss.detach(), float("nan"))
             accelerator.backward(loss * weight)
         step_loss = step_loss + loss.detach() * weight
+    if accelerator.num_processes > 1:  # the global batch's mean loss, the same number one process reports
+        step_loss = accelerator.reduce(step_loss, reduction="mean")
     return step_loss
 
 
@@ -442,7 +447,12 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if not grid and not cfg.seeds:
         return train(cfg, resume=resume)
     out = Path(cfg.output)
-    prepare_output(out, cfg, resume)
+    from accelerate import PartialState
+
+    processes = PartialState(cpu=not torch.cuda.is_available())
+    if processes.is_main_process:  # one process owns the run folder (several under `accelerate launch`)
+        prepare_output(out, cfg, resume)
+    processes.wait_for_everyone()
     lr = cfg.lr
     grid_results = []
     if grid:
