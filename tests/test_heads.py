@@ -140,3 +140,26 @@ def test_base_and_causal_models_need_no_head():
     model = mept.get_model(tiny_llama("causal_lm"), mept.make_config("prompt_tuning"))
     assert model.head_names == []
     assert model.parameter_report()["head"] == 0
+
+
+def test_cli_modules_to_save_is_checked_before_anything_is_written(tmp_path, capsys):
+    from mept.cli import main
+    from tests.test_distributed import reviews, tiny_model_dir
+
+    model = tiny_model_dir(tmp_path / "tiny-bert")
+    args = ["train", "--model", str(model), "--train-file", str(reviews(tmp_path / "train.csv", 8)),
+            "--verbalizer", "neg", "pos", "--max-steps", "1", "--batch-size", "4", "--max-length", "32",
+            "--no-progress"]
+    assert main([*args, "--modules-to-save", "clasifier", "--output", str(tmp_path / "bad")]) == 2
+    assert "error: modules_to_save: BertForSequenceClassification has no submodule 'clasifier'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    assert main([*args, "--modules-to-save", "classifier", "bert.pooler", "--output", str(tmp_path / "ok")]) == 0
+    saved = mept.model.read_adapter_config(tmp_path / "ok" / "best")
+    assert saved["modules_to_save"] == ["classifier", "bert.pooler"]
+    assert saved_keys(tmp_path / "ok" / "best") >= {"head.bert.pooler.dense.weight", "head.classifier.weight"}
+
+
+def saved_keys(folder):
+    from safetensors.torch import load_file
+
+    return set(load_file(str(folder / "adapter_model.safetensors")))
