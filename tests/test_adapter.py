@@ -127,6 +127,17 @@ def test_disabled_runs_the_bare_backbone(make):
     assert torch.equal(again, prompted)  # the switch is back on after the block
 
 
+def test_disabled_generation_is_the_bare_backbones():
+    backbone = tiny_llama("causal_lm")
+    x = batch()
+    with torch.no_grad():
+        bare = backbone.generate(**x, max_new_tokens=4, do_sample=False, pad_token_id=0)
+        model = wrapped(backbone=backbone, num_experts=3).eval()
+        with model.disabled():
+            off = model.generate(**x, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert torch.equal(off, bare)
+
+
 def test_disabled_image_model_gets_no_slots():
     backbone = tiny_vit()
     pixels = torch.randn(2, 3, 32, 32)

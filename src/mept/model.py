@@ -212,6 +212,8 @@ class PromptedModel(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        if not self.injector.enabled:  # inside disabled(): the bare backbone's generation
+            return self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         self._check_length(input_ids.shape[1])
         with self.injector.active(attention_mask):
             out = self.backbone.generate(
