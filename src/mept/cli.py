@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mept.errors import MeptError
+from mept.task_types import FORMATS
 
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--method": {"help": "prompt method: {methods}"},  # filled from the registry in build_parser
@@ -23,7 +24,7 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--tasks": {"dest": "tasks", "nargs": "+", "help": "same as --task (several tasks = mixture training)"},
     "--eval-tasks": {"nargs": "+", "help": "cross-task: evaluate on these instead of the training tasks"},
     "--dataset": {"dest": "tasks", "nargs": "+", "help": "same as --task (image sets: bb-cifar10, fashion-mnist)"},
-    "--format": {"help": "auto, cls, causal_lm, seq2seq, image_cls"},
+    "--format": {"help": ", ".join(FORMATS)},
     "--source": {"help": "auto, jsonl, hub"},
     "--data-dir": {"help": "local SuperGLUE release folder (train.jsonl / val.jsonl per task)"},
     "--train-file": {"help": "your own CSV/JSONL training data"},
