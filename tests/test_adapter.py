@@ -28,16 +28,17 @@ def test_saving_counting_and_the_optimizer_agree_on_what_the_adapter_owns():
     owned = model.adapter_parameters()
     saved = model.adapter_state_dict()
     assert {k.replace("backbone.", "head.", 1) for k in owned} == set(saved)
-    in_optimizer = {id(p) for g in model.optimizer_groups(1e-2, 1e-3) for p in g["params"]}
+    in_optimizer = {id(p) for g in model.param_groups(1e-2, 1e-3) for p in g["params"]}
     assert in_optimizer == {id(p) for p in owned.values() if p.requires_grad}
     assert in_optimizer == {id(p) for p in model.parameters() if p.requires_grad}
     report = model.parameter_report()
     assert report["trainable"] == sum(p.numel() for p in owned.values() if p.requires_grad)
     assert report["head"] == sum(p.numel() for n, p in owned.items() if n.startswith("backbone."))
     assert report["backbone"] + report["head"] == sum(p.numel() for p in model.backbone.parameters())
-    groups = model.optimizer_groups(1e-2, 1e-3)
-    assert [g["lr"] for g in groups] == [1e-2, 1e-3]
-    assert all(id(p) in {id(q) for q in model.method.parameters()} for p in groups[0]["params"])
+    groups = {g["name"]: g for g in model.param_groups(1e-2, 1e-3)}
+    assert [g["lr"] for g in groups.values()] == [1e-2, 1e-3]  # the routers are frozen here: no router group
+    assert {id(p) for p in groups["prompt"]["params"]} == {id(p) for p in model.method.parameters() if p.requires_grad}
+    assert {id(p) for p in groups["head"]["params"]} == {id(p) for p in model.backbone.classifier.parameters()}
 
 
 def test_saved_config_says_which_mept_and_format_wrote_it(tmp_path):

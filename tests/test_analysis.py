@@ -125,7 +125,9 @@ def test_similarity_json_matches_numpy_on_saved_vectors(tmp_path):
             assert sim["mae"][i][j] == pytest.approx(np.abs(vi - vj).mean())
             cos = vi @ vj / (np.linalg.norm(vi) * np.linalg.norm(vj))
             assert sim["cosine"][i][j] == pytest.approx(cos)
-    assert result["summary"] == format_table(sim)
+    assert result["summary"].endswith(format_table(sim))
+    health = json.loads((tmp_path / "routing_health.json").read_text())
+    assert result["summary"].startswith("routing (") and len(health["layers"]) == len(saved["a"]["layers"])
 
 
 def test_mismatched_vector_lengths_are_rejected():
@@ -197,6 +199,7 @@ def test_write_report_writes_every_requested_file(tmp_path):
         "pathway_heatmap": "pathway_heatmap.png",
         "expert_utilization": "expert_utilization.png",
         "pathway_similarity": "pathway_similarity.json",
+        "routing_health": "routing_health.json",
         "manifold_tsne": "manifold_tsne.png",
         "manifold_tsne_backbone": "manifold_tsne_backbone.png",
         "task_similarity": "task_similarity.json",
@@ -212,5 +215,6 @@ def test_write_report_writes_every_requested_file(tmp_path):
 
 def test_write_report_without_optional_inputs_skips_their_files(tmp_path):
     result = write_report(tmp_path, [peaked_trace("a", PATH_A)])
-    assert set(result["files"]) == {"pathways", "pathway_heatmap", "expert_utilization", "pathway_similarity"}
+    assert set(result["files"]) == {"pathways", "pathway_heatmap", "expert_utilization", "pathway_similarity",
+                                    "routing_health"}
     assert not (tmp_path / "manifold_tsne.png").exists()

@@ -76,7 +76,7 @@ def test_each_family_trains_its_whole_head_and_saves_it(family, method, tmp_path
     assert head_params == expected
     before = {n: p.detach().clone() for n, p in model.named_parameters() if n in expected}
     batch = inputs(eos=backbone.config.eos_token_id or 2)
-    opt = torch.optim.SGD([p for g in model.optimizer_groups(0.1, 0.1) for p in g["params"]], lr=0.1)
+    opt = torch.optim.SGD([p for g in model.param_groups(0.1, 0.1) for p in g["params"]], lr=0.1)
     out = model(**batch)
     if family == "bert_qa":
         loss = out.start_logits.pow(2).mean() + out.end_logits.pow(2).mean()

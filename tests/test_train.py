@@ -31,7 +31,7 @@ def test_train_on_superglue_jsonl_writes_metrics_and_a_tiny_checkpoint(tmp_path,
     assert {"train_seconds", "train_examples_per_second", "peak_memory_mb"} <= set(m["timing"])
     assert (out / "best" / "adapter_model.safetensors").stat().st_size < 1_000_000
     assert not (out / ".incomplete").exists()
-    assert "validation scores:" in capsys.readouterr().out
+    assert f"validation scores (best checkpoint, step {m['best_step']} of 4):" in capsys.readouterr().out
 
 
 @needs_bigbench

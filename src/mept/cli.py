@@ -1,7 +1,8 @@
-"""``mept`` command line: train, eval, analyze, and listings.
+"""``mept`` command line: train, eval, predict, analyze, and listings.
 
-Subcommands mirror the package: ``train`` -> :mod:`mept.train`, ``eval`` ->
-:mod:`mept.evaluate`, ``analyze`` -> :mod:`mept.analysis`. Every user error
+Subcommands mirror the package: ``train`` -> :mod:`mept.train`, ``eval`` and
+``predict`` -> :mod:`mept.evaluate` (on a run folder read back by
+:mod:`mept.run_folder`), ``analyze`` -> :mod:`mept.analysis`. Every user error
 is one line on stderr (``error: ...``) and exit status 2.
 """
 
@@ -29,6 +30,8 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--data-dir": {"help": "local SuperGLUE release folder (train.jsonl / val.jsonl per task)"},
     "--train-file": {"help": "your own CSV/JSONL training data"},
     "--val-file": {"help": "your own CSV/JSONL validation data"},
+    "--test-file": {"help": "your own labelled CSV/JSONL test data, scored at the end with the best checkpoint"},
+    "--task-name": {"help": "name of your file's task (default: the training file's name)"},
     "--text-field": {}, "--text-pair-field": {}, "--label-field": {},
     "--template": {"help": "format string over your file's fields, e.g. 'review: {text}'"},
     "--verbalizer": {"nargs": "+", "help": "label words in label-id order"},
@@ -92,9 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir")
     ev.add_argument("--task", "--tasks", dest="tasks", nargs="+", help="tasks to evaluate (default: the run's)")
     ev.add_argument("--split", default="validation", choices=["validation", "test"])
+    ev.add_argument("--file", help="a labelled CSV/JSONL file to score (read like the run's training file)")
     ev.add_argument("--data-dir")
     ev.add_argument("--max-eval-examples", type=int)
     ev.add_argument("--eval-mode", choices=["rank", "generate"])
+    _file_flags(ev)
+
+    pd = sub.add_parser("predict", help="label new (unlabelled) data with a trained run")
+    pd.add_argument("run_dir")
+    pd.add_argument("--file", required=True, help="CSV/JSONL rows to label (a label column, if any, is ignored)")
+    pd.add_argument("--output", required=True, help="predictions file: .csv or .jsonl")
+    pd.add_argument("--task", help="which of the run's tasks the rows belong to (default: the run's only task)")
+    pd.add_argument("--eval-mode", choices=["rank", "generate"])
+    _file_flags(pd)
 
     an = sub.add_parser("analyze", help="routing pathways, expert utilisation, t-SNE of a trained routed run")
     an.add_argument("run_dir")
@@ -102,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", help="output folder (default RUN_DIR/analysis)")
     an.add_argument("--max-per-task", type=int, default=200)
     an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
+    an.add_argument("--by", choices=["label"], help="also break routing down by gold class")
 
     sub.add_parser("methods", help="list prompt methods")
     sub.add_parser("tasks", help="list tasks")
@@ -110,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default="minilm")
     pr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE")
     return parser
+
+
+def _file_flags(parser: argparse.ArgumentParser) -> None:
+    """How to read a new file; each defaults to what the run was trained with."""
+    for flag in ("--text-field", "--text-pair-field", "--label-field", "--template"):
+        parser.add_argument(flag, help="default: the run's own setting")
+    parser.add_argument("--batch-size", type=int, dest="eval_batch_size")
 
 
 def train_config_from_args(args: argparse.Namespace):
@@ -148,11 +169,25 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     cfg = train_config_from_args(args)
     metrics = run(cfg, resume=args.resume)
-    print_scores(metrics)
+    print_summary(metrics)
     print(f"wrote {Path(cfg.output) / 'metrics.json'}")
 
 
-def print_scores(metrics: dict[str, Any]) -> None:
+def print_summary(metrics: dict[str, Any]) -> None:
+    """What a person needs after training: best validation scores and their step, test, size, time."""
+    best = f" (best checkpoint, step {metrics['best_step']} of {metrics['steps']})" if "best_step" in metrics else ""
+    print_scores({k: metrics[k] for k in ("tasks", "average", "majority") if k in metrics},
+                 title=f"validation scores{best}:")
+    test = metrics.get("test")
+    if test:
+        print_scores({"tasks": test["tasks"], "average": test["average"]}, title="test scores (best checkpoint):")
+    print_footer(metrics)
+    timing = metrics.get("timing")
+    if timing and "wall_seconds" in timing:
+        print(f"time: {timing['wall_seconds']:.1f} s wall, {timing['train_seconds']:.1f} s training "
+              f"({timing['train_examples_per_second']:.1f} examples/s)")
+
+def print_scores(metrics: dict[str, Any], title: str = "validation scores:") -> None:
     rows = []
     for task, result in metrics["tasks"].items():
         score = result.get("score", result.get("mean"))
@@ -161,32 +196,34 @@ def print_scores(metrics: dict[str, Any]) -> None:
         rows.append(f"  {task:<16} {score:6.2f}{extra}" + (f"   (majority {baseline:.2f})" if baseline is not None else ""))
     avg = metrics["average"]
     avg_text = f"{avg['mean']:.2f} ± {avg['std']:.2f}" if isinstance(avg, dict) else f"{avg:.2f}"
-    print("validation scores:")
+    print(title)
     print("\n".join(rows))
     print(f"  {'average':<16} {avg_text}")
+    print_footer(metrics)
+
+
+def print_footer(metrics: dict[str, Any]) -> None:
+    """Truncation and trainable-parameter lines, where ``metrics`` has them."""
     cut = {k: v for k, v in metrics.get("truncated", {}).items() if v}
     if cut:
         print("truncated to --max-length: " + ", ".join(f"{k} {v}" for k, v in cut.items()))
+    if metrics.get("routing"):
+        from mept.analysis.health import format_health
+
+        print(format_health(metrics["routing"]))
     if "trainable_percent" in metrics:
-        print(f"trainable: {metrics['trainable_percent']:.3f}% of the backbone, "
+        count = f"{metrics['trainable_params']:,} parameters = " if "trainable_params" in metrics else ""
+        print(f"trainable: {count}{metrics['trainable_percent']:.3f}% of the backbone, "
               f"activated prompt tokens: {metrics['activated_prompt_tokens']}")
 
 
 def load_run(run_dir: str, **overrides: Any):
     """Rebuild a trained run's model (best checkpoint) and data."""
-    from mept.model import WEIGHTS_NAME
+    from mept.run_folder import trained_folder
     from mept.train import RUN_CONFIG, prepare
     from mept.train_config import TrainConfig
 
-    run = Path(run_dir)
-    if not (run / RUN_CONFIG).exists():
-        raise MeptError(f"{run} is not a mept run folder (no {RUN_CONFIG}); point at the --output of `mept train`")
-    if not (run / "best" / WEIGHTS_NAME).exists():
-        seeds = sorted(run.glob("seed-*"))
-        if seeds:
-            run = seeds[0]
-        else:
-            raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME}); did the training finish?")
+    run = trained_folder(run_dir)
     cfg = TrainConfig.from_dict(json.loads((run / RUN_CONFIG).read_text()))
     eval_tasks = overrides.pop("tasks", None)
     cfg = replace(cfg, progress=False, **{k: v for k, v in overrides.items() if v is not None})
@@ -198,6 +235,8 @@ def load_run(run_dir: str, **overrides: Any):
 def cmd_eval(args: argparse.Namespace) -> None:
     from mept.evaluate import evaluate
 
+    if args.file:
+        return eval_file(args)
     p = load_run(args.run_dir, tasks=args.tasks, data_dir=args.data_dir,
                  max_eval_examples=args.max_eval_examples, eval_mode=args.eval_mode)
     sets = p.eval_sets if args.split == "validation" else p.test_sets
@@ -205,10 +244,65 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise MeptError(f"split {args.split!r} is not available for these tasks")
     result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode)
     result["split"] = args.split
-    print_scores(result)
+    print_scores(result, title=f"{args.split} scores (best checkpoint):")
     name = f"eval_{args.split}_{'-'.join(sets)}.json"
     (Path(args.run_dir) / name).write_text(json.dumps(result, indent=2))
     print(f"wrote {Path(args.run_dir) / name}")
+
+
+def _file_fields(args: argparse.Namespace) -> dict[str, str | None]:
+    return {k: getattr(args, k) for k in ("text_field", "text_pair_field", "label_field", "template")}
+
+
+def _featurize_file(p: Any, spec: Any, path: str, labelled: bool, fields: dict[str, str | None]):
+    from mept.run_folder import read_task_file
+    from mept.train import warn_truncation
+
+    examples = read_task_file(p, spec, path, labelled=labelled, **fields)
+    features, cut = p.encoder.featurize(examples)
+    warn_truncation({Path(path).name: cut}, {Path(path).name: len(features)}, p.config.max_length)
+    return features, cut
+
+
+def eval_file(args: argparse.Namespace) -> None:
+    """``mept eval RUN --file F``: score a labelled file with the task's official metric."""
+    from mept.evaluate import evaluate
+    from mept.run_folder import load_trained, pick_task
+
+    if args.tasks and len(args.tasks) > 1:
+        raise MeptError("--file scores one task; give at most one --task")
+    p = load_trained(args.run_dir, eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size)
+    spec = pick_task(p, args.tasks[0] if args.tasks else None)
+    features, cut = _featurize_file(p, spec, args.file, True, _file_fields(args))
+    result = evaluate(p.model, p.encoder, {spec.name: spec}, {spec.name: features},
+                      p.config.eval_batch_size, p.config.eval_mode)
+    result.update({"split": "file", "file": str(Path(args.file).resolve()), "examples": len(features),
+                   "truncated": {spec.name: cut}})
+    print_scores(result, title=f"scores on {args.file} ({len(features)} examples, best checkpoint):")
+    dest = Path(args.run_dir) / f"eval_file_{Path(args.file).stem}.json"
+    dest.write_text(json.dumps(result, indent=2))
+    print(f"wrote {dest}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """``mept predict RUN --file F --output P``: label each row; keep its fields, add the answer."""
+    from mept.data.jsonl import read_table
+    from mept.evaluate import predict_details
+    from mept.predictions import write_predictions
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".csv", ".jsonl"):
+        raise MeptError(f"--output must end in .csv or .jsonl, got {out.name}")
+    from mept.run_folder import load_trained, pick_task
+
+    p = load_trained(args.run_dir, eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size)
+    spec = pick_task(p, args.task)
+    features, _ = _featurize_file(p, spec, args.file, False, _file_fields(args))
+    preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode)
+    rows = [r.data for r in read_table(args.file)]
+    layers = [i + 1 for i in p.model.method.layer_ids] if p.model.method.routed else []
+    write_predictions(out, rows, preds, spec, layers)
+    print(f"wrote {len(preds)} predictions to {out}")
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
@@ -216,7 +310,8 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     p = load_run(args.run_dir, tasks=args.tasks)
-    result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline)
+    result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
+                         by_label=args.by == "label")
     print(result["summary"])
     for name, path in result["files"].items():
         print(f"wrote {path}")
@@ -238,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_train(args)
         elif args.command == "eval":
             cmd_eval(args)
+        elif args.command == "predict":
+            cmd_predict(args)
         elif args.command == "analyze":
             cmd_analyze(args)
         elif args.command == "params":

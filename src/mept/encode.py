@@ -84,7 +84,8 @@ class Encoder:
             return [Feature(e) for e in examples], 0
         tok = self.processor
         texts = [e.text + (ANSWER_SEP if self.form == "causal_lm" else "") for e in examples]
-        ids = tok(texts, add_special_tokens=True)["input_ids"]
+        # verbose=False: transformers' "longer than the specified maximum" warning is moot, we truncate below
+        ids = tok(texts, add_special_tokens=True, verbose=False)["input_ids"]
         targets = self.targets([e.target for e in examples]) if self.form in ("seq2seq", "causal_lm") else [[] for _ in examples]
         features, truncated = [], 0
         for e, x, y in zip(examples, ids, targets):

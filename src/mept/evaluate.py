@@ -10,8 +10,10 @@ match to a verbalizer word; anything else counts as wrong).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -44,8 +46,13 @@ def predict(
     batch_size: int,
     eval_mode: str = "rank",
     progress: bool = False,
+    routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]] | None = None,
 ) -> list[Any]:
-    """Label ids for classification tasks, answer strings for generation tasks."""
+    """Label ids for classification tasks, answer strings for generation tasks.
+
+    ``routes``, when given, receives each batch's routing (``model.routing_trace()``) so the
+    routing health is measured on the very forwards that were scored.
+    """
     model.eval()
     device = next(model.parameters()).device
     preds: list[Any] = []
@@ -64,7 +71,67 @@ def predict(
             preds += texts if spec.kind == "generation" else [_to_label(t, spec) for t in texts]
         else:
             preds += _rank(model, encoder, batch, chunk, spec)
+        if routes is not None and model.method.routed:
+            routes.append(model.routing_trace())
     return preds
+
+
+@dataclass
+class Prediction:
+    """One example's answer, as ``mept predict`` writes it.
+
+    ``label`` indexes the task's verbalizer (-1: a generated answer outside it); ``probabilities``
+    is the model's distribution over the task's labels (None under ``eval_mode="generate"``);
+    ``experts`` is the top-1 expert at each prompted layer, in layer order (empty for unrouted methods).
+    """
+
+    label: int
+    probability: float | None
+    probabilities: list[float] | None
+    experts: list[int] = field(default_factory=list)
+
+
+@torch.no_grad()
+def predict_details(
+    model: PromptedModel,
+    encoder: Encoder,
+    spec: TaskSpec,
+    features: list[Feature],
+    batch_size: int,
+    eval_mode: str = "rank",
+) -> list[Prediction]:
+    """Classification predictions with their probability and the experts the router chose.
+
+    The experts come from the pass that reads the input; for rank classification on a causal
+    model that is the pass scoring the first label word (its text tokens route the same way
+    up to the answer, which the pooled router input includes).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[Prediction] = []
+    for chunk in batches(features, batch_size):
+        batch = to_device(encoder.collate(chunk, train=False), device)
+        if encoder.form in ("cls", "image_cls"):
+            logits = model(**model_inputs(batch)).logits.float()  # (B, C)
+            if encoder.form == "cls":
+                logits = logits[:, encoder.labels.task_words[spec.name]]  # (B, C_task), in label-id order
+            probs: torch.Tensor | None = logits.softmax(-1)
+            trace = model.routing_trace()
+        elif eval_mode == "generate":
+            texts = _generate(model, encoder, batch, max_new_tokens=10)
+            trace = model.routing_trace()
+            labels = [_to_label(t, spec) for t in texts]
+            probs = None
+        else:
+            scores, trace = _rank_scores(model, encoder, batch, chunk, spec)
+            probs = scores.softmax(-1)  # (B, C_task): the label words' likelihoods, normalised
+        experts = torch.stack([c for _, c in trace.values()], 1).tolist() if trace else [[] for _ in chunk]  # (B, L)
+        if probs is not None:
+            labels = probs.argmax(-1).tolist()
+        for i, label in enumerate(labels):
+            row = probs[i].tolist() if probs is not None else None
+            out.append(Prediction(label, row[label] if row is not None else None, row, experts[i]))
+    return out
 
 
 def _to_label(text: str, spec: TaskSpec) -> int:
@@ -87,8 +154,16 @@ def _generate(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Ten
 
 def _rank(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec) -> list[int]:
     """Pick, per example, the verbalizer word with the highest total log-likelihood."""
+    return _rank_scores(model, encoder, batch, chunk, spec)[0].argmax(-1).tolist()
+
+
+def _rank_scores(
+    model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec
+) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+    """Each verbalizer word's total log-likelihood, (B, C), and the routing of the first word's pass."""
     device = batch["input_ids"].device
     scores = []
+    trace: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for target in encoder.targets(list(spec.verbalizer)):
         if encoder.form == "seq2seq":
             labels = torch.tensor([target] * len(chunk), device=device)
@@ -99,7 +174,8 @@ def _rank(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor]
             labels = forced.pop("labels")
             logits = model(**forced).logits
             scores.append(_sequence_logprob(logits[:, :-1], labels[:, 1:]))
-    return torch.stack(scores, -1).argmax(-1).tolist()
+        trace = trace or model.routing_trace()
+    return torch.stack(scores, -1), trace
 
 
 def _sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -129,13 +205,34 @@ def evaluate(
     eval_mode: str = "rank",
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Per-task metrics plus their average ``score`` (the paper averages task scores)."""
+    """Per-task metrics plus their average ``score`` (the paper averages task scores), and for
+    routed methods the routing health of the same forwards (``routing``)."""
     results: dict[str, Any] = {}
+    traces = []
     for task, features in eval_sets.items():
-        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress)
+        routes: list = []
+        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress, routes=routes)
         results[task] = score(specs[task], features, preds)
+        if routes and routes[0]:
+            traces.append(routing_trace(task, routes, [f.example.label for f in features]))
     results_avg = sum(r["score"] for r in results.values()) / len(results)
-    return {"tasks": results, "average": results_avg}
+    out: dict[str, Any] = {"tasks": results, "average": results_avg}
+    if traces:
+        from mept.analysis.health import routing_health
+
+        out["routing"] = routing_health(traces)
+    return out
 
 
-__all__ = ["evaluate", "predict", "score", "batches", "to_device", "model_inputs", "ANSWER_SEP"]
+def routing_trace(task: str, routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], labels: list[Any]):
+    """Stack per-batch ``routing_trace()`` dicts into one task's :class:`RoutingTrace`."""
+    from mept.analysis.pathways import RoutingTrace
+
+    layers = list(routes[0])
+    probs = torch.cat([torch.stack([r[k][0] for k in layers], 1) for r in routes]).float().cpu()  # (N, L, E)
+    chosen = torch.cat([torch.stack([r[k][1] for k in layers], 1) for r in routes]).cpu()  # (N, L)
+    return RoutingTrace(task=task, layers=layers, probs=probs.numpy(), chosen=chosen.numpy(),
+                        labels=np.asarray(labels) if len(labels) == len(chosen) else None)
+
+
+__all__ = ["evaluate", "predict", "predict_details", "Prediction", "score", "batches", "to_device", "model_inputs", "ANSWER_SEP"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,7 +58,6 @@ class PromptedModel(nn.Module):
         self.spec: BackboneSpec = inspect_backbone(backbone)
         self.prompt_config = config
         self.method: PromptMethod = method_class(config.method)(config, self.spec.hidden_size, self.spec.num_layers)
-        self.balance_loss = getattr(config, "balance_loss", 0.0)
         self.head_names = find_heads(backbone, modules_to_save)
         self.backbone.requires_grad_(False)
         for name in self.head_names:
@@ -68,14 +68,20 @@ class PromptedModel(nn.Module):
         if self.spec.modality == "image":
             self.injector.handles.append(backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots))
         pooler = getattr(backbone.base_model, "pooler", None)
-        default = "mean" if self.spec.task_type == "cls" and isinstance(pooler, nn.Module) else "native"
-        self.head_pooling = head_pooling or default
+        # Encoders whose head reads the first position itself (RoBERTa, MPNet: ``classifier(sequence)``).
+        first_token_head = getattr(backbone, "classifier", None) if self.spec.slot_offset == 1 else None
+        can_mean = self.spec.task_type == "cls" and self.spec.modality == "text" and (
+            isinstance(pooler, nn.Module) or isinstance(first_token_head, nn.Module))
+        self.head_pooling = head_pooling or ("mean" if can_mean else "native")
         if self.head_pooling not in ("mean", "native"):
             raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
         if self.head_pooling == "mean":
-            if not isinstance(pooler, nn.Module):
-                raise MeptError("head_pooling='mean' needs an encoder with a pooler (BERT-like)")
-            self.injector.handles.append(pooler.register_forward_hook(self._mean_pool))
+            if not can_mean:
+                raise MeptError("head_pooling='mean' needs a text encoder whose head reads a pooler or the first token")
+            if isinstance(pooler, nn.Module):
+                self.injector.handles.append(pooler.register_forward_hook(self._mean_pool))
+            else:
+                self.injector.handles.append(first_token_head.register_forward_pre_hook(self._mean_first_token))
         backbone._mept_wrapped = True
 
     def unload(self) -> nn.Module:
@@ -153,6 +159,16 @@ class PromptedModel(nn.Module):
         hidden = args[0] if args else output  # (B, T, d)
         return masked_mean(hidden, ctx.pool_mask.to(hidden.dtype)).to(output.dtype)
 
+    def _mean_first_token(self, module: nn.Module, args: tuple) -> tuple | None:
+        # Heads that read position 0 of the sequence get the masked mean there instead (same
+        # reason as _mean_pool): (B, T, d) -> (B, T, d) with row 0 replaced.
+        ctx = self.injector.ctx
+        if ctx is None or not args or args[0].dim() != 3:
+            return None
+        hidden = args[0]
+        pooled = masked_mean(hidden, ctx.pool_mask.to(hidden.dtype))[:, None]  # (B, 1, d)
+        return (torch.cat([pooled, hidden[:, 1:]], dim=1), *args[1:])
+
     def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
         if not self.injector.enabled:
@@ -176,19 +192,17 @@ class PromptedModel(nn.Module):
             else:
                 out[key] = self._strip(value, key)
         if self.training and out.get("loss") is not None:
-            out["loss"] = self.add_balance_loss(out["loss"])
+            out["loss"] = self.add_aux_loss(out["loss"])
         return out
 
-    def add_balance_loss(self, loss: torch.Tensor) -> torch.Tensor:
-        """``loss + balance_loss * aux`` of the last forward's routers: the one place it is added.
+    def add_aux_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus the routers' weighted auxiliary losses of the last forward (balance, z-loss).
 
-        The model adds it to the loss it returns; a trainer computing its own task loss from the
-        logits (classification over allowed words) calls this on it.
+        The one place they are added: the model adds them to the loss it returns; a trainer that
+        computes its own task loss from the logits (classification over allowed words) calls this.
         """
-        if not self.balance_loss:
-            return loss
         aux = self.method.aux_loss()
-        return loss if aux is None else loss + self.balance_loss * aux
+        return loss if aux is None else loss + aux
 
     def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
         value = self.injector.remove_slots(value, dim=1 if "attentions" not in key else 2)
@@ -247,7 +261,7 @@ class PromptedModel(nn.Module):
 
         The one definition of what the adapter owns -- the method's tensors and the task heads --
         used by saving (:meth:`adapter_state_dict`), counting (:meth:`parameter_report`) and the
-        optimizer (:meth:`optimizer_groups`), as litgpt's ``adapter_filter``.
+        optimizer (:meth:`param_groups`), as litgpt's ``adapter_filter``.
         """
         return key.startswith("method.") or any(key.startswith(f"backbone.{h}.") for h in self.head_names)
 
@@ -255,12 +269,18 @@ class PromptedModel(nn.Module):
         """The parameters the adapter owns, by name (frozen ones included: they are saved too)."""
         return {n: p for n, p in self.named_parameters() if self.owns(n)}
 
-    def optimizer_groups(self, lr: float, head_lr: float) -> list[dict[str, Any]]:
-        """AdamW parameter groups: trainable prompts/routers at ``lr``, trainable heads at ``head_lr``."""
-        owned = [(n, p) for n, p in self.adapter_parameters().items() if p.requires_grad]
+    def param_groups(self, lr: float, head_lr: float) -> list[dict[str, Any]]:
+        """Optimizer groups of the trainable tensors the adapter owns (:meth:`owns`): prompts at ``lr``,
+        routers at ``lr`` times the method's ``router_lr_scale``, the task heads at ``head_lr``; empty
+        groups are left out."""
+        router_ids = {id(q) for r in self.method.routers() for q in r.parameters()}
+        scale = getattr(self.prompt_config, "router_lr_scale", 1.0)
+        owned = [(n, q) for n, q in self.adapter_parameters().items() if q.requires_grad]
         groups = [
-            {"params": [p for n, p in owned if n.startswith("method.")], "lr": lr},
-            {"params": [p for n, p in owned if not n.startswith("method.")], "lr": head_lr},
+            {"name": "prompt", "params": [q for n, q in owned if n.startswith("method.") and id(q) not in router_ids],
+             "lr": lr},
+            {"name": "router", "params": [q for n, q in owned if id(q) in router_ids], "lr": lr * scale},
+            {"name": "head", "params": [q for n, q in owned if not n.startswith("method.")], "lr": head_lr},
         ]
         return [g for g in groups if g["params"]]
 
@@ -450,6 +470,23 @@ def get_model(
     return PromptedModel(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
 
 
-def load(backbone: nn.Module, path: str | os.PathLike) -> PromptedModel:
-    """Restore a saved prompt method onto ``backbone``."""
+def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = None) -> PromptedModel:
+    """Restore a saved prompt method onto ``backbone``, from a folder or a Hugging Face Hub repo id.
+
+    A string shaped ``owner/name`` that is not an existing path is taken as a hub id; only the two
+    adapter files are downloaded (cached by ``huggingface_hub``, so offline reuse works). Anything
+    else is a folder, and a missing one is reported as such.
+    """
+    if isinstance(path, str) and not Path(path).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", path):
+        path = _download_adapter(path, revision)
     return PromptedModel.from_pretrained(backbone, path)
+
+
+def _download_adapter(repo_id: str, revision: str | None) -> str:
+    import huggingface_hub
+
+    try:
+        return huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
+    except Exception as exc:  # hub errors come in many classes (offline, not found, bad id): one message for all
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeptError(f"{repo_id} is neither a folder nor a downloadable hub repo: {first}") from None

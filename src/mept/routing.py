@@ -22,6 +22,28 @@ Strategies (MEPT paper ablations, Table 5):
 
 ``noise="multiplicative"`` gives PT-MoE's ``l * (1 + eps)`` logit noise instead
 of the additive kind.
+
+What the router reads (``input_norm``), applied to the pooled hidden state x:
+
+- ``layernorm``: a parameter-free layer norm (the paper's "after a norm").
+- ``center``: subtract a running mean of x, then layer-norm. Pooled states of
+  unrelated inputs share one dominant direction (pairwise cosine 0.4-0.6 on
+  MiniLM); a linear router on them ranks experts the same way for every input
+  and collapses. Centring removes the shared part, so what is left is what
+  tells inputs apart.
+- ``standardize``: per-feature z-score with running mean and variance.
+
+Running statistics are buffers (saved in the adapter), updated in training
+from each batch and used as they stand in both training and evaluation, so an
+example's routing never depends on its batch mates.
+
+How logits are formed (``router_type``): ``linear`` ``W x`` (the paper) or
+``cosine`` (X-MoE): ``cos(P x, e_i) / temperature`` with a low-dimensional
+projection ``P`` and one embedding ``e_i`` per expert -- bounded logits that
+cannot grow until p = 1.
+
+Auxiliary losses, computed from the last forward only when asked for:
+Switch-Transformer load balancing and the ST-MoE router z-loss.
 """
 
 from __future__ import annotations
@@ -33,6 +55,8 @@ import torch.nn.functional as F
 from torch import nn
 
 ROUTINGS = ("top1", "perturb", "gumbel", "dense", "stochastic", "topk")
+INPUT_NORMS = ("layernorm", "center", "standardize")
+ROUTER_TYPES = ("linear", "cosine")
 
 
 @dataclass
@@ -57,11 +81,33 @@ class Router(nn.Module):
         renormalize: bool = False,
         bias: bool = False,
         dropout: float = 0.0,
+        input_norm: str = "layernorm",
+        router_type: str = "linear",
+        temperature: float = 1.0,
+        cosine_dim: int = 16,
+        stats_momentum: float = 0.01,
     ) -> None:
         super().__init__()
         if routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}")
-        self.linear = nn.Linear(hidden_size, num_experts, bias=bias)
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
+        if router_type not in ROUTER_TYPES:
+            raise ValueError(f"router_type must be one of {ROUTER_TYPES}, got {router_type!r}")
+        self.input_norm = input_norm
+        self.router_type = router_type
+        self.temperature = temperature
+        self.stats_momentum = stats_momentum
+        if input_norm != "layernorm":
+            self.register_buffer("running_mean", torch.zeros(hidden_size))
+            self.register_buffer("running_var", torch.ones(hidden_size))
+            self.register_buffer("stats_updates", torch.zeros((), dtype=torch.long))
+        if router_type == "cosine":
+            self.linear = nn.Linear(hidden_size, cosine_dim, bias=bias)  # the projection P
+            self.expert_embed = nn.Parameter(torch.empty(num_experts, cosine_dim))  # (E, r)
+            nn.init.orthogonal_(self.expert_embed)
+        else:
+            self.linear = nn.Linear(hidden_size, num_experts, bias=bias)
         nn.init.orthogonal_(self.linear.weight)
         if bias:
             nn.init.zeros_(self.linear.bias)
@@ -75,8 +121,36 @@ class Router(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled state (B, d) -> what the router reads (B, d), per ``input_norm``."""
+        x = x.float()
+        if self.input_norm == "layernorm":
+            return F.layer_norm(x, x.shape[-1:])
+        if self.training:
+            self._update_stats(x)
+        x = x - self.running_mean
+        if self.input_norm == "center":
+            return F.layer_norm(x, x.shape[-1:])
+        return x * torch.rsqrt(self.running_var + 1e-5)
+
+    @torch.no_grad()
+    def _update_stats(self, x: torch.Tensor) -> None:
+        # The first batch sets the statistics; later ones move them by an exponential average.
+        momentum = 1.0 if int(self.stats_updates) == 0 else self.stats_momentum
+        var = x.var(0, unbiased=False) if x.shape[0] > 1 else self.running_var
+        self.running_mean.lerp_(x.mean(0), momentum)
+        self.running_var.lerp_(var, momentum)
+        self.stats_updates += 1
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, d) normalised input -> (B, E) router logits."""
+        h = self.linear(self.dropout(x.to(self.linear.weight.dtype)))
+        if self.router_type == "cosine":
+            h = F.normalize(h, dim=-1) @ F.normalize(self.expert_embed, dim=-1).T  # (B, E) in [-1, 1]
+        return h / self.temperature
+
     def forward(self, x: torch.Tensor) -> Route:
-        logits = self.linear(self.dropout(x.to(self.linear.weight.dtype)))  # (B, E)
+        logits = self.logits(self.normalize_input(x))  # (B, E)
         probs = logits.softmax(-1)
         chosen = probs.argmax(-1)
         B, E = logits.shape
@@ -87,7 +161,7 @@ class Router(nn.Module):
             else:
                 index = torch.arange(E, device=x.device).expand(B, E)
                 weight = torch.full((B, E), 1.0 / E, device=x.device, dtype=probs.dtype)
-            return self._finish(Route(index, weight, probs, index[:, 0] if self.training else chosen), probs)
+            return self._finish(Route(index, weight, probs, index[:, 0] if self.training else chosen), logits)
 
         if self.routing == "gumbel":
             if self.training:
@@ -99,7 +173,7 @@ class Router(nn.Module):
             else:
                 index = chosen[:, None]
                 weight = torch.ones(B, 1, device=x.device, dtype=probs.dtype)
-            return self._finish(Route(index, weight, probs, index[:, 0]), probs)
+            return self._finish(Route(index, weight, probs, index[:, 0]), logits)
 
         noisy = logits
         if self.training and self.routing in ("perturb", "topk") and self.noise_sigma > 0:
@@ -107,31 +181,46 @@ class Router(nn.Module):
             noisy = logits * (1 + eps) if self.noise == "multiplicative" else logits + eps
         if self.routing == "dense":
             index = torch.arange(E, device=x.device).expand(B, E)
-            return self._finish(Route(index, probs, probs, chosen), probs)
+            return self._finish(Route(index, probs, probs, chosen), logits)
         top_logits, index = noisy.topk(self.top_k, dim=-1)  # (B, k)
         if self.renormalize:
             weight = top_logits.softmax(-1)
         else:
             weight = noisy.softmax(-1).gather(1, index)
-        return self._finish(Route(index, weight, probs, index[:, 0]), probs)
+        return self._finish(Route(index, weight, probs, index[:, 0]), logits)
 
-    def _finish(self, route: Route, probs: torch.Tensor) -> Route:
-        self._last = (route.chosen, probs)  # kept for balance_loss(), computed only when asked for
+    def _finish(self, route: Route, logits: torch.Tensor) -> Route:
+        self._last = (route.chosen, logits)  # kept for the auxiliary losses, computed only when asked for
         return route
 
     def balance_loss(self) -> torch.Tensor | None:
         """Switch-Transformer balance loss of the last forward: E * sum_e f_e * P_e, minimal (=1) when uniform."""
         if self._last is None:
             return None
-        chosen, probs = self._last
+        chosen, logits = self._last
         frac = F.one_hot(chosen, self.num_experts).float().mean(0)
-        return self.num_experts * (frac * probs.float().mean(0)).sum()
+        return self.num_experts * (frac * logits.float().softmax(-1).mean(0)).sum()
+
+    def z_loss(self) -> torch.Tensor | None:
+        """ST-MoE router z-loss of the last forward: mean (logsumexp logits)^2; keeps logits small."""
+        if self._last is None:
+            return None
+        return self._last[1].float().logsumexp(-1).pow(2).mean()
 
 
 def combine_experts(experts: torch.Tensor, route: Route) -> torch.Tensor:
-    """Weighted sum of the routed experts: experts (E, m, d) -> prompts (B, m, d)."""
-    picked = experts[route.index]  # (B, k, m, d)
-    return (picked * route.weight.to(experts.dtype)[:, :, None, None]).sum(1)
+    """Weighted sum of the routed experts: experts (E, m, d) -> prompts (B, m, d).
+
+    ``index_select`` rather than advanced indexing: its backward is one ``index_add_``, where
+    ``experts[index]`` back-propagates through a serial accumulating ``index_put_`` on CPU.
+    """
+    E, m, d = experts.shape
+    B, k = route.index.shape
+    picked = experts.reshape(E, m * d).index_select(0, route.index.reshape(-1)).view(B, k, m, d)  # (B, k, m, d)
+    weight = route.weight.to(experts.dtype)
+    if k == 1:
+        return picked[:, 0] * weight[:, :, None]  # (B, m, d): no reduction over one expert
+    return (picked * weight[:, :, None, None]).sum(1)
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

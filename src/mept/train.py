@@ -17,8 +17,9 @@ import random
 import resource
 import shutil
 import statistics
+import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from mept.train_config import TrainConfig
 SPLIT_SEED = 0  # data splits are fixed across training seeds, so seeds are compared on the same examples
 RUN_CONFIG = "run_config.json"
 METRICS = "metrics.json"
+LABELS = "labels.json"
 INCOMPLETE = ".incomplete"
 
 
@@ -60,6 +62,7 @@ class Prepared:
     eval_sets: dict[str, list[Feature]]
     test_sets: dict[str, list[Feature]]
     truncated: dict[str, int]
+    sizes: dict[str, int] = field(default_factory=dict)  # examples per "task/split", beside truncated
 
 
 def expand_tasks(names: list[str]) -> list[str]:
@@ -78,7 +81,7 @@ def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str
             cfg.train_file, cfg.val_file, text_field=cfg.text_field, text_pair_field=cfg.text_pair_field,
             label_field=cfg.label_field, template=cfg.template,
             verbalizer=tuple(cfg.verbalizer) if cfg.verbalizer else None, seed=SPLIT_SEED,
-            task_name=cfg.tasks[0] if cfg.tasks and cfg.tasks != ["bb-superglue"] else "custom",
+            task_name=cfg.task_name, path_test=cfg.test_file,
         )
         return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
     folder = image_folder(cfg)
@@ -149,18 +152,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     num_labels = len(labels.words) if labels else None
     if form == "image_cls":
         num_labels = max(len(specs[t].verbalizer) for t in train_names)
-    quant = _quantization(cfg)
-    backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
-    model = get_model(backbone.model, method_cfg, modules_to_save=cfg.modules_to_save)
-    limit = model.spec.max_positions
-    if form != "image_cls" and limit is not None and cfg.max_length > limit:
-        raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "
-                        f"included); use --max-length {limit} or less")
-    if cfg.max_length <= model.num_slots:
-        raise MeptError(f"--max-length {cfg.max_length} leaves no room for text after {model.num_slots} prompt slots")
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    encoder = Encoder(form, backbone.processor, model.num_slots, cfg.max_length, labels)
+    model, encoder = build_model(cfg, method_cfg, form, labels, num_labels)
     truncated: dict[str, int] = {}
     train: list[Feature] = []
     for t in train_names:
@@ -176,7 +168,39 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         if "test" in splits[t]:
             test_sets[t], truncated[f"{t}/test"] = encoder.featurize(
                 _subsample(splits[t]["test"], cfg.max_eval_examples, SPLIT_SEED))
-    return Prepared(cfg, model, encoder, specs, train, eval_sets, test_sets, truncated)
+    sizes = {f"{t}/train": sum(f.example.task == t for f in train) for t in train_names}
+    sizes.update({f"{t}/validation": len(f) for t, f in eval_sets.items()})
+    sizes.update({f"{t}/test": len(f) for t, f in test_sets.items()})
+    warn_truncation(truncated, sizes, cfg.max_length)
+    return Prepared(cfg, model, encoder, specs, train, eval_sets, test_sets, truncated, sizes)
+
+
+def build_model(
+    cfg: TrainConfig, method_cfg: Any, form: str, labels: LabelSpace | None, num_labels: int | None
+) -> tuple[PromptedModel, Encoder]:
+    """Backbone + prompt method + encoder for a resolved output form; no data needed (``mept predict``)."""
+    quant = _quantization(cfg)
+    backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
+    model = get_model(backbone.model, method_cfg, modules_to_save=cfg.modules_to_save)
+    limit = model.spec.max_positions
+    if form != "image_cls" and limit is not None and cfg.max_length > limit:
+        raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "
+                        f"included); use --max-length {limit} or less")
+    if cfg.max_length <= model.num_slots:
+        raise MeptError(f"--max-length {cfg.max_length} leaves no room for text after {model.num_slots} prompt slots")
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model, Encoder(form, backbone.processor, model.num_slots, cfg.max_length, labels)
+
+
+def warn_truncation(truncated: dict[str, int], sizes: dict[str, int], max_length: int) -> None:
+    """Say up front, before any training, how much of each split ``--max-length`` cuts."""
+    cut = [(k, n, sizes.get(k, 0)) for k, n in truncated.items() if n]
+    if not cut:
+        return
+    parts = ", ".join(f"{k} {n} of {total} ({100 * n / max(total, 1):.0f}%)" for k, n, total in cut)
+    print(f"warning: longer than --max-length {max_length} (prompt slots included), truncated: {parts}",
+          file=sys.stderr)
 
 
 @torch.no_grad()
@@ -206,7 +230,7 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
     forward = forward or model
     if form in ("cls", "image_cls"):
         logits = task_logits(forward(**model_inputs(batch)).logits.float(), batch)  # (B, C)
-        return model.add_balance_loss(F.cross_entropy(logits, batch["class_ids"]))
+        return model.add_aux_loss(F.cross_entropy(logits, batch["class_ids"]))
     return forward(**model_inputs(batch)).loss  # the model adds the balance loss to its own loss
 
 
@@ -277,6 +301,28 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, wi
     return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 
+def save_label_space(out: Path, p: Prepared) -> None:
+    """Write ``labels.json``: the output form, task specs and head classes, so that ``mept eval --file`` and
+    ``mept predict`` rebuild the trained model from the run folder alone (no training data needed)."""
+    from mept import __version__
+
+    labels = p.encoder.labels
+    train_tasks = sorted({f.example.task for f in p.train}, key=list(p.specs).index)
+    info = {
+        "mept_version": __version__,  # the file outlives the code: say which code wrote it
+        "format": p.encoder.form,
+        "num_labels": len(labels.words) if labels else (max(len(p.specs[t].verbalizer) for t in train_tasks)
+                                                         if p.encoder.form == "image_cls" else None),
+        "words": labels.words if labels else None,
+        "task_words": labels.task_words if labels else None,
+        "train_tasks": train_tasks,
+        "eval_tasks": list(p.eval_sets),
+        "tasks": {name: {"verbalizer": list(s.verbalizer), "metric": s.metric, "kind": s.kind,
+                         "description": s.description} for name, s in p.specs.items()},
+    }
+    atomic_write(out / LABELS, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
+
+
 def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
     """Refuse to mix runs: an existing run is replaced only with --overwrite, continued only with --resume."""
     if resume:
@@ -301,17 +347,19 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     """Train one run (one seed, one lr) and write ``metrics.json`` in ``cfg.output``."""
     from accelerate import Accelerator
 
+    wall_origin = time.perf_counter()  # wall time counts everything: loading, tokenising, evaluating, saving
     seed_everything(cfg.seed)
     p = prepared or prepare(cfg)
     out = Path(cfg.output)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
+        save_label_space(out, p)
         (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator.wait_for_everyone()
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
-    groups = model.optimizer_groups(lr, cfg.head_lr)
+    groups = model.param_groups(lr, cfg.head_lr)
     if not groups:
         raise MeptError("nothing to train: prompts, routers and head are all frozen")
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
@@ -323,15 +371,19 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
     inner: PromptedModel = accelerator.unwrap_model(model)
-    state: dict[str, Any] = {"step": 0, "best_score": None, "best_step": None, "history": [], "train_seconds": 0.0}
+    state: dict[str, Any] = {"step": 0, "best_score": None, "best_step": None, "history": [],
+                             "train_seconds": 0.0, "wall_seconds": 0.0, "examples_seen": 0}
     ckpt = out / "checkpoint"
     if resume and find_checkpoint(ckpt) is not None:
         state = load_checkpoint(ckpt, inner, optimizer, scheduler)
         accelerator.print(f"resumed from step {state['step']}")
+        wall_origin -= state.get("wall_seconds", 0.0)  # earlier sessions' wall time, up to their last checkpoint
     eval_every = cfg.eval_every or steps_per_epoch
-    bar = tqdm(total=total, initial=state["step"], desc="train", disable=not (cfg.progress and accelerator.is_main_process))
+    # a progress bar only on a terminal: in a log file it is noise, the per-evaluation lines say enough
+    show_bar = cfg.progress and accelerator.is_main_process and sys.stderr.isatty()
+    bar = tqdm(total=total, initial=state["step"], desc="train", disable=not show_bar)
+    log = bar.write if show_bar else print
     rank, world = accelerator.process_index, accelerator.num_processes
-    start = time.perf_counter()
     step = state["step"]
     plan, plan_epoch = [], -1
     last_ckpt = str(ckpt) if find_checkpoint(ckpt) else None
@@ -339,6 +391,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
         epoch, index = divmod(step, steps_per_epoch)
         if plan_epoch != epoch:
             plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch), epoch
+        step_start = time.perf_counter()  # train-only time: batch, forward, backward, update
         chosen = plan[index][rank::world]
         idle = not chosen  # a batch smaller than the process count: this process runs one example, weighted 0
         parts = micro_batches(chosen or plan[index][:1], cfg.gradient_accumulation_steps)
@@ -354,39 +407,67 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
+        step_loss = loss.item()  # also waits for the device, so the step's time is real
         step += 1
         state["step"] = step
+        state["train_seconds"] = state.get("train_seconds", 0.0) + time.perf_counter() - step_start
+        state["examples_seen"] = state.get("examples_seen", 0) + len(plan[index])
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}", ex_s=f"{step * cfg.batch_size / max(time.perf_counter() - start, 1e-9):.1f}")
+        bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{examples_per_second(state):.1f}")
         if step % eval_every == 0 or step == total:
             t0 = time.perf_counter()
             result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode)
             state["eval_seconds"] = time.perf_counter() - t0
-            state["history"].append({"step": step, "loss": round(loss.item(), 6), "validation": result["average"]})
+            entry = {"step": step, "loss": round(step_loss, 6), "validation": result["average"]}
+            # measured, so kept apart from the history (which identical runs reproduce exactly)
+            state.setdefault("eval_train_seconds", []).append([step, round(state["train_seconds"], 3)])
+            if result.get("routing"):
+                entry["routing_entropy"] = result["routing"]["mean_entropy"]
+                entry["collapsed_layers"] = len(result["routing"]["collapsed_layers"])
+            state["history"].append(entry)
             if state["best_score"] is None or result["average"] > state["best_score"]:
                 state["best_score"], state["best_step"], state["best_result"] = result["average"], step, result
                 if accelerator.is_main_process:
                     inner.save_pretrained(out / "best")
+            if accelerator.is_main_process:
+                log(eval_line(step, total, step_loss, result["average"], state))
         if accelerator.is_main_process and (step % cfg.save_every == 0 or step == total):
-            state["train_seconds"] = state.get("train_seconds", 0.0) + time.perf_counter() - start
-            start_saved = time.perf_counter()
+            state["wall_seconds"] = time.perf_counter() - wall_origin
             save_checkpoint(ckpt, inner, optimizer, scheduler, state)
             last_ckpt = str(ckpt)
-            start += time.perf_counter() - start_saved  # checkpoint I/O is not training time
     bar.close()
     accelerator.wait_for_everyone()  # every process reloads the best adapter the main one wrote
-    metrics = finish(inner, p, state, out)
+    metrics = finish(inner, p, state, out, wall_origin)
     return metrics
 
 
-def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Reload the best checkpoint, score test (validation was scored when it was best), write metrics.json."""
+def examples_per_second(state: dict[str, Any]) -> float:
+    """Training throughput over train-only time (evaluation and checkpoint I/O excluded)."""
+    return state.get("examples_seen", 0) / max(state.get("train_seconds", 0.0), 1e-9)
+
+
+def eval_line(step: int, total: int, loss: float, score: float, state: dict[str, Any]) -> str:
+    """One log line per evaluation: readable in a terminal and in a log file alike."""
+    width = len(str(total))
+    line = (f"step {step:>{width}}/{total}  loss {loss:.4f}  validation {score:6.2f}  "
+            f"best {state['best_score']:6.2f} (step {state['best_step']})  {examples_per_second(state):.1f} ex/s")
+    last = state["history"][-1] if state.get("history") else {}
+    if "routing_entropy" in last:  # routed methods: is the router still routing?
+        line += f"  routing entropy {last['routing_entropy']:.2f}, collapsed layers {last['collapsed_layers']}"
+    return line
+
+
+def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, wall_origin: float | None = None) -> dict[str, Any]:
+    """Reload the best checkpoint, score test (validation was scored when it was best), write metrics.json.
+
+    ``wall_origin``: the ``time.perf_counter()`` the run started at (shifted back by earlier sessions' time on resume).
+    """
     cfg = p.config
     model.load_adapter(out / "best")
     validation = state["best_result"]
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode) if p.test_sets else None
     report = model.parameter_report()
-    train_examples = state["step"] * cfg.batch_size
+    train_seconds = state.get("train_seconds", 0.0)
     metrics = {
         "method": cfg.method,
         "model": cfg.model,
@@ -397,6 +478,7 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path) 
         "average": validation["average"],
         "majority": majority_baseline(p),
         "test": test,
+        "routing": validation.get("routing"),
         "best_step": state["best_step"],
         "steps": state["step"],
         "history": state["history"],
@@ -407,12 +489,16 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path) 
         "truncated": p.truncated,
         "train_examples": len(p.train),
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
-            "train_seconds": round(state.get("train_seconds", 0.0), 3),
-            "train_examples_per_second": round(train_examples / max(state.get("train_seconds", 0.0), 1e-9), 2),
-            "eval_seconds": round(state.get("eval_seconds", 0.0), 3),
+            "train_seconds": round(train_seconds, 3),  # forward/backward/update only
+            "train_examples_per_second": round(examples_per_second(state), 2),
+            "examples_seen": state.get("examples_seen", 0),
+            "eval_seconds": round(state.get("eval_seconds", 0.0), 3),  # one pass over validation
             "peak_memory_mb": round(peak_memory_mb(), 1),
+            "train_seconds_at_eval": state.get("eval_train_seconds", []),  # [step, train seconds] per evaluation
         },
     }
+    if wall_origin is not None:  # everything since train() began: loading, tokenising, training, evaluating, saving
+        metrics["timing"]["wall_seconds"] = round(time.perf_counter() - wall_origin, 3)
     atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
     (out / INCOMPLETE).unlink(missing_ok=True)
     return metrics
@@ -471,6 +557,14 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
+def routing_summary(health: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The few routing-health numbers worth keeping per seed."""
+    if not health:
+        return None
+    keys = ("collapsed_layers", "layers_with_3_experts", "mean_entropy", "max_pathway_cosine")
+    return {k: health[k] for k in keys}
+
+
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation over seeds, per task and for the average (the paper reports 3 runs)."""
 
@@ -485,5 +579,6 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "average": mean_std([r["average"] for r in runs]),
         "trainable_percent": runs[0]["trainable_percent"],
         "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
-        "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks}} for r in runs],
+        "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks},
+                  "routing": routing_summary(r.get("routing"))} for r in runs],
     }

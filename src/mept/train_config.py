@@ -19,6 +19,8 @@ import yaml
 from mept.errors import MeptError
 from mept.task_types import FORMATS
 
+DEFAULT_TASKS = ["bb-superglue"]
+
 
 def paper_lr_grid(method: str) -> list[float]:
     """The paper's learning-rate grid for ``method``: a fact of the method's config class."""
@@ -32,7 +34,7 @@ class TrainConfig:
     # what to train
     method: str = "mept"
     model: str = "minilm"
-    tasks: list[str] = field(default_factory=lambda: ["bb-superglue"])
+    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
     format: str = "auto"
     source: str = "auto"
     data_dir: str | None = None
@@ -40,6 +42,8 @@ class TrainConfig:
     # bring-your-own data
     train_file: str | None = None
     val_file: str | None = None
+    test_file: str | None = None  # scored once at the end with the best checkpoint
+    task_name: str | None = None  # default: the training file's name (reviews.csv -> "reviews")
     text_field: str = "text"
     text_pair_field: str | None = None
     label_field: str = "label"
@@ -82,6 +86,20 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.tasks, str):
             self.tasks = [t for t in self.tasks.replace(",", " ").split() if t]
+        # run_config.json must rebuild the run from any directory: keep data paths absolute
+        for name in ("train_file", "val_file", "test_file", "data_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, str(Path(value).expanduser().resolve()))
+        if self.test_file and not self.train_file:
+            raise MeptError("test_file needs train_file (built-in tasks bring their own test split)")
+        if self.train_file:  # a file-based run is one task, named after the file unless told otherwise
+            from mept.data.custom import file_task_name
+
+            if self.task_name is None:
+                told = self.tasks and self.tasks != DEFAULT_TASKS
+                self.task_name = self.tasks[0] if told else file_task_name(self.train_file)
+            self.tasks = [self.task_name]
         if self.format not in FORMATS:
             raise MeptError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.eval_mode not in ("rank", "generate"):

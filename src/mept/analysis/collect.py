@@ -74,8 +74,13 @@ def _pool(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return masked_mean(hidden.float(), mask).cpu()
 
 
-def analyze_run(prepared: Any, out: Path, max_per_task: int = 200, baseline: bool = True) -> dict[str, Any]:
-    """Collect per task (at most ``max_per_task`` examples each) and write the report folder."""
+def analyze_run(
+    prepared: Any, out: Path, max_per_task: int = 200, baseline: bool = True, by_label: bool = False
+) -> dict[str, Any]:
+    """Collect per task (at most ``max_per_task`` examples each) and write the report folder.
+
+    ``by_label``: also summarise routing per gold class (``mept analyze --by label``).
+    """
     model, encoder = prepared.model, prepared.encoder
     if not model.method.routed:
         raise MeptError(f"method {model.prompt_config.method!r} has no router to analyse; use mept, smop or ptmoe")
@@ -90,4 +95,5 @@ def analyze_run(prepared: Any, out: Path, max_per_task: int = 200, baseline: boo
     return write_report(
         out, traces, features=features, feature_labels=labels,
         baseline_features=base or None, input_embeddings=inputs or None,
+        label_names={t: list(prepared.specs[t].verbalizer) for t in prepared.eval_sets} if by_label else None,
     )

@@ -7,9 +7,11 @@ shell and tests can check a whole report without a model.
 Files written to ``out_dir``:
 
 - ``pathways.json``             per task: layers, mean_probs, top1_freq, pathway
+                                (and ``by_label``: the same per gold class, with ``label_names``)
 - ``pathway_heatmap.png``       Fig. 6, one panel per task
 - ``expert_utilization.png``    Fig. 5, all tasks pooled
 - ``pathway_similarity.json``   Fig. 4b, MAE and cosine between tasks
+- ``routing_health.json``       per-layer load, entropy, experts in use, collapse flags
 - ``manifold_tsne.png``         when ``features`` is given
 - ``manifold_tsne_backbone.png`` when ``baseline_features`` is given
 - ``task_similarity.json``      when ``input_embeddings`` is given
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mept.analysis.by_label import format_by_label, format_layer_use, pathways_by_label
+from mept.analysis.health import format_health, routing_health
 from mept.analysis.manifold import subsample_per_task, tsne_embed
 from mept.analysis.pathways import RoutingTrace, compute_pathway, pathway_vector
 from mept.analysis.plots import plot_expert_utilization, plot_pathway_heatmap, plot_tsne
@@ -73,6 +77,7 @@ def write_report(
     baseline_features: dict[str, np.ndarray] | None = None,
     input_embeddings: dict[str, np.ndarray] | None = None,
     seed: int = 42,
+    label_names: dict[str, list[str]] | None = None,
 ) -> dict:
     """Write the analysis files for ``traces`` into ``out_dir``.
 
@@ -81,9 +86,11 @@ def write_report(
     ``feature_labels`` gives their gold labels (falling back to each trace's
     ``labels`` when lengths match). ``input_embeddings`` are per-task (N, d)
     sentence embeddings for the paper's text-based task similarity.
+    ``label_names`` (task -> verbalizer) asks for routing by gold class.
 
     Returns ``{"files": {name: Path}, "summary": str}`` where ``summary`` is the
-    pathway MAE/cosine table (for the CLI to print).
+    pathway MAE/cosine table, or for a single task its per-layer expert use
+    (for the CLI to print), followed by the by-class pathways when asked.
     """
     if not traces:
         raise MeptError("write_report needs at least one routing trace")
@@ -95,13 +102,22 @@ def write_report(
     files: dict[str, Path] = {}
 
     pathways = [compute_pathway(t) for t in traces]
-    files["pathways"] = _write_json(out / "pathways.json", {p.task: p.to_dict() for p in pathways})
+    saved = {p.task: p.to_dict() for p in pathways}
+    by_label = {t.task: pathways_by_label(t, label_names.get(t.task)) for t in traces} if label_names else {}
+    for task, classes in by_label.items():
+        saved[task]["by_label"] = classes
+    files["pathways"] = _write_json(out / "pathways.json", saved)
     files["pathway_heatmap"] = plot_pathway_heatmap(pathways, out / "pathway_heatmap.png")
     files["expert_utilization"] = plot_expert_utilization(traces, out / "expert_utilization.png")
 
     sim = pairwise_similarity({p.task: pathway_vector(p) for p in pathways})
     files["pathway_similarity"] = _write_json(out / "pathway_similarity.json", sim)
-    summary = format_table(sim)
+    health = routing_health(traces)
+    files["routing_health"] = _write_json(out / "routing_health.json", health)
+    summary = format_table(sim) if len(traces) > 1 else format_layer_use(traces[0].task, saved[traces[0].task])
+    summary = format_health(health) + "\n\n" + summary
+    if by_label:
+        summary += "\n" + "\n".join(format_by_label(task, classes) for task, classes in by_label.items())
 
     labels = {t.task: t.labels for t in traces}
     if feature_labels:

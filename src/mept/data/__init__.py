@@ -6,7 +6,8 @@ work from anywhere. Image and generation tasks live in optional modules that
 may not exist in every checkout; only their absence is tolerated.
 """
 
-from mept.data import bbsuite, custom, superglue  # noqa: F401  (imported to register tasks)
+from mept.data import bbdiverse, bbsuite, custom, superglue  # noqa: F401  (imported to register tasks)
+from mept.data.bbdiverse import BB_DIVERSE
 from mept.data.bbsuite import BB_SUPERGLUE, suite_tasks
 from mept.data.custom import load_custom
 from mept.data.examples import Example
@@ -26,6 +27,7 @@ except ModuleNotFoundError as e:
         raise
 
 __all__ = [
+    "BB_DIVERSE",
     "BB_SUPERGLUE",
     "SUPERGLUE",
     "Example",

@@ -17,6 +17,7 @@ do-not-train canary: they are read from the cache, never copied into the repo.
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 from functools import partial
@@ -100,6 +101,7 @@ class BigBenchTask:
     verbalizer: tuple[str, ...]
     parse: Callable[[dict[str, Any]], Parsed]
     metric: str = "accuracy"
+    max_examples: int | None = None  # a seeded sample of very large tasks (mnist_ascii has 70,000)
 
     @property
     def spec(self) -> TaskSpec:
@@ -126,10 +128,14 @@ SUITES: dict[str, list[str]] = {"bb-superglue": BB_SUPERGLUE, "all": BB_SUPERGLU
 
 
 def build_examples(task: BigBenchTask) -> list[Example]:
-    """Every usable example of the task, in file order, rendered with the family prefix."""
+    """Every usable example of the task (or a seeded sample of ``max_examples``), rendered with its prefix."""
     examples = []
     groups: dict[str, str] = {}
-    for raw in read_task(task.source)["examples"]:
+    records = read_task(task.source)["examples"]
+    if task.max_examples is not None and len(records) > task.max_examples:
+        keep = sorted(random.Random(0).sample(range(len(records)), task.max_examples))
+        records = [records[i] for i in keep]
+    for raw in records:
         parsed = task.parse(raw)
         if parsed is None:
             continue
@@ -138,6 +144,17 @@ def build_examples(task: BigBenchTask) -> list[Example]:
             group = groups.setdefault(group, str(len(groups)))
         examples.append(Example(f"{task.prefix} {text}", label, task.verbalizer[label], task.name, group=group))
     return examples
+
+
+def register_bigbench_tasks(tasks: list[BigBenchTask], suite: str | None = None) -> list[str]:
+    """Add tasks to the registry (and, if named, as one suite); returns their names."""
+    for task in tasks:
+        TASKS[task.name] = task
+        register_task(task.spec, partial(load_bigbench_task, task.name))
+    names = [t.name for t in tasks]
+    if suite is not None:
+        SUITES[suite] = names
+    return names
 
 
 def load_bigbench_task(name: str, source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Splits:
@@ -164,5 +181,4 @@ def suite_tasks(name: str) -> list[str]:
     )
 
 
-for _task in TASKS.values():
-    register_task(_task.spec, partial(load_bigbench_task, _task.name))
+register_bigbench_tasks(list(TASKS.values()), "bb-superglue")

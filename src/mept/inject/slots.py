@@ -9,7 +9,7 @@ masks therefore stay valid for every architecture, and gradient
 checkpointing works because the hook sits outside the checkpointed forward.
 
 Routing reads the layer's input hidden state over real tokens only
-(``pool_mask``), normalised by a parameter-free layer norm.
+(``pool_mask``); each router normalises it as configured (:mod:`mept.routing`).
 
 When ``layers`` does not start at 1 (e.g. ``"7-12"``), the slots exist from
 the input on and real tokens attend to them in the layers below the first
@@ -37,7 +37,6 @@ from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mept.methods.base import PromptMethod
@@ -89,8 +88,7 @@ class SlotInjector:
         pooled = None
         if self.method.routed:
             text = hidden if hidden.shape[1] == ctx.total_len else hidden[:, : ctx.total_len]
-            pooled = masked_mean(text, ctx.pool_mask)  # (B, d)
-            pooled = F.layer_norm(pooled.float(), pooled.shape[-1:])
+            pooled = masked_mean(text, ctx.pool_mask).float()  # (B, d); the router normalises it
         prompts = self.method.prompt(position, pooled, hidden.shape[0]).to(hidden.dtype)  # (B, m, d)
         # one copy forward and one backward (a cat of slices allocates and adds full-size gradients)
         hidden = hidden.slice_scatter(prompts, dim=1, start=self.offset, end=self.offset + self.num_slots)

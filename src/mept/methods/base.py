@@ -47,9 +47,22 @@ class PromptMethod(nn.Module):
         return []
 
     def aux_loss(self) -> torch.Tensor | None:
-        """Mean load-balancing loss of the routers in the last forward (None for unrouted methods)."""
-        losses = [loss for r in self.routers() if (loss := r.balance_loss()) is not None]
-        return torch.stack(losses).mean() if losses else None
+        """Routing losses of the last forward, weighted as the config asks; None when none is enabled.
+
+        ``balance_loss`` weighs the Switch load-balancing loss and ``z_loss`` the ST-MoE router
+        z-loss, each averaged over the prompted layers' routers. This is the one place they are
+        combined: the model adds the result to its own loss, the trainer to its masked one.
+        """
+        total = None
+        for weight, loss_of in ((getattr(self.config, "balance_loss", 0.0), Router.balance_loss),
+                                (getattr(self.config, "z_loss", 0.0), Router.z_loss)):
+            if not weight:
+                continue
+            losses = [loss for r in self.routers() if (loss := loss_of(r)) is not None]
+            if losses:
+                term = weight * torch.stack(losses).mean()
+                total = term if total is None else total + term
+        return total
 
     def parameter_groups(self) -> dict[str, int]:
         """Trainable-parameter counts by role (prompts, routers) for the report."""

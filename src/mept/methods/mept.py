@@ -14,6 +14,13 @@ gumbel, perturb; topk with ``top_k``), ``shared`` (on / off / replace: the
 shared experts become extra router experts), ``layers`` (depth),
 ``train_router`` / ``train_prompts``, ``init`` (xavier_normal, he_normal).
 ``balance_loss`` > 0 adds a Switch-style load-balancing loss (off by default).
+
+Router switches (issue: routers that collapse to one expert per layer):
+``router_input`` (layernorm | center | standardize: what the router reads),
+``router_type`` (linear | cosine, X-MoE) with ``router_temperature``, ``z_loss``
+(ST-MoE router z-loss weight) and ``router_lr_scale`` (the router's learning rate
+relative to the prompts'). :meth:`MEPTConfig.paper` is the paper's exact
+formulation.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mept.config import PromptConfig, _choice, _non_negative, _positive
+from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
 from mept.registry import register_method
-from mept.routing import ROUTINGS
+from mept.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS
 
 
 @dataclass
@@ -41,6 +49,11 @@ class MEPTConfig(PromptConfig):
     router_dropout: float = 0.0
     train_router: bool = True
     balance_loss: float = 0.0
+    z_loss: float = 0.0
+    router_input: str = "layernorm"
+    router_type: str = "linear"
+    router_temperature: float = 1.0
+    router_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,8 +61,20 @@ class MEPTConfig(PromptConfig):
         _positive(self, "top_k")
         _choice(self, "shared", ("on", "off", "replace"))
         _choice(self, "routing", ROUTINGS)
-        for name in ("noise_sigma", "gumbel_tau", "router_dropout", "balance_loss", "num_shared"):
+        _choice(self, "router_input", INPUT_NORMS)
+        _choice(self, "router_type", ROUTER_TYPES)
+        for name in ("noise_sigma", "gumbel_tau", "router_dropout", "balance_loss", "num_shared", "z_loss",
+                     "router_lr_scale"):
             _non_negative(self, name)
+        if not self.router_temperature > 0:
+            raise MeptError(f"MEPTConfig.router_temperature must be > 0, got {self.router_temperature!r}")
+
+    @classmethod
+    def paper(cls, **overrides) -> "MEPTConfig":
+        """The paper's exact router: linear on a layer-normed pooled state, top-1, no auxiliary losses."""
+        settings = dict(routing="top1", router_input="layernorm", router_type="linear", router_temperature=1.0,
+                        z_loss=0.0, balance_loss=0.0, router_lr_scale=1.0)
+        return cls(**{**settings, **overrides})
 
     @property
     def router_experts(self) -> int:
@@ -77,6 +102,9 @@ class MEPT(RoutedPrompts):
                 noise_sigma=config.noise_sigma,
                 gumbel_tau=config.gumbel_tau,
                 dropout=config.router_dropout,
+                input_norm=config.router_input,
+                router_type=config.router_type,
+                temperature=config.router_temperature,
             ),
             train_router=config.train_router,
         )

@@ -1,0 +1,254 @@
+"""Offline analogues of the MEPT paper's tables, on the learnable ``bb-diverse`` mixture.
+
+    python benchmarks/paper_tables.py                       # all tables, reduced CPU budget, 3 seeds
+    python benchmarks/paper_tables.py --tables 1 8 --seeds 1 2 3 --steps 300
+    python benchmarks/paper_tables.py --tables 4 --depth-model mpnet --depth-steps 150
+
+Tables (every run goes through ``mept.train.run`` with the same budget per table):
+
+- ``1``  (paper Tables 1/6): every method, mixture training (one prompt set for all tasks) and
+  single-task training (``--single``; one run per task with ``steps / n_tasks`` steps each, the
+  same number of examples in all), with trainable parameters and activated prompt tokens, and
+  the per-seed paired difference of MEPT against the best baseline.
+- ``4``  prompt depth: MEPT on layers 1-6, 7-12 and all of the 12-layer ``mpnet``.
+- ``5``  routing ablation: top-1 (paper router), stochastic, dense, Gumbel, perturbation and
+  the library default, with routing health beside accuracy.
+- ``sweeps``: N_r in {4, 10, 20} and m in {10, 15, 20}.
+- ``8``  (paper Table 8): training time until each method first reaches P-Tuning v2's best
+  validation score (its own seed), from the per-evaluation timing in ``metrics.json``.
+
+Budget: MiniLM, batch 16, text length ``--text-length`` plus each method's prompt slots,
+``--steps`` mixture steps, validation every ``--eval-every`` steps on at most
+``--max-eval-examples`` per task. The GPU budget matching the paper (T5-Base / 70 epochs)
+is in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from mept.registry import make_config
+from mept.train import run
+from mept.train_config import TrainConfig
+
+METHODS: dict[str, dict[str, Any]] = {  # the paper's settings, scaled to the suite
+    "prompt_tuning": {"prompt_length": 10},
+    "ptuning_v2": {"prompt_length": 100},
+    "smop": {},
+    "vfpt": {"prompt_length": 10},
+    "ptmoe": {},
+    "mept": {"num_experts": 10, "prompt_length": 10},
+}
+ROUTINGS: dict[str, dict[str, Any]] = {
+    "top1 (paper router)": {"routing": "top1", "router_input": "layernorm", "router_lr_scale": 1.0, "balance_loss": 0.0,
+                            "z_loss": 0.0},
+    "stochastic": {"routing": "stochastic"},
+    "dense": {"routing": "dense"},
+    "gumbel": {"routing": "gumbel"},
+    "perturbation": {"routing": "perturb"},
+    "default": {},
+}
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def fmt(ms: dict[str, float]) -> str:
+    return f"{ms['mean']:.2f} ± {ms['std']:.2f}"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Path(args.out)
+        self.results: dict[str, Any] = {"settings": vars(args)}
+
+    def train(self, name: str, method: str, settings: dict[str, Any], tasks: list[str], steps: int,
+              model: str | None = None) -> dict[str, Any]:
+        """One configuration over all seeds: per-seed metrics and their aggregate."""
+        a = self.args
+        slots = make_config(method, **settings).prompt_length
+        cfg = TrainConfig(
+            method=method, model=model or a.model, tasks=tasks, method_args=dict(settings), max_steps=steps,
+            batch_size=a.batch_size, max_length=a.text_length + slots, max_eval_examples=a.max_eval_examples,
+            eval_every=min(a.eval_every, steps), save_every=10**9, seeds=a.seeds, output=str(self.out / name),
+            overwrite=True, progress=False,
+        )
+        t0 = time.perf_counter()
+        summary = run(cfg)
+        per_seed = [json.loads((self.out / name / f"seed-{s}" / "metrics.json").read_text()) for s in a.seeds]
+        print(f"  {name:40s} {fmt(summary['average'])}  ({time.perf_counter() - t0:.0f}s)", flush=True)
+        return {"summary": summary, "seeds": per_seed}
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "paper_tables.json").write_text(json.dumps(self.results, indent=2, default=str))
+
+    # --- tables ---------------------------------------------------------------------------
+
+    def table1(self) -> None:
+        a, rows = self.args, {}
+        print("Table 1/6: every method, mixture training")
+        for method, settings in METHODS.items():
+            rows[method] = self.train(f"t1/mixture/{method}", method, settings, a.tasks, a.steps)
+        single = {}
+        if a.single:
+            from mept.train import expand_tasks
+
+            names = expand_tasks(a.tasks)
+            print("Table 1/6: single-task training")
+            for method, settings in METHODS.items():
+                per_task = {t: self.train(f"t1/single/{method}/{t}", method, settings, [t], max(1, a.steps // len(names)))
+                            for t in names}
+                single[method] = per_task
+        lines = ["| method | trainable params | activated prompt tokens | mixture avg | single-task avg |",
+                 "|---|---:|---:|---|---|"]
+        for method, r in rows.items():
+            m0 = r["seeds"][0]
+            single_avg = "-"
+            if method in single:
+                per_seed = [statistics.fmean(single[method][t]["seeds"][i]["average"] for t in single[method])
+                            for i in range(len(a.seeds))]
+                single_avg = fmt(mean_std(per_seed))
+            lines.append(f"| {method} | {m0['trainable_params']:,} | {m0['activated_prompt_tokens']} | "
+                         f"{fmt(r['summary']['average'])} | {single_avg} |")
+        majority = statistics.fmean(rows["mept"]["seeds"][0]["majority"].values())
+        lines.append(f"| majority class | - | - | {majority:.2f} | |")
+        per_task = ["| method | " + " | ".join(rows["mept"]["summary"]["tasks"]) + " |",
+                    "|---|" + "---|" * len(rows["mept"]["summary"]["tasks"])]
+        for method, r in rows.items():
+            per_task.append(f"| {method} | " + " | ".join(fmt(v) for v in r["summary"]["tasks"].values()) + " |")
+        baselines = {m: r for m, r in rows.items() if m != "mept"}
+        best = max(baselines, key=lambda m: baselines[m]["summary"]["average"]["mean"])
+        diffs = [x["average"] - y["average"] for x, y in zip(rows["mept"]["seeds"], rows[best]["seeds"])]
+        paired = {"vs": best, "per_seed": diffs, **mean_std(diffs)}
+        verdicts = {}
+        for m in ("ptuning_v2", "smop"):
+            d = rows["mept"]["summary"]["average"]["mean"] - rows[m]["summary"]["average"]["mean"]
+            verdicts[m] = {"difference": d, "std_mept": rows["mept"]["summary"]["average"]["std"],
+                           "std_baseline": rows[m]["summary"]["average"]["std"]}
+        text = "\n".join(lines) + "\n\nper task (mixture):\n" + "\n".join(per_task) + (
+            f"\n\nMEPT - best baseline ({best}), paired by seed: "
+            + ", ".join(f"{d:+.2f}" for d in diffs) + f" (mean {paired['mean']:+.2f} ± {paired['std']:.2f})\n"
+            + "\n".join(f"MEPT - {m}: {v['difference']:+.2f} (std MEPT {v['std_mept']:.2f}, {m} {v['std_baseline']:.2f})"
+                        for m, v in verdicts.items()))
+        self.results["table1"] = {"text": text, "paired": paired, "verdicts": verdicts,
+                                  "rows": {m: r["summary"] for m, r in rows.items()}, "mixture_seeds": {
+                                      m: r["seeds"] for m, r in rows.items()}}
+        print(text)
+
+    def table4(self) -> None:
+        a, rows = self.args, {}
+        print(f"Table 4: prompt depth on {a.depth_model}")
+        for layers in ("1-6", "7-12", "all"):
+            rows[layers] = self.train(f"t4/{layers}", "mept", {**METHODS["mept"], "layers": layers}, a.tasks,
+                                      a.depth_steps, model=a.depth_model)
+        text = "\n".join(["| MEPT layers | validation avg | collapsed layers | max pathway cosine |", "|---|---|---:|---:|"]
+                         + [f"| {k} | {fmt(r['summary']['average'])} | "
+                            f"{statistics.fmean(len(s['routing']['collapsed_layers']) for s in r['seeds']):.1f} | "
+                            f"{statistics.fmean(s['routing']['max_pathway_cosine'] for s in r['seeds']):.3f} |"
+                            for k, r in rows.items()])
+        self.results["table4"] = {"text": text, "rows": {k: r["summary"] for k, r in rows.items()}}
+        print(text)
+
+    def table5(self) -> None:
+        a, rows = self.args, {}
+        print("Table 5: routing ablation")
+        for name, settings in ROUTINGS.items():
+            rows[name] = self.train(f"t5/{name.split()[0]}", "mept", {**METHODS["mept"], **settings}, a.tasks, a.steps)
+        head = ("| routing | validation avg | collapsed layers | layers with >= 3 experts | mean entropy | "
+                "max pathway cosine |")
+        body = []
+        for name, r in rows.items():
+            h = [s["routing"] for s in r["seeds"]]
+            body.append(f"| {name} | {fmt(r['summary']['average'])} | "
+                        f"{statistics.fmean(len(x['collapsed_layers']) for x in h):.1f} | "
+                        f"{statistics.fmean(x['layers_with_3_experts'] for x in h):.1f} | "
+                        f"{statistics.fmean(x['mean_entropy'] for x in h):.2f} | "
+                        f"{statistics.fmean(x['max_pathway_cosine'] for x in h):.3f} |")
+        text = "\n".join([head, "|---|---|---:|---:|---:|---:|", *body])
+        self.results["table5"] = {"text": text, "rows": {k: r["summary"] for k, r in rows.items()}}
+        print(text)
+
+    def sweeps(self) -> None:
+        a, rows = self.args, {}
+        print("N_r and m sweeps")
+        for n in (4, 10, 20):
+            rows[f"N_r={n}, m=10"] = self.train(f"sweep/n{n}", "mept", {"num_experts": n, "prompt_length": 10},
+                                                 a.tasks, a.steps)
+        for m in (15, 20):
+            rows[f"N_r=10, m={m}"] = self.train(f"sweep/m{m}", "mept", {"num_experts": 10, "prompt_length": m},
+                                                 a.tasks, a.steps)
+        text = "\n".join(["| setting | trainable params | validation avg |", "|---|---:|---|"]
+                         + [f"| {k} | {r['seeds'][0]['trainable_params']:,} | {fmt(r['summary']['average'])} |"
+                            for k, r in rows.items()])
+        self.results["sweeps"] = {"text": text, "rows": {k: r["summary"] for k, r in rows.items()}}
+        print(text)
+
+    def table8(self) -> None:
+        """Time to P-Tuning v2's best score, from the Table 1 mixture runs (trained there if needed)."""
+        a = self.args
+        if "table1" not in self.results:
+            self.table1()
+        seeds = self.results["table1"]["mixture_seeds"]
+        lines = ["| method | train seconds to reach P-Tuning v2's best (per seed) | ratio to P-Tuning v2 (mean) |",
+                 "|---|---|---:|"]
+        out = {}
+        for method in METHODS:
+            times, ratios = [], []
+            for mine, ref in zip(seeds[method], seeds["ptuning_v2"]):
+                target = max(h["validation"] for h in ref["history"])
+                ref_time = _time_to(ref, target)
+                t = _time_to(mine, target)
+                times.append(t)
+                if t is not None and ref_time:
+                    ratios.append(t / ref_time)
+            out[method] = {"seconds": times, "ratio": statistics.fmean(ratios) if ratios else None}
+            cells = ", ".join("not reached" if t is None else f"{t:.0f}" for t in times)
+            ratio = "-" if not ratios else f"{statistics.fmean(ratios):.2f}"
+            lines.append(f"| {method} | {cells} | {ratio} |")
+        text = "\n".join(lines)
+        self.results["table8"] = {"text": text, "rows": out}
+        print(text)
+
+
+def _time_to(metrics: dict[str, Any], target: float) -> float | None:
+    """Train seconds at the first evaluation whose validation score reaches ``target``."""
+    seconds = dict((step, s) for step, s in metrics["timing"]["train_seconds_at_eval"])
+    for h in metrics["history"]:
+        if h["validation"] >= target - 1e-9:
+            return seconds.get(h["step"])
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tables", nargs="+", default=["1", "5", "sweeps", "8", "4"], choices=["1", "4", "5", "sweeps", "8"])
+    ap.add_argument("--tasks", nargs="+", default=["bb-diverse"])
+    ap.add_argument("--model", default="minilm")
+    ap.add_argument("--depth-model", default="mpnet")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--depth-steps", type=int, default=150)
+    ap.add_argument("--single", action="store_true", help="also train each task on its own (Table 1/6 single-task)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--text-length", type=int, default=118)
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--max-eval-examples", type=int, default=100)
+    ap.add_argument("--out", default="runs/paper-tables")
+    args = ap.parse_args()
+    bench = Bench(args)
+    for table in args.tables:
+        {"1": bench.table1, "4": bench.table4, "5": bench.table5, "sweeps": bench.sweeps, "8": bench.table8}[table]()
+        bench.save()
+    print(f"wrote {bench.out / 'paper_tables.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Train a :class:`PromptedModel` with Hugging Face's ``transformers.Trainer``.
+
+A plain ``Trainer`` trains a ``PromptedModel`` already (same call signature and
+output object as the backbone, only prompts/routers/head require grad), but it
+does not know the model is an adapter: every checkpoint would hold the whole
+frozen backbone. :class:`PromptTrainer` saves and restores through
+:meth:`PromptedModel.save_pretrained` instead, as PEFT does for its models, so a
+``checkpoint-N`` folder holds ``adapter_model.safetensors`` and
+``adapter_config.json`` (plus the optimizer/scheduler state for resuming) and
+loads with :func:`mept.load`.
+
+    trainer = PromptTrainer(model=mept.get_model(backbone, cfg), args=TrainingArguments(...), ...)
+    trainer.train()                       # or train(resume_from_checkpoint=True)
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from transformers import Trainer
+
+from mept.errors import MeptError
+from mept.model import WEIGHTS_NAME, PromptedModel
+
+TRAINING_ARGS_NAME = "training_args.bin"  # what Trainer writes beside a model, kept for its resume logic
+
+
+class PromptTrainer(Trainer):
+    """``transformers.Trainer`` whose checkpoints hold only the prompt method (and head)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self._prompted(), PromptedModel):
+            raise MeptError("PromptTrainer trains a PromptedModel; wrap the backbone with mept.get_model first")
+        # PromptedModel.forward takes **kwargs for the backbone; Trainer would read that as accepting
+        # num_items_in_batch and pass it on to backbones that do not take it.
+        self.model_accepts_loss_kwargs = False
+
+    def _prompted(self) -> PromptedModel:
+        return self.accelerator.unwrap_model(self.model)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        self._prompted().save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
+        self._load_adapter(resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        self._load_adapter(self.state.best_model_checkpoint)
+
+    def _load_adapter(self, folder: str) -> None:
+        path = os.path.join(folder, WEIGHTS_NAME)
+        if not os.path.isfile(path):
+            raise MeptError(f"{folder} holds no {WEIGHTS_NAME}; it is not a PromptTrainer checkpoint")
+        self._prompted().load_adapter(folder)
