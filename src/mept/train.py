@@ -231,7 +231,7 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
     if form in ("cls", "image_cls"):
         logits = task_logits(forward(**model_inputs(batch)).logits.float(), batch)  # (B, C)
         return model.add_aux_loss(F.cross_entropy(logits, batch["class_ids"]))
-    return forward(**model_inputs(batch)).loss  # the model adds the balance loss to its own loss
+    return forward(**model_inputs(batch)).loss  # the model adds the routers' auxiliary loss to its own
 
 
 def loss_terms(batch: dict[str, torch.Tensor], form: str) -> torch.Tensor:
