@@ -26,22 +26,32 @@ ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["great", "awful", "superb", "dull", "lovely", "boring", "moving", "tedious", "fine", "weak"]
 
 
-def tiny_model_dir(path: Path) -> Path:
-    """A 2-layer random BERT with MiniLM's tokenizer: real tokenisation, seconds to train."""
+def tiny_model_dir(path: Path, family: str = "bert") -> Path:
+    """A 2-layer random BERT (or Llama) with MiniLM's tokenizer: real tokenisation, seconds to train."""
     tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm"))
     torch.manual_seed(0)
-    cfg = transformers.BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )
-    transformers.BertModel(cfg).save_pretrained(path)
+    if family == "llama":
+        cfg = transformers.LlamaConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+            initializer_range=0.5,  # peaked predictions: token losses differ, so a wrong weighting would show
+        )
+        model = transformers.LlamaForCausalLM(cfg)
+    else:
+        cfg = transformers.BertConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+            max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        )
+        model = transformers.BertModel(cfg)
+    model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
 
-def reviews(path: Path, n: int) -> Path:
-    rows = ["text,label"] + [f"\"the film was {WORDS[i % 10]} and {WORDS[(3 * i) % 10]}\",{'pos' if i % 2 else 'neg'}"
-                             for i in range(n)]
+def reviews(path: Path, n: int, labels: tuple[str, str] = ("neg", "pos")) -> Path:
+    # texts of 1 to 5 judgements, so length-grouped batches still mix both labels
+    texts = ["the film was " + " and ".join(WORDS[(i + 3 * j) % 10] for j in range(1 + (7 * i) % 5)) for i in range(n)]
+    rows = ["text,label"] + [f"\"{text}\",{labels[i % 2]}" for i, text in enumerate(texts)]
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -55,13 +65,18 @@ def launch_two(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([*launch, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize(("examples", "batch"), [(15, 4), (9, 4)], ids=["uneven-split", "idle-process"])
-def test_two_processes_train_the_same_adapter_as_one(tmp_path, examples, batch):
-    # 15 examples, batch 4: the last batch of 3 splits 2 + 1; 9 examples: the last batch of 1 leaves a process idle.
-    model = tiny_model_dir(tmp_path / "tiny-bert")
+@pytest.mark.parametrize(("family", "examples", "batch"), [("bert", 15, 4), ("bert", 9, 4), ("llama", 12, 3)],
+                         ids=["uneven-split", "idle-process", "causal-lm-uneven-targets"])
+def test_two_processes_train_the_same_adapter_as_one(tmp_path, family, examples, batch):
+    # 15 examples, batch 4: the last batch of 3 splits 2 + 1; 9 examples: the last batch of 1 leaves a process
+    # idle; causal LM, batch 3: targets "good" / "very negative opinion" (1 and 3 tokens), so the processes hold
+    # token counts in other ratios than their example counts.
+    model = tiny_model_dir(tmp_path / f"tiny-{family}", family)
+    words = ("very negative opinion", "good") if family == "llama" else ("neg", "pos")
+    form = ["--format", "causal_lm"] if family == "llama" else []
     args = [
-        "train", "--model", str(model), "--train-file", str(reviews(tmp_path / "train.csv", examples)),
-        "--val-file", str(reviews(tmp_path / "val.csv", 6)), "--verbalizer", "neg", "pos", "--method", "mept",
+        "train", "--model", str(model), "--train-file", str(reviews(tmp_path / "train.csv", examples, words)),
+        "--val-file", str(reviews(tmp_path / "val.csv", 6, words)), "--verbalizer", *words, *form, "--method", "mept",
         "--experts", "2", "--prompt-length", "4", "--epochs", "1", "--batch-size", str(batch), "--lr", "0.05",
         "--head-lr", "0.05", "--max-length", "32", "--eval-batch-size", "8", "--no-progress", "--seed", "3",
         "--eval-every", "1",
