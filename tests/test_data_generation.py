@@ -10,9 +10,9 @@ import pytest
 from mept.data import bigbench, generation
 from mept.data.examples import Example
 from mept.data.generation import (
+    MATHQA_LETTERS,
     MAX_TRAIN,
     MAX_VALIDATION,
-    MATHQA_LETTERS,
     load_arithmetic,
     load_disflqa,
     load_mathqa,

@@ -82,7 +82,7 @@ def test_lr_grid_picks_the_best_on_validation(tmp_path):
 
 
 def test_own_csv_data_trains_with_a_template_and_verbalizer(tmp_path):
-    rows = ["text,label"] + [f"\"this film was {w}\",{l}" for w, l in
+    rows = ["text,label"] + [f"\"this film was {w}\",{label}" for w, label in
                              [("great", "pos"), ("awful", "neg"), ("superb", "pos"), ("dull", "neg")] * 6]
     (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "own"
@@ -97,7 +97,7 @@ def _tiny_t5_with_a_real_tokenizer(folder: Path) -> Path:
 
     from mept.backbones import resolve
 
-    tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm")[0])
+    tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm"))
     cfg = transformers.T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
                                 num_heads=4, decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
                                 eos_token_id=tok.sep_token_id, dropout_rate=0.0)

@@ -22,7 +22,6 @@ from mept.encode import Encoder
 from mept.evaluate import evaluate, model_inputs
 from mept.train import prepare, train
 from mept.train_config import TrainConfig
-
 from tests.conftest import tiny_vit
 
 pytestmark = pytest.mark.skipif(

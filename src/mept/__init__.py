@@ -17,9 +17,9 @@ from mept.methods import (
 )
 from mept.model import PromptedModel, get_model, load
 from mept.registry import make_config, method_names
+from mept.version import __version__
 
-__version__ = "0.1.0"
 __all__ = [
     "MEPTConfig", "PromptTuningConfig", "PTMoEConfig", "PTuningV2Config", "SMoPConfig", "VFPTConfig",
-    "PromptedModel", "get_model", "load", "make_config", "method_names", "MeptError",
+    "PromptedModel", "get_model", "load", "make_config", "method_names", "MeptError", "__version__",
 ]

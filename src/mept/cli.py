@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from mept.errors import MeptError
+from mept.task_types import FORMATS
 
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
-    "--method": {"help": "prompt method (mept, prompt_tuning, ptuning_v2, smop, vfpt, ptmoe)"},
+    "--method": {"help": "prompt method: {methods}"},  # filled from the registry in build_parser
     "--model": {"help": "hub id, local path, or offline alias: minilm, smollm2"},
     "--task": {"dest": "tasks", "nargs": "+", "help": "task(s) or suites: bb-diverse (default, offline), bb-superglue / all (offline SuperGLUE families), superglue (the 7 SuperGLUE tasks, hub or --data-dir)"},
     "--tasks": {"dest": "tasks", "nargs": "+", "help": "same as --task (several tasks = mixture training)"},
     "--eval-tasks": {"nargs": "+", "help": "cross-task: evaluate on these instead of the training tasks"},
     "--dataset": {"dest": "tasks", "nargs": "+", "help": "same as --task (image sets: bb-cifar10, fashion-mnist)"},
-    "--format": {"help": "auto, cls, causal_lm, seq2seq, image_cls"},
+    "--format": {"help": ", ".join(FORMATS)},
     "--source": {"help": "auto, jsonl, hub"},
     "--data-dir": {"help": "local SuperGLUE release folder (train.jsonl / val.jsonl per task)"},
     "--train-file": {"help": "your own CSV/JSONL training data"},
@@ -36,12 +37,17 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--verbalizer": {"nargs": "+", "help": "label words in label-id order"},
     "--prompt-length": {"type": int, "help": "m, prompt tokens per layer"},
     "--experts": {"type": int, "help": "router experts N_r (mept, ptmoe) or prompts (smop)"},
+    "--modules-to-save": {"nargs": "+", "help": "backbone modules trained and saved beside the prompts "
+                          "(default: the task head, e.g. classifier)"},
     "--epochs": {"type": float}, "--max-steps": {"type": int},
     "--lr": {"type": float, "help": "learning rate of prompts and routers"},
     "--head-lr": {"type": float},
     "--lr-grid": {"nargs": "+", "help": "learning rates to try (best on validation wins), or 'paper'"},
     "--weight-decay": {"type": float}, "--warmup-ratio": {"type": float},
-    "--batch-size": {"type": int}, "--eval-batch-size": {"type": int},
+    "--batch-size": {"type": int, "help": "examples per optimizer step (over all processes)"},
+    "--eval-batch-size": {"type": int},
+    "--gradient-accumulation-steps": {"type": int, "help": "forward/backward passes per batch: same result, less memory"},
+    "--max-grad-norm": {"type": float, "help": "clip the gradient norm to this before each step (default: no clipping)"},
     "--max-length": {"type": int, "help": "max tokens including prompt slots"},
     "--max-train-examples": {"type": int, "help": "per task"}, "--max-eval-examples": {"type": int, "help": "per task"},
     "--eval-every": {"type": int}, "--save-every": {"type": int},
@@ -73,8 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train prompts (no arguments: MEPT mixture on the offline bb-diverse suite with MiniLM)")
     tr.add_argument("--config", help="YAML or JSON file of training settings (flags override it)")
+    from mept.registry import method_names
+
     for flag, kw in TRAIN_FLAGS.items():
-        tr.add_argument(flag, default=None, **kw)
+        help_text = kw.get("help", "").replace("{methods}", ", ".join(method_names()))
+        tr.add_argument(flag, default=None, **{**kw, **({"help": help_text} if "help" in kw else {})})
     for flag, dest in BOOL_FLAGS.items():
         tr.add_argument(flag, dest=dest, action="store_true", default=None)
     tr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE",
@@ -111,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list prompt methods")
     sub.add_parser("tasks", help="list tasks")
     pr = sub.add_parser("params", help="print the parameter report of a method on a backbone")
-    pr.add_argument("--method", default="mept")
+    pr.add_argument("--method", default="mept", help=f"prompt method: {', '.join(method_names())}")
     pr.add_argument("--model", default="minilm")
     pr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE")
     return parser
@@ -210,9 +219,6 @@ def print_footer(metrics: dict[str, Any]) -> None:
 
 def load_run(run_dir: str, **overrides: Any):
     """Rebuild a trained run's model (best checkpoint) and data."""
-    from safetensors.torch import load_file
-
-    from mept.model import WEIGHTS_NAME
     from mept.run_folder import trained_folder
     from mept.train import RUN_CONFIG, prepare
     from mept.train_config import TrainConfig
@@ -222,7 +228,7 @@ def load_run(run_dir: str, **overrides: Any):
     eval_tasks = overrides.pop("tasks", None)
     cfg = replace(cfg, progress=False, **{k: v for k, v in overrides.items() if v is not None})
     prepared = prepare(cfg, eval_tasks=eval_tasks)
-    prepared.model.load_adapter_weights(load_file(str(run / "best" / WEIGHTS_NAME)))
+    prepared.model.load_adapter(run / "best")
     return prepared
 
 

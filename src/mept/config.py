@@ -26,6 +26,13 @@ class PromptConfig:
     """
 
     method: ClassVar[str] = ""
+    # The config field that ``--experts`` sets (None: the method has no experts).
+    experts_field: ClassVar[str | None] = None
+    # The paper's learning-rate grid for this method (``--lr-grid paper``); prompt methods' usual one.
+    paper_lr_grid: ClassVar[tuple[float, ...]] = (0.1, 0.3, 0.5)
+    # Methods that prompt the input layer only refuse other ``layers``, pointing at their deep variant.
+    input_only: ClassVar[bool] = False
+    deep_variant: ClassVar[str | None] = None
     prompt_length: int = 10
     layers: str | list[int] = "all"
     init: str = "xavier_normal"
@@ -38,6 +45,9 @@ class PromptConfig:
             parse_layers(self.layers, num_layers=None)  # syntax check now, bounds check at wrap time
         elif not (isinstance(self.layers, (list, tuple)) and all(isinstance(i, int) for i in self.layers)):
             raise MeptError(f"{type(self).__name__}.layers must be 'all', '1-6', '1,3,5' or a list of ints")
+        if self.input_only and self.layers not in ("1", [1]):
+            hint = f"; use {self.deep_variant} for deep prompts" if self.deep_variant else ""
+            raise MeptError(f"{type(self).__name__}.layers must be '1' ({self.method} prompts the input only){hint}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -86,12 +86,7 @@ class Encoder:
         texts = [e.text + (ANSWER_SEP if self.form == "causal_lm" else "") for e in examples]
         # verbose=False: transformers' "longer than the specified maximum" warning is moot, we truncate below
         ids = tok(texts, add_special_tokens=True, verbose=False)["input_ids"]
-        targets: list[list[int]] = [[] for _ in examples]
-        if self.form == "seq2seq":
-            targets = tok([e.target for e in examples])["input_ids"]
-        elif self.form == "causal_lm":
-            eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
-            targets = [t + eos for t in tok([" " + e.target for e in examples], add_special_tokens=False)["input_ids"]]
+        targets = self.targets([e.target for e in examples]) if self.form in ("seq2seq", "causal_lm") else [[] for _ in examples]
         features, truncated = [], 0
         for e, x, y in zip(examples, ids, targets):
             budget = self.text_budget - (len(y) if self.form == "causal_lm" else 0)
@@ -102,7 +97,22 @@ class Encoder:
             features.append(Feature(e, x, y, cut))
         return features, truncated
 
+    def targets(self, words: list[str]) -> list[list[int]]:
+        """Token ids of target texts: the decoder's labels (seq2seq) or the continuation after
+        ``ANSWER_SEP`` (causal: a leading space, then EOS). Training and rank scoring both use this."""
+        tok = self.processor
+        if self.form == "seq2seq":
+            return tok(words)["input_ids"]
+        eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+        return [t + eos for t in tok([" " + w for w in words], add_special_tokens=False)["input_ids"]]
+
     # --- batching --------------------------------------------------------------------------
+
+    def teacher_forced(self, inputs: list[list[int]], targets: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Causal LM batch of ``input + target`` rows, right-padded, with labels only on the target."""
+        labels = [[-100] * len(x) + y for x, y in zip(inputs, targets)]
+        return {**_pad([x + y for x, y in zip(inputs, targets)], self.pad_id, "right"),
+                "labels": _pad_list(labels, -100, "right")}
 
     def collate(self, features: list[Feature], train: bool) -> dict[str, torch.Tensor]:
         if self.form == "image_cls":
@@ -111,9 +121,7 @@ class Encoder:
             batch["class_ids"] = torch.tensor([f.example.label for f in features])
             return batch
         if self.form == "causal_lm" and train:
-            seqs = [f.input_ids + f.target_ids for f in features]
-            labels = [[-100] * len(f.input_ids) + f.target_ids for f in features]
-            return {**_pad(seqs, self.pad_id, "right"), "labels": _pad_list(labels, -100, "right")}
+            return self.teacher_forced([f.input_ids for f in features], [f.target_ids for f in features])
         side = "left" if self.form == "causal_lm" else "right"  # decoders generate from the right edge
         batch = _pad([f.input_ids for f in features], self.pad_id, side)
         if self.form == "seq2seq":
@@ -129,6 +137,16 @@ class Encoder:
     @property
     def pad_id(self) -> int:
         return self.processor.pad_token_id if self.processor.pad_token_id is not None else 0
+
+
+def task_logits(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Classification logits (B, C) restricted to each example's own task's words (the ``allowed`` mask).
+
+    Training and prediction both call this, so a mixture-trained head never scores a word that is
+    not an answer of the example's task. Image batches carry no mask: their logits pass through.
+    """
+    allowed = batch.get("allowed")
+    return logits if allowed is None else logits.masked_fill(~allowed, float("-inf"))
 
 
 def _pad_list(rows: list[list[int]], value: int, side: str) -> torch.Tensor:

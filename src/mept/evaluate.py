@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from mept.data.metrics import answer_normalize, compute_metrics
 from mept.data.registry import TaskSpec
-from mept.encode import ANSWER_SEP, Encoder, Feature, _pad_list
+from mept.encode import ANSWER_SEP, Encoder, Feature, task_logits
 from mept.model import PromptedModel
 
 
@@ -60,9 +60,8 @@ def predict(
     for chunk in tqdm(chunks, desc=f"eval {spec.name}", disable=not progress, leave=False):
         batch = to_device(encoder.collate(chunk, train=False), device)
         if encoder.form in ("cls", "image_cls"):
-            logits = model(**model_inputs(batch)).logits.float()  # (B, C)
+            logits = task_logits(model(**model_inputs(batch)).logits.float(), batch)  # (B, C)
             if encoder.form == "cls":
-                logits = logits.masked_fill(~batch["allowed"], float("-inf"))
                 words = encoder.labels.task_words[spec.name]
                 preds += [words.index(c) for c in logits.argmax(-1).tolist()]
             else:
@@ -162,24 +161,18 @@ def _rank_scores(
     model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec
 ) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
     """Each verbalizer word's total log-likelihood, (B, C), and the routing of the first word's pass."""
-    tok = encoder.processor
     device = batch["input_ids"].device
     scores = []
     trace: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for word in spec.verbalizer:
+    for target in encoder.targets(list(spec.verbalizer)):
         if encoder.form == "seq2seq":
-            target = tok([word])["input_ids"][0]
             labels = torch.tensor([target] * len(chunk), device=device)
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
             scores.append(_sequence_logprob(logits, labels))
         else:
-            eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
-            target = tok(" " + word, add_special_tokens=False)["input_ids"] + eos
-            seqs = [f.input_ids + target for f in chunk]
-            ids = _pad_list(seqs, encoder.pad_id, "right").to(device)
-            mask = _pad_list([[1] * len(s) for s in seqs], 0, "right").to(device)
-            labels = _pad_list([[-100] * len(f.input_ids) + target for f in chunk], -100, "right").to(device)
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            forced = to_device(encoder.teacher_forced([f.input_ids for f in chunk], [target] * len(chunk)), device)
+            labels = forced.pop("labels")
+            logits = model(**forced).logits
             scores.append(_sequence_logprob(logits[:, :-1], labels[:, 1:]))
         trace = trace or model.routing_trace()
     return torch.stack(scores, -1), trace

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,17 @@ from mept.inject.spec import BackboneSpec, inspect_backbone
 from mept.methods.base import PromptMethod
 from mept.registry import method_class
 from mept.routing import masked_mean
+from mept.version import __version__
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
-HEAD_NAMES = ("classifier", "score", "qa_outputs")  # task heads HF adds on top of a base model
+# Version of the files save_pretrained writes; raise it when their keys change, and teach
+# migrate_adapter_config to read the old ones. 0: unversioned files (task heads under "head").
+FORMAT_VERSION = 1
+# Task heads Hugging Face adds on top of a base model, found by name when ``modules_to_save`` is not given:
+# ``classification_head`` is BART's and T5ForSequenceClassification's, ``pre_classifier`` DistilBERT's first layer.
+HEAD_NAMES = ("pre_classifier", "classifier", "classification_head", "score", "qa_outputs")
+HEADED_TASKS = ("ForSequenceClassification", "ForQuestionAnswering", "ForImageClassification")
 
 
 class PromptedModel(nn.Module):
@@ -40,6 +49,7 @@ class PromptedModel(nn.Module):
         config: PromptConfig,
         *,
         head_pooling: str | None = None,
+        modules_to_save: list[str] | None = None,
     ) -> None:
         super().__init__()
         if getattr(backbone, "_mept_wrapped", False):
@@ -48,10 +58,10 @@ class PromptedModel(nn.Module):
         self.spec: BackboneSpec = inspect_backbone(backbone)
         self.prompt_config = config
         self.method: PromptMethod = method_class(config.method)(config, self.spec.hidden_size, self.spec.num_layers)
-        self.head_names = [n for n in HEAD_NAMES if isinstance(getattr(backbone, n, None), nn.Module)]
+        self.head_names = find_heads(backbone, modules_to_save)
         self.backbone.requires_grad_(False)
         for name in self.head_names:
-            getattr(backbone, name).requires_grad_(True)
+            backbone.get_submodule(name).requires_grad_(True)
         layers = backbone.get_submodule(self.spec.layers_path)
         self.injector = SlotInjector(self.method, layers, self.spec.slot_offset)
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
@@ -95,14 +105,15 @@ class PromptedModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ):
+        if not self.injector.enabled:  # inside disabled(): the bare backbone, inputs untouched
+            given = dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                         pixel_values=pixel_values, token_type_ids=token_type_ids)
+            return self.backbone(**{k: v for k, v in given.items() if v is not None}, **kwargs)
         if self.spec.modality == "image":
             if pixel_values is None:
                 raise MeptError("this backbone takes images: pass pixel_values")
-            self.method.routes.clear()
-            try:
+            with self.injector.active(None):  # the embeddings hook begins the forward
                 out = self.backbone(pixel_values=pixel_values, labels=labels, **kwargs)
-            finally:
-                self.injector.end()
             return self._finish(out)
         if input_ids is None:
             raise MeptError("pass input_ids (prompted text models build their own input embeddings)")
@@ -118,13 +129,19 @@ class PromptedModel(nn.Module):
         if labels is not None:
             # Causal LMs score every position: slots carry no target. Others' labels are per example / decoder side.
             slotted["labels"] = self._slot_labels(labels) if self.spec.task_type == "causal_lm" else labels
-        self.method.routes.clear()
-        self.injector.begin(attention_mask)
-        try:
+        with self.injector.active(attention_mask):
             out = self.backbone(**slotted, **kwargs)
-        finally:
-            self.injector.end()
         return self._finish(out)
+
+    @contextmanager
+    def disabled(self) -> Iterator["PromptedModel"]:
+        """Run the bare backbone inside the block: no slots, no prompts, the native head pooling.
+
+        As PEFT's ``disable_adapter``: ``with model.disabled(): base = model(**batch)`` gives what the
+        frozen backbone alone computes, e.g. the no-prompt baseline of the analysis.
+        """
+        with self.injector.disabled():
+            yield self
 
     def _slot_labels(self, labels: torch.Tensor) -> torch.Tensor:
         # Slots carry no target, and the first token is no target either: the bare backbone has no
@@ -137,7 +154,7 @@ class PromptedModel(nn.Module):
         # The head reads the mean of the final states over real tokens instead of the CLS pooler:
         # sentence encoders such as MiniLM are trained for mean pooling, and slots never count.
         ctx = self.injector.ctx
-        if ctx is None:
+        if ctx is None or not self.injector.enabled:
             return output
         hidden = args[0] if args else output  # (B, T, d)
         return masked_mean(hidden, ctx.pool_mask.to(hidden.dtype)).to(output.dtype)
@@ -154,6 +171,8 @@ class PromptedModel(nn.Module):
 
     def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
+        if not self.injector.enabled:
+            return output
         mask = torch.ones(output.shape[:2], dtype=torch.long, device=output.device)
         self.injector.begin(mask)
         return self.injector.insert(output, 0.0)
@@ -172,9 +191,18 @@ class PromptedModel(nn.Module):
                 out[key] = tuple(self._strip(v, key) for v in value)
             else:
                 out[key] = self._strip(value, key)
-        if self.training and out.get("loss") is not None and (aux := self.method.aux_loss()) is not None:
-            out["loss"] = out["loss"] + aux
+        if self.training and out.get("loss") is not None:
+            out["loss"] = self.add_aux_loss(out["loss"])
         return out
+
+    def add_aux_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus the routers' weighted auxiliary losses of the last forward (balance, z-loss).
+
+        The one place they are added: the model adds them to the loss it returns; a trainer that
+        computes its own task loss from the logits (classification over allowed words) calls this.
+        """
+        aux = self.method.aux_loss()
+        return loss if aux is None else loss + aux
 
     def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
         value = self.injector.remove_slots(value, dim=1 if "attentions" not in key else 2)
@@ -198,17 +226,15 @@ class PromptedModel(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        if not self.injector.enabled:  # inside disabled(): the bare backbone's generation
+            return self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         self._check_length(input_ids.shape[1])
-        self.method.routes.clear()
-        self.injector.begin(attention_mask)
-        try:
+        with self.injector.active(attention_mask):
             out = self.backbone.generate(
                 input_ids=self.injector.insert(input_ids, self.slot_token_id),
                 attention_mask=self.injector.insert(attention_mask, 1),
                 **kwargs,
             )
-        finally:
-            self.injector.end()
         if self.spec.task_type == "causal_lm":
             sequences = out if isinstance(out, torch.Tensor) else out.sequences
             sequences = self.injector.remove_slots(sequences, dim=1)
@@ -230,29 +256,44 @@ class PromptedModel(nn.Module):
         """Last forward's routing: layer id -> (probs (B, E), chosen (B,))."""
         return {layer: (r.probs, r.chosen) for layer, r in sorted(self.method.routes.items())}
 
+    def owns(self, key: str) -> bool:
+        """Is ``key`` (a name from this model's ``named_parameters`` / ``state_dict``) the adapter's?
+
+        The one definition of what the adapter owns -- the method's tensors and the task heads --
+        used by saving (:meth:`adapter_state_dict`), counting (:meth:`parameter_report`) and the
+        optimizer (:meth:`param_groups`), as litgpt's ``adapter_filter``.
+        """
+        return key.startswith("method.") or any(key.startswith(f"backbone.{h}.") for h in self.head_names)
+
+    def adapter_parameters(self) -> dict[str, nn.Parameter]:
+        """The parameters the adapter owns, by name (frozen ones included: they are saved too)."""
+        return {n: p for n, p in self.named_parameters() if self.owns(n)}
+
     def param_groups(self, lr: float, head_lr: float) -> list[dict[str, Any]]:
-        """Optimizer groups of the trainable tensors: prompts at ``lr``, routers at ``lr`` times the
-        method's ``router_lr_scale``, the task head at ``head_lr``; empty groups are left out."""
+        """Optimizer groups of the trainable tensors the adapter owns (:meth:`owns`): prompts at ``lr``,
+        routers at ``lr`` times the method's ``router_lr_scale``, the task heads at ``head_lr``; empty
+        groups are left out."""
         router_ids = {id(q) for r in self.method.routers() for q in r.parameters()}
-        head_ids = {id(q) for n in self.head_names for q in getattr(self.backbone, n).parameters()}
         scale = getattr(self.prompt_config, "router_lr_scale", 1.0)
-        trainable = [q for q in self.parameters() if q.requires_grad]
+        owned = [(n, q) for n, q in self.adapter_parameters().items() if q.requires_grad]
         groups = [
-            {"name": "prompt", "params": [q for q in trainable if id(q) not in router_ids | head_ids], "lr": lr},
-            {"name": "router", "params": [q for q in trainable if id(q) in router_ids], "lr": lr * scale},
-            {"name": "head", "params": [q for q in trainable if id(q) in head_ids], "lr": head_lr},
+            {"name": "prompt", "params": [q for n, q in owned if n.startswith("method.") and id(q) not in router_ids],
+             "lr": lr},
+            {"name": "router", "params": [q for n, q in owned if id(q) in router_ids], "lr": lr * scale},
+            {"name": "head", "params": [q for n, q in owned if not n.startswith("method.")], "lr": head_lr},
         ]
         return [g for g in groups if g["params"]]
 
     def head_parameters(self) -> dict[str, torch.Tensor]:
-        return {f"{n}.{k}": v for n in self.head_names for k, v in getattr(self.backbone, n).state_dict().items()}
+        """The task heads' tensors, keyed ``<head>.<name>`` (the saved ``head.`` entries)."""
+        return {k[len("backbone."):]: v for k, v in self.state_dict().items() if k.startswith("backbone.") and self.owns(k)}
 
     def parameter_report(self) -> dict[str, Any]:
         groups = self.method.parameter_groups()
-        head = sum(v.numel() for v in self.head_parameters().values())
-        head_ids = {id(p) for n in self.head_names for p in getattr(self.backbone, n).parameters()}
-        backbone = sum(p.numel() for p in self.backbone.parameters() if id(p) not in head_ids)
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        owned = self.adapter_parameters()
+        head = sum(p.numel() for n, p in owned.items() if not n.startswith("method."))
+        backbone = sum(p.numel() for n, p in self.named_parameters() if n.startswith("backbone.") and n not in owned)
+        trainable = sum(p.numel() for p in owned.values() if p.requires_grad)
         layers = len(self.method.layer_ids)
         return {
             "method": self.prompt_config.method,
@@ -278,8 +319,9 @@ class PromptedModel(nn.Module):
     # --- persistence ----------------------------------------------------------------------
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"method.{k}": v for k, v in self.method.state_dict().items()}
-        state.update({f"head.{k}": v for k, v in self.head_parameters().items()})
+        """What ``save_pretrained`` writes: ``method.*`` as is, heads as ``head.<head>.*``."""
+        state = {k if k.startswith("method.") else "head." + k[len("backbone."):]: v
+                 for k, v in self.state_dict().items() if self.owns(k)}
         return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
@@ -287,10 +329,13 @@ class PromptedModel(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {
+            "library": "mept",
+            "mept_version": __version__,
+            "format_version": FORMAT_VERSION,
             "method": self.prompt_config.method,
             "config": self.prompt_config.to_dict(),
             "backbone": {"name_or_path": getattr(self.backbone.config, "_name_or_path", ""), **self.spec.describe()},
-            "head": self.head_names,
+            "modules_to_save": self.head_names,
             "head_pooling": self.head_pooling,
         }
         atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(self.adapter_state_dict(), tmp))
@@ -303,7 +348,7 @@ class PromptedModel(nn.Module):
             prefix = f"head.{name}."
             head_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             if head_state:
-                getattr(self.backbone, name).load_state_dict(head_state, strict=True)
+                self.backbone.get_submodule(name).load_state_dict(head_state, strict=True)
 
     @classmethod
     def from_pretrained(cls, backbone: nn.Module, path: str | os.PathLike) -> "PromptedModel":
@@ -318,15 +363,51 @@ class PromptedModel(nn.Module):
                     f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
                     f"{key}={getattr(spec, key)}; load it onto the backbone it was trained with"
                 )
-        model = cls(backbone, config, head_pooling=meta.get("head_pooling"))
+        model = cls(backbone, config, head_pooling=meta.get("head_pooling"), modules_to_save=meta["modules_to_save"])
+        model.load_adapter(path)
+        device = next(backbone.parameters()).device
+        return model.to(device)
+
+    def load_adapter(self, path: str | os.PathLike) -> None:
+        """Load the weights of a saved adapter folder (``save_pretrained``'s) into this model.
+
+        The folder's config is read first, so a file from a newer mept is refused before its
+        weights are, and a mismatch of method or shapes is one clear error.
+        """
+        read_adapter_config(path)
         state = load_file(str(Path(path) / WEIGHTS_NAME))
         try:
-            model.load_adapter_weights(state)
+            self.load_adapter_weights(state)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {first}") from None
-        device = next(backbone.parameters()).device
-        return model.to(device)
+
+
+def find_heads(backbone: nn.Module, modules_to_save: list[str] | None = None) -> list[str]:
+    """The backbone's task-head modules the adapter trains and saves (PEFT's ``modules_to_save``).
+
+    ``modules_to_save`` names them (dotted submodule paths); otherwise the common Hugging Face
+    heads are found by name. A classification or QA model whose head is not found is refused:
+    its new head would stay randomly initialised and frozen, and training would silently learn
+    nothing useful.
+    """
+    if modules_to_save is not None:
+        names = list(modules_to_save)
+        for name in names:
+            try:
+                backbone.get_submodule(name)
+            except AttributeError:
+                raise MeptError(f"modules_to_save: {type(backbone).__name__} has no submodule {name!r}") from None
+    else:
+        names = [n for n in HEAD_NAMES if isinstance(getattr(backbone, n, None), nn.Module)]
+    kind = type(backbone).__name__
+    if kind.endswith(HEADED_TASKS) and not any(any(True for _ in backbone.get_submodule(n).parameters()) for n in names):
+        children = ", ".join(n for n, _ in backbone.named_children())
+        raise MeptError(
+            f"{kind} has a task head, but none of {', '.join(HEAD_NAMES)} was found among its modules "
+            f"({children}); name it with modules_to_save=[...] so it is trained and saved"
+        )
+    return names
 
 
 def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -335,9 +416,31 @@ def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
     if not cfg.exists() or not (path / WEIGHTS_NAME).exists():
         raise MeptError(f"{path} is not a mept checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
     try:
-        return json.loads(cfg.read_text())
+        meta = json.loads(cfg.read_text())
     except json.JSONDecodeError as exc:
         raise MeptError(f"{cfg} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return migrate_adapter_config(meta, cfg)
+
+
+def migrate_adapter_config(meta: dict[str, Any], origin: str | os.PathLike = CONFIG_NAME) -> dict[str, Any]:
+    """Bring a saved ``adapter_config.json`` to the current format; refuse one from a newer mept.
+
+    The only place that knows older layouts: every reader gets the current keys.
+    """
+    if meta.get("library", "mept") != "mept":
+        raise MeptError(f"{origin} was written by {meta['library']!r}, not mept")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise MeptError(
+            f"{origin} has adapter format {version!r} (written by mept {meta.get('mept_version', '?')}), but this "
+            f"mept {__version__} reads formats up to {FORMAT_VERSION}; upgrade mept to load it"
+        )
+    meta = dict(meta)
+    if version < 1:  # format 0 named the task heads "head"
+        meta["modules_to_save"] = meta.pop("head", [])
+    meta.update(library="mept", format_version=FORMAT_VERSION)
+    meta.setdefault("mept_version", "unknown")
+    return meta
 
 
 def atomic_write(dest: Path, write) -> None:
@@ -353,15 +456,18 @@ def atomic_write(dest: Path, write) -> None:
         raise
 
 
-def get_model(backbone: nn.Module, config: PromptConfig, head_pooling: str | None = None) -> PromptedModel:
+def get_model(
+    backbone: nn.Module, config: PromptConfig, head_pooling: str | None = None, modules_to_save: list[str] | None = None
+) -> PromptedModel:
     """Wrap a frozen backbone with the method ``config`` names (PEFT's ``get_peft_model``).
 
     ``head_pooling``: what a BERT-like classification head reads -- ``"mean"`` of the final
     states over real tokens (the default for encoders with a pooler) or ``"native"`` (the
-    backbone's own CLS pooler).
+    backbone's own CLS pooler). ``modules_to_save``: the backbone modules trained and saved
+    beside the prompts (default: its task head, found by name).
     """
     device = next(backbone.parameters()).device
-    return PromptedModel(backbone, config, head_pooling=head_pooling).to(device)
+    return PromptedModel(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
 
 
 def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = None) -> PromptedModel:

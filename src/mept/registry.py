@@ -21,6 +21,10 @@ def register_method(cls: type["PromptMethod"]) -> type["PromptMethod"]:
     name = cls.config_class.method
     if not name:
         raise ValueError(f"{cls.__name__}.config_class has no method name")
+    known = _METHODS.get(name)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        # A second method under one name would silently replace the first (and its saved adapters).
+        raise ValueError(f"method name {name!r} is taken by {known.__module__}.{known.__qualname__}")
     _METHODS[name] = cls
     return cls
 

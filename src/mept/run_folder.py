@@ -45,10 +45,6 @@ def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:
 
     Runs written before ``labels.json`` existed fall back to rebuilding from the training data.
     """
-    from safetensors.torch import load_file
-
-    from mept.model import WEIGHTS_NAME
-
     run = trained_folder(run_dir)
     cfg = TrainConfig.from_dict(json.loads((run / RUN_CONFIG).read_text()))
     cfg = replace(cfg, progress=False, **{k: v for k, v in overrides.items() if v is not None})
@@ -64,7 +60,7 @@ def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:
         method_cfg = make_config(cfg.method, **cfg.method_settings())
         model, encoder = build_model(cfg, method_cfg, info["format"], labels, info["num_labels"])
         prepared = Prepared(cfg, model, encoder, specs, [], {}, {}, {})
-    prepared.model.load_adapter_weights(load_file(str(run / "best" / WEIGHTS_NAME)))
+    prepared.model.load_adapter(run / "best")
     return prepared
 
 

@@ -10,6 +10,7 @@ learning-rate grid on top.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -31,7 +32,7 @@ from mept import data as mept_data
 from mept.backbones import load_backbone, resolve
 from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.data.registry import TaskSpec, check_splits
-from mept.encode import Encoder, Feature, LabelSpace
+from mept.encode import Encoder, Feature, LabelSpace, task_logits
 from mept.errors import MeptError
 from mept.evaluate import evaluate, model_inputs, to_device
 from mept.model import PromptedModel, atomic_write, get_model
@@ -113,7 +114,7 @@ def resolve_format(cfg: TrainConfig, specs: dict[str, TaskSpec]) -> str:
         raise MeptError("cannot mix image and text tasks in one run")
     import transformers
 
-    path, _ = resolve(cfg.model)
+    path = resolve(cfg.model)
     try:
         model_cfg = transformers.AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
@@ -158,7 +159,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         feats, cut = encoder.featurize(_subsample(splits[t]["train"], cfg.max_train_examples, SPLIT_SEED))
         train += feats
         truncated[f"{t}/train"] = cut
-    if getattr(method_cfg, "svd_init", False):
+    if model.method.wants_text_init:
         init_from_task_text(model, train)
     eval_sets, test_sets = {}, {}
     for t in eval_names:
@@ -180,7 +181,7 @@ def build_model(
     """Backbone + prompt method + encoder for a resolved output form; no data needed (``mept predict``)."""
     quant = _quantization(cfg)
     backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
-    model = get_model(backbone.model, method_cfg)
+    model = get_model(backbone.model, method_cfg, modules_to_save=cfg.modules_to_save)
     limit = model.spec.max_positions
     if form != "image_cls" and limit is not None and cfg.max_length > limit:
         raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "
@@ -204,10 +205,10 @@ def warn_truncation(truncated: dict[str, int], sizes: dict[str, int], max_length
 
 @torch.no_grad()
 def init_from_task_text(model: PromptedModel, train: list[Feature], max_tokens: int = 4096) -> None:
-    """PT-MoE's SVD initialisation from the token embeddings of (a sample of) the training text."""
+    """A method's initialisation from the token embeddings of (a sample of) the training text (PT-MoE's SVD)."""
     ids = [i for f in train[:256] for i in f.input_ids][:max_tokens]
     if not ids:
-        raise MeptError("svd_init needs text training data")
+        raise MeptError(f"{model.prompt_config.method}'s initialisation from text needs text training data")
     embed = model.backbone.get_input_embeddings()
     model.method.init_from_embeddings(embed(torch.tensor(ids, device=embed.weight.device)))
 
@@ -228,14 +229,59 @@ def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, f
     """The training loss; ``forward`` is the Accelerate-wrapped model (DDP syncs gradients through it)."""
     forward = forward or model
     if form in ("cls", "image_cls"):
-        logits = forward(**model_inputs(batch)).logits.float()  # (B, C)
-        if form == "cls":  # each example chooses among its own task's words only
-            logits = logits.masked_fill(~batch["allowed"], float("-inf"))
-        loss = F.cross_entropy(logits, batch["class_ids"])
-        if (aux := model.method.aux_loss()) is not None:
-            loss = loss + aux
-        return loss
-    return forward(**model_inputs(batch)).loss  # the model adds the balance loss to its own loss
+        logits = task_logits(forward(**model_inputs(batch)).logits.float(), batch)  # (B, C)
+        return model.add_aux_loss(F.cross_entropy(logits, batch["class_ids"]))
+    return forward(**model_inputs(batch)).loss  # the model adds the routers' auxiliary loss to its own
+
+
+def loss_terms(batch: dict[str, torch.Tensor], form: str) -> torch.Tensor:
+    """How many terms a batch's mean loss averages: examples, or target tokens for text generation."""
+    if form in ("cls", "image_cls"):
+        return torch.tensor(float(len(batch["class_ids"])), device=batch["class_ids"].device)
+    labels = batch["labels"][:, 1:] if form == "causal_lm" else batch["labels"]  # causal LMs predict labels[:, 1:]
+    return (labels != -100).sum().float()
+
+
+def micro_batches(chosen: list[int], accumulation_steps: int) -> list[list[int]]:
+    """Split this process's share of a step's batch into ``accumulation_steps`` consecutive parts (none empty)."""
+    size = math.ceil(len(chosen) / accumulation_steps)
+    return [chosen[k : k + size] for k in range(0, len(chosen), size)]
+
+
+def accumulate_gradients(
+    model: Any, inner: PromptedModel, batches: list[dict[str, torch.Tensor]], form: str, accelerator: Any, idle: bool = False
+) -> torch.Tensor:
+    """Forward and backward over one step's micro-batches; returns the step's loss.
+
+    Gradients end up those of the mean loss over the *global* batch, whatever the split: each
+    micro-batch's mean loss is weighted by its share of the loss terms (:func:`loss_terms`) of the
+    process's part, and with several processes by ``world * n_part / n_global``, since DDP averages
+    gradients over processes -- also when a batch does not split evenly, or when a process is
+    ``idle`` (a batch smaller than the process count: it runs one example, weighted 0). With one
+    process and one micro-batch the weight is exactly 1. A non-finite loss is returned before its
+    backward pass (NaN on every process if any process got one), for the caller to stop the run.
+    """
+    counts = [loss_terms(b, form) * (0.0 if idle else 1.0) for b in batches]
+    total = torch.stack(counts).sum()
+    if accelerator.num_processes > 1:
+        total = accelerator.reduce(total.clone(), reduction="sum") / accelerator.num_processes
+    step_loss = torch.zeros((), device=accelerator.device)
+    for k, batch in enumerate(batches):
+        weight = counts[k] / total.clamp(min=1e-12)
+        last = k == len(batches) - 1  # DDP syncs gradients once, on the last micro-batch
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            with accelerator.autocast():
+                loss = task_loss(inner, batch, form, forward=model)
+            finite = torch.isfinite(loss.detach()).float()
+            if accelerator.num_processes > 1:  # all processes stop together (one skipping backward would hang DDP)
+                finite = accelerator.reduce(finite, reduction="sum") / accelerator.num_processes
+            if finite.item() < 1:
+                return loss.detach() if not torch.isfinite(loss) else torch.full_like(loss.detach(), float("nan"))
+            accelerator.backward(loss * weight)
+        step_loss = step_loss + loss.detach() * weight
+    if accelerator.num_processes > 1:  # the global batch's mean loss, the same number one process reports
+        step_loss = accelerator.reduce(step_loss, reduction="mean")
+    return step_loss
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 32) -> list[list[int]]:
@@ -305,10 +351,12 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     seed_everything(cfg.seed)
     p = prepared or prepare(cfg)
     out = Path(cfg.output)
-    prepare_output(out, cfg, resume)
-    save_label_space(out, p)
-    (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
+        prepare_output(out, cfg, resume)
+        save_label_space(out, p)
+        (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
+    accelerator.wait_for_everyone()
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
     groups = model.param_groups(lr, cfg.head_lr)
@@ -345,15 +393,17 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
             plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch), epoch
         step_start = time.perf_counter()  # train-only time: batch, forward, backward, update
         chosen = plan[index][rank::world]
-        batch = to_device(p.encoder.collate([p.train[i] for i in chosen], train=True), accelerator.device)
+        idle = not chosen  # a batch smaller than the process count: this process runs one example, weighted 0
+        parts = micro_batches(chosen or plan[index][:1], cfg.gradient_accumulation_steps)
+        batches = [to_device(p.encoder.collate([p.train[i] for i in part], train=True), accelerator.device) for part in parts]
         model.train()
-        with accelerator.autocast():
-            loss = task_loss(inner, batch, p.encoder.form, forward=model)
+        loss = accumulate_gradients(model, inner, batches, p.encoder.form, accelerator, idle)
         if not torch.isfinite(loss):
             bar.close()
             where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
             raise MeptError(f"loss became {loss.item()} at step {step + 1}; stopped ({where}); try a lower --lr")
-        accelerator.backward(loss)
+        if cfg.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
@@ -386,6 +436,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
             save_checkpoint(ckpt, inner, optimizer, scheduler, state)
             last_ckpt = str(ckpt)
     bar.close()
+    accelerator.wait_for_everyone()  # every process reloads the best adapter the main one wrote
     metrics = finish(inner, p, state, out, wall_origin)
     return metrics
 
@@ -411,12 +462,8 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
 
     ``wall_origin``: the ``time.perf_counter()`` the run started at (shifted back by earlier sessions' time on resume).
     """
-    from safetensors.torch import load_file
-
-    from mept.model import WEIGHTS_NAME
-
     cfg = p.config
-    model.load_adapter_weights(load_file(str(out / "best" / WEIGHTS_NAME)))
+    model.load_adapter(out / "best")
     validation = state["best_result"]
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode) if p.test_sets else None
     report = model.parameter_report()
@@ -486,7 +533,12 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if not grid and not cfg.seeds:
         return train(cfg, resume=resume)
     out = Path(cfg.output)
-    prepare_output(out, cfg, resume)
+    from accelerate import PartialState
+
+    processes = PartialState(cpu=not torch.cuda.is_available())
+    if processes.is_main_process:  # one process owns the run folder (several under `accelerate launch`)
+        prepare_output(out, cfg, resume)
+    processes.wait_for_everyone()
     lr = cfg.lr
     grid_results = []
     if grid:

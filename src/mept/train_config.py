@@ -17,15 +17,16 @@ from typing import Any
 import yaml
 
 from mept.errors import MeptError
+from mept.task_types import FORMATS
 
-FORMATS = ("auto", "cls", "causal_lm", "seq2seq", "image_cls")
-# Paper defaults (MEPT, EMNLP 2025): AdamW; lr grid 1e-5/5e-5/1e-4 for MEPT, 0.1/0.3/0.5 for other prompt methods.
 DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: the paper family)
-PAPER_LR_GRID = {"mept": [1e-5, 5e-5, 1e-4], "default": [0.1, 0.3, 0.5]}
 
 
 def paper_lr_grid(method: str) -> list[float]:
-    return PAPER_LR_GRID.get(method, PAPER_LR_GRID["default"])
+    """The paper's learning-rate grid for ``method``: a fact of the method's config class."""
+    from mept.registry import method_class
+
+    return list(method_class(method).config_class.paper_lr_grid)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class TrainConfig:
     prompt_length: int | None = None
     experts: int | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
+    modules_to_save: list[str] | None = None  # backbone modules trained beside the prompts (default: its task head)
     # optimisation
     epochs: float = 3.0  # the default run (bb-diverse, MiniLM): 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = None
@@ -60,7 +62,9 @@ class TrainConfig:
     lr_grid: list[float] | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
-    batch_size: int = 16
+    batch_size: int = 16  # examples per optimizer step, over all processes and accumulation steps
+    gradient_accumulation_steps: int = 1  # split each batch into this many forward/backward passes (less memory)
+    max_grad_norm: float | None = None  # clip the gradients' global norm to this before each step
     eval_batch_size: int = 32
     max_length: int = 512  # including prompt slots
     max_train_examples: int | None = None  # per task
@@ -104,9 +108,11 @@ class TrainConfig:
             raise MeptError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.quantize not in (None, "8bit", "4bit"):
             raise MeptError(f"quantize must be 8bit or 4bit, got {self.quantize!r}")
-        for name in ("batch_size", "eval_batch_size", "max_length", "save_every"):
+        for name in ("batch_size", "eval_batch_size", "max_length", "save_every", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise MeptError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise MeptError(f"max_grad_norm must be > 0, got {self.max_grad_norm!r}")
         if self.epochs <= 0 and not self.max_steps:
             raise MeptError("epochs must be > 0 (or give max_steps)")
 
@@ -126,7 +132,7 @@ class TrainConfig:
         if self.prompt_length is not None:
             settings["prompt_length"] = self.prompt_length
         if self.experts is not None:
-            key = {"mept": "num_experts", "smop": "num_prompts", "ptmoe": "num_experts"}.get(self.method)
+            key = method_class(self.method).config_class.experts_field
             if key is None:
                 raise MeptError(f"--experts does not apply to method {self.method!r}")
             settings[key] = self.experts

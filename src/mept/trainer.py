@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 
 import torch
-from safetensors.torch import load_file
 from transformers import Trainer
 
 from mept.errors import MeptError
@@ -58,4 +57,4 @@ class PromptTrainer(Trainer):
         path = os.path.join(folder, WEIGHTS_NAME)
         if not os.path.isfile(path):
             raise MeptError(f"{folder} holds no {WEIGHTS_NAME}; it is not a PromptTrainer checkpoint")
-        self._prompted().load_adapter_weights(load_file(path))
+        self._prompted().load_adapter(folder)

@@ -42,8 +42,9 @@ def collect(
             chosen.append(torch.stack([c for _, c in trace.values()], 1).cpu())  # (B, L)
         mask = batch.get("attention_mask")
         pooled.append(_pool(_last_hidden(out), mask))
-        if baseline:  # the same backbone, hooks idle: no prompts at all
-            base = model.backbone(**batch, output_hidden_states=True)
+        if baseline:  # the same backbone with the adapter off: no prompts at all
+            with model.disabled():
+                base = model(**batch, output_hidden_states=True)
             states = base.encoder_hidden_states if hasattr(base, "encoder_hidden_states") and base.encoder_hidden_states else base.hidden_states
             base_pooled.append(_pool(states[-1], mask))
             base_inputs.append(_pool(states[0], mask))

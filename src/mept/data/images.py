@@ -17,16 +17,18 @@ import csv
 import gzip
 import io
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-from PIL import Image
 
 from mept.data.bigbench import read_task
 from mept.data.examples import Example
 from mept.data.registry import Splits, TaskSpec, check_source, register_task
 from mept.errors import MeptError
 from mept.paths import cache_dir
+
+if TYPE_CHECKING:
+    from PIL import Image  # imported where used: registering these tasks must not load Pillow
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FASHION_MNIST_CLASSES = (
@@ -97,6 +99,8 @@ def _fraction_sizes(val_fraction: float) -> Callable[[int], tuple[int, int]]:
 
 def examples_from_arrays(images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], task: str) -> list[Example]:
     """``images`` (N, H, W, 3) uint8 and ``labels`` (N,) into image Examples."""
+    from PIL import Image
+
     return [
         Example(text="", label=int(y), target=classes[int(y)], task=task, image=Image.fromarray(x, "RGB"))
         for x, y in zip(images, labels)
@@ -116,6 +120,8 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def _decode_png_base64(data: str) -> np.ndarray:
+    from PIL import Image
+
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), dtype=np.uint8)
 
 
@@ -256,6 +262,8 @@ def _fashion_mnist_task(source: str = "auto", data_dir: str | None = None, seed:
 
 
 def _open_rgb(path: Path) -> Image.Image:
+    from PIL import Image
+
     try:
         with Image.open(path) as img:
             return img.convert("RGB")

@@ -16,6 +16,7 @@ from typing import Any
 
 from mept.errors import MeptError
 
+
 @dataclass(frozen=True)
 class Row:
     """One record and its origin (``where`` is a file path or e.g. ``hub:super_glue/rte/train``)."""

@@ -13,18 +13,20 @@ import string
 from collections import Counter, defaultdict
 from typing import Callable, Sequence
 
-from sklearn.metrics import accuracy_score, f1_score
-
 from mept.errors import MeptError
 
 
 def _accuracy(preds: Sequence, labels: Sequence, groups: Sequence | None) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score  # scikit-learn is imported where it is used: `import mept` stays light
+
     acc = 100.0 * accuracy_score(labels, preds)
     return {"accuracy": acc, "score": acc}
 
 
 def _cb(preds: Sequence, labels: Sequence, groups: Sequence | None) -> dict[str, float]:
     """CB: macro-F1 over the classes seen in labels or predictions, averaged with accuracy."""
+    from sklearn.metrics import accuracy_score, f1_score
+
     present = sorted(set(labels) | set(preds))
     acc = 100.0 * accuracy_score(labels, preds)
     f1 = 100.0 * f1_score(labels, preds, labels=present, average="macro", zero_division=0)
@@ -37,6 +39,8 @@ def _multirc(preds: Sequence, labels: Sequence, groups: Sequence | None) -> dict
         raise MeptError("metric 'multirc' needs groups (the question id of every answer option)")
     if len(groups) != len(labels):
         raise MeptError(f"metric 'multirc': {len(groups)} groups for {len(labels)} labels")
+    from sklearn.metrics import f1_score
+
     f1a = 100.0 * f1_score(labels, preds, pos_label=1, average="binary", zero_division=0)
     all_right: dict[object, bool] = defaultdict(lambda: True)
     for p, y, g in zip(preds, labels, groups):

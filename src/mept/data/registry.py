@@ -7,7 +7,7 @@ Each data module registers its tasks at import time with :func:`register_task`;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from mept.data.examples import Example
 from mept.errors import MeptError

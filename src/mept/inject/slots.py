@@ -10,10 +10,28 @@ checkpointing works because the hook sits outside the checkpointed forward.
 
 Routing reads the layer's input hidden state over real tokens only
 (``pool_mask``); each router normalises it as configured (:mod:`mept.routing`).
+
+When ``layers`` does not start at 1 (e.g. ``"7-12"``), the slots exist from
+the input on and real tokens attend to them in the layers below the first
+prompted one. There they are m extra tokens that the mask does not hide:
+they start as the slot token's embedding (the pad token's at those
+positions; zeros for images), the same for every input, and then evolve as
+any token would (in a decoder they precede the text and stay input-
+independent; in an encoder they also attend to it), until the first
+prompted layer overwrites them. We keep them rather
+than mask them out: Hugging Face builds one attention mask for all layers,
+in a different form per architecture and attention kernel (4-D additive,
+boolean, SDPA's ``is_causal``, flash attention's 2-D, none for ViT), so a
+per-layer mask would mean per-architecture code; inserting the slots only
+at the first prompted layer would change the sequence length after
+positions and masks were built. ``tests/test_injection.py`` checks that the
+layers below see exactly the backbone run on text with m slot tokens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -45,6 +63,7 @@ class SlotInjector:
         self.method = method
         self.offset = offset
         self.ctx: SlotContext | None = None
+        self.enabled = True  # False: every hook passes through (PromptedModel.disabled)
         self.handles = [
             layers[layer_id].register_forward_pre_hook(partial(self._before_layer, position), with_kwargs=True)
             for position, layer_id in enumerate(method.layer_ids)
@@ -60,7 +79,7 @@ class SlotInjector:
 
     def _before_layer(self, position: int, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
         ctx = self.ctx
-        if ctx is None:
+        if ctx is None or not self.enabled:
             return None  # the backbone is being used on its own
         in_kwargs = not args
         hidden = kwargs["hidden_states"] if in_kwargs else args[0]  # (B, T, d)
@@ -91,6 +110,28 @@ class SlotInjector:
             return x.narrow(dim, m, x.shape[dim] - m)
         keep = torch.cat([torch.arange(o), torch.arange(o + m, x.shape[dim])]).to(x.device)
         return x.index_select(dim, keep)
+
+    @contextmanager
+    def active(self, text_mask: torch.Tensor | None) -> Iterator[SlotContext | None]:
+        """The state of one forward: routes of the last forward cleared, slots filled until the block ends.
+
+        ``text_mask`` (B, T) is the unslotted attention mask; ``None`` when the mask is only known
+        inside the forward (images: the embeddings hook calls :meth:`begin`).
+        """
+        self.method.routes.clear()
+        try:
+            yield self.begin(text_mask) if text_mask is not None else None
+        finally:
+            self.end()
+
+    @contextmanager
+    def disabled(self) -> Iterator[None]:
+        """Every hook passes through: the backbone runs bare, with no slots and no prompts."""
+        previous, self.enabled = self.enabled, False
+        try:
+            yield
+        finally:
+            self.enabled = previous
 
     def begin(self, text_mask: torch.Tensor) -> SlotContext:
         """Start a forward: ``text_mask`` (B, T) is the unslotted attention mask."""

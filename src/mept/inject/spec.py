@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from mept.errors import MeptError
-
-TASK_TYPES = ("cls", "causal_lm", "seq2seq", "image_cls", "base")
+from mept.task_types import TaskType
 
 
 @dataclass
@@ -25,7 +24,7 @@ class BackboneSpec:
     layers_path: str  # dotted path of the prompted ModuleList
     slot_offset: int  # where slots go: after CLS for encoders/ViT, at 0 for decoders and T5
     modality: str  # "text" or "image"
-    task_type: str
+    task_type: TaskType
     max_positions: int | None
 
     def describe(self) -> dict:
@@ -33,21 +32,21 @@ class BackboneSpec:
             "model_type": self.model_type,
             "hidden_size": self.hidden_size,
             "num_layers": self.num_layers,
-            "task_type": self.task_type,
+            "task_type": self.task_type.value,
         }
 
 
-def task_type_of(model: nn.Module) -> str:
+def task_type_of(model: nn.Module) -> TaskType:
     name = type(model).__name__
     if name.endswith("ForSequenceClassification"):
-        return "cls"
+        return TaskType.CLS
     if name.endswith("ForImageClassification"):
-        return "image_cls"
+        return TaskType.IMAGE_CLS
     if name.endswith("ForCausalLM"):
-        return "causal_lm"
+        return TaskType.CAUSAL_LM
     if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "generate") and "Conditional" in name:
-        return "seq2seq"
-    return "base"
+        return TaskType.SEQ2SEQ
+    return TaskType.BASE
 
 
 def inspect_backbone(model: nn.Module) -> BackboneSpec:

@@ -34,6 +34,15 @@ class PromptMethod(nn.Module):
         """Prompts for ``self.layer_ids[position]``: (B, m, d)."""
         raise NotImplementedError
 
+    @property
+    def wants_text_init(self) -> bool:
+        """Should the trainer call :meth:`init_from_embeddings` with training-text embeddings first?"""
+        return False
+
+    def init_from_embeddings(self, embeddings: torch.Tensor) -> None:
+        """Initialise from token embeddings (T, d) of the task's text (methods with ``wants_text_init``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no initialisation from text")
+
     def routers(self) -> list[Router]:
         return []
 

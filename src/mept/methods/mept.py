@@ -37,6 +37,8 @@ from mept.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS
 @dataclass
 class MEPTConfig(PromptConfig):
     method = "mept"
+    experts_field = "num_experts"
+    paper_lr_grid = (1e-5, 5e-5, 1e-4)  # MEPT, EMNLP 2025: AdamW over this grid
     num_experts: int = 10
     num_shared: int = 1
     shared: str = "on"

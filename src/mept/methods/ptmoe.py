@@ -27,6 +27,8 @@ from mept.routing import Router, combine_experts
 @dataclass
 class PTMoEConfig(PromptConfig):
     method = "ptmoe"
+    input_only = True
+    experts_field = "num_experts"
     num_experts: int = 4
     rank: int = 8
     top_k: int = 1
@@ -43,8 +45,6 @@ class PTMoEConfig(PromptConfig):
         _non_negative(self, "noise_sigma")
         if self.top_k > self.num_experts:
             raise MeptError(f"PTMoEConfig.top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")
-        if self.layers not in ("1", [1]):
-            raise MeptError("PTMoEConfig.layers must be '1' (PT-MoE prompts the input only)")
 
 
 @register_method
@@ -72,6 +72,10 @@ class PTMoE(PromptMethod):
             bias=True,
         )
         self.router.requires_grad_(config.train_router)
+
+    @property
+    def wants_text_init(self) -> bool:
+        return self.config.svd_init
 
     def routers(self) -> list[Router]:
         return [self.router]

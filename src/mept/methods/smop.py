@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mept.config import PromptConfig, _choice, _non_negative, _positive
-from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
 from mept.registry import register_method
 
@@ -19,6 +18,9 @@ from mept.registry import register_method
 @dataclass
 class SMoPConfig(PromptConfig):
     method = "smop"
+    input_only = True
+    deep_variant = "mept"
+    experts_field = "num_prompts"
     prompt_length: int = 5
     num_prompts: int = 4
     layers: str | list[int] = "1"
@@ -30,8 +32,6 @@ class SMoPConfig(PromptConfig):
         _positive(self, "num_prompts")
         _choice(self, "routing", ("perturb", "top1", "gumbel", "dense", "stochastic"))
         _non_negative(self, "noise_sigma")
-        if self.layers not in ("1", [1]):
-            raise MeptError("SMoPConfig.layers must be '1' (SMoP routes at the input only); use mept for deep routing")
 
 
 @register_method

@@ -1,0 +1,162 @@
+"""The adapter as a unit: one definition of what it owns, a versioned file format, a switch to turn it off."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import mept
+from mept.errors import MeptError
+from mept.model import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, read_adapter_config
+from tests.conftest import tiny_bert, tiny_llama, tiny_vit
+
+
+def wrapped(method: str = "mept", backbone=None, **settings):
+    return mept.get_model(backbone or tiny_bert(), mept.make_config(method, prompt_length=4, **settings))
+
+
+def batch():
+    ids = torch.randint(5, 100, (3, 9))
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def test_saving_counting_and_the_optimizer_agree_on_what_the_adapter_owns():
+    model = wrapped(num_experts=3, train_router=False)  # frozen routers: owned and saved, not optimised
+    owned = model.adapter_parameters()
+    saved = model.adapter_state_dict()
+    assert {k.replace("backbone.", "head.", 1) for k in owned} == set(saved)
+    in_optimizer = {id(p) for g in model.param_groups(1e-2, 1e-3) for p in g["params"]}
+    assert in_optimizer == {id(p) for p in owned.values() if p.requires_grad}
+    assert in_optimizer == {id(p) for p in model.parameters() if p.requires_grad}
+    report = model.parameter_report()
+    assert report["trainable"] == sum(p.numel() for p in owned.values() if p.requires_grad)
+    assert report["head"] == sum(p.numel() for n, p in owned.items() if n.startswith("backbone."))
+    assert report["backbone"] + report["head"] == sum(p.numel() for p in model.backbone.parameters())
+    groups = {g["name"]: g for g in model.param_groups(1e-2, 1e-3)}
+    assert [g["lr"] for g in groups.values()] == [1e-2, 1e-3]  # the routers are frozen here: no router group
+    assert {id(p) for p in groups["prompt"]["params"]} == {id(p) for p in model.method.parameters() if p.requires_grad}
+    assert {id(p) for p in groups["head"]["params"]} == {id(p) for p in model.backbone.classifier.parameters()}
+
+
+def test_saved_config_says_which_mept_and_format_wrote_it(tmp_path):
+    wrapped().save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / CONFIG_NAME).read_text())
+    assert meta["library"] == "mept"
+    assert meta["mept_version"] == mept.__version__
+    assert meta["format_version"] == FORMAT_VERSION
+    assert meta["modules_to_save"] == ["classifier"]
+
+
+def test_a_newer_format_is_refused_with_the_versions_named(tmp_path):
+    wrapped().save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / CONFIG_NAME).read_text())
+    meta.update(format_version=FORMAT_VERSION + 1, mept_version="9.0.0")
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.raises(MeptError, match=rf"adapter format {FORMAT_VERSION + 1} .*mept 9\.0\.0.*upgrade mept"):
+        mept.load(tiny_bert(), tmp_path)
+    with pytest.raises(MeptError, match="upgrade mept"):
+        wrapped().load_adapter(tmp_path)
+
+
+def test_another_librarys_adapter_is_refused(tmp_path):
+    wrapped().save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / CONFIG_NAME).read_text())
+    (tmp_path / CONFIG_NAME).write_text(json.dumps({**meta, "library": "peft"}))
+    with pytest.raises(MeptError, match="written by 'peft', not mept"):
+        read_adapter_config(tmp_path)
+
+
+def test_an_unversioned_adapter_is_migrated_and_loads_to_the_same_logits(tmp_path):
+    backbone = tiny_bert()
+    model = wrapped(backbone=backbone, num_experts=3).eval()
+    x = batch()
+    want = model(**x).logits
+    model.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / CONFIG_NAME).read_text())
+    for key in ("library", "mept_version", "format_version"):
+        del meta[key]
+    meta["head"] = meta.pop("modules_to_save")  # the layout before format 1
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(meta))
+    assert read_adapter_config(tmp_path)["modules_to_save"] == ["classifier"]
+    model.unload()
+    restored = mept.load(backbone, tmp_path).eval()
+    assert torch.allclose(restored(**x).logits, want, atol=1e-6)
+
+
+def test_load_adapter_restores_weights_into_a_wrapped_model(tmp_path):
+    backbone = tiny_bert()
+    trained = wrapped(backbone=backbone, num_experts=3).eval()
+    with torch.no_grad():
+        trained.method.experts.add_(1.0)
+        trained.backbone.classifier.weight.mul_(3.0)
+    x = batch()
+    want = trained(**x).logits
+    trained.save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / WEIGHTS_NAME))
+    trained.unload()
+    other = wrapped(backbone=tiny_bert(), num_experts=3).eval()
+    other.backbone.load_state_dict(backbone.state_dict())
+    assert not torch.allclose(other(**x).logits, want)
+    other.load_adapter(tmp_path)
+    assert torch.allclose(other(**x).logits, want, atol=1e-6)
+    assert torch.equal(other.adapter_state_dict()["method.experts"], state["method.experts"])
+
+
+def test_load_adapter_of_another_method_is_a_clear_error(tmp_path):
+    wrapped("prompt_tuning").save_pretrained(tmp_path)
+    with pytest.raises(MeptError, match="does not fit this backbone/method"):
+        wrapped(num_experts=3).load_adapter(tmp_path)
+
+
+@pytest.mark.parametrize("make", [tiny_bert, tiny_llama], ids=["bert", "llama"])
+def test_disabled_runs_the_bare_backbone(make):
+    backbone = make()
+    x = batch()
+    with torch.no_grad():
+        bare = backbone(**x, output_hidden_states=True)
+        model = wrapped(backbone=backbone, num_experts=3).eval()
+        prompted = model(**x).logits
+        with model.disabled():
+            off = model(**x, output_hidden_states=True)
+        again = model(**x).logits
+    assert torch.allclose(off.logits, bare.logits, atol=1e-6)
+    assert torch.allclose(off.hidden_states[-1], bare.hidden_states[-1], atol=1e-6)
+    assert not torch.allclose(prompted, bare.logits, atol=1e-4)
+    assert torch.equal(again, prompted)  # the switch is back on after the block
+
+
+def test_disabled_generation_is_the_bare_backbones():
+    backbone = tiny_llama("causal_lm")
+    x = batch()
+    with torch.no_grad():
+        bare = backbone.generate(**x, max_new_tokens=4, do_sample=False, pad_token_id=0)
+        model = wrapped(backbone=backbone, num_experts=3).eval()
+        with model.disabled():
+            off = model.generate(**x, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert torch.equal(off, bare)
+
+
+def test_disabled_image_model_gets_no_slots():
+    backbone = tiny_vit()
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        bare = backbone(pixel_values=pixels).logits
+        model = wrapped("vfpt", backbone=backbone).eval()
+        with model.disabled():
+            off = model(pixel_values=pixels).logits
+    assert torch.allclose(off, bare, atol=1e-6)
+
+
+def test_per_forward_state_lives_only_inside_the_forward():
+    model = wrapped(num_experts=3).eval()
+    model(**batch())
+    assert model.injector.ctx is None
+    assert set(model.routing_trace()) == set(model.method.layer_ids)  # the last forward's routes stay readable
+    with pytest.raises(RuntimeError):
+        with model.injector.active(torch.ones(2, 5, dtype=torch.long)):
+            assert model.injector.ctx is not None and not model.method.routes
+            raise RuntimeError("a failing forward")
+    assert model.injector.ctx is None
