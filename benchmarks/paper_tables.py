@@ -202,9 +202,11 @@ class Bench:
 
     def table8(self) -> None:
         """Time to P-Tuning v2's best score, from the Table 1 mixture runs (trained there if needed)."""
-        a = self.args
         if "table1" not in self.results:
             self.table1()
+        if "table1" not in self.results:
+            print("Table 8 needs every Table 1 method; rerun with --reuse")
+            return
         seeds = self.results["table1"]["mixture_seeds"]
         lines = ["| method | train seconds to reach P-Tuning v2's best (per seed) | ratio to P-Tuning v2 (mean) |",
                  "|---|---|---:|"]

@@ -94,7 +94,7 @@ def main() -> None:
                   f"probe {score:5.1f} ({time.perf_counter() - t0:.0f}s)", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"settings": vars(args), "tasks": rows}, indent=2))
-    print(f"\n| task | examples | labels | majority | " + " | ".join(f"probe {m} (gain)" for m in args.models) + " | kept |")
+    print("\n| task | examples | labels | majority | " + " | ".join(f"probe {m} (gain)" for m in args.models) + " | kept |")
     print("|---|---:|---:|---:|" + "---:|" * len(args.models) + "---|")
     for task, r in rows.items():
         gains = [r[m] - r["majority"] for m in args.models]
