@@ -48,7 +48,7 @@ class MEPTConfig(PromptConfig):
     gumbel_tau: float = 1.0
     router_dropout: float = 0.0
     train_router: bool = True
-    balance_loss: float = 0.0
+    balance_loss: float = 0.01  # keeps every layer routing (benchmarks/routing.py); MEPTConfig.paper() has 0
     z_loss: float = 0.0
     router_input: str = "layernorm"
     router_type: str = "linear"
