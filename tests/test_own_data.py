@@ -201,12 +201,13 @@ def test_test_split_and_unlabelled_rows_are_read_like_train(tmp_path):
 
 
 def test_truncation_is_announced_before_training_and_transformers_stays_quiet(tmp_path, capfd, monkeypatch):
-    import mept.train
+    import mept.prepare_run
+    import mept.train_loop
 
     events = []
-    for name in ("warn_truncation", "task_loss"):
-        real = getattr(mept.train, name)
-        monkeypatch.setattr(mept.train, name, lambda *a, _real=real, _name=name, **k: events.append(_name) or _real(*a, **k))
+    for module, name in ((mept.prepare_run, "warn_truncation"), (mept.train_loop, "task_loss")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: events.append(_name) or _real(*a, **k))
     rows = [("word " * 700 if i % 4 == 0 else f"short review {i}", "positive" if i % 2 else "negative") for i in range(24)]
     path = tmp_path / "long.csv"
     path.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in rows))

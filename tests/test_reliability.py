@@ -113,7 +113,7 @@ def test_checkpoint_on_another_backbone_is_refused(tmp_path, capsys):
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
     import torch
 
-    import mept.train as train_mod
+    import mept.train_loop as train_mod  # where the loop's step pieces live
 
     real = train_mod.task_loss
     calls = {"n": 0}

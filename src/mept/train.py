@@ -1,326 +1,68 @@
 """Training: one linear loop, from a :class:`TrainConfig` to ``metrics.json``.
 
-``prepare`` turns the config into data, backbone, prompted model and encoder
-(validating everything before the output folder is touched); ``train`` runs
-the loop with Accelerate (CPU, one GPU, or ``accelerate launch`` on many),
-checkpointing every ``save_every`` steps so ``--resume`` after a crash ends
-with the same metrics as an uninterrupted run; ``run`` adds seeds and the
-learning-rate grid on top.
+The harness follows the data one way: :mod:`mept.prepare_run` (config -> examples -> features,
+label space, model), then this module's ``train`` loop (with the step pieces of
+:mod:`mept.train_loop`), then :mod:`mept.run_report` (metrics, labels, aggregates). ``train`` runs
+the loop with Accelerate (CPU, one GPU, or ``accelerate launch`` on many), checkpointing every
+``save_every`` steps so ``--resume`` after a crash ends with the same metrics as an uninterrupted
+run; ``run`` adds seeds and the learning-rate grid on top. Names of the three step modules are
+re-exported here, so ``from mept.train import prepare`` keeps working.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import random
-import resource
 import shutil
-import statistics
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mept import data as mept_data
-from mept.backbones import load_backbone, resolve
 from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from mept.data.registry import TaskSpec, check_splits
-from mept.encode import Encoder, Feature, LabelSpace, task_logits
 from mept.errors import MeptError
-from mept.evaluate import evaluate, model_inputs, to_device
-from mept.model import PromptedModel, atomic_write, get_model
-from mept.registry import make_config
+from mept.evaluate import evaluate, to_device
+from mept.model import PromptedModel, atomic_write
+from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public names live here too)
+    SPLIT_SEED,
+    Prepared,
+    _subsample,
+    build_model,
+    expand_tasks,
+    image_folder,
+    init_from_task_text,
+    load_data,
+    prepare,
+    resolve_format,
+    seed_everything,
+    warn_truncation,
+)
+from mept.run_report import (  # noqa: F401
+    INCOMPLETE,
+    LABELS,
+    METRICS,
+    RUN_CONFIG,
+    aggregate,
+    eval_line,
+    examples_per_second,
+    finish,
+    majority_baseline,
+    peak_memory_mb,
+    routing_summary,
+    save_label_space,
+)
 from mept.train_config import TrainConfig
-
-SPLIT_SEED = 0  # data splits are fixed across training seeds, so seeds are compared on the same examples
-RUN_CONFIG = "run_config.json"
-METRICS = "metrics.json"
-LABELS = "labels.json"
-INCOMPLETE = ".incomplete"
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-@dataclass
-class Prepared:
-    config: TrainConfig
-    model: PromptedModel
-    encoder: Encoder
-    specs: dict[str, TaskSpec]
-    train: list[Feature]
-    eval_sets: dict[str, list[Feature]]
-    test_sets: dict[str, list[Feature]]
-    truncated: dict[str, int]
-    sizes: dict[str, int] = field(default_factory=dict)  # examples per "task/split", beside truncated
-
-
-def expand_tasks(names: list[str]) -> list[str]:
-    out: list[str] = []
-    for name in names:
-        for task in mept_data.suite_tasks(name):
-            if task not in out:
-                out.append(task)
-    return out
-
-
-def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str, list]]]:
-    """Specs and splits of the training tasks plus any cross-task evaluation tasks."""
-    if cfg.train_file:
-        spec, splits = mept_data.load_custom(
-            cfg.train_file, cfg.val_file, text_field=cfg.text_field, text_pair_field=cfg.text_pair_field,
-            label_field=cfg.label_field, template=cfg.template,
-            verbalizer=tuple(cfg.verbalizer) if cfg.verbalizer else None, seed=SPLIT_SEED,
-            task_name=cfg.task_name, path_test=cfg.test_file,
-        )
-        return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
-    folder = image_folder(cfg)
-    if folder is not None:
-        from mept.data.images import load_image_folder
-
-        spec, splits = load_image_folder(folder, seed=SPLIT_SEED)
-        return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
-    names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []))
-    specs = {n: mept_data.get_task(n) for n in names}
-    splits = {n: mept_data.load_task(n, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED) for n in names}
-    return specs, splits
-
-
-def image_folder(cfg: TrainConfig) -> Path | None:
-    """``--dataset PATH`` that is no task name: class folders, train.csv + val.csv (VTAB-1k), or a CSV list."""
-    if len(cfg.tasks) != 1 or cfg.tasks[0] in mept_data.task_names():
-        return None
-    path = Path(cfg.tasks[0]).expanduser()
-    return path if path.exists() else None
-
-
-def resolve_format(cfg: TrainConfig, specs: dict[str, TaskSpec]) -> str:
-    if cfg.format != "auto":
-        return cfg.format
-    kinds = {s.kind for s in specs.values()}
-    if kinds == {"image"}:
-        return "image_cls"
-    if "image" in kinds:
-        raise MeptError("cannot mix image and text tasks in one run")
-    import transformers
-
-    path = resolve(cfg.model)
-    try:
-        model_cfg = transformers.AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise MeptError(f"cannot load model {cfg.model!r}: {str(exc).splitlines()[0]}") from None
-    if getattr(model_cfg, "is_encoder_decoder", False):
-        return "seq2seq"
-    if "generation" in kinds:
-        return "causal_lm"
-    return "cls"
-
-
-def _subsample(items: list, n: int | None, seed: int) -> list:
-    if n is None or len(items) <= n:
-        return items
-    idx = sorted(random.Random(seed).sample(range(len(items)), n))
-    return [items[i] for i in idx]
-
-
-def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
-    """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
-    seed_everything(cfg.seed)  # the prompts' random init is part of the run
-    method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
-    specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
-    form = resolve_format(cfg, specs)
-    train_names = list(specs)[:1] if cfg.train_file or image_folder(cfg) else expand_tasks(cfg.tasks)
-    eval_names = expand_tasks(eval_tasks or cfg.eval_tasks or []) or train_names
-    if form == "cls" and any(specs[t].kind == "generation" for t in train_names + eval_names):
-        raise MeptError("generation tasks need --format causal_lm or seq2seq")
-    labels = None
-    if form == "cls":  # the head's classes: words of the tasks the run was configured with
-        labels = LabelSpace.build([specs[t] for t in dict.fromkeys(train_names + (expand_tasks(cfg.eval_tasks) if cfg.eval_tasks else []))])
-        for t in eval_names:
-            if t not in labels.task_words:
-                labels.add_task(specs[t])
-    num_labels = len(labels.words) if labels else None
-    if form == "image_cls":
-        num_labels = max(len(specs[t].verbalizer) for t in train_names)
-    model, encoder = build_model(cfg, method_cfg, form, labels, num_labels)
-    truncated: dict[str, int] = {}
-    train: list[Feature] = []
-    for t in train_names:
-        feats, cut = encoder.featurize(_subsample(splits[t]["train"], cfg.max_train_examples, SPLIT_SEED))
-        train += feats
-        truncated[f"{t}/train"] = cut
-    if model.method.wants_text_init:
-        init_from_task_text(model, train)
-    eval_sets, test_sets = {}, {}
-    for t in eval_names:
-        eval_sets[t], truncated[f"{t}/validation"] = encoder.featurize(
-            _subsample(splits[t]["validation"], cfg.max_eval_examples, SPLIT_SEED))
-        if "test" in splits[t]:
-            test_sets[t], truncated[f"{t}/test"] = encoder.featurize(
-                _subsample(splits[t]["test"], cfg.max_eval_examples, SPLIT_SEED))
-    sizes = {f"{t}/train": sum(f.example.task == t for f in train) for t in train_names}
-    sizes.update({f"{t}/validation": len(f) for t, f in eval_sets.items()})
-    sizes.update({f"{t}/test": len(f) for t, f in test_sets.items()})
-    warn_truncation(truncated, sizes, cfg.max_length)
-    return Prepared(cfg, model, encoder, specs, train, eval_sets, test_sets, truncated, sizes)
-
-
-def build_model(
-    cfg: TrainConfig, method_cfg: Any, form: str, labels: LabelSpace | None, num_labels: int | None
-) -> tuple[PromptedModel, Encoder]:
-    """Backbone + prompt method + encoder for a resolved output form; no data needed (``mept predict``)."""
-    quant = _quantization(cfg)
-    backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
-    model = get_model(backbone.model, method_cfg, modules_to_save=cfg.modules_to_save)
-    limit = model.spec.max_positions
-    if form != "image_cls" and limit is not None and cfg.max_length > limit:
-        raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "
-                        f"included); use --max-length {limit} or less")
-    if cfg.max_length <= model.num_slots:
-        raise MeptError(f"--max-length {cfg.max_length} leaves no room for text after {model.num_slots} prompt slots")
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    return model, Encoder(form, backbone.processor, model.num_slots, cfg.max_length, labels)
-
-
-def warn_truncation(truncated: dict[str, int], sizes: dict[str, int], max_length: int) -> None:
-    """Say up front, before any training, how much of each split ``--max-length`` cuts."""
-    cut = [(k, n, sizes.get(k, 0)) for k, n in truncated.items() if n]
-    if not cut:
-        return
-    parts = ", ".join(f"{k} {n} of {total} ({100 * n / max(total, 1):.0f}%)" for k, n, total in cut)
-    print(f"warning: longer than --max-length {max_length} (prompt slots included), truncated: {parts}",
-          file=sys.stderr)
-
-
-@torch.no_grad()
-def init_from_task_text(model: PromptedModel, train: list[Feature], max_tokens: int = 4096) -> None:
-    """A method's initialisation from the token embeddings of (a sample of) the training text (PT-MoE's SVD)."""
-    ids = [i for f in train[:256] for i in f.input_ids][:max_tokens]
-    if not ids:
-        raise MeptError(f"{model.prompt_config.method}'s initialisation from text needs text training data")
-    embed = model.backbone.get_input_embeddings()
-    model.method.init_from_embeddings(embed(torch.tensor(ids, device=embed.weight.device)))
-
-
-def _quantization(cfg: TrainConfig) -> dict[str, Any]:
-    if cfg.quantize is None:
-        return {}
-    if not torch.cuda.is_available():
-        raise MeptError("--quantize needs a CUDA GPU (bitsandbytes)")
-    from transformers import BitsAndBytesConfig
-
-    if cfg.quantize == "8bit":
-        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
-    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)}
-
-
-def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, forward: Any = None) -> torch.Tensor:
-    """The training loss; ``forward`` is the Accelerate-wrapped model (DDP syncs gradients through it)."""
-    forward = forward or model
-    if form in ("cls", "image_cls"):
-        logits = task_logits(forward(**model_inputs(batch)).logits.float(), batch)  # (B, C)
-        return model.add_aux_loss(F.cross_entropy(logits, batch["class_ids"]))
-    return forward(**model_inputs(batch)).loss  # the model adds the routers' auxiliary loss to its own
-
-
-def loss_terms(batch: dict[str, torch.Tensor], form: str) -> torch.Tensor:
-    """How many terms a batch's mean loss averages: examples, or target tokens for text generation."""
-    if form in ("cls", "image_cls"):
-        return torch.tensor(float(len(batch["class_ids"])), device=batch["class_ids"].device)
-    labels = batch["labels"][:, 1:] if form == "causal_lm" else batch["labels"]  # causal LMs predict labels[:, 1:]
-    return (labels != -100).sum().float()
-
-
-def micro_batches(chosen: list[int], accumulation_steps: int) -> list[list[int]]:
-    """Split this process's share of a step's batch into ``accumulation_steps`` consecutive parts (none empty)."""
-    size = math.ceil(len(chosen) / accumulation_steps)
-    return [chosen[k : k + size] for k in range(0, len(chosen), size)]
-
-
-def accumulate_gradients(
-    model: Any, inner: PromptedModel, batches: list[dict[str, torch.Tensor]], form: str, accelerator: Any, idle: bool = False
-) -> torch.Tensor:
-    """Forward and backward over one step's micro-batches; returns the step's loss.
-
-    Gradients end up those of the mean loss over the *global* batch, whatever the split: each
-    micro-batch's mean loss is weighted by its share of the loss terms (:func:`loss_terms`) of the
-    process's part, and with several processes by ``world * n_part / n_global``, since DDP averages
-    gradients over processes -- also when a batch does not split evenly, or when a process is
-    ``idle`` (a batch smaller than the process count: it runs one example, weighted 0). With one
-    process and one micro-batch the weight is exactly 1. A non-finite loss is returned before its
-    backward pass (NaN on every process if any process got one), for the caller to stop the run.
-    """
-    counts = [loss_terms(b, form) * (0.0 if idle else 1.0) for b in batches]
-    total = torch.stack(counts).sum()
-    if accelerator.num_processes > 1:
-        total = accelerator.reduce(total.clone(), reduction="sum") / accelerator.num_processes
-    step_loss = torch.zeros((), device=accelerator.device)
-    for k, batch in enumerate(batches):
-        weight = counts[k] / total.clamp(min=1e-12)
-        last = k == len(batches) - 1  # DDP syncs gradients once, on the last micro-batch
-        with contextlib.nullcontext() if last else accelerator.no_sync(model):
-            with accelerator.autocast():
-                loss = task_loss(inner, batch, form, forward=model)
-            finite = torch.isfinite(loss.detach()).float()
-            if accelerator.num_processes > 1:  # all processes stop together (one skipping backward would hang DDP)
-                finite = accelerator.reduce(finite, reduction="sum") / accelerator.num_processes
-            if finite.item() < 1:
-                return loss.detach() if not torch.isfinite(loss) else torch.full_like(loss.detach(), float("nan"))
-            accelerator.backward(loss * weight)
-        step_loss = step_loss + loss.detach() * weight
-    if accelerator.num_processes > 1:  # the global batch's mean loss, the same number one process reports
-        step_loss = accelerator.reduce(step_loss, reduction="mean")
-    return step_loss
-
-
-def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 32) -> list[list[int]]:
-    """The batches of one epoch: shuffled, then length-grouped within windows of ``window`` batches.
-
-    Mixture training mixes short and very long tasks (MultiRC paragraphs); grouping similar lengths
-    keeps padding, and so step time, low. Fully determined by (seed, epoch), which is what makes
-    a resumed run see exactly the batches an uninterrupted one would.
-    """
-    g = torch.Generator().manual_seed(seed * 1000 + epoch)
-    order = torch.randperm(len(lengths), generator=g).tolist()
-    span = batch_size * window
-    batches = []
-    for start in range(0, len(order), span):
-        chunk = sorted(order[start : start + span], key=lambda i: -lengths[i])
-        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
-
-
-def save_label_space(out: Path, p: Prepared) -> None:
-    """Write ``labels.json``: the output form, task specs and head classes, so that ``mept eval --file`` and
-    ``mept predict`` rebuild the trained model from the run folder alone (no training data needed)."""
-    from mept import __version__
-
-    labels = p.encoder.labels
-    train_tasks = sorted({f.example.task for f in p.train}, key=list(p.specs).index)
-    info = {
-        "mept_version": __version__,  # the file outlives the code: say which code wrote it
-        "format": p.encoder.form,
-        "num_labels": len(labels.words) if labels else (max(len(p.specs[t].verbalizer) for t in train_tasks)
-                                                         if p.encoder.form == "image_cls" else None),
-        "words": labels.words if labels else None,
-        "task_words": labels.task_words if labels else None,
-        "train_tasks": train_tasks,
-        "eval_tasks": list(p.eval_sets),
-        "tasks": {name: {"verbalizer": list(s.verbalizer), "metric": s.metric, "kind": s.kind,
-                         "description": s.description} for name, s in p.specs.items()},
-    }
-    atomic_write(out / LABELS, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
+from mept.train_loop import (  # noqa: F401
+    accumulate_gradients,
+    epoch_batches,
+    loss_terms,
+    micro_batches,
+    task_loss,
+)
 
 
 def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
@@ -441,92 +183,6 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     return metrics
 
 
-def examples_per_second(state: dict[str, Any]) -> float:
-    """Training throughput over train-only time (evaluation and checkpoint I/O excluded)."""
-    return state.get("examples_seen", 0) / max(state.get("train_seconds", 0.0), 1e-9)
-
-
-def eval_line(step: int, total: int, loss: float, score: float, state: dict[str, Any]) -> str:
-    """One log line per evaluation: readable in a terminal and in a log file alike."""
-    width = len(str(total))
-    line = (f"step {step:>{width}}/{total}  loss {loss:.4f}  validation {score:6.2f}  "
-            f"best {state['best_score']:6.2f} (step {state['best_step']})  {examples_per_second(state):.1f} ex/s")
-    last = state["history"][-1] if state.get("history") else {}
-    if "routing_entropy" in last:  # routed methods: is the router still routing?
-        line += f"  routing entropy {last['routing_entropy']:.2f}, collapsed layers {last['collapsed_layers']}"
-    return line
-
-
-def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, wall_origin: float | None = None) -> dict[str, Any]:
-    """Reload the best checkpoint, score test (validation was scored when it was best), write metrics.json.
-
-    ``wall_origin``: the ``time.perf_counter()`` the run started at (shifted back by earlier sessions' time on resume).
-    """
-    cfg = p.config
-    model.load_adapter(out / "best")
-    validation = state["best_result"]
-    test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode) if p.test_sets else None
-    report = model.parameter_report()
-    train_seconds = state.get("train_seconds", 0.0)
-    metrics = {
-        "method": cfg.method,
-        "model": cfg.model,
-        "format": p.encoder.form,
-        "seed": cfg.seed,
-        "lr": cfg.lr if cfg.lr is not None else cfg.default_lr(),
-        "tasks": validation["tasks"],
-        "average": validation["average"],
-        "majority": majority_baseline(p),
-        "test": test,
-        "routing": validation.get("routing"),
-        "best_step": state["best_step"],
-        "steps": state["step"],
-        "history": state["history"],
-        "trainable_params": report["trainable"],
-        "trainable_percent": report["trainable_percent"],
-        "activated_prompt_tokens": report["activated_prompt_tokens"],
-        "parameters": report,
-        "truncated": p.truncated,
-        "train_examples": len(p.train),
-        "timing": {  # measurements: the only part of metrics.json that differs between identical runs
-            "train_seconds": round(train_seconds, 3),  # forward/backward/update only
-            "train_examples_per_second": round(examples_per_second(state), 2),
-            "examples_seen": state.get("examples_seen", 0),
-            "eval_seconds": round(state.get("eval_seconds", 0.0), 3),  # one pass over validation
-            "peak_memory_mb": round(peak_memory_mb(), 1),
-            "train_seconds_at_eval": state.get("eval_train_seconds", []),  # [step, train seconds] per evaluation
-        },
-    }
-    if wall_origin is not None:  # everything since train() began: loading, tokenising, training, evaluating, saving
-        metrics["timing"]["wall_seconds"] = round(time.perf_counter() - wall_origin, 3)
-    atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
-    (out / INCOMPLETE).unlink(missing_ok=True)
-    return metrics
-
-
-def majority_baseline(p: Prepared) -> dict[str, float]:
-    """Score of always predicting the most frequent training label, per classification task."""
-    from collections import Counter
-
-    from mept.evaluate import score
-
-    out = {}
-    for task, features in p.eval_sets.items():
-        if p.specs[task].kind == "generation":
-            continue
-        train_labels = [f.example.label for f in p.train if f.example.task == task]
-        pool = train_labels or [f.example.label for f in features]
-        label = Counter(pool).most_common(1)[0][0]
-        out[task] = score(p.specs[task], features, [label] * len(features))["score"]
-    return out
-
-
-def peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Single run, or a learning-rate grid and/or several seeds, aggregated into one metrics.json."""
     grid = cfg.lr_grid
@@ -555,30 +211,3 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     summary.update({"lr": lr, "lr_grid": grid_results, "seeds": seeds})
     atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
     return summary
-
-
-def routing_summary(health: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The few routing-health numbers worth keeping per seed."""
-    if not health:
-        return None
-    keys = ("collapsed_layers", "layers_with_3_experts", "mean_entropy", "max_pathway_cosine")
-    return {k: health[k] for k in keys}
-
-
-def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation over seeds, per task and for the average (the paper reports 3 runs)."""
-
-    def mean_std(values: list[float]) -> dict[str, float]:
-        return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-    tasks = runs[0]["tasks"]
-    return {
-        "method": runs[0]["method"],
-        "model": runs[0]["model"],
-        "tasks": {t: mean_std([r["tasks"][t]["score"] for r in runs]) for t in tasks},
-        "average": mean_std([r["average"] for r in runs]),
-        "trainable_percent": runs[0]["trainable_percent"],
-        "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
-        "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks},
-                  "routing": routing_summary(r.get("routing"))} for r in runs],
-    }

@@ -1,0 +1,206 @@
+"""Preparing a run: a :class:`TrainConfig` becomes tasks, examples, features, label space and model.
+
+The first step of the harness (``prepare_run`` -> ``train_loop`` -> ``run_report``, driven by
+:mod:`mept.train`): everything here is validated before any output folder is touched, so a bad
+setting costs no run.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mept import data as mept_data
+from mept.backbones import load_backbone, resolve
+from mept.data.registry import TaskSpec, check_splits
+from mept.encode import Encoder, Feature, LabelSpace
+from mept.errors import MeptError
+from mept.model import PromptedModel, get_model
+from mept.registry import make_config
+from mept.train_config import TrainConfig
+
+SPLIT_SEED = 0  # data splits are fixed across training seeds, so seeds are compared on the same examples
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Prepared:
+    config: TrainConfig
+    model: PromptedModel
+    encoder: Encoder
+    specs: dict[str, TaskSpec]
+    train: list[Feature]
+    eval_sets: dict[str, list[Feature]]
+    test_sets: dict[str, list[Feature]]
+    truncated: dict[str, int]
+    sizes: dict[str, int] = field(default_factory=dict)  # examples per "task/split", beside truncated
+
+
+def expand_tasks(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        for task in mept_data.suite_tasks(name):
+            if task not in out:
+                out.append(task)
+    return out
+
+
+def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str, list]]]:
+    """Specs and splits of the training tasks plus any cross-task evaluation tasks."""
+    if cfg.train_file:
+        spec, splits = mept_data.load_custom(
+            cfg.train_file, cfg.val_file, text_field=cfg.text_field, text_pair_field=cfg.text_pair_field,
+            label_field=cfg.label_field, template=cfg.template,
+            verbalizer=tuple(cfg.verbalizer) if cfg.verbalizer else None, seed=SPLIT_SEED,
+            task_name=cfg.task_name, path_test=cfg.test_file,
+        )
+        return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
+    folder = image_folder(cfg)
+    if folder is not None:
+        from mept.data.images import load_image_folder
+
+        spec, splits = load_image_folder(folder, seed=SPLIT_SEED)
+        return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
+    names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []))
+    specs = {n: mept_data.get_task(n) for n in names}
+    splits = {n: mept_data.load_task(n, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED) for n in names}
+    return specs, splits
+
+
+def image_folder(cfg: TrainConfig) -> Path | None:
+    """``--dataset PATH`` that is no task name: class folders, train.csv + val.csv (VTAB-1k), or a CSV list."""
+    if len(cfg.tasks) != 1 or cfg.tasks[0] in mept_data.task_names():
+        return None
+    path = Path(cfg.tasks[0]).expanduser()
+    return path if path.exists() else None
+
+
+def resolve_format(cfg: TrainConfig, specs: dict[str, TaskSpec]) -> str:
+    if cfg.format != "auto":
+        return cfg.format
+    kinds = {s.kind for s in specs.values()}
+    if kinds == {"image"}:
+        return "image_cls"
+    if "image" in kinds:
+        raise MeptError("cannot mix image and text tasks in one run")
+    import transformers
+
+    path = resolve(cfg.model)
+    try:
+        model_cfg = transformers.AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise MeptError(f"cannot load model {cfg.model!r}: {str(exc).splitlines()[0]}") from None
+    if getattr(model_cfg, "is_encoder_decoder", False):
+        return "seq2seq"
+    if "generation" in kinds:
+        return "causal_lm"
+    return "cls"
+
+
+def _subsample(items: list, n: int | None, seed: int) -> list:
+    if n is None or len(items) <= n:
+        return items
+    idx = sorted(random.Random(seed).sample(range(len(items)), n))
+    return [items[i] for i in idx]
+
+
+def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
+    """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
+    seed_everything(cfg.seed)  # the prompts' random init is part of the run
+    method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
+    specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
+    form = resolve_format(cfg, specs)
+    train_names = list(specs)[:1] if cfg.train_file or image_folder(cfg) else expand_tasks(cfg.tasks)
+    eval_names = expand_tasks(eval_tasks or cfg.eval_tasks or []) or train_names
+    if form == "cls" and any(specs[t].kind == "generation" for t in train_names + eval_names):
+        raise MeptError("generation tasks need --format causal_lm or seq2seq")
+    labels = None
+    if form == "cls":  # the head's classes: words of the tasks the run was configured with
+        labels = LabelSpace.build([specs[t] for t in dict.fromkeys(train_names + (expand_tasks(cfg.eval_tasks) if cfg.eval_tasks else []))])
+        for t in eval_names:
+            if t not in labels.task_words:
+                labels.add_task(specs[t])
+    num_labels = len(labels.words) if labels else None
+    if form == "image_cls":
+        num_labels = max(len(specs[t].verbalizer) for t in train_names)
+    model, encoder = build_model(cfg, method_cfg, form, labels, num_labels)
+    truncated: dict[str, int] = {}
+    train: list[Feature] = []
+    for t in train_names:
+        feats, cut = encoder.featurize(_subsample(splits[t]["train"], cfg.max_train_examples, SPLIT_SEED))
+        train += feats
+        truncated[f"{t}/train"] = cut
+    if model.method.wants_text_init:
+        init_from_task_text(model, train)
+    eval_sets, test_sets = {}, {}
+    for t in eval_names:
+        eval_sets[t], truncated[f"{t}/validation"] = encoder.featurize(
+            _subsample(splits[t]["validation"], cfg.max_eval_examples, SPLIT_SEED))
+        if "test" in splits[t]:
+            test_sets[t], truncated[f"{t}/test"] = encoder.featurize(
+                _subsample(splits[t]["test"], cfg.max_eval_examples, SPLIT_SEED))
+    sizes = {f"{t}/train": sum(f.example.task == t for f in train) for t in train_names}
+    sizes.update({f"{t}/validation": len(f) for t, f in eval_sets.items()})
+    sizes.update({f"{t}/test": len(f) for t, f in test_sets.items()})
+    warn_truncation(truncated, sizes, cfg.max_length)
+    return Prepared(cfg, model, encoder, specs, train, eval_sets, test_sets, truncated, sizes)
+
+
+def build_model(
+    cfg: TrainConfig, method_cfg: Any, form: str, labels: LabelSpace | None, num_labels: int | None
+) -> tuple[PromptedModel, Encoder]:
+    """Backbone + prompt method + encoder for a resolved output form; no data needed (``mept predict``)."""
+    quant = _quantization(cfg)
+    backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
+    model = get_model(backbone.model, method_cfg, modules_to_save=cfg.modules_to_save)
+    limit = model.spec.max_positions
+    if form != "image_cls" and limit is not None and cfg.max_length > limit:
+        raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "
+                        f"included); use --max-length {limit} or less")
+    if cfg.max_length <= model.num_slots:
+        raise MeptError(f"--max-length {cfg.max_length} leaves no room for text after {model.num_slots} prompt slots")
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model, Encoder(form, backbone.processor, model.num_slots, cfg.max_length, labels)
+
+
+def warn_truncation(truncated: dict[str, int], sizes: dict[str, int], max_length: int) -> None:
+    """Say up front, before any training, how much of each split ``--max-length`` cuts."""
+    cut = [(k, n, sizes.get(k, 0)) for k, n in truncated.items() if n]
+    if not cut:
+        return
+    parts = ", ".join(f"{k} {n} of {total} ({100 * n / max(total, 1):.0f}%)" for k, n, total in cut)
+    print(f"warning: longer than --max-length {max_length} (prompt slots included), truncated: {parts}",
+          file=sys.stderr)
+
+
+@torch.no_grad()
+def init_from_task_text(model: PromptedModel, train: list[Feature], max_tokens: int = 4096) -> None:
+    """A method's initialisation from the token embeddings of (a sample of) the training text (PT-MoE's SVD)."""
+    ids = [i for f in train[:256] for i in f.input_ids][:max_tokens]
+    if not ids:
+        raise MeptError(f"{model.prompt_config.method}'s initialisation from text needs text training data")
+    embed = model.backbone.get_input_embeddings()
+    model.method.init_from_embeddings(embed(torch.tensor(ids, device=embed.weight.device)))
+
+
+def _quantization(cfg: TrainConfig) -> dict[str, Any]:
+    if cfg.quantize is None:
+        return {}
+    if not torch.cuda.is_available():
+        raise MeptError("--quantize needs a CUDA GPU (bitsandbytes)")
+    from transformers import BitsAndBytesConfig
+
+    if cfg.quantize == "8bit":
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
+    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)}
