@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mept.analysis.pathways import RoutingTrace
 from mept.analysis.report import write_report
 from mept.encode import Encoder, Feature
 from mept.errors import MeptError
-from mept.evaluate import batches, model_inputs, to_device
+from mept.evaluate import batches, model_inputs, routing_trace, to_device
 from mept.model import PromptedModel
 from mept.routing import masked_mean
 
@@ -31,15 +30,13 @@ def collect(
     """Routing trace and pooled representations of one task's examples."""
     model.eval()
     device = next(model.parameters()).device
-    probs, chosen, pooled, base_pooled, base_inputs = [], [], [], [], []
+    routes, pooled, base_pooled, base_inputs = [], [], [], []
     for chunk in batches(features, batch_size):
         batch = model_inputs(to_device(encoder.collate(chunk, train=False), device))
         batch.pop("labels", None)
         out = model(**batch, output_hidden_states=True)
-        trace = model.routing_trace()
-        if trace:
-            probs.append(torch.stack([p for p, _ in trace.values()], 1).float().cpu())  # (B, L, E)
-            chosen.append(torch.stack([c for _, c in trace.values()], 1).cpu())  # (B, L)
+        if trace := model.routing_trace():
+            routes.append(trace)
         mask = batch.get("attention_mask")
         pooled.append(_pool(_last_hidden(out), mask))
         if baseline:  # the same backbone with the adapter off: no prompts at all
@@ -52,11 +49,8 @@ def collect(
         "features": torch.cat(pooled).numpy(),
         "labels": np.array([f.example.label for f in features]),
     }
-    if probs:
-        result["trace"] = RoutingTrace(
-            task=task, layers=list(model.routing_trace()), probs=torch.cat(probs).numpy(),
-            chosen=torch.cat(chosen).numpy(), labels=result["labels"],
-        )
+    if routes:
+        result["trace"] = routing_trace(task, routes, result["labels"])
     if baseline:
         result["baseline_features"] = torch.cat(base_pooled).numpy()
         result["input_embeddings"] = torch.cat(base_inputs).numpy()
