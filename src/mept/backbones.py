@@ -27,6 +27,7 @@ from mept.paths import cache_dir
 from mept.task_types import TaskType
 
 MPNET_PARTS = 5
+ALIASES = ("minilm", "mpnet", "smollm2")
 
 
 @dataclass
@@ -54,7 +55,37 @@ def resolve(name: str) -> str:
         return str(_mpnet_cache())
     if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
         raise MeptError(f"model path {name} does not exist")
+    if not Path(name).expanduser().exists():
+        check_hub_model(name)
     return name
+
+
+def check_hub_model(name: str) -> None:
+    """Fail in a second, not after ~25 s of download retries, when a hub model cannot be had.
+
+    A model in the local Hugging Face cache loads offline; anything else needs the hub, so an
+    offline machine (HF_HUB_OFFLINE, or no route to the hub) gets a one-line error at once.
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+    except Exception:  # an id the hub would reject anyway (e.g. spaces): let the loader name it
+        return
+    hint = f"use a local path or an offline alias ({', '.join(ALIASES)})"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise MeptError(f"model {name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {hint}")
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        raise MeptError(f"model {name!r} is not in the local Hugging Face cache and {host} cannot be reached "
+                        f"(offline?); {hint}") from None
 
 
 def _smollm2_cache() -> Path:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mept.errors import MeptError
+from mept.errors import MeptError, MeptWarning
 from mept.task_types import FORMATS
+
+_default_showwarning = warnings.showwarning
 
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--method": {"help": "prompt method: {methods}"},  # filled from the registry in build_parser
@@ -155,13 +159,34 @@ def train_config_from_args(args: argparse.Namespace):
             except ValueError:
                 raise MeptError(f"--lr-grid takes numbers or 'paper', got {' '.join(grid)}") from None
     if args.resume and not args.config:
-        out = Path(values.get("output", "runs/latest"))
-        saved = out / "run_config.json"
-        if saved.exists():  # resume what was started, whatever flags are repeated
-            return TrainConfig.from_dict({**json.loads(saved.read_text()), **{k: v for k, v in values.items() if k == "progress"}})
+        saved = resume_settings(Path(values.get("output", "runs/latest")), values)
+        if saved is not None:
+            return TrainConfig.from_dict(saved, origin="run_config.json")
     if args.config:
         return TrainConfig.from_file(args.config, **values)
     return TrainConfig.from_dict(values, origin="command line")
+
+
+def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved settings of the run in ``out``, to continue it *there* (it may have been moved or copied).
+
+    Flags repeated with ``--resume`` must agree with the saved run: a different value would
+    silently not apply, so it is refused, naming each flag with both values.
+    """
+    from mept.run_dir import read_run_config
+    from mept.train import RUN_CONFIG
+
+    path = out / RUN_CONFIG
+    if not path.exists():
+        return None  # train() reports "holds no run to resume"
+    saved = read_run_config(path)
+    ignored = {"output", "progress", "overwrite"}
+    differ = [f"{k} (saved {saved.get(k)!r}, given {v!r})" for k, v in given.items()
+              if k not in ignored and k in saved and saved[k] != v]
+    if differ:
+        raise MeptError(f"--resume continues the run in {out} with its saved settings, but these flags differ: "
+                        f"{'; '.join(differ)}; drop them, or start a new run with --overwrite")
+    return {**saved, "output": str(out), **{k: v for k, v in given.items() if k == "progress"}}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -217,37 +242,76 @@ def print_footer(metrics: dict[str, Any]) -> None:
               f"activated prompt tokens: {metrics['activated_prompt_tokens']}")
 
 
-def load_run(run_dir: str, **overrides: Any):
-    """Rebuild a trained run's model (best checkpoint) and data."""
-    from mept.run_folder import trained_folder
-    from mept.train import RUN_CONFIG, prepare
-    from mept.train_config import TrainConfig
+def load_run(run_dir: str | Path, **overrides: Any):
+    """Rebuild a trained run's model (best checkpoint, checked against the run's settings) and data."""
+    from mept.run_folder import read_config, trained_folders
+    from mept.train import prepare
 
-    run = trained_folder(run_dir)
-    cfg = TrainConfig.from_dict(json.loads((run / RUN_CONFIG).read_text()))
+    folders = trained_folders(run_dir)
+    if len(folders) > 1:
+        raise MeptError(f"{run_dir} holds {len(folders)} seeds ({', '.join(p.name for p in folders)}); "
+                        f"point at one, e.g. {folders[0]}")
+    run = folders[0]
     eval_tasks = overrides.pop("tasks", None)
-    cfg = replace(cfg, progress=False, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = replace(read_config(run), progress=False, **{k: v for k, v in overrides.items() if v is not None})
     prepared = prepare(cfg, eval_tasks=eval_tasks)
-    prepared.model.load_adapter(run / "best")
+    prepared.model.load_adapter(run / "best", check_config=True)
     return prepared
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    """Score the best checkpoint; of a multi-seed run every seed, with mean and std over them."""
+    from mept.run_folder import trained_folders
+
+    folders = trained_folders(args.run_dir)
+    results = []
+    for folder in folders:
+        if len(folders) > 1:
+            print(f"{folder.name}:")
+        results.append(eval_file(args, folder) if args.file else eval_split(args, folder))
+    if len(folders) > 1:
+        summary = seed_summary(results)
+        print_scores(summary, title=f"mean over {len(folders)} seeds:")
+        dest = Path(args.run_dir) / results[0]["file_name"]
+        dest.write_text(json.dumps(summary, indent=2))
+        print(f"wrote {dest}")
+
+
+def eval_split(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """``mept eval RUN``: a split of the run's tasks (or ``--task`` others), written beside the checkpoint."""
     from mept.evaluate import evaluate
 
-    if args.file:
-        return eval_file(args)
-    p = load_run(args.run_dir, tasks=args.tasks, data_dir=args.data_dir,
+    p = load_run(folder, tasks=args.tasks, data_dir=args.data_dir,
                  max_eval_examples=args.max_eval_examples, eval_mode=args.eval_mode)
     sets = p.eval_sets if args.split == "validation" else p.test_sets
     if not sets:
         raise MeptError(f"split {args.split!r} is not available for these tasks")
     result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode)
-    result["split"] = args.split
+    result.update({"split": args.split, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"{args.split} scores (best checkpoint):")
-    name = f"eval_{args.split}_{'-'.join(sets)}.json"
-    (Path(args.run_dir) / name).write_text(json.dumps(result, indent=2))
-    print(f"wrote {Path(args.run_dir) / name}")
+    return _write_eval(result, folder, f"eval_{args.split}_{'-'.join(sets)}.json")
+
+
+def _write_eval(result: dict[str, Any], folder: Path, name: str) -> dict[str, Any]:
+    (folder / name).write_text(json.dumps(result, indent=2))
+    print(f"wrote {folder / name}")
+    return {**result, "file_name": name}
+
+
+def seed_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std over the seeds' evaluations, naming each seed's file."""
+    import statistics
+
+    def mean_std(values: list[float]) -> dict[str, float]:
+        return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+    return {
+        "split": results[0]["split"],
+        "tasks": {t: mean_std([r["tasks"][t]["score"] for r in results]) for t in results[0]["tasks"]},
+        "average": mean_std([r["average"] for r in results]),
+        "seeds": [{"seed": r["seed"], "average": r["average"], "file": str(Path(r["run"]) / r["file_name"])}
+                  for r in results],
+    }
 
 
 def _file_fields(args: argparse.Namespace) -> dict[str, str | None]:
@@ -264,24 +328,22 @@ def _featurize_file(p: Any, spec: Any, path: str, labelled: bool, fields: dict[s
     return features, cut
 
 
-def eval_file(args: argparse.Namespace) -> None:
+def eval_file(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """``mept eval RUN --file F``: score a labelled file with the task's official metric."""
     from mept.evaluate import evaluate
     from mept.run_folder import load_trained, pick_task
 
     if args.tasks and len(args.tasks) > 1:
         raise MeptError("--file scores one task; give at most one --task")
-    p = load_trained(args.run_dir, eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size)
+    p = load_trained(folder, eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size)
     spec = pick_task(p, args.tasks[0] if args.tasks else None)
     features, cut = _featurize_file(p, spec, args.file, True, _file_fields(args))
     result = evaluate(p.model, p.encoder, {spec.name: spec}, {spec.name: features},
                       p.config.eval_batch_size, p.config.eval_mode)
     result.update({"split": "file", "file": str(Path(args.file).resolve()), "examples": len(features),
-                   "truncated": {spec.name: cut}})
+                   "truncated": {spec.name: cut}, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"scores on {args.file} ({len(features)} examples, best checkpoint):")
-    dest = Path(args.run_dir) / f"eval_file_{Path(args.file).stem}.json"
-    dest.write_text(json.dumps(result, indent=2))
-    print(f"wrote {dest}")
+    return _write_eval(result, folder, f"eval_file_{Path(args.file).stem}.json")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -307,8 +369,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> None:
     from mept.analysis.collect import analyze_run
+    from mept.run_dir import check_writable
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
+    check_writable(out, flag="--out")
     p = load_run(args.run_dir, tasks=args.tasks)
     result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
                          by_label=args.by == "label")
@@ -326,8 +390,40 @@ def cmd_params(args: argparse.Namespace) -> None:
     print(json.dumps(model.parameter_report(), indent=2))
 
 
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|nan)$", re.IGNORECASE)
+
+
+def join_negative_numbers(argv: list[str]) -> list[str]:
+    """``--lr -1e-2`` -> ``--lr=-1e-2``: argparse would take a token like ``-1e-2`` for a flag.
+
+    The value then parses, and validation can say what is wrong with it (a negative rate).
+    """
+    out: list[str] = []
+    for token in argv:
+        if out and NEGATIVE_NUMBER.match(token) and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """MeptWarnings are one ``warning: ...`` line on stderr; other libraries' warnings keep their form."""
+    if issubclass(category, MeptWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_numbers(list(sys.argv[1:] if argv is None else argv)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MeptWarning)  # every doubtful input is reported, not only the first
+        warnings.showwarning = _show_warning
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "train":
             cmd_train(args)

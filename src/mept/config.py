@@ -104,5 +104,5 @@ def _choice(cfg: object, name: str, options: tuple[str, ...]) -> None:
 
 def _non_negative(cfg: object, name: str) -> None:
     value = getattr(cfg, name)
-    if not isinstance(value, (int, float)) or value < 0:
+    if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):  # NaN fails >= 0
         raise MeptError(f"{type(cfg).__name__}.{name} must be a number >= 0, got {value!r}")

@@ -342,6 +342,8 @@ class PromptedModel(nn.Module):
         atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
     def load_adapter_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Load ``adapter_state_dict``-shaped tensors; names and shapes are checked first, one clear error."""
+        check_adapter_state(self.adapter_state_dict(), state)
         method_state = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
         self.method.load_state_dict(method_state, strict=True)
         for name in self.head_names:
@@ -354,33 +356,94 @@ class PromptedModel(nn.Module):
     def from_pretrained(cls, backbone: nn.Module, path: str | os.PathLike) -> "PromptedModel":
         meta = read_adapter_config(path)
         config = method_class(meta["method"]).config_class.from_dict(meta["config"])
-        spec = inspect_backbone(backbone)
-        saved = meta["backbone"]
-        for key in ("hidden_size", "num_layers"):
-            if saved.get(key) != getattr(spec, key):
-                raise MeptError(
-                    f"checkpoint {path} was trained on a backbone with {key}={saved.get(key)} "
-                    f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
-                    f"{key}={getattr(spec, key)}; load it onto the backbone it was trained with"
-                )
+        check_backbone_fits(meta, inspect_backbone(backbone), path)
         model = cls(backbone, config, head_pooling=meta.get("head_pooling"), modules_to_save=meta["modules_to_save"])
         model.load_adapter(path)
         device = next(backbone.parameters()).device
         return model.to(device)
 
-    def load_adapter(self, path: str | os.PathLike) -> None:
+    def load_adapter(self, path: str | os.PathLike, check_config: bool = False) -> None:
         """Load the weights of a saved adapter folder (``save_pretrained``'s) into this model.
 
         The folder's config is read first, so a file from a newer mept is refused before its
-        weights are, and a mismatch of method or shapes is one clear error.
+        weights are; a truncated or non-finite file, or a mismatch of names or shapes, is one
+        clear error. ``check_config`` also requires the saved method settings to be this
+        model's (``mept eval`` rebuilds the model from ``run_config.json``, so an edited or
+        foreign ``adapter_config.json`` must not score silently).
         """
-        read_adapter_config(path)
-        state = load_file(str(Path(path) / WEIGHTS_NAME))
+        meta = read_adapter_config(path)
+        if check_config:
+            check_adapter_config(self, meta, path)
+        state = read_adapter_weights(path)
         try:
             self.load_adapter_weights(state)
+        except MeptError as exc:
+            raise MeptError(f"checkpoint {path} does not fit this backbone/method: {exc}") from None
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {first}") from None
+
+
+def check_backbone_fits(meta: dict[str, Any], spec: Any, path: str | os.PathLike) -> None:
+    """The saved ``adapter_config.json`` must name a backbone of this width and depth."""
+    saved = meta.get("backbone")
+    if not isinstance(saved, dict) or not isinstance(meta.get("config"), dict) or "method" not in meta:
+        raise MeptError(f"{Path(path) / CONFIG_NAME} lacks its method/config/backbone entries; the checkpoint is damaged")
+    for key in ("hidden_size", "num_layers"):
+        if saved.get(key) != getattr(spec, key):
+            raise MeptError(
+                f"checkpoint {path} was trained on a backbone with {key}={saved.get(key)} "
+                f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
+                f"{key}={getattr(spec, key)}; load it onto the backbone it was trained with"
+            )
+
+
+def check_adapter_config(model: "PromptedModel", meta: dict[str, Any], path: str | os.PathLike) -> None:
+    """A checkpoint's ``adapter_config.json`` must describe ``model``: same backbone, method and settings."""
+    where = Path(path) / CONFIG_NAME
+    check_backbone_fits(meta, model.spec, path)
+    if meta["method"] != model.prompt_config.method:
+        raise MeptError(f"{where} is for method {meta['method']!r}, but the run trained "
+                        f"{model.prompt_config.method!r}; the checkpoint does not belong to this run")
+    mine = model.prompt_config.to_dict()
+    differ = sorted(k for k in set(mine) | set(meta["config"]) if meta["config"].get(k) != mine.get(k))
+    if differ:
+        pairs = ", ".join(f"{k} (checkpoint {meta['config'].get(k)!r}, run {mine.get(k)!r})" for k in differ)
+        raise MeptError(f"{where} does not match the run's settings: {pairs}; the checkpoint does not belong "
+                        f"to this run (or was edited)")
+
+
+def read_adapter_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of ``adapter_model.safetensors``; a truncated, empty or non-finite file is a one-line error."""
+    file = Path(path) / WEIGHTS_NAME if Path(path).is_dir() else Path(path)
+    try:
+        state = load_file(str(file))
+    except FileNotFoundError:
+        raise MeptError(f"{file} does not exist; did the training finish?") from None
+    except Exception as exc:  # safetensors raises its own SafetensorError for truncated/garbled files
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeptError(f"{file} is not a readable safetensors file ({detail}); is it truncated?") from None
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise MeptError(f"{file} holds NaN or infinite values in {len(broken)} tensor(s), e.g. {broken[0]}; "
+                        f"the run that wrote it diverged (retrain with a lower --lr)")
+    return state
+
+
+def check_adapter_state(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> None:
+    """Names and shapes of loaded tensors against the model's, with the first difference spelled out."""
+    # a file saved without the head (a bare backbone) may still load onto one with a head
+    missing = sorted(k for k in set(expected) - set(state) if not k.startswith("head."))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        parts = ([f"missing {len(missing)} tensor(s), e.g. {missing[0]}"] if missing else []) + \
+                ([f"{len(extra)} unexpected tensor(s), e.g. {extra[0]}"] if extra else [])
+        raise MeptError("; ".join(parts))
+    for key, want in expected.items():
+        got = state.get(key, want)
+        if tuple(got.shape) != tuple(want.shape):
+            raise MeptError(f"tensor {key} has shape {tuple(got.shape)} in the file, but this model expects "
+                            f"{tuple(want.shape)}")
 
 
 def find_heads(backbone: nn.Module, modules_to_save: list[str] | None = None) -> list[str]:

@@ -19,48 +19,77 @@ from mept.data.custom import read_examples
 from mept.data.examples import Example
 from mept.data.registry import TaskSpec
 from mept.encode import LabelSpace
-from mept.errors import MeptError
+from mept.errors import MeptError, warn
 from mept.registry import make_config
-from mept.train import LABELS, RUN_CONFIG, Prepared, build_model
+from mept.run_dir import read_run_config
+from mept.train import INCOMPLETE, LABELS, METRICS, RUN_CONFIG, Prepared, build_model
 from mept.train_config import TrainConfig
 
 
-def trained_folder(run_dir: str | Path) -> Path:
-    """The folder holding ``best/``: the run itself, or its first seed for a multi-seed run."""
+def trained_folders(run_dir: str | Path) -> list[Path]:
+    """The folders holding ``best/``: the run itself, or each ``seed-N`` of a multi-seed run (by seed)."""
     from mept.model import WEIGHTS_NAME
 
     run = Path(run_dir)
     if not (run / RUN_CONFIG).exists():
         raise MeptError(f"{run} is not a mept run folder (no {RUN_CONFIG}); point at the --output of `mept train`")
-    if not (run / "best" / WEIGHTS_NAME).exists():
-        seeds = sorted(run.glob("seed-*"))
-        if not seeds:
-            raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME}); did the training finish?")
-        run = seeds[0]
-    return run
+    if (run / "best" / WEIGHTS_NAME).exists():
+        return [run]
+    seeds = [p for p in run.glob("seed-*") if (p / "best" / WEIGHTS_NAME).exists() and p.name[5:].isdigit()]
+    if not seeds:
+        raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME}); did the training finish?")
+    return sorted(seeds, key=lambda p: int(p.name[5:]))
+
+
+def trained_folder(run_dir: str | Path) -> Path:
+    """One folder holding ``best/``: the run itself, or of a multi-seed run the seed that validated best.
+
+    Which seed is used is printed, so a user who wants another points at ``RUN/seed-N``.
+    """
+    folders = trained_folders(run_dir)
+    if len(folders) == 1:
+        return folders[0]
+
+    def score(folder: Path) -> float:
+        try:
+            return float(json.loads((folder / METRICS).read_text())["average"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return float("-inf")
+
+    best = max(folders, key=score)
+    print(f"{run_dir} holds {len(folders)} seeds; using {best.name} (best validation average); "
+          f"point at {Path(run_dir) / folders[0].name} etc. for another")
+    return best
+
+
+def read_config(run: Path) -> TrainConfig:
+    """``run_config.json`` of a trained folder, with a warning when the run never finished."""
+    if (run / INCOMPLETE).exists():
+        warn(f"{run} is an unfinished run ({INCOMPLETE} is present); using its best checkpoint so far")
+    return TrainConfig.from_dict(read_run_config(run / RUN_CONFIG), origin=str(run / RUN_CONFIG))
 
 
 def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:
     """The best checkpoint on its backbone, with the run's encoder and task specs; no data sets loaded.
 
     Runs written before ``labels.json`` existed fall back to rebuilding from the training data.
+    ``run_dir`` may be a multi-seed run: the seed that validated best is used.
     """
     run = trained_folder(run_dir)
-    cfg = TrainConfig.from_dict(json.loads((run / RUN_CONFIG).read_text()))
-    cfg = replace(cfg, progress=False, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = replace(read_config(run), progress=False, **{k: v for k, v in overrides.items() if v is not None})
     if not (run / LABELS).exists():
         from mept.train import prepare
 
         prepared = prepare(cfg)
     else:
-        info = json.loads((run / LABELS).read_text())
+        info = read_run_config(run / LABELS)
         specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
                  for name, s in info["tasks"].items()}
         labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
         method_cfg = make_config(cfg.method, **cfg.method_settings())
         model, encoder = build_model(cfg, method_cfg, info["format"], labels, info["num_labels"])
         prepared = Prepared(cfg, model, encoder, specs, [], {}, {}, {})
-    prepared.model.load_adapter(run / "best")
+    prepared.model.load_adapter(run / "best", check_config=True)
     return prepared
 
 

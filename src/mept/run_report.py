@@ -93,6 +93,7 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
         "parameters": report,
         "truncated": p.truncated,
         "train_examples": len(p.train),
+        "determinism": determinism(),
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
             "train_seconds": round(train_seconds, 3),  # forward/backward/update only
             "train_examples_per_second": round(examples_per_second(state), 2),
@@ -107,6 +108,29 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
     atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
     (out / INCOMPLETE).unlink(missing_ok=True)
     return metrics
+
+
+def determinism() -> dict[str, Any]:
+    """What a rerun must match to reproduce this run's numbers bit for bit.
+
+    On CPU the same seed, thread count and library versions give identical metrics across
+    processes (``tests/test_determinism.py``); a different thread count changes the order of
+    floating-point reductions, so results agree only to rounding, and GPUs add their own
+    non-deterministic kernels unless ``deterministic_algorithms`` is on.
+    """
+    import platform
+
+    import transformers
+
+    from mept.version import __version__
+
+    return {
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})",
+        "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "versions": {"mept": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+                     "python": platform.python_version()},
+    }
 
 
 def majority_baseline(p: Prepared) -> dict[str, float]:

@@ -11,9 +11,9 @@ re-exported here, so ``from mept.train import prepare`` keeps working.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import shutil
 import sys
 import time
 from dataclasses import replace
@@ -41,6 +41,7 @@ from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public
     seed_everything,
     warn_truncation,
 )
+from mept.run_dir import check_writable, move_aside, output_lock, read_run_config, settle
 from mept.run_report import (  # noqa: F401
     INCOMPLETE,
     LABELS,
@@ -66,21 +67,29 @@ from mept.train_loop import (  # noqa: F401
 
 
 def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
-    """Refuse to mix runs: an existing run is replaced only with --overwrite, continued only with --resume."""
+    """Refuse to mix runs: an existing run is replaced only with --overwrite, continued only with --resume.
+
+    ``--overwrite`` moves the old run aside (:func:`mept.run_dir.move_aside`); it is deleted only
+    once the new run has written something resumable, and put back if the new one fails first.
+    A resumed run continues in ``out`` even if its ``run_config.json`` was written elsewhere (a
+    copied or moved run): the saved settings must match except for the folder itself.
+    """
     if resume:
         saved = out / RUN_CONFIG
         if not saved.exists():
             raise MeptError(f"--resume: {out} holds no run to resume (no {RUN_CONFIG})")
-        previous = json.loads(saved.read_text())
+        previous = read_run_config(saved)
         mine = cfg.to_dict()
-        differ = [k for k in mine if k not in ("progress", "overwrite") and previous.get(k) != mine[k]]
+        differ = [k for k in mine if k not in ("progress", "overwrite", "output") and previous.get(k) != mine[k]]
         if differ:
             raise MeptError(f"--resume: settings differ from the run in {out}: {', '.join(differ)}")
+        if previous.get("output") != mine["output"]:  # a moved or copied run now lives here
+            saved.write_text(json.dumps({**previous, "output": mine["output"]}, indent=2))
         return
     if out.exists() and any(out.iterdir()):
         if not cfg.overwrite:
             raise MeptError(f"output folder {out} already holds files; pass --overwrite to replace them or --resume to continue")
-        shutil.rmtree(out)
+        move_aside(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / RUN_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
 
@@ -91,14 +100,27 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
 
     wall_origin = time.perf_counter()  # wall time counts everything: loading, tokenising, evaluating, saving
     seed_everything(cfg.seed)
-    p = prepared or prepare(cfg)
     out = Path(cfg.output)
+    check_writable(out)  # before the model loads, not after
+    p = prepared or prepare(cfg)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
         save_label_space(out, p)
         (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator.wait_for_everyone()
+    finished = False
+    try:
+        metrics = _train(cfg, p, out, resume, accelerator, wall_origin)
+        finished = True
+    finally:
+        if accelerator.is_main_process:
+            settle(out, finished)
+    return metrics
+
+
+def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: Any, wall_origin: float) -> dict[str, Any]:
+    """The loop of :func:`train`, in a folder already prepared (and any old run moved aside)."""
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
     groups = model.param_groups(lr, cfg.head_lr)
@@ -177,6 +199,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
             state["wall_seconds"] = time.perf_counter() - wall_origin
             save_checkpoint(ckpt, inner, optimizer, scheduler, state)
             last_ckpt = str(ckpt)
+            settle(out, True)  # resumable now: a run that --overwrite moved aside is not needed any more
     bar.close()
     accelerator.wait_for_everyone()  # every process reloads the best adapter the main one wrote
     metrics = finish(inner, p, state, out, wall_origin)
@@ -184,30 +207,57 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
 
 
 def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Single run, or a learning-rate grid and/or several seeds, aggregated into one metrics.json."""
-    grid = cfg.lr_grid
-    if not grid and not cfg.seeds:
-        return train(cfg, resume=resume)
-    out = Path(cfg.output)
+    """Single run, or a learning-rate grid and/or several seeds, aggregated into one metrics.json.
+
+    The output folder is locked for the whole run (:func:`mept.run_dir.output_lock`): a second
+    writer is refused instead of mixing its files with this run's.
+    """
     from accelerate import PartialState
 
+    out = Path(cfg.output)
+    check_writable(out)
     processes = PartialState(cpu=not torch.cuda.is_available())
-    if processes.is_main_process:  # one process owns the run folder (several under `accelerate launch`)
-        prepare_output(out, cfg, resume)
-    processes.wait_for_everyone()
+    with output_lock(out) if processes.is_main_process else contextlib.nullcontext():
+        if not cfg.lr_grid and not cfg.seeds:
+            return train(cfg, resume=resume)
+        if processes.is_main_process:  # one process owns the run folder (several under `accelerate launch`)
+            prepare_output(out, cfg, resume)
+        processes.wait_for_everyone()
+        finished = False
+        try:
+            summary = _run_grid(cfg, out, resume)
+            finished = True
+        finally:
+            if processes.is_main_process:
+                settle(out, finished)
+        return summary
+
+
+def _run_grid(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
+    grid = cfg.lr_grid
     lr = cfg.lr
     grid_results = []
     if grid:
         for value in grid:
             sub = replace(cfg, lr=value, lr_grid=None, seeds=None, output=str(out / f"lr-{value:g}"), overwrite=True)
-            grid_results.append({"lr": value, "average": train(sub)["average"]})
+            grid_results.append({"lr": value, "average": _train_or_resume(sub, resume)["average"]})
         lr = max(grid_results, key=lambda r: r["average"])["lr"]
     seeds = cfg.seeds or [cfg.seed]
     runs = []
     for seed in seeds:
         sub = replace(cfg, lr=lr, lr_grid=None, seeds=None, seed=seed, output=str(out / f"seed-{seed}"), overwrite=True)
-        runs.append(train(sub))
+        runs.append(_train_or_resume(sub, resume))
     summary = aggregate(runs)
     summary.update({"lr": lr, "lr_grid": grid_results, "seeds": seeds})
     atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
     return summary
+
+
+def _train_or_resume(sub: TrainConfig, resume: bool) -> dict[str, Any]:
+    """One part of a grid or multi-seed run; on --resume a finished part is read back, a started one continued."""
+    folder = Path(sub.output)
+    if resume and (folder / METRICS).exists():
+        return json.loads((folder / METRICS).read_text())
+    if resume and (folder / RUN_CONFIG).exists():
+        return train(replace(sub, overwrite=False), resume=True)
+    return train(sub)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,7 @@ class TrainConfig:
             raise MeptError(f"max_grad_norm must be > 0, got {self.max_grad_norm!r}")
         if self.epochs <= 0 and not self.max_steps:
             raise MeptError("epochs must be > 0 (or give max_steps)")
+        check_ranges(self)
 
     def default_lr(self) -> float:
         """AdamW default for prompts and routers, tuned on the offline suite (paper grids: --lr-grid paper).
@@ -148,6 +150,7 @@ class TrainConfig:
         if unknown:
             raise MeptError(f"{origin}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}")
         hints = typing.get_type_hints(cls)
+        data = {k: _coerce(v, hints[k]) for k, v in data.items()}
         for key, value in data.items():
             if not _type_ok(value, hints[key]):
                 raise MeptError(f"{origin}: {key} should be {_type_name(hints[key])}, got {value!r}")
@@ -158,13 +161,75 @@ class TrainConfig:
         path = Path(path)
         if not path.exists():
             raise MeptError(f"config file {path} does not exist")
+        if not path.is_file():
+            raise MeptError(f"config file {path} is not a file")
         try:
-            data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+            text = path.read_text(encoding="utf-8-sig")
+            data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        except UnicodeDecodeError:
+            raise MeptError(f"config file {path} is not UTF-8 text; write it as YAML (.yaml) or JSON") from None
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
             raise MeptError(f"config file {path} cannot be parsed: {str(exc).splitlines()[0]}") from None
         if not isinstance(data, dict):
             raise MeptError(f"config file {path} must hold a mapping of settings")
         return cls.from_dict({**data, **overrides}, origin=str(path))
+
+
+# (field, low, high, low inclusive, high inclusive): ranges beyond the type, checked after it
+RANGES = (
+    ("epochs", 0.0, math.inf, False, False),
+    ("lr", 0.0, math.inf, False, False),
+    ("head_lr", 0.0, math.inf, False, False),
+    ("weight_decay", 0.0, math.inf, True, False),
+    ("warmup_ratio", 0.0, 1.0, True, True),
+    ("max_steps", 1, math.inf, True, False),
+    ("eval_every", 1, math.inf, True, False),
+    ("max_train_examples", 1, math.inf, True, False),
+    ("max_eval_examples", 1, math.inf, True, False),
+    ("seed", 0, 2**32 - 1, True, True),
+    ("prompt_length", 1, math.inf, True, False),
+    ("experts", 1, math.inf, True, False),
+)
+
+
+def check_ranges(cfg: "TrainConfig") -> None:
+    """Refuse NaN, infinities and out-of-range numbers by name, before anything runs.
+
+    ``--max-steps 0`` or ``--eval-every 0`` used to mean "the default" silently; a value that
+    cannot mean what it says is now an error, and ``None`` (not given) is the default.
+    """
+    for name, low, high, low_in, high_in in RANGES:
+        value = getattr(cfg, name)
+        if value is None or (name == "epochs" and cfg.max_steps and math.isfinite(value)):
+            continue
+        _check_range(name, value, low, high, low_in, high_in)
+    for value in cfg.seeds or []:
+        _check_range("seeds", value, 0, 2**32 - 1, True, True)
+    for value in cfg.lr_grid or []:
+        _check_range("lr_grid", value, 0.0, math.inf, False, False)
+
+
+def _check_range(name: str, value: float, low: float, high: float, low_in: bool, high_in: bool) -> None:
+    ok = math.isfinite(value) and (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
+    if not ok:
+        lo = f"{'>=' if low_in else '>'} {low:g}"
+        hi = f" and {'<=' if high_in else '<'} {int(high) if high == int(high) else high}" if math.isfinite(high) else ""
+        raise MeptError(f"{name} must be a number {lo}{hi}, got {value!r}")
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """Forgive what YAML and people write: ``lr: 1e-2`` (YAML 1.1 reads a string), ``tasks: bb-rte``."""
+    args = typing.get_args(hint)
+    if isinstance(value, str) and float in args + (hint,) and int not in args + (hint,):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, str) and list[str] in (hint, *args):
+        return [t for t in value.replace(",", " ").split() if t]
+    if isinstance(value, list) and list[float] in (hint, *args):
+        return [_coerce(v, float) for v in value]
+    return value
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

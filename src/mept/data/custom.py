@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mept.data.checks import check_labels, check_rows
 from mept.data.examples import Example
 from mept.data.jsonl import Row, read_table
 from mept.data.registry import Splits, TaskSpec, register_task, task_names
@@ -144,6 +145,7 @@ def load_custom(
     if not train_rows:
         raise MeptError(f"{path_train}: no rows")
     _check_fields(train_rows + val_rows + test_rows, [label_field, text_field] + ([text_pair_field] if text_pair_field else []))
+    check_rows(train_rows + val_rows, label_field, [text_field] + ([text_pair_field] if text_pair_field else []))
     words = tuple(verbalizer) if verbalizer else default_verbalizer([r.get(label_field) for r in train_rows + val_rows])
 
     def examples(rows: list[Row]) -> list[Example]:
@@ -158,6 +160,7 @@ def load_custom(
         validation = examples(val_rows)
     else:
         train, validation = stratified_split(train, VALIDATION_FRACTION, seed)
+    check_labels(train, validation, words, str(path_train))
     spec = TaskSpec(task_name, words, "accuracy", "classification", f"custom data from {path_train}")
     splits: Splits = {"train": train, "validation": validation}
     if path_test is not None:

@@ -37,7 +37,8 @@ class Row:
         value: Any = self.data
         for part in field.split("."):
             if not isinstance(value, dict) or part not in value:
-                raise MeptError(f"{self.origin}: missing field {field!r}")
+                found = ", ".join(map(str, value)) if isinstance(value, dict) and value else "none"
+                raise MeptError(f"{self.origin}: missing field {field!r} (fields found: {found})")
             value = value[part]
         return value
 
@@ -46,17 +47,47 @@ class Row:
         return MeptError(f"{self.origin}: {message}")
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _require(path: Path) -> None:
+    """The file exists and is not compressed (a .csv that is really .csv.gz gets a clear message)."""
     if not path.is_file():
         raise MeptError(f"data file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == GZIP_MAGIC:
+        raise MeptError(f"{path} is gzip-compressed; decompress it first (gunzip) and pass the plain file")
+
+
+def _not_text(path: Path, exc: UnicodeDecodeError) -> MeptError:
+    return MeptError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                     f"save it as UTF-8 CSV/JSONL (binary or compressed files cannot be read)")
+
+
+def sniff_delimiter(header: str, default: str) -> str:
+    """A ``.csv`` whose header has no comma but semicolons (a European spreadsheet export) uses ``;``."""
+    if default in header:
+        return default
+    for candidate in (";", "\t", "|"):
+        if candidate in header:
+            return candidate
+    return default
 
 
 def read_jsonl(path: str | Path) -> list[Row]:
     """One :class:`Row` per non-blank line; bad JSON (e.g. a truncated last line) names the line."""
     path = Path(path)
     _require(path)
+    try:
+        return _read_jsonl(path)
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, exc) from None
+
+
+def _read_jsonl(path: Path) -> list[Row]:
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a BOM is not part of the first key
         for number, text in enumerate(f, start=1):
             if not text.strip():
                 continue
@@ -74,8 +105,17 @@ def read_csv(path: str | Path, delimiter: str = ",") -> list[Row]:
     """Rows of a CSV/TSV file with a header line; ``line`` is the physical line the row ends on."""
     path = Path(path)
     _require(path)
+    try:
+        return _read_csv(path, delimiter)
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, exc) from None
+
+
+def _read_csv(path: Path, delimiter: str) -> list[Row]:
     rows = []
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: a BOM is not part of the first column name
+        delimiter = sniff_delimiter(f.readline(), delimiter)
+        f.seek(0)
         reader = csv.DictReader(f, delimiter=delimiter)
         if not reader.fieldnames:
             raise MeptError(f"{path}:1: empty file or missing header line")

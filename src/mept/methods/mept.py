@@ -66,6 +66,10 @@ class MEPTConfig(PromptConfig):
         for name in ("noise_sigma", "gumbel_tau", "router_dropout", "balance_loss", "num_shared", "z_loss",
                      "router_lr_scale"):
             _non_negative(self, name)
+        if self.router_dropout >= 1:
+            raise MeptError(f"MEPTConfig.router_dropout must be in [0, 1), got {self.router_dropout!r}")
+        if self.routing == "topk" and self.top_k > self.router_experts:  # as PT-MoE: refused, not capped
+            raise MeptError(f"MEPTConfig.top_k ({self.top_k}) exceeds the {self.router_experts} router experts")
         if not self.router_temperature > 0:
             raise MeptError(f"MEPTConfig.router_temperature must be > 0, got {self.router_temperature!r}")
 
@@ -98,7 +102,7 @@ class MEPT(RoutedPrompts):
             num_shared=config.shared_experts,
             router_kwargs=dict(
                 routing=config.routing,
-                top_k=min(config.top_k, config.router_experts),
+                top_k=config.top_k,
                 noise_sigma=config.noise_sigma,
                 gumbel_tau=config.gumbel_tau,
                 dropout=config.router_dropout,

@@ -1,0 +1,50 @@
+"""Doubtful training data, caught before training rather than discovered in the scores.
+
+A file can be well-formed and still make a meaningless run: one class only (every
+prediction is right: 100.00), an empty label cell (which would become a class of its
+own), a validation label the training rows never show, or empty input texts. The
+first two are refused; the others are warned about, since they can be intended.
+Labels are compared after the verbalizer maps them, so ``1`` and ``positive`` are
+one class when the verbalizer says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mept.data.examples import Example
+from mept.data.jsonl import Row
+from mept.errors import MeptError, warn
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def check_rows(rows: list[Row], label_field: str, text_fields: list[str]) -> None:
+    """Refuse empty label cells and a text field empty in every row; warn about some empty texts."""
+    for row in rows:
+        if _blank(row.get(label_field)):
+            raise row.fail(f"empty label in field {label_field!r}; fill it in or drop the row")
+    for field in text_fields:
+        empty = [r for r in rows if _blank(r.get(field))]
+        if empty and len(empty) == len(rows):
+            raise MeptError(f"{rows[0].where}: field {field!r} is empty in every row; is it the text column?")
+        if empty:
+            warn(f"{len(empty)} row(s) have an empty {field!r} field (first at {empty[0].origin}); "
+                 f"they are trained and scored on the prompt alone")
+
+
+def check_labels(train: list[Example], validation: list[Example], verbalizer: tuple[str, ...], where: str) -> None:
+    """Refuse one-class training data; warn about validation classes the training data never shows."""
+    counts = Counter(e.label for e in train)
+    if len(counts) < 2:
+        only = verbalizer[next(iter(counts))]
+        raise MeptError(f"{where}: every training row has the label {only!r}; a classifier needs at least two "
+                        f"classes (accuracy would be 100% by construction)")
+    unseen = sorted({e.label for e in validation} - set(counts))
+    if unseen:
+        n = sum(e.label in unseen for e in validation)
+        names = ", ".join(repr(verbalizer[i]) for i in unseen)
+        warn(f"{where}: validation label(s) {names} never occur in the training data ({n} validation row(s)); "
+             f"the model cannot learn them")
