@@ -350,3 +350,20 @@ def test_two_concurrent_trainings_into_one_folder(tmp_path):
     assert first.returncode == 0, first.stderr[-1000:]
     assert second.returncode == 2 and "in use by another mept run" in second.stderr
     assert json.loads((out / "metrics.json").read_text())["steps"] == 150
+
+
+def test_os_errors_and_our_own_bugs_are_one_line(tmp_path, capsys, monkeypatch):
+    import mept.cli
+
+    def disk_full(args):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "metrics.json"))
+
+    monkeypatch.setattr(mept.cli, "cmd_train", disk_full)
+    code, _, err = cli(["train"], capsys)
+    one_error(code, err, "No space left on device", "metrics.json")
+    monkeypatch.setattr(mept.cli, "cmd_train", lambda args: {}["missing"])
+    code, _, err = cli(["train"], capsys)
+    assert code == 1 and err.startswith("error: internal error (KeyError") and err.count("\n") == 1
+    monkeypatch.setenv("MEPT_DEBUG", "1")
+    with pytest.raises(KeyError):
+        main(["train"])

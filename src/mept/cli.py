@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import warnings
@@ -61,7 +62,8 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--quantize": {"help": "8bit or 4bit backbone (bitsandbytes, GPU)"},
     "--output": {"help": "run folder (default runs/latest)"},
 }
-BOOL_FLAGS = {"--gradient-checkpointing": "gradient_checkpointing", "--overwrite": "overwrite"}
+BOOL_FLAGS = {"--gradient-checkpointing": "gradient_checkpointing", "--overwrite": "overwrite",
+              "--deterministic": "deterministic"}
 
 
 def _method_args(pairs: list[str] | None) -> dict[str, Any]:
@@ -451,6 +453,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted; resume with `mept train --resume --output DIR`", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, a read-only folder, a vanished file: name it, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; check the path, its permissions and free space", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
+        if os.environ.get("MEPT_DEBUG"):
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+              f"rerun with MEPT_DEBUG=1 for the traceback and report it", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -33,6 +33,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def set_determinism(on: bool) -> None:
+    """``--deterministic``: deterministic kernels only (torch refuses an op that has none).
+
+    On CPU the same seed and thread count already repeat a run bit for bit across processes
+    (tested); on GPU, atomics in some backward kernels do not, and this trades speed for it.
+    """
+    if not on:
+        return
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
 @dataclass
 class Prepared:
     config: TrainConfig

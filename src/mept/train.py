@@ -39,6 +39,7 @@ from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public
     prepare,
     resolve_format,
     seed_everything,
+    set_determinism,
     warn_truncation,
 )
 from mept.run_dir import check_writable, move_aside, output_lock, read_run_config, settle
@@ -100,6 +101,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
 
     wall_origin = time.perf_counter()  # wall time counts everything: loading, tokenising, evaluating, saving
     seed_everything(cfg.seed)
+    set_determinism(cfg.deterministic)
     out = Path(cfg.output)
     check_writable(out)  # before the model loads, not after
     p = prepared or prepare(cfg)

@@ -79,6 +79,7 @@ class TrainConfig:
     mixed_precision: str = "no"
     quantize: str | None = None  # "8bit" / "4bit" (bitsandbytes, GPU)
     gradient_checkpointing: bool = False
+    deterministic: bool = False  # GPU: deterministic kernels (slower); CPU runs repeat bit for bit without it
     # bookkeeping
     output: str = "runs/latest"
     overwrite: bool = False
