@@ -189,9 +189,9 @@ class Bench:
     def sweeps(self) -> None:
         a, rows = self.args, {}
         print("N_r and m sweeps")
-        for n in (4, 10, 20):
-            rows[f"N_r={n}, m=10"] = self.train(f"sweep/n{n}", "mept", {"num_experts": n, "prompt_length": 10},
-                                                 a.tasks, a.steps)
+        for n in (4, 10, 20):  # N_r = 10, m = 10 is Table 1's MEPT run (same settings): reused with --reuse
+            folder = "t1/mixture/mept" if n == 10 else f"sweep/n{n}"
+            rows[f"N_r={n}, m=10"] = self.train(folder, "mept", {"num_experts": n, "prompt_length": 10}, a.tasks, a.steps)
         for m in (15, 20):
             rows[f"N_r=10, m={m}"] = self.train(f"sweep/m{m}", "mept", {"num_experts": 10, "prompt_length": m},
                                                  a.tasks, a.steps)
