@@ -367,3 +367,18 @@ def test_os_errors_and_our_own_bugs_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MEPT_DEBUG", "1")
     with pytest.raises(KeyError):
         main(["train"])
+
+
+def test_resume_of_a_multi_seed_run_keeps_finished_seeds(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    args = [*BASE, "--max-steps", "2", "--save-every", "1", "--seeds", "1", "2", "--output", str(out)]
+    assert main(["train", *args]) == 0
+    reference = json.loads((out / "metrics.json").read_text())
+    seed1 = (out / "seed-1" / "metrics.json").stat().st_mtime_ns
+    (out / "metrics.json").unlink()  # as if killed while seed 2 was finishing
+    (out / "seed-2" / "metrics.json").unlink()
+    code, _, err = cli(["train", "--resume", "--output", str(out), "--no-progress"], capsys)
+    assert code == 0, err
+    assert (out / "seed-1" / "metrics.json").stat().st_mtime_ns == seed1  # read back, not retrained
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["average"] == reference["average"] and resumed["seeds"] == [1, 2]
