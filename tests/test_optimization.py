@@ -45,7 +45,7 @@ def test_gradient_accumulation_trains_the_same_adapter(setup):
 
 def test_gradient_clipping_bounds_the_update(setup):
     root, base = setup
-    start = adapter(root, "start", [*base, "--lr", "0", "--head-lr", "0"])  # the initial adapter
+    start = adapter(root, "start", [*base, "--lr", "1e-30", "--head-lr", "1e-30"])  # the initial adapter (lr 0 is refused)
     free = adapter(root, "free", base)
     clipped = adapter(root, "clipped", base, "--max-grad-norm", "1e-12")
     moved = {k: (free[k] - start[k]).abs().max().item() for k in start}
