@@ -72,6 +72,13 @@ def copy_run(trained: Path, tmp_path: Path) -> Path:
 # --- settings: refused before anything is loaded or written -------------------------------------
 
 @pytest.mark.parametrize("args, needle", [
+    (["--method", "lora"], "unknown method 'lora'"),
+    (["--task", "nosuchtask"], "unknown task 'nosuchtask'"),
+    (["--model", "/no/such/model"], "model path /no/such/model does not exist"),
+    (["--max-length", "600"], "exceeds minilm's 512 positions"),
+    (["--format", "pixels"], "format must be one of"),
+    (["--set", "routing=top3"], "MEPTConfig.routing must be one of"),
+    (["--set", "experts_count=3"], "unknown mept setting"),
     (["--max-steps", "-5"], "max_steps must be a number >= 1"),
     (["--max-steps", "0"], "max_steps must be a number >= 1"),
     (["--eval-every", "0"], "eval_every must be a number >= 1"),

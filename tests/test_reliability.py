@@ -29,23 +29,6 @@ def without_timing(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k != "timing"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--method", "lora"], "unknown method 'lora'"),
-    (["--task", "nosuchtask"], "unknown task 'nosuchtask'"),
-    (["--model", "/no/such/model"], "model path /no/such/model does not exist"),
-    (["--max-length", "600"], "exceeds minilm's 512 positions"),
-    (["--format", "pixels"], "format must be one of"),
-    (["--set", "routing=top3"], "MEPTConfig.routing must be one of"),
-    (["--set", "experts_count=3"], "unknown mept setting"),
-])
-def test_bad_input_is_one_clear_line_and_leaves_no_output(tmp_path, capsys, args, message):
-    out = tmp_path / "run"
-    code, err = run_cli(["train", *BASE, "--max-steps", "1", "--output", str(out), *args], capsys)
-    assert code == 2
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1
-    assert not (out / "metrics.json").exists()
-
-
 def test_malformed_jsonl_names_file_and_line(tmp_path, capsys):
     rte = tmp_path / "RTE"
     rte.mkdir()

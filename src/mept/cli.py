@@ -175,13 +175,13 @@ def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
     Flags repeated with ``--resume`` must agree with the saved run: a different value would
     silently not apply, so it is refused, naming each flag with both values.
     """
-    from mept.run_dir import read_run_config
+    from mept.run_dir import read_json_object
     from mept.train import RUN_CONFIG
 
     path = out / RUN_CONFIG
     if not path.exists():
         return None  # train() reports "holds no run to resume"
-    saved = read_run_config(path)
+    saved = read_json_object(path)
     ignored = {"output", "progress", "overwrite"}
     differ = [f"{k} (saved {saved.get(k)!r}, given {v!r})" for k, v in given.items()
               if k not in ignored and k in saved and saved[k] != v]
@@ -302,15 +302,11 @@ def _write_eval(result: dict[str, Any], folder: Path, name: str) -> dict[str, An
 
 def seed_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and std over the seeds' evaluations, naming each seed's file."""
-    import statistics
-
-    def mean_std(values: list[float]) -> dict[str, float]:
-        return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    from mept.run_report import mean_over_seeds
 
     return {
         "split": results[0]["split"],
-        "tasks": {t: mean_std([r["tasks"][t]["score"] for r in results]) for t in results[0]["tasks"]},
-        "average": mean_std([r["average"] for r in results]),
+        **mean_over_seeds(results),
         "seeds": [{"seed": r["seed"], "average": r["average"], "file": str(Path(r["run"]) / r["file_name"])}
                   for r in results],
     }

@@ -135,26 +135,30 @@ def settle(out: Path, succeeded: bool) -> None:
     if succeeded or has_progress(out):
         shutil.rmtree(backup)
         return
-    shutil.rmtree(out, ignore_errors=True)
-    backup.rename(out)
-    warn(f"the new run stopped before writing anything resumable; the previous run in {out} was kept")
+    _restore(out, backup, f"the new run stopped before writing anything resumable; the previous run in {out} was kept")
 
 
 def recover(out: Path) -> None:
     """Put back a run that an ``--overwrite`` killed before its first checkpoint had moved aside."""
     backup = sibling(Path(out), REPLACED_SUFFIX)
     if backup.exists() and not has_progress(out):
-        shutil.rmtree(out, ignore_errors=True)
-        backup.rename(out)
-        warn(f"restored the run in {out} that an interrupted --overwrite had moved aside")
+        _restore(out, backup, f"restored the run in {out} that an interrupted --overwrite had moved aside")
 
 
-def read_run_config(path: Path) -> dict[str, Any]:
-    """``run_config.json`` as a dict, or a one-line error naming the file."""
+def _restore(out: Path, backup: Path, message: str) -> None:
+    """The moved-aside run takes the folder back from the new run's unfinished shell."""
+    shutil.rmtree(out, ignore_errors=True)
+    backup.rename(out)
+    warn(message)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A run folder's JSON file (``run_config.json``, ``labels.json``, ``metrics.json``) as a dict,
+    or a one-line error naming the file."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise MeptError(f"{path} is not readable JSON ({str(exc).splitlines()[0]}); the run folder is damaged") from None
     if not isinstance(data, dict):
-        raise MeptError(f"{path} must hold a mapping of settings; the run folder is damaged")
+        raise MeptError(f"{path} must hold a JSON object; the run folder is damaged")
     return data

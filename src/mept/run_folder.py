@@ -21,7 +21,7 @@ from mept.data.registry import TaskSpec
 from mept.encode import LabelSpace
 from mept.errors import MeptError, warn
 from mept.registry import make_config
-from mept.run_dir import read_run_config
+from mept.run_dir import read_json_object
 from mept.train import INCOMPLETE, LABELS, METRICS, RUN_CONFIG, Prepared, build_model
 from mept.train_config import TrainConfig
 
@@ -66,7 +66,7 @@ def read_config(run: Path) -> TrainConfig:
     """``run_config.json`` of a trained folder, with a warning when the run never finished."""
     if (run / INCOMPLETE).exists():
         warn(f"{run} is an unfinished run ({INCOMPLETE} is present); using its best checkpoint so far")
-    return TrainConfig.from_dict(read_run_config(run / RUN_CONFIG), origin=str(run / RUN_CONFIG))
+    return TrainConfig.from_dict(read_json_object(run / RUN_CONFIG), origin=str(run / RUN_CONFIG))
 
 
 def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:
@@ -82,7 +82,7 @@ def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:
 
         prepared = prepare(cfg)
     else:
-        info = read_run_config(run / LABELS)
+        info = read_json_object(run / LABELS)
         specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
                  for name, s in info["tasks"].items()}
         labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None

@@ -164,18 +164,26 @@ def routing_summary(health: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: health[k] for k in keys}
 
 
-def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation over seeds, per task and for the average (the paper reports 3 runs)."""
+def mean_over_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation of per-task scores and of the average, over seeds' results.
+
+    ``results`` are ``metrics.json``-shaped (training runs) or ``evaluate`` results (``mept eval``).
+    """
 
     def mean_std(values: list[float]) -> dict[str, float]:
         return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
+    return {"tasks": {t: mean_std([r["tasks"][t]["score"] for r in results]) for t in results[0]["tasks"]},
+            "average": mean_std([r["average"] for r in results])}
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds, per task and for the average (the paper reports 3 runs)."""
     tasks = runs[0]["tasks"]
     return {
         "method": runs[0]["method"],
         "model": runs[0]["model"],
-        "tasks": {t: mean_std([r["tasks"][t]["score"] for r in runs]) for t in tasks},
-        "average": mean_std([r["average"] for r in runs]),
+        **mean_over_seeds(runs),
         "trainable_percent": runs[0]["trainable_percent"],
         "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
         "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks},

@@ -42,7 +42,7 @@ from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public
     set_determinism,
     warn_truncation,
 )
-from mept.run_dir import check_writable, move_aside, output_lock, read_run_config, settle
+from mept.run_dir import check_writable, move_aside, output_lock, read_json_object, settle
 from mept.run_report import (  # noqa: F401
     INCOMPLETE,
     LABELS,
@@ -79,7 +79,7 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
         saved = out / RUN_CONFIG
         if not saved.exists():
             raise MeptError(f"--resume: {out} holds no run to resume (no {RUN_CONFIG})")
-        previous = read_run_config(saved)
+        previous = read_json_object(saved)
         mine = cfg.to_dict()
         differ = [k for k in mine if k not in ("progress", "overwrite", "output") and previous.get(k) != mine[k]]
         if differ:
@@ -259,7 +259,7 @@ def _train_or_resume(sub: TrainConfig, resume: bool) -> dict[str, Any]:
     """One part of a grid or multi-seed run; on --resume a finished part is read back, a started one continued."""
     folder = Path(sub.output)
     if resume and (folder / METRICS).exists():
-        return json.loads((folder / METRICS).read_text())
+        return read_json_object(folder / METRICS)
     if resume and (folder / RUN_CONFIG).exists():
         return train(replace(sub, overwrite=False), resume=True)
     return train(sub)
