@@ -95,8 +95,14 @@ class Bench:
         return {"summary": summary, "seeds": per_seed}
 
     def save(self) -> None:
+        """Merge this invocation's tables into ``paper_tables.json``: running one table keeps the others."""
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "paper_tables.json").write_text(json.dumps(self.results, indent=2, default=str))
+        path = self.out / "paper_tables.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        for key, value in self.results.items():
+            if key != "settings":
+                saved[key] = {**value, "settings": self.results["settings"]} if isinstance(value, dict) else value
+        path.write_text(json.dumps(saved, indent=2, default=str))
 
     # --- tables ---------------------------------------------------------------------------
 
@@ -206,7 +212,7 @@ class Bench:
         print(text)
 
     def table8(self) -> None:
-        """Time to P-Tuning v2's best score: P-Tuning v2 and the --methods trained back to back in one process.
+        """Time to P-Tuning v2's best score, for P-Tuning v2 and the --methods (Table 1's runs).
 
         Two clocks. The train seconds recorded during the runs (``timing.train_seconds_at_eval``)
         are only fair when nothing else shares the machine; the step at which each run first
@@ -217,7 +223,8 @@ class Bench:
         a = self.args
         methods = ["ptuning_v2"] + [m for m in a.methods if m != "ptuning_v2"]
         print(f"Table 8: train seconds until P-Tuning v2's best validation score ({', '.join(methods)})")
-        seeds = {m: self.train(f"t8/{m}", m, METHODS[m], a.tasks, a.steps)["seeds"] for m in methods}
+        # the same configurations as Table 1 (read back with --reuse): one run per method serves both tables
+        seeds = {m: self.train(f"t1/mixture/{m}", m, METHODS[m], a.tasks, a.steps)["seeds"] for m in methods}
         per_step = self.seconds_per_step(methods)
         lines = ["| method | s/step (back to back) | steps to reach P-Tuning v2's best (per seed) | time to reach = "
                  "steps x s/step (per seed) | ratio to P-Tuning v2 (mean) | recorded train s to reach (per seed) |",
