@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mept.registry import make_config
+from mept.run_report import mean_std
 from mept.train import run
 from mept.train_config import TrainConfig
 
@@ -56,10 +57,6 @@ ROUTINGS: dict[str, dict[str, Any]] = {
     "perturbation": {"routing": "perturb"},
     "default": {},
 }
-
-
-def mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def fmt(ms: dict[str, float]) -> str:
@@ -101,7 +98,7 @@ class Bench:
         saved = json.loads(path.read_text()) if path.exists() else {}
         for key, value in self.results.items():
             if key != "settings":
-                saved[key] = {**value, "settings": self.results["settings"]} if isinstance(value, dict) else value
+                saved[key] = {**value, "settings": self.results["settings"]}
         path.write_text(json.dumps(saved, indent=2, default=str))
 
     # --- tables ---------------------------------------------------------------------------

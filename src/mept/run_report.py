@@ -164,15 +164,16 @@ def routing_summary(health: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: health[k] for k in keys}
 
 
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
 def mean_over_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation of per-task scores and of the average, over seeds' results.
 
     ``results`` are ``metrics.json``-shaped (training runs) or ``evaluate`` results (``mept eval``).
     """
-
-    def mean_std(values: list[float]) -> dict[str, float]:
-        return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-
     return {"tasks": {t: mean_std([r["tasks"][t]["score"] for r in results]) for t in results[0]["tasks"]},
             "average": mean_std([r["average"] for r in results])}
 
