@@ -73,14 +73,8 @@ class Bench:
               model: str | None = None) -> dict[str, Any]:
         """One configuration over all seeds: per-seed metrics and their aggregate."""
         a = self.args
-        slots = make_config(method, **settings).prompt_length
-        cfg = TrainConfig(
-            method=method, model=model or a.model, tasks=tasks, method_args=dict(settings), max_steps=steps,
-            batch_size=a.batch_size, max_length=a.text_length + slots, max_eval_examples=a.max_eval_examples,
-            eval_every=min(a.eval_every, steps), save_every=10**9, seeds=a.seeds, output=str(self.out / name),
-            lr_grid=LR_GRIDS.get(method),
-            overwrite=True, progress=False,
-        )
+        cfg = self.config(name, method, settings, tasks, steps, model=model, seeds=a.seeds,
+                          lr_grid=LR_GRIDS.get(method))
         t0 = time.perf_counter()
         folder = self.out / name
         if a.reuse and _finished(folder, cfg):  # a configuration measured before, with these very settings
@@ -90,6 +84,19 @@ class Bench:
         per_seed = [json.loads((folder / f"seed-{s}" / "metrics.json").read_text()) for s in a.seeds]
         print(f"  {name:40s} {fmt(summary['average'])}  ({time.perf_counter() - t0:.0f}s)", flush=True)
         return {"summary": summary, "seeds": per_seed}
+
+    def config(self, name: str, method: str, settings: dict[str, Any], tasks: list[str], steps: int,
+               model: str | None = None, **overrides: Any) -> TrainConfig:
+        """The benchmark budget for one configuration; ``overrides`` set what a table changes (seeds, eval size)."""
+        a = self.args
+        budget: dict[str, Any] = {
+            "method": method, "model": model or a.model, "tasks": tasks, "method_args": dict(settings),
+            "max_steps": steps, "batch_size": a.batch_size,
+            "max_length": a.text_length + make_config(method, **settings).prompt_length,
+            "max_eval_examples": a.max_eval_examples, "eval_every": min(a.eval_every, steps), "save_every": 10**9,
+            "output": str(self.out / name), "overwrite": True, "progress": False,
+        }
+        return TrainConfig(**{**budget, **overrides})
 
     def save(self) -> None:
         """Merge this invocation's tables into ``paper_tables.json``: running one table keeps the others."""
@@ -253,12 +260,8 @@ class Bench:
         a, times = self.args, {m: [] for m in methods}
         for rep in range(2):
             for method in methods:
-                settings = METHODS[method]
-                cfg = TrainConfig(method=method, model=a.model, tasks=a.tasks, method_args=dict(settings),
-                                  max_steps=a.timing_steps, batch_size=a.batch_size,
-                                  max_length=a.text_length + make_config(method, **settings).prompt_length,
-                                  max_eval_examples=8, eval_every=a.timing_steps, save_every=10**9,
-                                  output=str(self.out / "t8-timing" / f"{method}-{rep}"), overwrite=True, progress=False)
+                cfg = self.config(f"t8-timing/{method}-{rep}", method, METHODS[method], a.tasks, a.timing_steps,
+                                  max_eval_examples=8, eval_every=a.timing_steps)
                 metrics = run(cfg)
                 times[method].append(metrics["timing"]["train_seconds"] / metrics["steps"])
         return {m: statistics.median(t) for m, t in times.items()}
