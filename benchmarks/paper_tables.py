@@ -156,7 +156,8 @@ class Bench:
             d = rows["mept"]["summary"]["average"]["mean"] - rows[m]["summary"]["average"]["mean"]
             verdicts[m] = {"difference": d, "std_mept": rows["mept"]["summary"]["average"]["std"],
                            "std_baseline": rows[m]["summary"]["average"]["std"]}
-        text = "\n".join(lines) + "\n\nper task (mixture):\n" + "\n".join(per_task) + (
+        single_text = self._single_text(single) if single else ""
+        text = "\n".join(lines) + "\n\nper task (mixture):\n" + "\n".join(per_task) + single_text + (
             f"\n\nMEPT - best baseline ({best}), paired by seed: "
             + ", ".join(f"{d:+.2f}" for d in diffs) + f" (mean {paired['mean']:+.2f} ± {paired['std']:.2f})\n"
             + "\n".join(f"MEPT - {m}: {v['difference']:+.2f} (std MEPT {v['std_mept']:.2f}, {m} {v['std_baseline']:.2f})"
@@ -165,6 +166,23 @@ class Bench:
                                   "rows": {m: r["summary"] for m, r in rows.items()}, "mixture_seeds": {
                                       m: r["seeds"] for m, r in rows.items()}}
         print(text)
+
+    def _single_text(self, single: dict[str, dict[str, Any]]) -> str:
+        """Single-task per-task table and MEPT's paired per-seed difference against the best single-task baseline."""
+        tasks = list(single["mept"])
+        lines = ["| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+        per_seed = {}
+        for method, per_task in single.items():
+            lines.append(f"| {method} | " + " | ".join(fmt(per_task[t]["summary"]["average"]) for t in tasks) + " |")
+            per_seed[method] = [statistics.fmean(per_task[t]["seeds"][i]["average"] for t in tasks)
+                                for i in range(len(self.args.seeds))]
+        best = max((m for m in per_seed if m != "mept"), key=lambda m: statistics.fmean(per_seed[m]))
+        diffs = [x - y for x, y in zip(per_seed["mept"], per_seed[best])]
+        self.results["table1_single"] = {"per_seed": per_seed, "paired": {"vs": best, "per_seed": diffs, **mean_std(diffs)},
+                                         "rows": {m: {t: r["summary"] for t, r in pt.items()} for m, pt in single.items()}}
+        return ("\n\nper task (single-task):\n" + "\n".join(lines)
+                + f"\n\nsingle-task: MEPT - best baseline ({best}), paired by seed: "
+                + ", ".join(f"{d:+.2f}" for d in diffs) + f" (mean {mean_std(diffs)['mean']:+.2f} ± {mean_std(diffs)['std']:.2f})")
 
     def table4(self) -> None:
         a, rows = self.args, {}
