@@ -20,10 +20,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, peak_step_memory_mb, timed  # noqa: E402
-
 import torch  # noqa: E402
-
+from common import median, peak_step_memory_mb, timed  # noqa: E402
 from speed import build  # noqa: E402
 
 

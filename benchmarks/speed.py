@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, peak_step_memory_mb, timed  # noqa: E402  (sets profiler env before torch)
-
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from common import median, peak_step_memory_mb, timed  # noqa: E402  (sets profiler env before torch)
 
 import mept  # noqa: E402
 from mept.backbones import load_backbone  # noqa: E402
