@@ -130,59 +130,38 @@ class Bench:
                 per_task = {t: self.train(f"t1/single/{method}/{t}", method, settings, [t], max(1, a.steps // len(names)))
                             for t in names}
                 single[method] = per_task
+        single_seeds = {m: [statistics.fmean(per_task[t]["seeds"][i]["average"] for t in per_task)
+                            for i in range(len(a.seeds))] for m, per_task in single.items()}
         lines = ["| method | lr | trainable params | activated prompt tokens | mixture avg | single-task avg |",
                  "|---|---:|---:|---:|---|---|"]
         for method, r in rows.items():
             m0 = r["seeds"][0]
-            single_avg = "-"
-            if method in single:
-                per_seed = [statistics.fmean(single[method][t]["seeds"][i]["average"] for t in single[method])
-                            for i in range(len(a.seeds))]
-                single_avg = fmt(mean_std(per_seed))
+            single_avg = fmt(mean_std(single_seeds[method])) if method in single_seeds else "-"
             lines.append(f"| {method} | {m0['lr']:g} | {m0['trainable_params']:,} | {m0['activated_prompt_tokens']} | "
                          f"{fmt(r['summary']['average'])} | {single_avg} |")
         majority = statistics.fmean(rows["mept"]["seeds"][0]["majority"].values())
         lines.append(f"| majority class | - | - | - | {majority:.2f} | |")
-        per_task = ["| method | " + " | ".join(rows["mept"]["summary"]["tasks"]) + " |",
-                    "|---|" + "---|" * len(rows["mept"]["summary"]["tasks"])]
-        for method, r in rows.items():
-            per_task.append(f"| {method} | " + " | ".join(fmt(v) for v in r["summary"]["tasks"].values()) + " |")
-        baselines = {m: r for m, r in rows.items() if m != "mept"}
-        best = max(baselines, key=lambda m: baselines[m]["summary"]["average"]["mean"])
-        diffs = [x["average"] - y["average"] for x, y in zip(rows["mept"]["seeds"], rows[best]["seeds"])]
-        paired = {"vs": best, "per_seed": diffs, **mean_std(diffs)}
+        paired = _paired({m: [s["average"] for s in r["seeds"]] for m, r in rows.items()})
         verdicts = {}
         for m in ("ptuning_v2", "smop"):
             d = rows["mept"]["summary"]["average"]["mean"] - rows[m]["summary"]["average"]["mean"]
             verdicts[m] = {"difference": d, "std_mept": rows["mept"]["summary"]["average"]["std"],
                            "std_baseline": rows[m]["summary"]["average"]["std"]}
-        single_text = self._single_text(single) if single else ""
-        text = "\n".join(lines) + "\n\nper task (mixture):\n" + "\n".join(per_task) + single_text + (
-            f"\n\nMEPT - best baseline ({best}), paired by seed: "
-            + ", ".join(f"{d:+.2f}" for d in diffs) + f" (mean {paired['mean']:+.2f} ± {paired['std']:.2f})\n"
-            + "\n".join(f"MEPT - {m}: {v['difference']:+.2f} (std MEPT {v['std_mept']:.2f}, {m} {v['std_baseline']:.2f})"
-                        for m, v in verdicts.items()))
+        text = "\n".join(lines) + "\n\nper task (mixture):\n" + _task_table({m: r["summary"]["tasks"] for m, r in rows.items()})
+        if single:
+            single_paired = _paired(single_seeds)
+            self.results["table1_single"] = {"per_seed": single_seeds, "paired": single_paired,
+                                             "rows": {m: {t: r["summary"] for t, r in pt.items()} for m, pt in single.items()}}
+            text += ("\n\nper task (single-task):\n"
+                     + _task_table({m: {t: r["summary"]["average"] for t, r in pt.items()} for m, pt in single.items()})
+                     + "\n\nsingle-task: " + _paired_text(single_paired))
+        text += ("\n\n" + _paired_text(paired) + "\n"
+                 + "\n".join(f"MEPT - {m}: {v['difference']:+.2f} (std MEPT {v['std_mept']:.2f}, {m} {v['std_baseline']:.2f})"
+                             for m, v in verdicts.items()))
         self.results["table1"] = {"text": text, "paired": paired, "verdicts": verdicts,
                                   "rows": {m: r["summary"] for m, r in rows.items()}, "mixture_seeds": {
                                       m: r["seeds"] for m, r in rows.items()}}
         print(text)
-
-    def _single_text(self, single: dict[str, dict[str, Any]]) -> str:
-        """Single-task per-task table and MEPT's paired per-seed difference against the best single-task baseline."""
-        tasks = list(single["mept"])
-        lines = ["| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-        per_seed = {}
-        for method, per_task in single.items():
-            lines.append(f"| {method} | " + " | ".join(fmt(per_task[t]["summary"]["average"]) for t in tasks) + " |")
-            per_seed[method] = [statistics.fmean(per_task[t]["seeds"][i]["average"] for t in tasks)
-                                for i in range(len(self.args.seeds))]
-        best = max((m for m in per_seed if m != "mept"), key=lambda m: statistics.fmean(per_seed[m]))
-        diffs = [x - y for x, y in zip(per_seed["mept"], per_seed[best])]
-        self.results["table1_single"] = {"per_seed": per_seed, "paired": {"vs": best, "per_seed": diffs, **mean_std(diffs)},
-                                         "rows": {m: {t: r["summary"] for t, r in pt.items()} for m, pt in single.items()}}
-        return ("\n\nper task (single-task):\n" + "\n".join(lines)
-                + f"\n\nsingle-task: MEPT - best baseline ({best}), paired by seed: "
-                + ", ".join(f"{d:+.2f}" for d in diffs) + f" (mean {mean_std(diffs)['mean']:+.2f} ± {mean_std(diffs)['std']:.2f})")
 
     def table4(self) -> None:
         a, rows = self.args, {}
@@ -305,6 +284,26 @@ def _finished(folder: Path, cfg: TrainConfig) -> bool:
         return False
     same = _settings(cfg.to_dict()) == _settings(json.loads(saved.read_text()))
     return same and all((folder / f"seed-{s}" / "metrics.json").exists() for s in cfg.seeds)
+
+
+def _paired(per_seed: dict[str, list[float]]) -> dict[str, Any]:
+    """MEPT's per-seed difference against the baseline with the best mean (per-seed averages by method)."""
+    best = max((m for m in per_seed if m != "mept"), key=lambda m: statistics.fmean(per_seed[m]))
+    diffs = [x - y for x, y in zip(per_seed["mept"], per_seed[best])]
+    return {"vs": best, "per_seed": diffs, **mean_std(diffs)}
+
+
+def _paired_text(paired: dict[str, Any]) -> str:
+    return (f"MEPT - best baseline ({paired['vs']}), paired by seed: " + ", ".join(f"{d:+.2f}" for d in paired["per_seed"])
+            + f" (mean {paired['mean']:+.2f} ± {paired['std']:.2f})")
+
+
+def _task_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
+    """A markdown table of mean ± std per task (columns) for each method (rows)."""
+    tasks = list(next(iter(rows.values())))
+    lines = ["| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    lines += [f"| {m} | " + " | ".join(fmt(per_task[t]) for t in tasks) + " |" for m, per_task in rows.items()]
+    return "\n".join(lines)
 
 
 def _step_to(metrics: dict[str, Any], target: float) -> int | None:
