@@ -63,7 +63,10 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--output": {"help": "run folder (default runs/latest)"},
 }
 BOOL_FLAGS = {"--gradient-checkpointing": "gradient_checkpointing", "--overwrite": "overwrite",
-              "--deterministic": "deterministic"}
+              "--deterministic": "deterministic",
+              "--paper": "paper"}
+BOOL_HELP = {"--paper": "the MEPT paper's settings where it states them (no balance loss, top-1, one shared "
+                        "expert, Xavier normal, 70 epochs, batch 32, max length 512, its lr grid); flags override"}
 
 
 def _method_args(pairs: list[str] | None) -> dict[str, Any]:
@@ -91,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help_text = kw.get("help", "").replace("{methods}", ", ".join(method_names()))
         tr.add_argument(flag, default=None, **{**kw, **({"help": help_text} if "help" in kw else {})})
     for flag, dest in BOOL_FLAGS.items():
-        tr.add_argument(flag, dest=dest, action="store_true", default=None)
+        tr.add_argument(flag, dest=dest, action="store_true", default=None, help=BOOL_HELP.get(flag))
     tr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE",
                     help="any method setting, e.g. --set routing=gumbel shared=off layers=1-6")
     tr.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
@@ -151,6 +154,10 @@ def train_config_from_args(args: argparse.Namespace):
         values["method_args"] = _method_args(args.method_args)
     if args.no_progress:
         values["progress"] = False
+    if values.get("paper"):
+        from mept.train_config import paper_settings
+
+        values = paper_settings(values)
     grid = values.get("lr_grid")
     if grid is not None:
         if grid == ["paper"]:
@@ -242,6 +249,10 @@ def print_footer(metrics: dict[str, Any]) -> None:
         count = f"{metrics['trainable_params']:,} parameters = " if "trainable_params" in metrics else ""
         print(f"trainable: {count}{metrics['trainable_percent']:.3f}% of the backbone, "
               f"activated prompt tokens: {metrics['activated_prompt_tokens']}")
+        report = metrics.get("parameters", {})
+        if "activated" in report:  # what one example uses: the count the paper's "Para" matches for MEPT
+            print(f"activated per example: {report['activated']:,} parameters = {report['activated_percent']:.3f}% "
+                  f"of the backbone (prompts {report['activated_prompt']:,})")
 
 
 def load_run(run_dir: str | Path, **overrides: Any):

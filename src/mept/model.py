@@ -289,12 +289,20 @@ class PromptedModel(nn.Module):
         return {k[len("backbone."):]: v for k, v in self.state_dict().items() if k.startswith("backbone.") and self.owns(k)}
 
     def parameter_report(self) -> dict[str, Any]:
+        """Stored trainable parameters and parameters activated per example, as counts and % of the backbone.
+
+        ``trainable`` is what is stored and trained; ``activated`` is what one example uses (routed
+        experts it picks + shared experts + routers + head), the count the MEPT paper's "Para"
+        column matches for MEPT (``PAPER.md``). ``activated_prompt`` is the prompt part alone.
+        """
         groups = self.method.parameter_groups()
         owned = self.adapter_parameters()
         head = sum(p.numel() for n, p in owned.items() if not n.startswith("method."))
         backbone = sum(p.numel() for n, p in self.named_parameters() if n.startswith("backbone.") and n not in owned)
         trainable = sum(p.numel() for p in owned.values() if p.requires_grad)
         layers = len(self.method.layer_ids)
+        used = self.method.activated_groups()  # per example; stored == used for methods without a router
+        activated = used["prompt"] + used["router"] + head
         return {
             "method": self.prompt_config.method,
             "trainable": trainable,
@@ -303,6 +311,10 @@ class PromptedModel(nn.Module):
             "head": head,
             "backbone": backbone,
             "trainable_percent": 100.0 * trainable / backbone,
+            "activated": activated,
+            "activated_prompt": used["prompt"],
+            "activated_router": used["router"],
+            "activated_percent": 100.0 * activated / backbone,
             "prompted_layers": layers,
             "activated_prompt_tokens_per_layer": self.num_slots,
             "activated_prompt_tokens": self.num_slots * layers,
@@ -312,7 +324,8 @@ class PromptedModel(nn.Module):
         r = self.parameter_report()
         print(
             f"trainable params: {r['trainable']:,} || backbone params: {r['backbone']:,} || "
-            f"trainable%: {r['trainable_percent']:.4f} || activated prompt tokens: "
+            f"trainable%: {r['trainable_percent']:.4f} || activated per example: {r['activated']:,} "
+            f"({r['activated_percent']:.4f}%) || activated prompt tokens: "
             f"{r['activated_prompt_tokens_per_layer']} x {r['prompted_layers']} layers"
         )
 

@@ -30,6 +30,32 @@ def paper_lr_grid(method: str) -> list[float]:
     return list(method_class(method).config_class.paper_lr_grid)
 
 
+# Training settings the MEPT paper states (PAPER.md): 70 epochs, batch 16-32 (we take 32), max length 512
+# including prompts, and its lr grid per method. Not stated, and ours: AdamW (the authors' code: Adafactor),
+# warm-up 6% and weight decay 0.01 (the authors' code's values, also our defaults).
+PAPER_TRAINING: dict[str, Any] = {"epochs": 70.0, "batch_size": 32, "max_length": 512}
+
+
+def paper_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """``mept train --paper``: the paper's settings under ``values`` (what the user gave wins, key by key).
+
+    Adds the paper's training settings and, for MEPT, the paper's method settings
+    (:meth:`mept.methods.mept.MEPTConfig.paper`: no balance loss, top-1, one shared expert, Xavier normal).
+    """
+    method = values.get("method", "mept")
+    grid = {} if "lr" in values else {"lr_grid": paper_lr_grid(method)}  # a given --lr replaces the grid
+    out = {**PAPER_TRAINING, **grid, **values, "paper": True}
+    if method == "mept":  # the paper's router; m and N_r: flags win, else MEPTConfig.paper()'s
+        from mept.methods.mept import PAPER_STATED, PAPER_UNSTATED
+
+        paper = {**PAPER_UNSTATED, **PAPER_STATED}
+        out["method_args"] = {**{k: v for k, v in paper.items() if k not in ("prompt_length", "num_experts")},
+                              **values.get("method_args", {})}
+        out.setdefault("prompt_length", paper["prompt_length"])
+        out.setdefault("experts", paper["num_experts"])
+    return out
+
+
 @dataclass
 class TrainConfig:
     # what to train
@@ -80,6 +106,7 @@ class TrainConfig:
     quantize: str | None = None  # "8bit" / "4bit" (bitsandbytes, GPU)
     gradient_checkpointing: bool = False
     deterministic: bool = False  # GPU: deterministic kernels (slower); CPU runs repeat bit for bit without it
+    paper: bool = False  # built by paper_settings (--paper): recorded so run_config.json says so
     # bookkeeping
     output: str = "runs/latest"
     overwrite: bool = False
@@ -118,6 +145,11 @@ class TrainConfig:
         if self.epochs <= 0 and not self.max_steps:
             raise MeptError("epochs must be > 0 (or give max_steps)")
         check_ranges(self)
+
+    @classmethod
+    def paper_mode(cls, **values: Any) -> "TrainConfig":
+        """The paper's settings (:func:`paper_settings`), ``values`` overriding them: the API of ``--paper``."""
+        return cls.from_dict(paper_settings(values), origin="paper mode")
 
     def default_lr(self) -> float:
         """AdamW default for prompts and routers, tuned on the offline suite (paper grids: --lr-grid paper).

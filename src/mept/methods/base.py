@@ -70,6 +70,15 @@ class PromptMethod(nn.Module):
         total = sum(p.numel() for p in self.parameters())
         return {"prompt": total - router, "router": router}
 
+    def activated_groups(self) -> dict[str, int]:
+        """Parameters one example uses at inference, by role (prompts, routers).
+
+        The MEPT paper's "Para" for MEPT matches this count, not the stored one (``PAPER.md``):
+        a method that picks among stored prompts uses only the picked ones per example. Methods
+        without a router use every prompt, so the default is the stored count.
+        """
+        return self.parameter_groups()
+
     def _record(self, position: int, route: Route) -> None:
         self.routes[self.layer_ids[position]] = Route(
             route.index.detach(), route.weight.detach(), route.probs.detach(), route.chosen.detach()
@@ -131,6 +140,20 @@ class RoutedPrompts(PromptMethod):
 
     def routers(self) -> list[Router]:
         return list(self.router_list)
+
+    def experts_used(self) -> int:
+        """Router experts one example uses per layer at inference: 1 (top-1, perturbation, Gumbel), k (top-k),
+        all (dense; stochastic, which mixes every expert at evaluation)."""
+        if not len(self.router_list):
+            return 0
+        router = self.router_list[0]
+        return router.num_experts if router.routing == "stochastic" else router.top_k
+
+    def activated_groups(self) -> dict[str, int]:
+        """Per example: the routed experts it uses + every shared expert + every router (all layers)."""
+        L, _, m, d = self.experts.shape
+        shared = self.shared.numel() if self.shared is not None else 0
+        return {"prompt": L * self.experts_used() * m * d + shared, "router": self.parameter_groups()["router"]}
 
     def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
         assert pooled is not None, "routed prompts need the pooled hidden state"

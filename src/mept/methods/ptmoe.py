@@ -80,6 +80,12 @@ class PTMoE(PromptMethod):
     def routers(self) -> list[Router]:
         return [self.router]
 
+    def activated_groups(self) -> dict[str, int]:
+        """Per example: the low-rank factors A_i of its top-k experts + the shared B + the router."""
+        _, m, r = self.A.shape
+        return {"prompt": self.config.top_k * m * r + self.B.numel(),
+                "router": sum(p.numel() for p in self.router.parameters())}
+
     def experts(self) -> torch.Tensor:
         return self.A @ self.B  # (E, m, d)
 
