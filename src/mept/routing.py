@@ -6,7 +6,7 @@ indices of the experts it uses and their weights, plus the clean softmax
 probabilities that analysis tools record. Experts are combined by gathering
 (:func:`combine_experts`), never by a Python loop over examples.
 
-Strategies (MEPT paper ablations, Table 5):
+Strategies (the MEPT paper's routing ablations, its Table 3):
 
 - ``top1``: ``p = softmax(W x)``; take ``argmax p`` and scale the expert by its
   probability ``p_i`` (unrenormalised) -- the router's only gradient path.
@@ -25,7 +25,8 @@ of the additive kind.
 
 What the router reads (``input_norm``), applied to the pooled hidden state x:
 
-- ``layernorm``: a parameter-free layer norm (the paper's "after a norm").
+- ``layernorm``: a parameter-free layer norm (ours; the authors' code reads the state
+  "after a norm", and the paper states no router input).
 - ``center``: subtract a running mean of x, then layer-norm. Pooled states of
   unrelated inputs share one dominant direction (pairwise cosine 0.4-0.6 on
   MiniLM); a linear router on them ranks experts the same way for every input
@@ -37,7 +38,7 @@ Running statistics are buffers (saved in the adapter), updated in training
 from each batch and used as they stand in both training and evaluation, so an
 example's routing never depends on its batch mates.
 
-How logits are formed (``router_type``): ``linear`` ``W x`` (the paper) or
+How logits are formed (``router_type``): ``linear`` ``W x`` (the authors' code) or
 ``cosine`` (X-MoE): ``cos(P x, e_i) / temperature`` with a low-dimensional
 projection ``P`` and one embedding ``e_i`` per expert -- bounded logits that
 cannot grow until p = 1.

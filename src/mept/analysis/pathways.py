@@ -1,9 +1,10 @@
 """Neural activation pathways: which expert prompt each layer uses, per task.
 
-The MEPT paper (EMNLP 2025, Fig. 6) summarises routing as a *pathway*: for a
-task, at every prompted layer, the expert the router picks most often. We keep
-the full per-layer distributions beside it (mean routing probability and top-1
-frequency) because a pathway alone hides how decisive the router is: a layer
+The MEPT paper's Fig. 6 shows, per task and prompted layer, the *mean expert
+probability* as a heat map. We also summarise routing as a *pathway* (our
+term here: at every layer, the expert the router picks most often) and keep
+the full per-layer distributions beside it (mean routing probability, as the
+paper's figure, and top-1 frequency) because a pathway alone hides how decisive the router is: a layer
 where expert 2 wins 51% of the time looks the same as one where it wins 100%.
 
 Everything here is numpy in, numpy/plain-Python out, so the model, the CLI and

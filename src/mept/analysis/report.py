@@ -85,7 +85,7 @@ def write_report(
     mean-pooled hidden states with and without the trained prompts;
     ``feature_labels`` gives their gold labels (falling back to each trace's
     ``labels`` when lengths match). ``input_embeddings`` are per-task (N, d)
-    sentence embeddings for the paper's text-based task similarity.
+    sentence embeddings for the text-based task similarity (after the paper's Fig. 4a).
     ``label_names`` (task -> verbalizer) asks for routing by gold class.
 
     Returns ``{"files": {name: Path}, "summary": str}`` where ``summary`` is the

@@ -1,8 +1,9 @@
 """How alike two tasks are: by routing pathway and by input text.
 
-The paper (Fig. 4b) compares tasks by the mean absolute error (MAE) and cosine
-similarity of their routing vectors, and separately by the cosine of the mean
-BERT embedding of their inputs. If routing tracks task content, the two
+After the paper's Fig. 4: tasks compared by the mean absolute error (MAE) and
+cosine similarity of their routing vectors (our reading of Fig. 4b), and by the
+cosine of the mean embedding of their inputs (Fig. 4a uses BERT features of the
+raw data; which model embeds the inputs here is ``--feature-model``'s choice). If routing tracks task content, the two
 similarity orders should agree; putting both here lets one report show that.
 """
 from __future__ import annotations
@@ -78,7 +79,7 @@ def format_table(sim: dict) -> str:
 def task_similarity(embeddings: dict[str, np.ndarray]) -> np.ndarray:
     """(T, T) cosine of each task's mean input embedding, in dict order.
 
-    This is the paper's BERT-based task similarity: embed every input, average
+    After the paper's BERT-feature comparison (Fig. 4a): embed every input, average
     per task, then take normalised dot products of the averages.
     """
     means = []

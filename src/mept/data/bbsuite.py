@@ -3,7 +3,7 @@
 SuperGLUE needs a download; the BIG-bench sdist is already cached, so each
 SuperGLUE family gets one BIG-bench task of the same shape (NLI, pronoun
 reasoning, yes/no QA, multiple choice, answer verification) rendered with that
-family's prefix as in the paper (``rte {input}``), so a multi-task prompt sees
+family's prefix as in the MEPT authors' code (T5's SuperGLUE prefixes, ``rte {input}``), so a multi-task prompt sees
 the same task cues it would on SuperGLUE.
 
 Label order follows the SuperGLUE family (RTE/CB: entailment first; yes/no

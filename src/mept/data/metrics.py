@@ -34,7 +34,12 @@ def _cb(preds: Sequence, labels: Sequence, groups: Sequence | None) -> dict[str,
 
 
 def _multirc(preds: Sequence, labels: Sequence, groups: Sequence | None) -> dict[str, float]:
-    """MultiRC: F1 of the "true" class over all answer options (F1a) and exact match per question."""
+    """MultiRC: F1 of the "true" class over all answer options (F1a) and exact match per question.
+
+    F1a as MultiRC and SuperGLUE define it. The MEPT paper reports "F1a" without a definition;
+    the authors' code computes a macro-F1 over label strings instead, which is not F1a, so our
+    MultiRC scores are not comparable cell for cell with theirs.
+    """
     if groups is None:
         raise MeptError("metric 'multirc' needs groups (the question id of every answer option)")
     if len(groups) != len(labels):

@@ -1,4 +1,8 @@
-"""SuperGLUE as text-to-text tasks, with the MEPT paper's templates and label words.
+"""SuperGLUE as text-to-text tasks, with the MEPT authors' code's templates and label words.
+
+The templates are T5's SuperGLUE prefixes as the authors' code writes them; the
+paper states no template. The paper reports six tasks (BoolQ, CB, COPA, MultiRC,
+RTE, WiC); WSC is here beyond the paper, with the authors' code's verbalizer.
 
 Each task is one :class:`SuperGlueTask` row below: the template that renders a
 record into the model's input, the verbalizer (label id ``i`` -> word ``i``, in
@@ -7,7 +11,7 @@ official JSONL release (WSC nests its spans under ``target``; MultiRC nests
 questions and answers under ``passage`` and is flattened to one example per
 answer option).
 
-Splits follow the paper's code: test labels are hidden, so the official
+Splits follow the authors' code: test labels are hidden, so the official
 validation set is our ``test``; ``validation`` is a seeded 10%-per-label slice
 of the official train set and ``train`` is the rest.
 """
@@ -73,7 +77,7 @@ TASKS: dict[str, SuperGlueTask] = {
         ),
         SuperGlueTask(
             "wsc", "WSC", "wsc text: {text} span1: {span1_text} span2: {span2_text}", ("Different", "Same"),
-            hub_config="wsc.fixed",  # the hub's corrected span indices, as the paper's code uses
+            hub_config="wsc.fixed",  # the hub's corrected span indices, as the authors' code uses
             jsonl_fields={"span1_text": "target.span1_text", "span2_text": "target.span2_text"},
         ),
     ]

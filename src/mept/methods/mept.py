@@ -1,19 +1,20 @@
 """MEPT: Mixture of Expert Prompt Tuning (EMNLP 2025, arXiv 2509.00996).
 
 At every prompted layer j, a router reads the layer's input hidden state of
-the text tokens (masked mean pool, then a parameter-free layer norm; layer 1
-reads the input embeddings) and picks among N_r router-expert prompts; N_s
-shared-expert prompts are always added::
+the text tokens (masked mean pool, then a parameter-free layer norm: our
+choice, where the authors' code pools padding too; layer 1 reads the input
+embeddings) and picks among N_r router-expert prompts; N_s shared-expert
+prompts are always added::
 
     p^j   = softmax(W^j pool(h^{j-1}))              # (B, N_r)
     i^j   = argmax p^j
     P^j   = p^j_{i} * RE^j_{i}  +  sum_s SE^j_s       # (B, m, d)
 
-Every ablation of the paper is a switch: ``routing`` (top1, stochastic, dense,
+Every ablation of the paper's Tables 2-4, 10 and 13 is a switch: ``routing`` (top1, stochastic, dense,
 gumbel, perturb; topk with ``top_k``), ``shared`` (on / off / replace: the
 shared experts become extra router experts), ``layers`` (depth),
 ``train_router`` / ``train_prompts``, ``init`` (xavier_normal, he_normal).
-``balance_loss`` > 0 adds a Switch-style load-balancing loss (off by default).
+``balance_loss`` > 0 adds a Switch-style load-balancing loss (0.01 by default: ours; the paper has none).
 
 Router switches (issue: routers that collapse to one expert per layer):
 ``router_input`` (layernorm | center | standardize: what the router reads),

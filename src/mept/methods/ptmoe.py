@@ -5,7 +5,7 @@ all experts, so E experts cost ``E*m*r + r*d`` parameters instead of ``E*m*d``.
 A router with bias reads the mean input embedding; in training its logits get
 multiplicative noise ``l * (1 + eps)``, eps ~ N(0, sigma^2); the top-k experts
 are mixed with a softmax over their logits. The prompt is inserted once, at
-the input. :meth:`PTMoE.init_from_embeddings` gives the paper's SVD
+the input. :meth:`PTMoE.init_from_embeddings` gives the PT-MoE paper's SVD
 initialisation from task-text embeddings.
 """
 

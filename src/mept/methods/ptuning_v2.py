@@ -1,7 +1,7 @@
 """P-Tuning v2 (Liu et al., 2022), as framed by the MEPT paper: a separate prompt at every layer.
 
-The original inserts per-layer prefix key/values; like the MEPT paper we
-insert per-layer prompt tokens through the shared slot mechanism. 100 prompt
+The original inserts per-layer prefix key/values; like the MEPT authors' code
+we insert per-layer prompt tokens through the shared slot mechanism. 100 prompt
 tokens is the usual length.
 """
 

@@ -4,7 +4,7 @@ Before insertion, the first ``floor(m * fourier_fraction)`` rows of each
 layer's prompt are replaced by ``Re(FFT_seq(FFT_hidden(P)))`` -- a
 parameter-free transform that mixes every prompt entry into every other,
 giving the prompts a frequency-domain view. ``fourier_dims`` = ``both``
-(the paper), ``hidden`` or ``sequence`` for the ablation.
+(the VFPT paper), ``hidden`` or ``sequence`` for the ablation.
 """
 
 from __future__ import annotations
