@@ -8,9 +8,11 @@ stored and per-example activated parameters, method by method.
 from __future__ import annotations
 
 import pytest
+import torch
 
 import mept
 from mept.cli import build_parser, train_config_from_args
+from mept.errors import MeptError
 from mept.methods.mept import PAPER_STATED, MEPTConfig
 from mept.train_config import TrainConfig
 from tests.conftest import tiny_bert
@@ -104,3 +106,60 @@ def test_mept_on_t5_base_shape_matches_the_papers_para():
     assert (stored, activated) == (1_105_920, 276_480)
     cfg = MEPTConfig.paper()
     assert (cfg.num_experts, cfg.prompt_length) == (n_r, m)
+
+
+# --- "previous knowledge" and task-text initialisation (paper Table 10) ---------------------------
+
+def test_previous_knowledge_copies_a_trained_prompt_adapter_into_every_expert(tmp_path):
+    source = mept.get_model(tiny_bert(), mept.make_config("ptuning_v2", prompt_length=8))
+    source.save_pretrained(tmp_path / "pt2")
+    prompts = source.method.prompts.detach()  # (3, 8, 32)
+    model = mept.get_model(tiny_bert(), MEPTConfig(num_experts=4, prompt_length=5, init="previous_knowledge",
+                                                   init_from=str(tmp_path / "pt2")))
+    experts, shared = model.method.experts.detach(), model.method.shared.detach()  # (3, 4, 5, 32), (3, 1, 5, 32)
+    for j in range(LAYERS):
+        assert torch.equal(experts[j], prompts[j, :5].expand(4, -1, -1))
+        assert torch.equal(shared[j, 0], prompts[j, :5])
+
+
+def test_previous_knowledge_from_a_mept_run_folder_copies_experts_and_routers(tmp_path):
+    source = mept.get_model(tiny_bert(), MEPTConfig(num_experts=4, prompt_length=5))
+    source.save_pretrained(tmp_path / "run" / "best")
+    model = mept.get_model(tiny_bert(), MEPTConfig(num_experts=4, prompt_length=5, init="previous_knowledge",
+                                                   init_from=str(tmp_path / "run")))
+    for name, value in source.method.state_dict().items():
+        assert torch.equal(model.method.state_dict()[name], value), name
+
+
+def test_previous_knowledge_needs_a_source_and_says_so(tmp_path):
+    with pytest.raises(MeptError, match="init_from must name"):
+        MEPTConfig(init="previous_knowledge")
+    with pytest.raises(MeptError, match="holds no adapter_model"):
+        mept.get_model(tiny_bert(), MEPTConfig(init="previous_knowledge", init_from=str(tmp_path)))
+    with pytest.raises(MeptError, match="init_from applies"):
+        MEPTConfig(init_from="x")
+
+
+def test_task_text_init_fills_experts_with_the_texts_token_embeddings():
+    model = mept.get_model(tiny_bert(), MEPTConfig(num_experts=2, prompt_length=3, init="task_text"))
+    assert model.method.wants_text_init
+    embed = model.backbone.get_input_embeddings().weight.detach()
+    ids = torch.tensor([5, 9, 11, 17, 23, 31, 40])
+    model.method.init_from_embeddings(embed[ids])
+    rows = model.method.experts.detach().reshape(-1, D)  # (L * 2 * 3, d), consecutive windows, cycled
+    expected = embed[ids[torch.arange(rows.shape[0]) % len(ids)]]
+    assert torch.equal(rows, expected)
+
+
+def test_task_text_init_through_training_uses_the_given_text(tmp_path):
+    from mept.prepare_run import prepare
+
+    cfg = TrainConfig(tasks=["bb-rte"], method_args={"init": "task_text", "init_from": "entailment means",
+                                                     "num_experts": 2, "prompt_length": 3},
+                      max_steps=1, max_train_examples=8, max_eval_examples=8, output=str(tmp_path / "r"),
+                      progress=False)
+    p = prepare(cfg)
+    ids = p.encoder.processor("entailment means", add_special_tokens=False)["input_ids"]
+    embed = p.model.backbone.get_input_embeddings().weight.detach()
+    first = p.model.method.experts.detach()[0, 0]  # (3, d): the first expert of layer 1
+    assert torch.equal(first, embed[torch.tensor(ids)[torch.arange(3) % len(ids)]])

@@ -13,7 +13,9 @@ from typing import Any, ClassVar
 
 from mept.errors import MeptError
 
-INITS = ("xavier_normal", "he_normal", "vpt_uniform")
+INITS = ("xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_knowledge")
+# inits that copy values from a source (paper Table 10's "previous knowledge"); the random ones draw them
+SOURCE_INITS = ("task_text", "previous_knowledge")
 
 
 @dataclass
@@ -36,11 +38,24 @@ class PromptConfig:
     prompt_length: int = 10
     layers: str | list[int] = "all"
     init: str = "xavier_normal"
+    # init="previous_knowledge": a trained adapter or run folder whose prompts the new ones start from;
+    # init="task_text": text whose token embeddings fill the prompts (None: the training data's text)
+    init_from: str | None = None
     train_prompts: bool = True
 
     def __post_init__(self) -> None:
         _positive(self, "prompt_length")
         _choice(self, "init", INITS)
+        if self.init == "previous_knowledge":
+            if not self.init_from:
+                raise MeptError(f"{type(self).__name__}.init_from must name a trained adapter or run folder "
+                                "for init='previous_knowledge'")
+            from pathlib import Path
+
+            self.init_from = str(Path(self.init_from).expanduser().resolve())  # rebuildable from any directory
+        elif self.init_from is not None and self.init != "task_text":
+            raise MeptError(f"{type(self).__name__}.init_from applies to init='previous_knowledge' or 'task_text', "
+                            f"not init={self.init!r}")
         if isinstance(self.layers, str):
             parse_layers(self.layers, num_layers=None)  # syntax check now, bounds check at wrap time
         elif not (isinstance(self.layers, (list, tuple)) and all(isinstance(i, int) for i in self.layers)):

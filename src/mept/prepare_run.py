@@ -158,7 +158,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         train += feats
         truncated[f"{t}/train"] = cut
     if model.method.wants_text_init:
-        init_from_task_text(model, train)
+        init_from_task_text(model, train, encoder)
     eval_sets, test_sets = {}, {}
     for t in eval_names:
         eval_sets[t], truncated[f"{t}/validation"] = encoder.featurize(
@@ -202,9 +202,18 @@ def warn_truncation(truncated: dict[str, int], sizes: dict[str, int], max_length
 
 
 @torch.no_grad()
-def init_from_task_text(model: PromptedModel, train: list[Feature], max_tokens: int = 4096) -> None:
-    """A method's initialisation from the token embeddings of (a sample of) the training text (PT-MoE's SVD)."""
-    ids = [i for f in train[:256] for i in f.input_ids][:max_tokens]
+def init_from_task_text(model: PromptedModel, train: list[Feature], encoder: Encoder | None = None,
+                        max_tokens: int = 4096) -> None:
+    """A method's initialisation from token embeddings of text (PT-MoE's SVD, ``init="task_text"``).
+
+    The text is the config's ``init_from`` when it gives one (``init="task_text"``), else a sample of
+    the training text.
+    """
+    text = model.prompt_config.init_from if model.prompt_config.init == "task_text" else None
+    if text and encoder is not None and encoder.processor is not None:
+        ids = list(encoder.processor(text, add_special_tokens=False)["input_ids"])[:max_tokens]
+    else:
+        ids = [i for f in train[:256] for i in f.input_ids][:max_tokens]
     if not ids:
         raise MeptError(f"{model.prompt_config.method}'s initialisation from text needs text training data")
     embed = model.backbone.get_input_embeddings()

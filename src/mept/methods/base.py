@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from mept.config import PromptConfig, parse_layers
-from mept.prompt_init import init_prompt_
+from mept.errors import MeptError
+from mept.prompt_init import copy_rows_, fill_rows_, init_prompt_, read_prompt_source, source_prompts
 from mept.routing import Route, Router, combine_experts
 
 
@@ -36,8 +37,11 @@ class PromptMethod(nn.Module):
 
     @property
     def wants_text_init(self) -> bool:
-        """Should the trainer call :meth:`init_from_embeddings` with training-text embeddings first?"""
-        return False
+        """Should the trainer call :meth:`init_from_embeddings` with token embeddings of text first?
+
+        ``init="task_text"``: the text is ``init_from``, or a sample of the training data's.
+        """
+        return self.config.init == "task_text"
 
     def init_from_embeddings(self, embeddings: torch.Tensor) -> None:
         """Initialise from token embeddings (T, d) of the task's text (methods with ``wants_text_init``)."""
@@ -97,6 +101,15 @@ class DeepPrompts(PromptMethod):
         self.prompts = nn.Parameter(torch.empty(len(self.layer_ids), config.prompt_length, hidden_size))  # (L, m, d)
         init_prompt_(self.prompts, config.init)
         self.prompts.requires_grad_(config.train_prompts)
+        if config.init == "previous_knowledge":  # paper Table 10: start from a trained prompt
+            source = read_prompt_source(config.init_from)
+            with torch.no_grad():
+                for j, prompt in enumerate(source_prompts(source, len(self.layer_ids), hidden_size)):
+                    copy_rows_(self.prompts[j], prompt)
+
+    def init_from_embeddings(self, embeddings: torch.Tensor) -> None:
+        """``init="task_text"``: each layer's prompt is consecutive token embeddings (T, d) of the text."""
+        fill_rows_(self.prompts, embeddings)
 
     def transform(self, prompt: torch.Tensor) -> torch.Tensor:
         return prompt
@@ -137,6 +150,37 @@ class RoutedPrompts(PromptMethod):
             self.shared.requires_grad_(config.train_prompts)
         self.router_list = nn.ModuleList(Router(hidden_size, num_experts, **router_kwargs) for _ in range(L))
         self.router_list.requires_grad_(train_router)
+        if config.init == "previous_knowledge":
+            self._init_from_source(read_prompt_source(config.init_from), hidden_size)
+
+    @torch.no_grad()
+    def _init_from_source(self, source: dict[str, torch.Tensor], hidden_size: int) -> None:
+        """Paper Table 10's "previous knowledge" (our reading: the paper gives no procedure).
+
+        From a routed adapter of the same shape (e.g. MEPT trained on another task): experts,
+        shared experts and routers are copied. From a prompt adapter (prompt tuning, P-Tuning v2,
+        VFPT): every routed and shared expert of layer j starts as the source's prompt of layer j.
+        """
+        if "experts" in source:
+            if source["experts"].shape != self.experts.shape:
+                raise MeptError(f"init_from: the source's experts are {tuple(source['experts'].shape)}, "
+                                f"this method's {tuple(self.experts.shape)} (layers, experts, m, d)")
+            mine = dict(self.named_parameters())
+            for name, value in source.items():
+                if name in mine and mine[name].shape == value.shape:
+                    mine[name].copy_(value)
+            return
+        for j, prompt in enumerate(source_prompts(source, len(self.layer_ids), hidden_size)):
+            copy_rows_(self.experts[j], prompt)
+            if self.shared is not None:
+                copy_rows_(self.shared[j], prompt)
+
+    def init_from_embeddings(self, embeddings: torch.Tensor) -> None:
+        """``init="task_text"``: every routed and shared expert is a window of the text's token embeddings (T, d)."""
+        fill_rows_(self.experts, embeddings)
+        if self.shared is not None:  # the rows after the experts' (the cycle continues)
+            used = self.experts.numel() // self.experts.shape[-1]
+            fill_rows_(self.shared, embeddings.roll(-(used % max(len(embeddings), 1)), 0))
 
     def routers(self) -> list[Router]:
         return list(self.router_list)
