@@ -197,6 +197,7 @@ def test_write_report_writes_every_requested_file(tmp_path):
     expected = {
         "pathways": "pathways.json",
         "pathway_heatmap": "pathway_heatmap.png",
+        "pathway_heatmap_probs": "pathway_heatmap_probs.png",
         "expert_utilization": "expert_utilization.png",
         "pathway_similarity": "pathway_similarity.json",
         "routing_health": "routing_health.json",
@@ -215,6 +216,7 @@ def test_write_report_writes_every_requested_file(tmp_path):
 
 def test_write_report_without_optional_inputs_skips_their_files(tmp_path):
     result = write_report(tmp_path, [peaked_trace("a", PATH_A)])
-    assert set(result["files"]) == {"pathways", "pathway_heatmap", "expert_utilization", "pathway_similarity",
+    assert set(result["files"]) == {"pathways", "pathway_heatmap", "pathway_heatmap_probs", "expert_utilization",
+                                    "pathway_similarity",
                                     "routing_health"}
     assert not (tmp_path / "manifold_tsne.png").exists()

@@ -79,3 +79,24 @@ def test_analyze_refuses_unrouted_methods(tmp_path, capsys):
                  "--no-progress", "--output", str(out)]) == 0
     assert main(["analyze", str(out)]) == 2
     assert "no router" in capsys.readouterr().err
+
+
+def test_analyze_a_file_with_the_papers_mean_probability_heatmap_and_raw_data_tsne(trained_run, tmp_path, capsys):
+    """--split FILE analyses that file; Fig. 6 in mean probability beside top-1 frequency; Fig. 4a t-SNE."""
+    from mept import data
+
+    rows = [{"text": e.text, "label": e.target} for e in data.load_task("bb-cb", seed=0)["validation"][:24]]
+    file = tmp_path / "dev.jsonl"
+    file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "analysis"
+    assert main(["analyze", str(trained_run), "--tasks", "bb-cb", "--split", str(file), "--out", str(out),
+                 "--no-baseline", "--feature-model", "minilm"]) == 0
+    pathways = json.loads((out / "pathways.json").read_text())
+    assert set(pathways) == {"bb-cb"}
+    for name in ("pathway_heatmap_probs", "pathway_heatmap", "manifold_tsne_raw"):
+        with Image.open(out / f"{name}.png") as img:
+            assert img.width >= 400
+    raw = json.loads((out / "task_similarity_raw.json").read_text())
+    assert raw["feature_model"] == "minilm" and raw["tasks"] == ["bb-cb"]
+    assert main(["analyze", str(trained_run), "--split", "nonexistent.csv", "--out", str(tmp_path / "x")]) == 2
+    assert "--split must be validation, test or a labelled" in capsys.readouterr().err

@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--max-per-task", type=int, default=200)
     an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
     an.add_argument("--by", choices=["label"], help="also break routing down by gold class")
+    an.add_argument("--split", default="validation",
+                    help="validation (default; the paper's figures use the dev set), test, or a labelled CSV/JSONL file")
+    an.add_argument("--feature-model", help="also a t-SNE of the raw inputs through this model (paper Fig. 4a: "
+                                            "BERT), e.g. mpnet or a hub id")
 
     sub.add_parser("methods", help="list prompt methods")
     sub.add_parser("tasks", help="list tasks")
@@ -384,10 +388,29 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     check_writable(out, flag="--out")
     p = load_run(args.run_dir, tasks=args.tasks)
     result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
-                         by_label=args.by == "label")
+                         by_label=args.by == "label", sets=analysis_sets(p, args.split, args.tasks),
+                         feature_model=args.feature_model)
     print(result["summary"])
     for name, path in result["files"].items():
         print(f"wrote {path}")
+
+
+def analysis_sets(p: Any, split: str, tasks: list[str] | None) -> dict[str, Any]:
+    """``mept analyze --split``: the run's validation or test features, or a labelled file's."""
+    if split == "validation":
+        return p.eval_sets
+    if split == "test":
+        if not p.test_sets:
+            raise MeptError("split 'test' is not available for these tasks")
+        return p.test_sets
+    if not Path(split).is_file():
+        raise MeptError(f"--split must be validation, test or a labelled CSV/JSONL file; {split!r} is none")
+    from mept.run_folder import pick_task
+
+    spec = pick_task(p, tasks[0] if tasks else None)
+    features, _ = _featurize_file(p, spec, split, True, dict.fromkeys(("text_field", "text_pair_field",
+                                                                      "label_field", "template")))
+    return {spec.name: features}
 
 
 def cmd_params(args: argparse.Namespace) -> None:

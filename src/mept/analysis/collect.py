@@ -68,26 +68,52 @@ def _pool(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return masked_mean(hidden.float(), mask).cpu()
 
 
+@torch.no_grad()
+def embed_texts(texts: list[str], feature_model: str, batch_size: int = 32, max_length: int = 256) -> np.ndarray:
+    """(N, d) mean-pooled last-layer states of ``feature_model`` (an alias or hub id) for raw texts.
+
+    The paper's Fig. 4a embeds the raw data with BERT; any encoder can stand in (offline: ``mpnet``,
+    ``minilm``). The texts are the examples' rendered inputs (the task prefix included).
+    """
+    from mept.backbones import load_backbone
+
+    backbone = load_backbone(feature_model, "base")
+    model, tokenizer = backbone.model.eval(), backbone.processor
+    out = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
+                          return_tensors="pt")
+        hidden = model(**batch).last_hidden_state  # (B, T, d)
+        out.append(_pool(hidden, batch["attention_mask"]))
+    return torch.cat(out).numpy()
+
+
 def analyze_run(
-    prepared: Any, out: Path, max_per_task: int = 200, baseline: bool = True, by_label: bool = False
+    prepared: Any, out: Path, max_per_task: int = 200, baseline: bool = True, by_label: bool = False,
+    sets: dict[str, list[Feature]] | None = None, feature_model: str | None = None,
 ) -> dict[str, Any]:
     """Collect per task (at most ``max_per_task`` examples each) and write the report folder.
 
+    ``sets``: task -> features to analyse (default the validation split; ``mept analyze --split``).
     ``by_label``: also summarise routing per gold class (``mept analyze --by label``).
+    ``feature_model``: also embed the raw inputs with this model for a t-SNE of the data (Fig. 4a).
     """
     model, encoder = prepared.model, prepared.encoder
     if not model.method.routed:
         raise MeptError(f"method {model.prompt_config.method!r} has no router to analyse; use mept, smop or ptmoe")
-    traces, features, labels, base, inputs = [], {}, {}, {}, {}
-    for task, feats in prepared.eval_sets.items():
+    traces, features, labels, base, inputs, raw = [], {}, {}, {}, {}, {}
+    for task, feats in (prepared.eval_sets if sets is None else sets).items():
         got = collect(model, encoder, task, feats[:max_per_task], prepared.config.eval_batch_size, baseline)
         traces.append(got["trace"])
         features[task], labels[task] = got["features"], got["labels"]
         if baseline:
             base[task], inputs[task] = got["baseline_features"], got["input_embeddings"]
+        if feature_model:
+            raw[task] = embed_texts([f.example.text for f in feats[:max_per_task]], feature_model)
     out.mkdir(parents=True, exist_ok=True)
     return write_report(
         out, traces, features=features, feature_labels=labels,
         baseline_features=base or None, input_embeddings=inputs or None,
-        label_names={t: list(prepared.specs[t].verbalizer) for t in prepared.eval_sets} if by_label else None,
+        label_names={t: list(prepared.specs[t].verbalizer) for t in features} if by_label else None,
+        raw_features=raw or None, feature_model=feature_model or "",
     )

@@ -32,13 +32,21 @@ def _as_pathways(items: list[Pathway] | list[RoutingTrace]) -> list[Pathway]:
     return [compute_pathway(x) if isinstance(x, RoutingTrace) else x for x in items]
 
 
-def plot_pathway_heatmap(pathways: list[Pathway] | list[RoutingTrace], path: str | Path) -> Path:
-    """One panel per task: layers (rows) x experts (columns) top-1 frequency (Fig. 6).
+HEATMAP_VALUES = {"top1_freq": "top-1 frequency", "mean_probs": "mean expert probability"}
 
-    Colour runs 0..1 on a sequential map so the chosen (most frequent) expert
-    of each layer is the darkest cell of its row; that cell is annotated with
-    its frequency, which makes the pathway readable as a path down the panel.
+
+def plot_pathway_heatmap(pathways: list[Pathway] | list[RoutingTrace], path: str | Path,
+                         value: str = "top1_freq") -> Path:
+    """One panel per task: layers (rows) x experts (columns), ``value`` per cell.
+
+    ``value="mean_probs"`` is the paper's Fig. 6 (mean expert probability); ``"top1_freq"``
+    (the share of examples routed to each expert) is ours beside it: a router can put most
+    examples on one expert at a probability barely above the others', which only the two
+    together show. Colour runs 0..1 on a sequential map; the pathway's (most chosen) expert
+    of each layer is annotated with its value, so the pathway reads as a path down the panel.
     """
+    if value not in HEATMAP_VALUES:
+        raise MeptError(f"plot_pathway_heatmap: value must be one of {', '.join(HEATMAP_VALUES)}, got {value!r}")
     pws = _as_pathways(pathways)
     if not pws:
         raise MeptError("plot_pathway_heatmap needs at least one pathway")
@@ -55,13 +63,13 @@ def plot_pathway_heatmap(pathways: list[Pathway] | list[RoutingTrace], path: str
     axes = fig.subplots(nrows, ncols, squeeze=False)
     image = None
     for ax, p in zip(axes.flat, pws):
-        freq = p.top1_freq  # (L, E)
+        freq = getattr(p, value)  # (L, E)
         image = ax.imshow(freq, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
         for row, expert in enumerate(p.pathway):
-            value = freq[row, expert]
+            cell = freq[row, expert]
             ax.text(
-                expert, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                color="white" if value > 0.5 else "black",
+                expert, row, f"{cell:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if cell > 0.5 else "black",
             )
         ax.set_title(p.task, fontsize=10)
         ax.set_xticks(range(freq.shape[1]))
@@ -71,8 +79,9 @@ def plot_pathway_heatmap(pathways: list[Pathway] | list[RoutingTrace], path: str
         ax.set_ylabel("layer")
     for ax in list(axes.flat)[len(pws):]:
         ax.set_visible(False)
-    fig.colorbar(image, ax=axes, label="top-1 frequency", shrink=0.8)
-    fig.suptitle("Expert pathways (share of examples routed to each expert)")
+    fig.colorbar(image, ax=axes, label=HEATMAP_VALUES[value], shrink=0.8)
+    fig.suptitle("Expert pathways (share of examples routed to each expert)" if value == "top1_freq"
+                 else "Mean expert probability per layer (paper Fig. 6)")
     return _save(fig, path)
 
 

@@ -8,13 +8,16 @@ Files written to ``out_dir``:
 
 - ``pathways.json``             per task: layers, mean_probs, top1_freq, pathway
                                 (and ``by_label``: the same per gold class, with ``label_names``)
-- ``pathway_heatmap.png``       Fig. 6, one panel per task
+- ``pathway_heatmap_probs.png`` Fig. 6 as the paper shows it: mean expert probability per task
+- ``pathway_heatmap.png``       the same layout in top-1 frequency (ours, beside it)
 - ``expert_utilization.png``    Fig. 5, all tasks pooled
 - ``pathway_similarity.json``   Fig. 4b, MAE and cosine between tasks
 - ``routing_health.json``       per-layer load, entropy, experts in use, collapse flags
 - ``manifold_tsne.png``         when ``features`` is given
 - ``manifold_tsne_backbone.png`` when ``baseline_features`` is given
 - ``task_similarity.json``      when ``input_embeddings`` is given
+- ``manifold_tsne_raw.png``     Fig. 4a: the raw inputs through a chosen feature model, when
+                                ``raw_features`` is given (with ``task_similarity_raw.json``)
 """
 from __future__ import annotations
 
@@ -78,6 +81,8 @@ def write_report(
     input_embeddings: dict[str, np.ndarray] | None = None,
     seed: int = 42,
     label_names: dict[str, list[str]] | None = None,
+    raw_features: dict[str, np.ndarray] | None = None,
+    feature_model: str = "",
 ) -> dict:
     """Write the analysis files for ``traces`` into ``out_dir``.
 
@@ -86,7 +91,8 @@ def write_report(
     ``feature_labels`` gives their gold labels (falling back to each trace's
     ``labels`` when lengths match). ``input_embeddings`` are per-task (N, d)
     sentence embeddings for the text-based task similarity (after the paper's Fig. 4a).
-    ``label_names`` (task -> verbalizer) asks for routing by gold class.
+    ``label_names`` (task -> verbalizer) asks for routing by gold class. ``raw_features`` are
+    per-task (N, d) embeddings of the raw inputs by ``feature_model`` (the paper's Fig. 4a uses BERT).
 
     Returns ``{"files": {name: Path}, "summary": str}`` where ``summary`` is the
     pathway MAE/cosine table, or for a single task its per-layer expert use
@@ -107,6 +113,7 @@ def write_report(
     for task, classes in by_label.items():
         saved[task]["by_label"] = classes
     files["pathways"] = _write_json(out / "pathways.json", saved)
+    files["pathway_heatmap_probs"] = plot_pathway_heatmap(pathways, out / "pathway_heatmap_probs.png", "mean_probs")
     files["pathway_heatmap"] = plot_pathway_heatmap(pathways, out / "pathway_heatmap.png")
     files["expert_utilization"] = plot_expert_utilization(traces, out / "expert_utilization.png")
 
@@ -136,5 +143,14 @@ def write_report(
         files["task_similarity"] = _write_json(
             out / "task_similarity.json",
             {"tasks": list(input_embeddings), "cosine": matrix.tolist()},
+        )
+    if raw_features:
+        files["manifold_tsne_raw"] = _tsne_plot(
+            raw_features, labels, out / "manifold_tsne_raw.png", f"Raw inputs, {feature_model or 'feature model'} features", seed
+        )
+        files["task_similarity_raw"] = _write_json(
+            out / "task_similarity_raw.json",
+            {"tasks": list(raw_features), "feature_model": feature_model,
+             "cosine": task_similarity(raw_features).tolist()},
         )
     return {"files": files, "summary": summary}
