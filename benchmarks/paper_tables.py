@@ -1,26 +1,37 @@
 """Offline analogues of the MEPT paper's tables, on the learnable ``bb-diverse`` mixture.
 
-    python benchmarks/paper_tables.py                       # all tables, reduced CPU budget, 3 seeds
+    python benchmarks/paper_tables.py --smoke                 # every table at a tiny budget: checks the code path
     python benchmarks/paper_tables.py --tables 1 8 --seeds 1 2 3 --steps 300
-    python benchmarks/paper_tables.py --tables 4 --depth-model mpnet --depth-steps 150
+    python benchmarks/paper_tables.py --tables 2 --depth-model mpnet --depth-steps 150
 
-Tables (every run goes through ``mept.train.run`` with the same budget per table):
+Tables are named by the paper's table numbers (PAPER.md); each prints the paper's numbers
+(``paper_numbers.py``) beside ours, and every comparison is paired by seed with a t-test and
+a bootstrap interval (:func:`mept.stats.paired_test`), saying when the seeds cannot decide:
 
 - ``1``  (paper Tables 1/6): every method, mixture training (one prompt set for all tasks) and
-  single-task training (``--single``; one run per task with ``steps / n_tasks`` steps each, the
-  same number of examples in all), with trainable parameters and activated prompt tokens, and
-  the per-seed paired difference of MEPT against the best baseline.
-- ``4``  prompt depth: MEPT on layers 1-6, 7-12 and all of the 12-layer ``mpnet``.
-- ``5``  routing ablation: top-1 (paper router), stochastic, dense, Gumbel, perturbation and
-  the library default, with routing health beside accuracy.
-- ``sweeps``: N_r in {4, 10, 20} and m in {10, 15, 20}.
-- ``8``  (paper Table 8): training time until each method first reaches P-Tuning v2's best
-  validation score (its own seed), from the per-evaluation timing in ``metrics.json``.
+  single-task training (``--single``), with stored and per-example activated parameters.
+- ``2``  (paper Tables 2 and 12) prompt depth: MEPT on layers 1, 1-3, 1-6, 1-9, all, 7-12 and 12 of
+  the 12-layer ``--depth-model``.
+- ``3``  routing: top-1 (the reference), stochastic, dense, Gumbel, perturbation, without shared
+  experts, shared experts replaced by router experts; every row differs from the reference in
+  exactly one setting. Our load-balancing loss is one extra row.
+- ``4``  what is trained: router + prompts, router only, prompts only.
+- ``5``  N_r x m grid (``--grid-experts``, ``--grid-lengths``).
+- ``8``  training time until each method first reaches P-Tuning v2's best validation score.
+- ``10`` initialisation: Xavier normal, He normal, task-text embeddings, "previous knowledge"
+  (Table 1's P-Tuning v2 prompts).
+- ``11`` mixtures of the first 1..k tasks: MEPT's gain over P-Tuning v2.
+- ``13`` routed:shared experts (4:0 .. 4:4).
+- ``16`` cross-task: target -> target, source -> target, all -> target.
+
+The reference MEPT of every ablation (``--reference paper``, the default) is the paper's MEPT
+(``MEPTConfig.paper()``: no balance loss, top-1, one shared expert, Xavier normal) at this
+script's training budget; ``--reference default`` uses the library default (+ balance loss 0.01).
 
 Budget: MiniLM, batch 16, text length ``--text-length`` plus each method's prompt slots,
 ``--steps`` mixture steps, validation every ``--eval-every`` steps on at most
-``--max-eval-examples`` per task. The GPU budget matching the paper (T5-Base / 70 epochs)
-is in ``benchmarks/README.md``.
+``--max-eval-examples`` per task. The GPU budget matching the paper (T5-Base / 70 epochs) is in
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -32,12 +43,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures
+
+from mept.methods.mept import PAPER_STATED, PAPER_UNSTATED
 from mept.registry import make_config
 from mept.run_report import mean_std
+from mept.stats import describe, paired_test
 from mept.train import run
 from mept.train_config import TrainConfig
 
-METHODS: dict[str, dict[str, Any]] = {  # the paper's settings, scaled to the suite
+METHODS: dict[str, dict[str, Any]] = {  # each method's usual settings, scaled to the suite
     "prompt_tuning": {"prompt_length": 10},
     "ptuning_v2": {"prompt_length": 100},
     "smop": {},
@@ -45,22 +60,31 @@ METHODS: dict[str, dict[str, Any]] = {  # the paper's settings, scaled to the su
     "ptmoe": {},
     "mept": {"num_experts": 10, "prompt_length": 10},
 }
+# the paper's MEPT router (N_r and m stay METHODS["mept"]'s): differs from the library default in balance_loss only
+PAPER_MEPT: dict[str, Any] = {**{k: v for k, v in {**PAPER_UNSTATED, **PAPER_STATED}.items()
+                                 if k not in ("num_experts", "prompt_length")}, **METHODS["mept"]}
 # a method whose scale differs from the text methods' (VFPT's FFT-mixed rows sum over m x d entries)
 # picks its lr on validation (seed 42) from its own grid before the seeds run; the others use 1e-2
 LR_GRIDS: dict[str, list[float]] = {"vfpt": [1e-3, 1e-4]}
-ROUTINGS: dict[str, dict[str, Any]] = {
-    "top1 (paper router)": {"routing": "top1", "router_input": "layernorm", "router_lr_scale": 1.0, "balance_loss": 0.0,
-                            "z_loss": 0.0},
+# Table 3: one setting changed from the reference per row (the reference is the paper's top-1)
+ROUTING_ROWS: dict[str, dict[str, Any]] = {
+    "top1": {},
     "stochastic": {"routing": "stochastic"},
     "dense": {"routing": "dense"},
     "gumbel": {"routing": "gumbel"},
     "perturbation": {"routing": "perturb"},
-    "default": {},
+    "shared off": {"shared": "off"},
+    "shared replaced": {"shared": "replace"},
 }
+TABLES = ["1", "2", "3", "4", "5", "8", "10", "11", "13", "16"]
 
 
 def fmt(ms: dict[str, float]) -> str:
     return f"{ms['mean']:.2f} ± {ms['std']:.2f}"
+
+
+def seed_averages(r: dict[str, Any]) -> list[float]:
+    return [s["average"] for s in r["seeds"]]
 
 
 class Bench:
@@ -69,12 +93,19 @@ class Bench:
         self.out = Path(args.out)
         self.results: dict[str, Any] = {"settings": vars(args)}
 
+    def reference(self) -> dict[str, Any]:
+        """The MEPT every ablation row changes one setting of: the paper's, or the library default."""
+        return dict(PAPER_MEPT if self.args.reference == "paper" else METHODS["mept"])
+
+    def ref_folder(self) -> str:
+        return "t1/mixture/mept-paper" if self.args.reference == "paper" else "t1/mixture/mept"
+
     def train(self, name: str, method: str, settings: dict[str, Any], tasks: list[str], steps: int,
-              model: str | None = None) -> dict[str, Any]:
+              model: str | None = None, **overrides: Any) -> dict[str, Any]:
         """One configuration over all seeds: per-seed metrics and their aggregate."""
         a = self.args
         cfg = self.config(name, method, settings, tasks, steps, model=model, seeds=a.seeds,
-                          lr_grid=LR_GRIDS.get(method))
+                          lr_grid=LR_GRIDS.get(method), **overrides)
         t0 = time.perf_counter()
         folder = self.out / name
         if a.reuse and _finished(folder, cfg):  # a configuration measured before, with these very settings
@@ -93,7 +124,8 @@ class Bench:
             "method": method, "model": model or a.model, "tasks": tasks, "method_args": dict(settings),
             "max_steps": steps, "batch_size": a.batch_size,
             "max_length": a.text_length + make_config(method, **settings).prompt_length,
-            "max_eval_examples": a.max_eval_examples, "eval_every": min(a.eval_every, steps), "save_every": 10**9,
+            "max_eval_examples": a.max_eval_examples, "max_train_examples": a.max_train_examples,
+            "eval_every": min(a.eval_every, steps), "save_every": 10**9,
             "output": str(self.out / name), "overwrite": True, "progress": False,
         }
         return TrainConfig(**{**budget, **overrides})
@@ -108,15 +140,50 @@ class Bench:
                 saved[key] = {**value, "settings": self.results["settings"]}
         path.write_text(json.dumps(saved, indent=2, default=str))
 
+    def ablation(self, key: str, title: str, rows: dict[str, dict[str, Any]], reference: str,
+                 paper: dict[str, tuple[float, ...] | str], paper_tasks: tuple[str, ...], note: str = "") -> None:
+        """Train ``rows`` (name -> train() arguments), print ours beside the paper's, paired against ``reference``.
+
+        Ours is the validation average over our tasks; the paper's is per task (``paper_tasks``). What
+        compares across the two is each row's difference to its table's reference row.
+        """
+        print(title)
+        got = {name: self.train(**spec) for name, spec in rows.items()}
+        ref = seed_averages(got[reference])
+        paper_ref = paper.get(reference)
+        lines = [f"| row | ours: validation avg | ours: row - {reference} (paired by seed) | p (paired t) | "
+                 f"paper ({' / '.join(paper_tasks)}) | paper: row - {reference} (mean of its tasks) |",
+                 "|---|---|---|---:|---|---:|"]
+        tests = {}
+        for name, r in got.items():
+            paper_row = paper.get(name)
+            paper_cell = paper_row if isinstance(paper_row, str) else P.cells(paper_row)
+            paper_diff = "-"
+            if isinstance(paper_row, tuple) and isinstance(paper_ref, tuple) and name != reference:
+                paper_diff = f"{P.mean(paper_row) - P.mean(paper_ref):+.2f}"
+            if name == reference:
+                lines.append(f"| **{name}** (reference) | {fmt(r['summary']['average'])} | - | - | {paper_cell} | - |")
+                continue
+            t = paired_test(seed_averages(r), ref)
+            tests[name] = t
+            lines.append(f"| {name} | {fmt(r['summary']['average'])} | {t['mean_diff']:+.2f} "
+                         f"({', '.join(f'{d:+.2f}' for d in t['diffs'])}) | {_p(t)} | {paper_cell} | {paper_diff} |")
+        text = "\n".join(lines) + "\n" + "\n".join(describe(t, name, reference) for name, t in tests.items())
+        if note:
+            text += "\n" + note
+        self.results[f"table{key}"] = {"text": text, "rows": {k: r["summary"] for k, r in got.items()},
+                                       "paired": tests, "per_seed": {k: seed_averages(r) for k, r in got.items()}}
+        print(text)
+
     # --- tables ---------------------------------------------------------------------------
 
     def table1(self) -> None:
         a, rows = self.args, {}
         print("Table 1/6: every method, mixture training")
-        for method, settings in METHODS.items():
+        for name, (method, settings, folder) in self.table1_rows().items():
             if method in a.methods or a.reuse:
-                rows[method] = self.train(f"t1/mixture/{method}", method, settings, a.tasks, a.steps)
-        if set(rows) != set(METHODS):
+                rows[name] = self.train(folder, method, settings, a.tasks, a.steps)
+        if set(rows) != set(self.table1_rows()):
             print(f"  (only {', '.join(rows)} measured: the table needs every method; rerun with --reuse)")
             self.results["table1_partial"] = {m: r["summary"] for m, r in rows.items()}
             return
@@ -126,27 +193,25 @@ class Bench:
 
             names = expand_tasks(a.tasks)
             print("Table 1/6: single-task training")
-            for method, settings in METHODS.items():
-                per_task = {t: self.train(f"t1/single/{method}/{t}", method, settings, [t], max(1, a.steps // len(names)))
-                            for t in names}
-                single[method] = per_task
+            for name, (method, settings, folder) in self.table1_rows().items():
+                single[name] = {t: self.train(f"t1/single/{folder.split('/')[-1]}/{t}", method, settings, [t],
+                                              max(1, a.steps // len(names))) for t in names}
         single_seeds = {m: [statistics.fmean(per_task[t]["seeds"][i]["average"] for t in per_task)
                             for i in range(len(a.seeds))] for m, per_task in single.items()}
-        lines = ["| method | lr | trainable params | activated prompt tokens | mixture avg | single-task avg |",
-                 "|---|---:|---:|---:|---|---|"]
-        for method, r in rows.items():
-            m0 = r["seeds"][0]
-            single_avg = fmt(mean_std(single_seeds[method])) if method in single_seeds else "-"
-            lines.append(f"| {method} | {m0['lr']:g} | {m0['trainable_params']:,} | {m0['activated_prompt_tokens']} | "
-                         f"{fmt(r['summary']['average'])} | {single_avg} |")
-        majority = statistics.fmean(rows["mept"]["seeds"][0]["majority"].values())
-        lines.append(f"| majority class | - | - | - | {majority:.2f} | |")
-        paired = _paired({m: [s["average"] for s in r["seeds"]] for m, r in rows.items()})
-        verdicts = {}
-        for m in ("ptuning_v2", "smop"):
-            d = rows["mept"]["summary"]["average"]["mean"] - rows[m]["summary"]["average"]["mean"]
-            verdicts[m] = {"difference": d, "std_mept": rows["mept"]["summary"]["average"]["std"],
-                           "std_baseline": rows[m]["summary"]["average"]["std"]}
+        lines = ["| method | lr | stored params (% backbone) | activated per example (% backbone) | "
+                 "activated prompt tokens | mixture avg | single-task avg | paper Para (T5-Base) | "
+                 "paper single-task avg | paper mixture avg |",
+                 "|---|---:|---:|---:|---:|---|---|---:|---:|---:|"]
+        for name, r in rows.items():
+            m0, method = r["seeds"][0], self.table1_rows()[name][0]
+            single_avg = fmt(mean_std(single_seeds[name])) if name in single_seeds else "-"
+            lines.append(f"| {name} | {m0['lr']:g} | {_count(m0, 'trainable')} | {_count(m0, 'activated')} | "
+                         f"{m0['activated_prompt_tokens']} | {fmt(r['summary']['average'])} | {single_avg} | "
+                         f"{_paper_para(method)} | {_paper_avg(P.TABLE1['t5-base'], method)} | "
+                         f"{_paper_avg(P.TABLE6, method)} |")
+        majority = statistics.fmean(next(iter(rows.values()))["seeds"][0]["majority"].values())
+        lines.append(f"| majority class | - | - | - | - | {majority:.2f} | | | | |")
+        paired = _paired({m: seed_averages(r) for m, r in rows.items()})
         text = "\n".join(lines) + "\n\nper task (mixture):\n" + _task_table({m: r["summary"]["tasks"] for m, r in rows.items()})
         if single:
             single_paired = _paired(single_seeds)
@@ -154,62 +219,147 @@ class Bench:
                                              "rows": {m: {t: r["summary"] for t, r in pt.items()} for m, pt in single.items()}}
             text += ("\n\nper task (single-task):\n"
                      + _task_table({m: {t: r["summary"]["average"] for t, r in pt.items()} for m, pt in single.items()})
-                     + "\n\nsingle-task: " + _paired_text(single_paired))
-        text += ("\n\n" + _paired_text(paired) + "\n"
-                 + "\n".join(f"MEPT - {m}: {v['difference']:+.2f} (std MEPT {v['std_mept']:.2f}, {m} {v['std_baseline']:.2f})"
-                             for m, v in verdicts.items()))
-        self.results["table1"] = {"text": text, "paired": paired, "verdicts": verdicts,
+                     + "\n\nsingle-task, paired by seed:\n" + _paired_text(single_paired))
+        text += "\n\nmixture, paired by seed:\n" + _paired_text(paired) + f"\n(paper: {P.SIGNIFICANCE})"
+        self.results["table1"] = {"text": text, "paired": paired,
                                   "rows": {m: r["summary"] for m, r in rows.items()}, "mixture_seeds": {
                                       m: r["seeds"] for m, r in rows.items()}}
         print(text)
 
+    def table1_rows(self) -> dict[str, tuple[str, dict[str, Any], str]]:
+        """Table 1's rows: name -> (method, settings, folder). MEPT as the paper has it and as our default."""
+        rows = {m: (m, s, f"t1/mixture/{m}") for m, s in METHODS.items() if m != "mept"}
+        rows["mept"] = ("mept", PAPER_MEPT, "t1/mixture/mept-paper")
+        rows["mept (default: + balance loss)"] = ("mept", METHODS["mept"], "t1/mixture/mept")
+        return rows
+
+    def table2(self) -> None:
+        """Paper Tables 2 and 12: prompt depth on a 12-layer backbone."""
+        a, ref = self.args, self.reference()
+        depths = {"1": "1", "1-3": "1-3", "1-6": "1-6", "1-9": "1-9", "1-12": "all", "7-12": "7-12", "12": "12"}
+        rows = {name: dict(name=f"t2/{a.reference}/{name}", method="mept", settings={**ref, "layers": layers},
+                           tasks=a.tasks, steps=a.depth_steps, model=a.depth_model) for name, layers in depths.items()}
+        paper = {k: v for k, v in P.TABLE2.items()}
+        paper.update({k: f"CB / COPA (Table 12): {P.cells(v)}" for k, v in P.TABLE12.items() if k not in P.TABLE2})
+        self.ablation("2", f"Tables 2/12: prompt depth on {a.depth_model} ({a.reference} MEPT)", rows, "1-12",
+                      paper, P.ABLATION_TASKS, note="paper Table 12 (CB / COPA): "
+                      + "; ".join(f"{k}: {P.cells(v)}" for k, v in P.TABLE12.items()))
+
+    def table3(self) -> None:
+        """Paper Table 3: routing and shared experts, one setting changed per row; our balance loss as an extra row."""
+        a, ref = self.args, self.reference()
+        rows = {name: dict(name=self.ref_folder() if not change else f"t3/{a.reference}/{name.replace(' ', '-')}",
+                           method="mept", settings={**ref, **change}, tasks=a.tasks, steps=a.steps)
+                for name, change in ROUTING_ROWS.items()}
+        extra = "+ balance loss 0.01 (ours)" if a.reference == "paper" else "- balance loss (paper)"
+        rows[extra] = dict(name="t1/mixture/mept" if a.reference == "paper" else "t1/mixture/mept-paper",
+                           method="mept", settings={**ref, "balance_loss": 0.01 if a.reference == "paper" else 0.0},
+                           tasks=a.tasks, steps=a.steps)
+        paper = {**P.TABLE3, extra: "not in the paper"}
+        self.ablation("3", f"Table 3: routing ({a.reference} MEPT as reference)", rows, "top1", paper,
+                      P.ABLATION_TASKS, note=f"paper: {P.TABLE3_NOTE}")
+
     def table4(self) -> None:
-        a, rows = self.args, {}
-        print(f"Table 4: prompt depth on {a.depth_model}")
-        for layers in ("1-6", "7-12", "all"):
-            rows[layers] = self.train(f"t4/{layers}", "mept", {**METHODS["mept"], "layers": layers}, a.tasks,
-                                      a.depth_steps, model=a.depth_model)
-        text = "\n".join(["| MEPT layers | validation avg | collapsed layers | max pathway cosine |", "|---|---|---:|---:|"]
-                         + [f"| {k} | {fmt(r['summary']['average'])} | "
-                            f"{statistics.fmean(len(s['routing']['collapsed_layers']) for s in r['seeds']):.1f} | "
-                            f"{statistics.fmean(s['routing']['max_pathway_cosine'] for s in r['seeds']):.3f} |"
-                            for k, r in rows.items()])
-        self.results["table4"] = {"text": text, "rows": {k: r["summary"] for k, r in rows.items()}}
-        print(text)
+        """Paper Table 4: what is trained."""
+        a, ref = self.args, self.reference()
+        rows = {"router + prompts": dict(name=self.ref_folder(), method="mept", settings=ref, tasks=a.tasks, steps=a.steps),
+                "router only": dict(name=f"t4/{a.reference}/router-only", method="mept",
+                                    settings={**ref, "train_prompts": False}, tasks=a.tasks, steps=a.steps),
+                "prompts only": dict(name=f"t4/{a.reference}/prompts-only", method="mept",
+                                     settings={**ref, "train_router": False}, tasks=a.tasks, steps=a.steps)}
+        either = f"{P.cells(P.TABLE4_SINGLE[0])} or {P.cells(P.TABLE4_SINGLE[1])} (which is which: garbled in our copy)"
+        paper = {**P.TABLE4, "router only": either, "prompts only": either}
+        self.ablation("4", "Table 4: what is trained", rows, "router + prompts", paper, P.ABLATION_TASKS)
 
     def table5(self) -> None:
-        a, rows = self.args, {}
-        print("Table 5: routing ablation")
-        for name, settings in ROUTINGS.items():  # the default is Table 1's MEPT run (same settings): reused with --reuse
-            folder = "t1/mixture/mept" if name == "default" else f"t5/{name.split()[0]}"
-            rows[name] = self.train(folder, "mept", {**METHODS["mept"], **settings}, a.tasks, a.steps)
-        head = ("| routing | validation avg | collapsed layers | layers with >= 3 experts | mean entropy | "
-                "max pathway cosine |")
-        body = []
-        for name, r in rows.items():
-            h = [s["routing"] for s in r["seeds"]]
-            body.append(f"| {name} | {fmt(r['summary']['average'])} | "
-                        f"{statistics.fmean(len(x['collapsed_layers']) for x in h):.1f} | "
-                        f"{statistics.fmean(x['layers_with_3_experts'] for x in h):.1f} | "
-                        f"{statistics.fmean(x['mean_entropy'] for x in h):.2f} | "
-                        f"{statistics.fmean(x['max_pathway_cosine'] for x in h):.3f} |")
-        text = "\n".join([head, "|---|---|---:|---:|---:|---:|", *body])
-        self.results["table5"] = {"text": text, "rows": {k: r["summary"] for k, r in rows.items()}}
+        """Paper Table 5: N_r x m grid (the paper: RTE accuracy; ours: the mixture's average)."""
+        a, ref = self.args, self.reference()
+        rows = {}
+        for m in a.grid_lengths:
+            for n in a.grid_experts:
+                is_ref = (n, m) == (ref["num_experts"], ref["prompt_length"])
+                rows[f"N_r={n}, m={m}"] = dict(
+                    name=self.ref_folder() if is_ref else f"t5/{a.reference}/n{n}-m{m}", method="mept",
+                    settings={**ref, "num_experts": n, "prompt_length": m}, tasks=a.tasks, steps=a.steps)
+        paper = {f"N_r={n}, m={m}": (P.TABLE5[m][P.TABLE5_EXPERTS.index(n)],)
+                 for m in P.TABLE5 for n in P.TABLE5_EXPERTS}
+        reference = f"N_r={ref['num_experts']}, m={ref['prompt_length']}"
+        if reference not in rows:
+            reference = next(iter(rows))
+        self.ablation("5", "Table 5: N_r x m grid", rows, reference, paper, ("RTE",),
+                      note="paper: the m = 15 row is garbled in our copy; its m = 10 row is not monotone in N_r")
+
+    def table10(self) -> None:
+        """Paper Table 10: initialisation, including "previous knowledge" (Table 1's P-Tuning v2 prompts)."""
+        a, ref = self.args, self.reference()
+        source = self.train("t1/mixture/ptuning_v2", "ptuning_v2", METHODS["ptuning_v2"], a.tasks, a.steps)
+        del source  # trained (or read back) so that its seed-<first> folder can seed the MEPT experts
+        init_from = str((self.out / "t1/mixture/ptuning_v2" / f"seed-{a.seeds[0]}").resolve())
+        rows = {"xavier_normal": dict(name=self.ref_folder(), method="mept", settings=ref, tasks=a.tasks, steps=a.steps)}
+        for name, change in (("he_normal", {"init": "he_normal"}), ("task_text", {"init": "task_text"}),
+                             ("previous_knowledge", {"init": "previous_knowledge", "init_from": init_from})):
+            rows[name] = dict(name=f"t10/{a.reference}/{name}", method="mept", settings={**ref, **change},
+                              tasks=a.tasks, steps=a.steps)
+        self.ablation("10", "Table 10: initialisation", rows, "xavier_normal",
+                      {**P.TABLE10, "task_text": "not in the paper"}, P.ABLATION_TASKS,
+                      note="previous_knowledge here: every expert starts from the P-Tuning v2 prompts of Table 1 "
+                           f"(seed {a.seeds[0]}, first m of its 100 rows), which saw the same data: our reading, "
+                           "the paper gives no procedure")
+
+    def table11(self) -> None:
+        """Paper Table 11: MEPT's gain over P-Tuning v2 on mixtures of the first 1..k tasks."""
+        from mept.train import expand_tasks
+
+        a, ref = self.args, self.reference()
+        names = expand_tasks(a.tasks)[: a.max_mixture]
+        print(f"Table 11: mixtures of the first 1..{len(names)} tasks ({', '.join(names)})")
+        lines = ["| tasks | steps | MEPT avg | P-Tuning v2 avg | ours: MEPT - P-Tuning v2 (paired) | p | paper gain |",
+                 "|---|---:|---|---|---|---:|---:|"]
+        out = {}
+        for k in range(1, len(names) + 1):
+            tasks, steps = names[:k], max(1, a.steps * k // len(names))  # the same examples per task in every row
+            mept_r = self.train(f"t11/{a.reference}/k{k}/mept", "mept", ref, tasks, steps)
+            pt2_r = self.train(f"t11/k{k}/ptuning_v2", "ptuning_v2", METHODS["ptuning_v2"], tasks, steps)
+            t = paired_test(seed_averages(mept_r), seed_averages(pt2_r))
+            out[k] = t
+            paper = f"{P.TABLE11[k - 1]:+.1f}" if k <= len(P.TABLE11) else "-"
+            lines.append(f"| {k}: +{names[k - 1]} | {steps} | {fmt(mept_r['summary']['average'])} | "
+                         f"{fmt(pt2_r['summary']['average'])} | {t['mean_diff']:+.2f} | {_p(t)} | {paper} |")
+        text = "\n".join(lines) + "\n" + "\n".join(describe(t, f"MEPT ({k} tasks)", "P-Tuning v2") for k, t in out.items())
+        self.results["table11"] = {"text": text, "paired": out}
         print(text)
 
-    def sweeps(self) -> None:
-        a, rows = self.args, {}
-        print("N_r and m sweeps")
-        for n in (4, 10, 20):  # N_r = 10, m = 10 is Table 1's MEPT run (same settings): reused with --reuse
-            folder = "t1/mixture/mept" if n == 10 else f"sweep/n{n}"
-            rows[f"N_r={n}, m=10"] = self.train(folder, "mept", {"num_experts": n, "prompt_length": 10}, a.tasks, a.steps)
-        for m in (15, 20):
-            rows[f"N_r=10, m={m}"] = self.train(f"sweep/m{m}", "mept", {"num_experts": 10, "prompt_length": m},
-                                                 a.tasks, a.steps)
-        text = "\n".join(["| setting | trainable params | validation avg |", "|---|---:|---|"]
-                         + [f"| {k} | {r['seeds'][0]['trainable_params']:,} | {fmt(r['summary']['average'])} |"
-                            for k, r in rows.items()])
-        self.results["sweeps"] = {"text": text, "rows": {k: r["summary"] for k, r in rows.items()}}
+    def table13(self) -> None:
+        """Paper Table 13: routed:shared experts, 4 routed and 0..4 shared."""
+        a, ref = self.args, self.reference()
+        tasks = a.ratio_tasks or a.tasks
+        rows = {f"4:{s}": dict(name=f"t13/{a.reference}/4-{s}", method="mept",
+                               settings={**ref, "num_experts": 4, "num_shared": s}, tasks=tasks, steps=a.steps)
+                for s in range(5)}
+        self.ablation("13", f"Table 13: routed:shared experts on {', '.join(tasks)}", rows, "4:1",
+                      {f"4:{s}": (v,) for s, v in P.TABLE13.items()}, ("RTE",))
+
+    def table16(self) -> None:
+        """Paper Table 16: cross-task, target -> target, source -> target, all -> target."""
+        a, ref = self.args, self.reference()
+        target, source = a.cross_target, a.cross_source
+        methods = {"prompt_tuning": METHODS["prompt_tuning"], "ptuning_v2": METHODS["ptuning_v2"], "mept": ref}
+        print(f"Table 16: cross-task onto {target} (from {source}; from all of {', '.join(a.tasks)})")
+        lines = [f"| method | {target} -> {target} | {source} -> {target} | all -> {target} | "
+                 "paper BoolQ->BoolQ / MRC->BoolQ / All->BoolQ |", "|---|---|---|---|---|"]
+        out = {}
+        for method, settings in methods.items():
+            tag = f"{method}-{a.reference}" if method == "mept" else method
+            own = self.train(f"t16/{tag}/{target}", method, settings, [target], a.steps)
+            cross = self.train(f"t16/{tag}/{source}-to-{target}", method, settings, [source], a.steps,
+                               eval_tasks=[target])
+            everything = self.train(f"t16/{tag}/all-to-{target}", method, settings, a.tasks, a.steps,
+                                    eval_tasks=[target])
+            cells = [mean_std([s["tasks"][target]["score"] for s in r["seeds"]]) for r in (own, cross, everything)]
+            out[method] = cells
+            lines.append(f"| {method} | " + " | ".join(fmt(c) for c in cells) + f" | {P.cells(P.TABLE16[method])} |")
+        text = "\n".join(lines)
+        self.results["table16"] = {"text": text, "rows": out}
         print(text)
 
     def table8(self) -> None:
@@ -286,16 +436,36 @@ def _finished(folder: Path, cfg: TrainConfig) -> bool:
     return same and all((folder / f"seed-{s}" / "metrics.json").exists() for s in cfg.seeds)
 
 
-def _paired(per_seed: dict[str, list[float]]) -> dict[str, Any]:
-    """MEPT's per-seed difference against the baseline with the best mean (per-seed averages by method)."""
-    best = max((m for m in per_seed if m != "mept"), key=lambda m: statistics.fmean(per_seed[m]))
-    diffs = [x - y for x, y in zip(per_seed["mept"], per_seed[best])]
-    return {"vs": best, "per_seed": diffs, **mean_std(diffs)}
+def _paired(per_seed: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """Every MEPT row against every baseline, paired by seed (:func:`mept.stats.paired_test`)."""
+    mepts = [m for m in per_seed if m.startswith("mept")]
+    return {f"{m} vs {b}": paired_test(per_seed[m], per_seed[b]) for m in mepts for b in per_seed if b not in mepts}
 
 
-def _paired_text(paired: dict[str, Any]) -> str:
-    return (f"MEPT - best baseline ({paired['vs']}), paired by seed: " + ", ".join(f"{d:+.2f}" for d in paired["per_seed"])
-            + f" (mean {paired['mean']:+.2f} ± {paired['std']:.2f})")
+def _paired_text(paired: dict[str, dict[str, Any]]) -> str:
+    return "\n".join(describe(t, *name.split(" vs ")) for name, t in paired.items())
+
+
+def _p(test: dict[str, Any]) -> str:
+    return "-" if test["n"] < 2 else f"{test['p_two_sided']:.3g}"
+
+
+def _count(metrics: dict[str, Any], key: str) -> str:
+    """A parameter count with its % of the backbone, from metrics.json (runs before activated counts: '-')."""
+    report = metrics.get("parameters", {})
+    if key not in report:
+        return "-"
+    return f"{report[key]:,} ({report[key + '_percent']:.3f}%)"
+
+
+def _paper_para(method: str) -> str:
+    row = P.TABLE1["t5-base"].get(method)
+    return "-" if row is None else f"{row['para']:g}%"
+
+
+def _paper_avg(table: dict[str, dict[str, float]], method: str) -> str:
+    row = table.get(method)
+    return "-" if row is None else f"{statistics.fmean(row[t] for t in P.SUPERGLUE6):.2f}"
 
 
 def _task_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -320,13 +490,22 @@ def _time_to(metrics: dict[str, Any], target: float) -> float | None:
     return None
 
 
-def main() -> None:
+
+
+SMOKE = dict(steps=2, depth_steps=2, seeds=[1], max_eval_examples=4, max_train_examples=16, eval_every=2,
+             text_length=32, timing_steps=2, batch_size=4, grid_experts=[4, 10], grid_lengths=[10], max_mixture=2,
+             depth_model="mpnet", reuse=True)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tables", nargs="+", default=["1", "5", "sweeps", "8", "4"], choices=["1", "4", "5", "sweeps", "8"])
+    ap.add_argument("--tables", nargs="+", default=TABLES, choices=TABLES)
     ap.add_argument("--tasks", nargs="+", default=["bb-diverse"])
     ap.add_argument("--model", default="minilm")
+    ap.add_argument("--reference", choices=["paper", "default"], default="paper",
+                    help="the MEPT each ablation row changes one setting of: the paper's (no balance loss) or ours")
     ap.add_argument("--depth-model", default="mpnet")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="any number; more seeds tighten the tests")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--depth-steps", type=int, default=150)
     ap.add_argument("--timing-steps", type=int, default=30, help="Table 8: steps per back-to-back speed measurement")
@@ -335,14 +514,29 @@ def main() -> None:
     ap.add_argument("--text-length", type=int, default=118)
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--max-eval-examples", type=int, default=100)
+    ap.add_argument("--max-train-examples", type=int, default=None, help="per task (default: all)")
+    ap.add_argument("--grid-experts", nargs="+", type=int, default=list(P.TABLE5_EXPERTS), help="Table 5: N_r values")
+    ap.add_argument("--grid-lengths", nargs="+", type=int, default=[10, 15, 20], help="Table 5: m values")
+    ap.add_argument("--max-mixture", type=int, default=7, help="Table 11: mixtures of the first 1..k tasks")
+    ap.add_argument("--ratio-tasks", nargs="+", help="Table 13's tasks (default: --tasks)")
+    ap.add_argument("--cross-target", default="bb-implicatures", help="Table 16: the task evaluated (paper: BoolQ)")
+    ap.add_argument("--cross-source", default="bb-boolq", help="Table 16: the other task trained on (paper: MRC); "
+                                                              "must share the target's label words")
     ap.add_argument("--out", default="runs/paper-tables")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                     help="Table 1 methods to train now (the others are read back with --reuse)")
     ap.add_argument("--reuse", action="store_true", help="read back configurations already measured in --out")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="every table at a tiny budget (2 steps, 1 seed, few "
+                                                         "examples) into runs/paper-tables-smoke: checks the code paths")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
+        if args.out == "runs/paper-tables":
+            args.out = "runs/paper-tables-smoke"
     bench = Bench(args)
     for table in args.tables:
-        {"1": bench.table1, "4": bench.table4, "5": bench.table5, "sweeps": bench.sweeps, "8": bench.table8}[table]()
+        getattr(bench, f"table{table}")()
         bench.save()
     print(f"wrote {bench.out / 'paper_tables.json'}")
 

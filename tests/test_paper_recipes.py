@@ -1,0 +1,79 @@
+"""The paper recipes: every command they print parses as ``mept train`` and runs the paper's settings.
+
+``benchmarks/paper_t5.py`` needs a GPU and the hub; its ``--dry-run`` is what can be checked offline.
+``benchmarks/paper_tables.py``: every ablation row differs from its reference in exactly one setting.
+"""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+import mept
+from mept.cli import build_parser, train_config_from_args
+from mept.methods.mept import MEPTConfig
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+import paper_numbers  # noqa: E402
+import paper_t5  # noqa: E402
+import paper_tables  # noqa: E402
+
+
+def dry_run(capsys, *flags: str) -> list[list[str]]:
+    paper_t5.main(["--dry-run", "--output", "/nonexistent/runs", *flags])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    return [shlex.split(line) for line in lines]
+
+
+@pytest.mark.parametrize("flags", [("--table", "1"), ("--table", "6"), ("--table", "1", "--backbone", "t5-large"),
+                                   ("--table", "1", "--backbone", "llama-3.2-1b", "--seeds", "1", "2", "3", "4", "5")])
+def test_every_recipe_command_parses_and_uses_the_papers_settings(capsys, flags):
+    commands = dry_run(capsys, *flags)
+    assert commands
+    for argv in commands:
+        assert argv[:2] == ["mept", "train"] and "--paper" in argv
+        cfg = train_config_from_args(build_parser().parse_args(argv[1:]))
+        assert cfg.paper and cfg.max_length == 512 and cfg.epochs == 70
+        assert cfg.lr_grid == list(mept.make_config(cfg.method).paper_lr_grid)
+        if cfg.method == "mept":
+            method = mept.make_config("mept", **cfg.method_settings())
+            assert method == MEPTConfig.paper()  # balance_loss 0, top-1, one shared expert, Xavier normal
+            assert method.balance_loss == 0
+
+
+def test_table1_runs_vfpt_and_table6_runs_all_four_mixture_methods(capsys):
+    table1 = {argv[argv.index("--method") + 1] for argv in dry_run(capsys, "--table", "1")}
+    assert table1 == {"prompt_tuning", "ptuning_v2", "smop", "vfpt", "mept"}
+    table6 = dry_run(capsys, "--table", "6")
+    assert {argv[argv.index("--method") + 1] for argv in table6} == {"prompt_tuning", "ptuning_v2", "smop", "mept"}
+    assert all(argv[argv.index("--tasks") + 1:argv.index("--tasks") + 7] == list(paper_numbers.SUPERGLUE6)
+               for argv in table6)
+
+
+def test_paper_numbers_match_the_papers_averages():
+    t1 = paper_numbers.TABLE1["t5-base"]
+    assert statistics.fmean(t1["mept"][t] for t in paper_numbers.SUPERGLUE6) == pytest.approx(78.03, abs=0.01)
+    assert statistics.fmean(t1["ptuning_v2"][t] for t in paper_numbers.SUPERGLUE6) == pytest.approx(76.94, abs=0.01)
+    assert statistics.fmean(paper_numbers.TABLE6["mept"][t] for t in paper_numbers.SUPERGLUE6) == pytest.approx(75.8, abs=0.05)
+    assert paper_t5.PAPER["1"]["t5-large"]["mept"]["cb"] == 97.61
+
+
+def test_ablation_rows_change_exactly_one_setting_of_the_papers_mept():
+    reference = mept.make_config("mept", **paper_tables.PAPER_MEPT).to_dict()
+    assert mept.make_config("mept", **paper_tables.PAPER_MEPT) == MEPTConfig.paper()
+    for name, change in paper_tables.ROUTING_ROWS.items():
+        row = mept.make_config("mept", **{**paper_tables.PAPER_MEPT, **change}).to_dict()
+        differ = {k for k in row if row[k] != reference[k]}
+        assert len(differ) == (0 if name == "top1" else 1), (name, differ)
+    default = mept.make_config("mept", **paper_tables.METHODS["mept"]).to_dict()
+    assert {k for k in default if default[k] != reference[k]} == {"balance_loss"}  # the extra row's one change
+
+
+def test_every_paper_table_has_a_runner():
+    bench = paper_tables.Bench(type("A", (), {"out": "x", "reference": "paper"})())
+    assert all(callable(getattr(bench, f"table{t}")) for t in paper_tables.TABLES)
+    assert {"2", "3", "4", "5", "10", "11", "13", "16"} <= set(paper_tables.TABLES)
