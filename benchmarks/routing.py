@@ -21,6 +21,8 @@ from pathlib import Path
 from mept.train import run
 from mept.train_config import TrainConfig
 
+# the paper's MEPT router: resolves to MEPTConfig.paper() (top-1 and no balance loss: the paper's; the linear
+# router on a layer-normed pooled state: the authors' code's and ours)
 PAPER = dict(router_input="layernorm", router_type="linear", z_loss=0.0, balance_loss=0.0, router_lr_scale=1.0,
              routing="top1")
 CONFIGS: dict[str, dict] = {

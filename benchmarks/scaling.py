@@ -4,7 +4,8 @@
     python benchmarks/scaling.py --experts 1 10 100 --rounds 7
     python benchmarks/scaling.py --quick                  # batch 4, seq 32, 2 rounds
 
-The paper's claim: top-1 routing activates one expert per layer, so compute
+What top-1 routing should give (the paper counts the parameters one example
+activates; the compute claim is ours to test): one expert per layer, so compute
 and activation memory do not grow with N_r; only the (tiny) parameter count
 and its AdamW state do. Step = forward + backward + AdamW step, medians over
 round-robin rounds; memory = torch allocation peak during one step (see
