@@ -529,9 +529,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--smoke", action="store_true", help="every table at a tiny budget (2 steps, 1 seed, few "
                                                          "examples) into runs/paper-tables-smoke: checks the code paths")
     args = ap.parse_args(argv)
-    if args.smoke:
+    if args.smoke:  # the tiny budget, except what the command line set explicitly (e.g. --seeds 1 2)
         for key, value in SMOKE.items():
-            setattr(args, key, value)
+            if getattr(args, key) == ap.get_default(key):
+                setattr(args, key, value)
         if args.out == "runs/paper-tables":
             args.out = "runs/paper-tables-smoke"
     bench = Bench(args)
