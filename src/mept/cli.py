@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
     an.add_argument("--by", choices=["label"], help="also break routing down by gold class")
     an.add_argument("--split", default="validation",
-                    help="validation (default; the paper's figures use the dev set), test, or a labelled CSV/JSONL file")
+                    help="validation (default), test, or a labelled CSV/JSONL file; the paper's figures use the "
+                         "SuperGLUE dev set, which is our test split of the SuperGLUE tasks")
     an.add_argument("--feature-model", help="also a t-SNE of the raw inputs through this model (paper Fig. 4a: "
                                             "BERT), e.g. mpnet or a hub id")
 
@@ -250,10 +251,11 @@ def print_footer(metrics: dict[str, Any]) -> None:
 
         print(format_health(metrics["routing"]))
     if "trainable_percent" in metrics:
-        count = f"{metrics['trainable_params']:,} parameters = " if "trainable_params" in metrics else ""
+        report = metrics.get("parameters") or {}
+        stored = metrics.get("trainable_params", report.get("trainable"))
+        count = f"{stored:,} parameters = " if stored is not None else ""
         print(f"trainable: {count}{metrics['trainable_percent']:.3f}% of the backbone, "
               f"activated prompt tokens: {metrics['activated_prompt_tokens']}")
-        report = metrics.get("parameters", {})
         if "activated" in report:  # what one example uses: the count the paper's "Para" matches for MEPT
             print(f"activated per example: {report['activated']:,} parameters = {report['activated_percent']:.3f}% "
                   f"of the backbone (prompts {report['activated_prompt']:,})")

@@ -187,6 +187,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         **mean_over_seeds(runs),
         "trainable_percent": runs[0]["trainable_percent"],
         "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
+        "parameters": runs[0].get("parameters"),  # stored and activated per example: the same for every seed
         "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks},
                   "routing": routing_summary(r.get("routing"))} for r in runs],
     }
