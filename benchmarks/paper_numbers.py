@@ -10,6 +10,15 @@ at 0.53%. With N_r = m = 10, 12 layers and d = 768, all stored experts + one sha
 are 1,105,920 = 0.50% of 220M; one routed + one shared expert per layer + routers are 276,480 =
 0.126%. So the paper's "Para" for MEPT is the parameters activated per example (``parameters.activated``
 in our metrics.json), not the stored ones. Its "79.25% fewer" is the Llama row: 0.11% vs 0.53%.
+
+Settings the paper states: grid m in {10, 15, 20}, N_r in {4, 10, 20}; lr {1e-5, 5e-5, 1e-4} for MEPT
+and {0.1, 0.3, 0.5} for the other prompt methods; 70 epochs; batch 16-32; max length 512 including
+prompts; one shared expert per layer; Xavier-normal init; no load-balancing loss (Table 3); built
+on Hugging Face PEFT. Not stated: optimiser, warm-up, router pooling and normalisation, templates,
+evaluation protocol (``mept train --paper`` fills these and says whose choice each is). Figure
+4(c): t-SNE of the mean-pooled last encoder layer, up to 200 validation examples per task,
+perplexity 30, seed 42; Figure 4(a): BERT features of the raw data; Figure 6: mean expert
+probability per task and layer.
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ class PromptedModel(nn.Module):
 
         ``trainable`` is what is stored and trained; ``activated`` is what one example uses (routed
         experts it picks + shared experts + routers + head), the count the MEPT paper's "Para"
-        column matches for MEPT (``PAPER.md``). ``activated_prompt`` is the prompt part alone.
+        column matches for MEPT (``benchmarks/paper_numbers.py``). ``activated_prompt`` is the prompt part alone.
         """
         groups = self.method.parameter_groups()
         owned = self.adapter_parameters()

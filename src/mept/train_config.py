@@ -30,7 +30,7 @@ def paper_lr_grid(method: str) -> list[float]:
     return list(method_class(method).config_class.paper_lr_grid)
 
 
-# Training settings the MEPT paper states (PAPER.md): 70 epochs, batch 16-32 (we take 32), max length 512
+# Training settings the MEPT paper states (benchmarks/paper_numbers.py lists them): 70 epochs, batch 16-32 (we take 32), max length 512
 # including prompts, and its lr grid per method. Not stated, and ours: AdamW (the authors' code: Adafactor),
 # warm-up 6% and weight decay 0.01 (the authors' code's values, also our defaults).
 PAPER_TRAINING: dict[str, Any] = {"epochs": 70.0, "batch_size": 32, "max_length": 512}

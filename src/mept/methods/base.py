@@ -77,7 +77,7 @@ class PromptMethod(nn.Module):
     def activated_groups(self) -> dict[str, int]:
         """Parameters one example uses at inference, by role (prompts, routers).
 
-        The MEPT paper's "Para" for MEPT matches this count, not the stored one (``PAPER.md``):
+        The MEPT paper's "Para" for MEPT matches this count, not the stored one (``benchmarks/paper_numbers.py``):
         a method that picks among stored prompts uses only the picked ones per example. Methods
         without a router use every prompt, so the default is the stored count.
         """

@@ -40,14 +40,14 @@ from mept.methods.base import RoutedPrompts
 from mept.registry import register_method
 from mept.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS
 
-# What the paper states (PAPER.md "Settings the paper states"; Table 3: no load-balancing loss in any row;
+# What the paper states (its settings, listed in benchmarks/paper_numbers.py; Table 3: no load-balancing loss in any row;
 # Table 2: all layers is its default depth).
 PAPER_STATED: dict[str, object] = dict(
     routing="top1", num_shared=1, shared="on", init="xavier_normal", layers="all", balance_loss=0.0,
 )
 # What the paper leaves open, and whose choice fills it.
 PAPER_UNSTATED: dict[str, object] = dict(
-    num_experts=10, prompt_length=10,  # ours, from the paper's grid (N_r, m in its grids; PAPER.md's "Para" count)
+    num_experts=10, prompt_length=10,  # ours, from the paper's grid (N_r, m in its grids; the count its "Para" matches)
     router_type="linear",  # the authors' code: Linear(d, N_r, bias=False)
     router_input="layernorm",  # the authors' code reads the state "after a norm"; parameter-free layer norm: ours
     router_temperature=1.0, z_loss=0.0, router_lr_scale=1.0,  # the authors' code: none of these
