@@ -151,9 +151,9 @@ class Bench:
         got = {name: self.train(**spec) for name, spec in rows.items()}
         ref = seed_averages(got[reference])
         paper_ref = paper.get(reference)
-        lines = [f"| row | ours: validation avg | ours: row - {reference} (paired by seed) | p (paired t) | "
-                 f"paper ({' / '.join(paper_tasks)}) | paper: row - {reference} (mean of its tasks) |",
-                 "|---|---|---|---:|---|---:|"]
+        lines = [f"| row | stored / activated params | ours: validation avg | ours: row - {reference} (paired by seed) | "
+                 f"p (paired t) | paper ({' / '.join(paper_tasks)}) | paper: row - {reference} (mean of its tasks) |",
+                 "|---|---:|---|---|---:|---|---:|"]
         tests = {}
         for name, r in got.items():
             paper_row = paper.get(name)
@@ -161,12 +161,14 @@ class Bench:
             paper_diff = "-"
             if isinstance(paper_row, tuple) and isinstance(paper_ref, tuple) and name != reference:
                 paper_diff = f"{P.mean(paper_row) - P.mean(paper_ref):+.2f}"
+            params = f"{_count(r['seeds'][0], 'trainable')} / {_count(r['seeds'][0], 'activated')}"
             if name == reference:
-                lines.append(f"| **{name}** (reference) | {fmt(r['summary']['average'])} | - | - | {paper_cell} | - |")
+                lines.append(f"| **{name}** (reference) | {params} | {fmt(r['summary']['average'])} | - | - | "
+                             f"{paper_cell} | - |")
                 continue
             t = paired_test(seed_averages(r), ref)
             tests[name] = t
-            lines.append(f"| {name} | {fmt(r['summary']['average'])} | {t['mean_diff']:+.2f} "
+            lines.append(f"| {name} | {params} | {fmt(r['summary']['average'])} | {t['mean_diff']:+.2f} "
                          f"({', '.join(f'{d:+.2f}' for d in t['diffs'])}) | {_p(t)} | {paper_cell} | {paper_diff} |")
         text = "\n".join(lines) + "\n" + "\n".join(describe(t, name, reference) for name, t in tests.items())
         if note:
