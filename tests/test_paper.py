@@ -163,3 +163,14 @@ def test_task_text_init_through_training_uses_the_given_text(tmp_path):
     embed = p.model.backbone.get_input_embeddings().weight.detach()
     first = p.model.method.experts.detach()[0, 0]  # (3, d): the first expert of layer 1
     assert torch.equal(first, embed[torch.tensor(ids)[torch.arange(3) % len(ids)]])
+
+
+def test_paper_true_in_a_config_file_gives_the_papers_settings_and_the_file_wins(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("paper: true\nepochs: 5\n")
+    cfg = train_config_from_args(build_parser().parse_args(["train", "--config", str(path)]))
+    method = mept.make_config("mept", **cfg.method_settings())
+    assert cfg.epochs == 5 and cfg.max_length == 512 and cfg.lr_grid == [1e-5, 5e-5, 1e-4]
+    assert method == MEPTConfig.paper()
+    flagged = train_config_from_args(build_parser().parse_args(["train", "--config", str(path), "--epochs", "3"]))
+    assert flagged.epochs == 3

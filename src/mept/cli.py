@@ -159,10 +159,6 @@ def train_config_from_args(args: argparse.Namespace):
         values["method_args"] = _method_args(args.method_args)
     if args.no_progress:
         values["progress"] = False
-    if values.get("paper"):
-        from mept.train_config import paper_settings
-
-        values = paper_settings(values)
     grid = values.get("lr_grid")
     if grid is not None:
         if grid == ["paper"]:

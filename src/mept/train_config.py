@@ -106,7 +106,7 @@ class TrainConfig:
     quantize: str | None = None  # "8bit" / "4bit" (bitsandbytes, GPU)
     gradient_checkpointing: bool = False
     deterministic: bool = False  # GPU: deterministic kernels (slower); CPU runs repeat bit for bit without it
-    paper: bool = False  # built by paper_settings (--paper): recorded so run_config.json says so
+    paper: bool = False  # --paper / "paper: true": from_dict fills the paper's settings (paper_settings) under the given
     # bookkeeping
     output: str = "runs/latest"
     overwrite: bool = False
@@ -182,6 +182,8 @@ class TrainConfig:
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise MeptError(f"{origin}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}")
+        if data.get("paper") is True:  # --paper, or paper: true in a config file: the paper's settings under the given
+            data = paper_settings(data)
         hints = typing.get_type_hints(cls)
         data = {k: _coerce(v, hints[k]) for k, v in data.items()}
         for key, value in data.items():
