@@ -100,12 +100,17 @@ def test_stored_and_activated_counts_of_every_method(method, settings, stored, u
 
 def test_mept_on_t5_base_shape_matches_the_papers_para():
     """PAPER.md: N_r = m = 10, 12 layers, d = 768: 276,480 activated, 1,105,920 stored (no head)."""
-    n_r, m, L, d = 10, 10, 12, 768
-    stored = (n_r + 1) * m * d * L + L * d * n_r
-    activated = 2 * m * d * L + L * d * n_r
-    assert (stored, activated) == (1_105_920, 276_480)
-    cfg = MEPTConfig.paper()
-    assert (cfg.num_experts, cfg.prompt_length) == (n_r, m)
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=64, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                  intermediate_size=32, max_position_embeddings=32)
+    model = mept.get_model(transformers.BertModel(cfg), MEPTConfig.paper())
+    r = model.parameter_report()
+    assert (r["trainable"], r["activated"], r["head"]) == (1_105_920, 276_480, 0)
+    ptv2 = mept.get_model(transformers.BertModel(cfg), mept.make_config("ptuning_v2")).parameter_report()
+    assert ptv2["activated"] == ptv2["trainable"] == 921_600
+    assert 1 - r["activated"] / ptv2["activated"] == pytest.approx(0.70)  # 70% fewer activated (README)
+    assert r["trainable"] / ptv2["trainable"] == pytest.approx(1.20)  # 20% more stored
 
 
 # --- "previous knowledge" and task-text initialisation (paper Table 10) ---------------------------
