@@ -152,11 +152,11 @@ def test_disabled_image_model_gets_no_slots():
 
 def test_per_forward_state_lives_only_inside_the_forward():
     model = wrapped(num_experts=3).eval()
-    model(**batch())
-    assert model.injector.ctx is None
-    assert set(model.routing_trace()) == set(model.method.layer_ids)  # the last forward's routes stay readable
+    out = model(**batch())
+    assert model.injector.current() is None
+    assert set(out.routes) == set(model.method.layer_ids)  # the forward's routes come back with its output
     with pytest.raises(RuntimeError):
-        with model.injector.active(torch.ones(2, 5, dtype=torch.long)):
-            assert model.injector.ctx is not None and not model.method.routes
+        with model.injector.forward(model.method, torch.ones(2, 5, dtype=torch.long)) as state:
+            assert model.injector.current() is state and not state.routes
             raise RuntimeError("a failing forward")
-    assert model.injector.ctx is None
+    assert model.injector.current() is None

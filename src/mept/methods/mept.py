@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import PromptConfig, _choice, _non_negative, _positive
+from mept.config import RoutedConfig, _choice, _non_negative, _positive
 from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
 from mept.registry import register_method
@@ -35,7 +35,7 @@ from mept.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS
 
 
 @dataclass
-class MEPTConfig(PromptConfig):
+class MEPTConfig(RoutedConfig):
     method = "mept"
     experts_field = "num_experts"
     paper_lr_grid = (1e-5, 5e-5, 1e-4)  # MEPT, EMNLP 2025: AdamW over this grid
@@ -48,12 +48,10 @@ class MEPTConfig(PromptConfig):
     gumbel_tau: float = 1.0
     router_dropout: float = 0.0
     train_router: bool = True
-    balance_loss: float = 0.01  # keeps every layer routing (benchmarks/routing.py); MEPTConfig.paper() has 0
-    z_loss: float = 0.0
+    balance_loss: float = 0.01  # ours: keeps every layer routing (benchmarks/routing.py); MEPTConfig.paper() has 0
     router_input: str = "layernorm"
     router_type: str = "linear"
     router_temperature: float = 1.0
-    router_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,8 +61,7 @@ class MEPTConfig(PromptConfig):
         _choice(self, "routing", ROUTINGS)
         _choice(self, "router_input", INPUT_NORMS)
         _choice(self, "router_type", ROUTER_TYPES)
-        for name in ("noise_sigma", "gumbel_tau", "router_dropout", "balance_loss", "num_shared", "z_loss",
-                     "router_lr_scale"):
+        for name in ("noise_sigma", "gumbel_tau", "router_dropout", "num_shared"):
             _non_negative(self, name)
         if self.router_dropout >= 1:
             raise MeptError(f"MEPTConfig.router_dropout must be in [0, 1), got {self.router_dropout!r}")
