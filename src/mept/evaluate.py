@@ -116,8 +116,8 @@ def predict_details(
     for chunk in batches(features, batch_size):
         batch = to_device(encoder.collate(chunk, train=False), device)
         if encoder.form in ("cls", "image_cls"):
-            out = model(**model_inputs(batch))
-            logits, trace = out.logits.float(), trace_of(out.routes)  # (B, C)
+            output = model(**model_inputs(batch))
+            logits, trace = output.logits.float(), trace_of(output.routes)  # (B, C)
             if encoder.form == "cls":
                 logits = logits[:, encoder.labels.task_words[spec.name]]  # (B, C_task), in label-id order
             probs: torch.Tensor | None = logits.softmax(-1)
