@@ -8,6 +8,8 @@ the same choice when recomputed, and routers' running statistics must move once 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -117,3 +119,20 @@ def test_checkpointing_without_a_prompted_forward_is_left_alone():
     out.loss.backward()
     assert out.routes is None if hasattr(out, "routes") else True
     assert model.backbone.score.weight.grad is not None
+
+
+def test_train_flag_checkpoints_and_learns_the_same(tmp_path):
+    """``mept train --gradient-checkpointing`` is the switch users see: same losses and scores as without."""
+    from mept.cli import main
+
+    runs = {}
+    for flag in ([], ["--gradient-checkpointing"]):
+        out = tmp_path / ("ckpt" if flag else "plain")
+        assert main(["train", "--task", "bb-rte", "--max-steps", "2", "--eval-every", "2",
+                     "--max-length", "64", "--max-eval-examples", "8", "--max-train-examples", "16",
+                     "--set", "router_input=center", "--no-progress", "--output", str(out), *flag]) == 0
+        runs[bool(flag)] = json.loads((out / "metrics.json").read_text())
+        assert json.loads((out / "run_config.json").read_text())["gradient_checkpointing"] is bool(flag)
+    plain, ckpt = runs[False], runs[True]
+    assert [h["loss"] for h in ckpt["history"]] == pytest.approx([h["loss"] for h in plain["history"]], abs=1e-5)
+    assert ckpt["tasks"] == plain["tasks"]
