@@ -365,9 +365,13 @@ class PromptedModel(nn.Module):
         atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(self.adapter_state_dict(), tmp))
         atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
-    def load_adapter_weights(self, state: dict[str, torch.Tensor]) -> None:
-        """Load ``adapter_state_dict``-shaped tensors; names and shapes are checked first, one clear error."""
-        check_adapter_state(self.adapter_state_dict(), state)
+    def load_adapter_weights(self, state: dict[str, torch.Tensor], heads_saved: bool = True) -> None:
+        """Load ``adapter_state_dict``-shaped tensors; names and shapes are checked first, one clear error.
+
+        ``heads_saved=False``: the file comes from a model without task heads (its config lists
+        none), so this model's heads keep their weights; otherwise every head tensor must be there.
+        """
+        check_adapter_state(self.adapter_state_dict(), state, heads_saved)
         method_state = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
         self.method.load_state_dict(method_state, strict=True)
         for name in self.head_names:
@@ -400,7 +404,7 @@ class PromptedModel(nn.Module):
             check_adapter_config(self, meta, path)
         state = read_adapter_weights(path)
         try:
-            self.load_adapter_weights(state)
+            self.load_adapter_weights(state, heads_saved=bool(meta.get("modules_to_save")))
         except MeptError as exc:
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {exc}") from None
         except RuntimeError as exc:
@@ -430,9 +434,13 @@ def check_adapter_config(model: "PromptedModel", meta: dict[str, Any], path: str
         raise MeptError(f"{where} is for method {meta['method']!r}, but the run trained "
                         f"{model.prompt_config.method!r}; the checkpoint does not belong to this run")
     mine = model.prompt_config.to_dict()
-    differ = sorted(k for k in set(mine) | set(meta["config"]) if meta["config"].get(k) != mine.get(k))
+    try:  # settings added since the file was written (e.g. SMoP's balance_loss) read as their defaults
+        saved = type(model.prompt_config).from_dict(meta["config"]).to_dict()
+    except MeptError:  # unknown or invalid settings: compared as written, so the message names them
+        saved = meta["config"]
+    differ = sorted(k for k in set(mine) | set(saved) if saved.get(k) != mine.get(k))
     if differ:
-        pairs = ", ".join(f"{k} (checkpoint {meta['config'].get(k)!r}, run {mine.get(k)!r})" for k in differ)
+        pairs = ", ".join(f"{k} (checkpoint {saved.get(k)!r}, run {mine.get(k)!r})" for k in differ)
         raise MeptError(f"{where} does not match the run's settings: {pairs}; the checkpoint does not belong "
                         f"to this run (or was edited)")
 
@@ -454,10 +462,18 @@ def read_adapter_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_adapter_state(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> None:
-    """Names and shapes of loaded tensors against the model's, with the first difference spelled out."""
-    # a file saved without the head (a bare backbone) may still load onto one with a head
-    missing = sorted(k for k in set(expected) - set(state) if not k.startswith("head."))
+def check_adapter_state(
+    expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], heads_saved: bool = True
+) -> None:
+    """Names and shapes of loaded tensors against the model's, with the first difference spelled out.
+
+    A head tensor missing from a file that saved heads is refused (the head would stay as it is,
+    e.g. randomly initialised, and score at chance without a word); only a file saved from a
+    backbone without heads (``heads_saved=False``, and then no head tensor at all) leaves them be.
+    """
+    heads_in_file = any(k.startswith("head.") for k in state)
+    missing = sorted(k for k in set(expected) - set(state)
+                     if heads_saved or heads_in_file or not k.startswith("head."))
     extra = sorted(set(state) - set(expected))
     if missing or extra:
         parts = ([f"missing {len(missing)} tensor(s), e.g. {missing[0]}"] if missing else []) + \
