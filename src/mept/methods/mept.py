@@ -13,7 +13,9 @@ Every ablation of the paper is a switch: ``routing`` (top1, stochastic, dense,
 gumbel, perturb; topk with ``top_k``), ``shared`` (on / off / replace: the
 shared experts become extra router experts), ``layers`` (depth),
 ``train_router`` / ``train_prompts``, ``init`` (xavier_normal, he_normal).
-``balance_loss`` > 0 adds a Switch-style load-balancing loss (off by default).
+``balance_loss`` > 0 adds a Switch-style load-balancing loss (0.01 by default, ours; 0 in
+:meth:`MEPTConfig.paper`); it, ``z_loss`` and ``router_lr_scale`` are declared by
+:class:`~mept.config.RoutedConfig`, shared with SMoP and PT-MoE.
 
 Router switches (issue: routers that collapse to one expert per layer):
 ``router_input`` (layernorm | center | standardize: what the router reads),
