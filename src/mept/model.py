@@ -25,12 +25,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers.utils import ModelOutput
 
 from mept.config import PromptConfig, RoutedConfig
 from mept.errors import MeptError
@@ -40,6 +39,9 @@ from mept.methods.base import PromptMethod
 from mept.registry import method_class
 from mept.routing import Route, masked_mean
 from mept.version import __version__
+
+if TYPE_CHECKING:  # importing transformers at run time would load PIL with mept (tests/test_package.py)
+    from transformers.utils import ModelOutput
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"

@@ -19,8 +19,8 @@ the hook runs outside and is never recomputed; transformers 4.57 checkpoints
 layer, after the forward's context has ended. :func:`bind_checkpointing`
 wraps a module's checkpoint function so the recomputation re-enters the
 forward's state (marked ``recompute``: routes are not recorded again, router
-statistics do not move again; torch restores the RNG state, so noisy routings
-choose the same experts).
+statistics do not move again; torch restores the RNG state, its default
+``preserve_rng_state=True``, so noisy routings choose the same experts).
 
 Routing reads the layer's input hidden state over real tokens only
 (``pool_mask``); each router normalises it as configured (:mod:`mept.routing`).
