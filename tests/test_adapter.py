@@ -211,3 +211,17 @@ def test_a_task_name_is_never_silently_replaced():
     with pytest.raises(MeptError, match="'bb-rte' is already taken"):
         register_task(spec, lambda **_: {})
     assert get_task("bb-rte").description != "mine"
+
+
+def test_an_adapter_saved_before_the_routed_settings_existed_still_matches_its_run(tmp_path):
+    model = wrapped("smop")
+    model.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / CONFIG_NAME).read_text())
+    for key in ("balance_loss", "z_loss", "router_lr_scale"):  # SMoP's config before RoutedConfig
+        del meta["config"][key]
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(meta))
+    model.load_adapter(tmp_path, check_config=True)  # read as their defaults: the same settings
+    meta["config"]["noise_sigma"] = 2.0
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.raises(MeptError, match=r"noise_sigma \(checkpoint 2.0, run 1.0\)"):
+        model.load_adapter(tmp_path, check_config=True)
