@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 import mept
+from mept.routing import trace_of
 from tests.conftest import tiny_bert, tiny_llama
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fixed_values.json"
@@ -69,7 +70,8 @@ def run_case(name: str) -> dict[str, Any]:
         losses.append(loss.item())
     model.eval()
     with torch.no_grad():
-        eval_loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss.item()
-    chosen = {str(layer): c.tolist() for layer, (_, c) in model.routing_trace().items()}
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    eval_loss = out.loss.item()
+    chosen = {str(layer): c.tolist() for layer, (_, c) in trace_of(out.routes).items()}
     model.unload()
     return {"settings": SETTINGS[method], "train_losses": losses, "eval_loss": eval_loss, "chosen": chosen}

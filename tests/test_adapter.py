@@ -152,11 +152,76 @@ def test_disabled_image_model_gets_no_slots():
 
 def test_per_forward_state_lives_only_inside_the_forward():
     model = wrapped(num_experts=3).eval()
-    model(**batch())
-    assert model.injector.ctx is None
-    assert set(model.routing_trace()) == set(model.method.layer_ids)  # the last forward's routes stay readable
+    out = model(**batch())
+    assert model.injector.current() is None
+    assert set(out.routes) == set(model.method.layer_ids)  # the forward's routes come back with its output
     with pytest.raises(RuntimeError):
-        with model.injector.active(torch.ones(2, 5, dtype=torch.long)):
-            assert model.injector.ctx is not None and not model.method.routes
+        with model.injector.forward(model.method, torch.ones(2, 5, dtype=torch.long)) as state:
+            assert model.injector.current() is state and not state.routes
             raise RuntimeError("a failing forward")
-    assert model.injector.ctx is None
+    assert model.injector.current() is None
+
+
+def test_a_missing_head_tensor_is_refused_but_a_file_from_a_headless_backbone_loads(tmp_path):
+    model = wrapped(num_experts=3)
+    model.save_pretrained(tmp_path / "full")
+    state = load_file(str(tmp_path / "full" / WEIGHTS_NAME))
+    with pytest.raises(MeptError, match="missing 1 tensor"):
+        model.load_adapter_weights({k: v for k, v in state.items() if k != "head.classifier.bias"})
+    # prompts saved from the base model (no head: modules_to_save []) load onto a classifier, head as it is
+    base = mept.get_model(tiny_bert().bert, mept.make_config("mept", prompt_length=4, num_experts=3))
+    base.save_pretrained(tmp_path / "base")
+    head = model.backbone.classifier.weight.detach().clone()
+    model.load_adapter(tmp_path / "base")
+    assert torch.equal(model.backbone.classifier.weight, head)
+    assert torch.equal(model.method.experts, base.method.experts)
+
+
+def test_return_dict_false_gives_the_tuple_in_training_too():
+    model = wrapped(num_experts=3, balance_loss=0.5).train()
+    labels = torch.tensor([0, 1, 0])
+    torch.manual_seed(2)
+    out = model(**batch(), labels=labels)
+    torch.manual_seed(2)
+    loss, logits = model(**batch(), labels=labels, return_dict=False)[:2]
+    torch.testing.assert_close(loss, out.loss)  # the routers' auxiliary loss included, as in the dict
+    torch.testing.assert_close(logits, out.logits)
+    loss.backward()
+
+
+def test_loading_a_backbone_keeps_the_callers_progress_bar_setting():
+    import transformers
+
+    from mept.backbones import load_backbone
+
+    transformers.logging.disable_progress_bar()
+    try:
+        load_backbone("minilm", "cls", num_labels=2)
+        assert not transformers.logging.is_progress_bar_enabled()
+    finally:
+        transformers.logging.enable_progress_bar()
+    load_backbone("minilm", "cls", num_labels=2)
+    assert transformers.logging.is_progress_bar_enabled()
+
+
+def test_a_task_name_is_never_silently_replaced():
+    from mept.data.registry import TaskSpec, get_task, register_task
+
+    spec = TaskSpec("bb-rte", ("no", "yes"), "accuracy", "classification", "mine")
+    with pytest.raises(MeptError, match="'bb-rte' is already taken"):
+        register_task(spec, lambda **_: {})
+    assert get_task("bb-rte").description != "mine"
+
+
+def test_an_adapter_saved_before_the_routed_settings_existed_still_matches_its_run(tmp_path):
+    model = wrapped("smop")
+    model.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / CONFIG_NAME).read_text())
+    for key in ("balance_loss", "z_loss", "router_lr_scale"):  # SMoP's config before RoutedConfig
+        del meta["config"][key]
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(meta))
+    model.load_adapter(tmp_path, check_config=True)  # read as their defaults: the same settings
+    meta["config"]["noise_sigma"] = 2.0
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.raises(MeptError, match=r"noise_sigma \(checkpoint 2.0, run 1.0\)"):
+        model.load_adapter(tmp_path, check_config=True)

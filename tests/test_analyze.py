@@ -58,8 +58,8 @@ def test_pathways_match_the_recorded_routing_and_differ_from_a_zeroed_router(tra
     # recompute the top-1 of the first example directly from a forward pass
     batch = p.encoder.collate(feats[:1], train=False)
     with torch.no_grad():
-        p.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    assert [c.item() for _, c in p.model.routing_trace().values()] == trace.chosen[0].tolist()
+        out = p.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    assert [r.chosen.item() for r in out.routes.values()] == trace.chosen[0].tolist()
     trained = {t: pathway_vector(compute_pathway(collect(p.model, p.encoder, t, p.eval_sets[t][:30])["trace"]))
                for t in p.eval_sets}
     with torch.no_grad():

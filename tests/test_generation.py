@@ -29,14 +29,15 @@ def test_greedy_generation_is_identical_with_and_without_cache(smollm2_lm, name,
     try:
         batch = left_padded(smollm2_lm.processor, QUESTIONS)
         kw = dict(max_new_tokens=8, do_sample=False, pad_token_id=smollm2_lm.processor.pad_token_id)
-        cached = model.generate(**batch, use_cache=True, **kw)
-        routes_cached = {k: v[1].clone() for k, v in model.routing_trace().items()}
-        uncached = model.generate(**batch, use_cache=False, **kw)
+        kw["return_dict_in_generate"] = True  # the routing comes back with the sequences
+        cached_out, uncached_out = model.generate(**batch, use_cache=True, **kw), model.generate(**batch, use_cache=False, **kw)
+        cached, uncached = cached_out.sequences, uncached_out.sequences
         assert torch.equal(cached, uncached)
         assert cached.shape[0] == 3 and cached.shape[1] > batch["input_ids"].shape[1]
         assert torch.equal(cached[:, : batch["input_ids"].shape[1]], batch["input_ids"])  # no slots in the output
         # routing was decided by the prompt alone: the same experts in both modes
-        assert all(torch.equal(routes_cached[k], v[1]) for k, v in model.routing_trace().items())
+        assert cached_out.routes.keys() == uncached_out.routes.keys()
+        assert all(torch.equal(r.chosen, uncached_out.routes[k].chosen) for k, r in cached_out.routes.items())
     finally:
         model.unload()
 

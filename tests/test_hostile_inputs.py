@@ -213,6 +213,12 @@ def _damage(run: Path, how: str) -> None:
         key = next(k for k in state if "router" in k and "weight" in k)
         state[key] = state[key][:1]
         save_file(state, str(weights))
+    elif how == "no_head":  # a head tensor gone: the head would stay randomly initialised
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(str(weights))
+        del state[next(k for k in state if k.startswith("head.") and k.endswith("weight"))]
+        save_file(state, str(weights))
     elif how == "nan":
         from safetensors.torch import load_file, save_file
 
@@ -229,6 +235,7 @@ def _damage(run: Path, how: str) -> None:
     ("empty", "is not a readable safetensors file"),
     ("run_config", "is not readable JSON"),
     ("shapes", "in the file, but this model expects"),
+    ("no_head", "missing 1 tensor(s), e.g. head.classifier.weight"),
     ("nan", "NaN or infinite values"),
     ("edited_config", "prompt_length (checkpoint 8, run 4)"),
 ])
@@ -243,13 +250,14 @@ def test_damaged_checkpoints_are_one_line(trained, tmp_path, capsys, how, needle
 
 
 @pytest.mark.parametrize("how, needle", [("truncated", "is not a readable safetensors file"),
-                                         ("shapes", "in the file, but this model expects")])
+                                         ("shapes", "in the file, but this model expects"),
+                                         ("no_head", "missing 1 tensor(s), e.g. head.classifier.weight")])
 def test_api_load_of_a_damaged_adapter_is_a_mept_error_with_detail(trained, tmp_path, how, needle):
     from mept.backbones import load_backbone
 
     run = copy_run(trained, tmp_path)
     _damage(run, how)
-    with pytest.raises(mept.MeptError, match="tensor method|readable safetensors") as info:
+    with pytest.raises(mept.MeptError, match="tensor method|readable safetensors|missing") as info:
         mept.load(load_backbone("minilm", "cls", num_labels=2).model, run / "best")
     assert needle in str(info.value)
 

@@ -138,8 +138,9 @@ def test_predict_experts_match_the_routing_trace(trained):
     preds = predict_details(p.model, p.encoder, spec, features, 3)
     batch = p.encoder.collate(features, train=False)
     with torch.no_grad():
-        logits = p.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    chosen = torch.stack([c for _, c in p.model.routing_trace().values()], 1).tolist()
+        out = p.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    logits = out.logits
+    chosen = torch.stack([r.chosen for r in out.routes.values()], 1).tolist()
     assert [q.experts for q in preds] == chosen
     assert np.allclose([q.probabilities for q in preds], logits.softmax(-1).numpy(), atol=1e-5)
 

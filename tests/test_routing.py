@@ -10,8 +10,8 @@ import mept
 from mept.analysis.health import format_health, routing_health
 from mept.analysis.pathways import RoutingTrace
 from mept.errors import MeptError
-from mept.routing import Router
-from tests.conftest import tiny_bert
+from mept.routing import Router, balance_loss, trace_of, z_loss
+from tests.conftest import tiny_bert, tiny_llama
 
 TOKENS = torch.randint(5, 120, (6, 12))
 
@@ -58,10 +58,8 @@ def test_routing_of_one_example_never_depends_on_its_batch_mates():
     model.train()(input_ids=TOKENS, labels=torch.zeros(6, dtype=torch.long))  # statistics exist
     model.eval()
     with torch.no_grad():
-        model(input_ids=TOKENS)
-        full = {k: p.clone() for k, (p, _) in model.routing_trace().items()}
-        model(input_ids=TOKENS[:1])
-        alone = {k: p for k, (p, _) in model.routing_trace().items()}
+        full = {k: p for k, (p, _) in trace_of(model(input_ids=TOKENS).routes).items()}
+        alone = {k: p for k, (p, _) in trace_of(model(input_ids=TOKENS[:1]).routes).items()}
     for k in full:
         torch.testing.assert_close(full[k][:1], alone[k])
 
@@ -79,10 +77,25 @@ def test_gradients_reach_every_router_parameter(settings):
 
 def test_z_loss_is_the_weighted_mean_squared_logsumexp_of_the_router_logits():
     model = tiny_mept(z_loss=0.5, balance_loss=0.0).train()
-    model(input_ids=TOKENS)
-    expected = torch.stack([r._last[1].logsumexp(-1).pow(2).mean() for r in model.method.routers()]).mean()
-    torch.testing.assert_close(model.method.aux_loss(), 0.5 * expected)
-    assert tiny_mept(balance_loss=0.0).train().method.aux_loss() is None  # nothing enabled, nothing added
+    out = model(input_ids=TOKENS)
+    expected = torch.stack([r.logits.logsumexp(-1).pow(2).mean() for r in out.routes.values()]).mean()
+    torch.testing.assert_close(out.router_aux_loss, 0.5 * expected)
+    assert tiny_mept(balance_loss=0.0).train()(input_ids=TOKENS).router_aux_loss is None  # nothing enabled, nothing added
+
+
+@pytest.mark.parametrize("method", ["smop", "ptmoe", "mept"])
+def test_every_routed_method_takes_the_balance_and_z_losses(method):
+    """The routed-config base declares them once: SMoP and PT-MoE get them as MEPT does."""
+    backbone = tiny_llama("cls")
+    model = mept.get_model(backbone, mept.make_config(method, balance_loss=0.5, z_loss=0.1)).train()
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    out = model(input_ids=TOKENS, labels=labels)
+    routes = list(out.routes.values())
+    expected = 0.5 * torch.stack([balance_loss(r) for r in routes]).mean() + 0.1 * torch.stack(
+        [z_loss(r) for r in routes]).mean()
+    torch.testing.assert_close(out.router_aux_loss, expected)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels) + expected)
+    assert routes[0].logits.grad_fn is None and out.router_aux_loss.grad_fn is not None  # routes detached, loss not
 
 
 def test_cosine_router_logits_are_bounded_by_the_temperature():

@@ -192,7 +192,7 @@ def load_backbone(
             model_kwargs["ignore_mismatched_sizes"] = True
     if dtype is not None:
         model_kwargs["dtype"] = dtype
-    quiet = transformers.logging.get_verbosity()
+    quiet, bar = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
     transformers.logging.set_verbosity_error()  # "newly initialised head" warnings are expected
     transformers.logging.disable_progress_bar()  # a 1-second load needs no bar on stderr
     try:
@@ -201,7 +201,8 @@ def load_backbone(
         raise MeptError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
     finally:
         transformers.logging.set_verbosity(quiet)
-        transformers.logging.enable_progress_bar()
+        if bar:  # as the caller had it: a user who turned the bar off keeps it off
+            transformers.logging.enable_progress_bar()
     is_image = task_type == "image_cls" or (hasattr(model.config, "image_size") and not hasattr(model.config, "vocab_size"))
     processor = _load_processor(path, "image_cls" if is_image else task_type)
     if not is_image:

@@ -76,6 +76,26 @@ class PromptConfig:
         return cls(**data)
 
 
+@dataclass
+class RoutedConfig(PromptConfig):
+    """Fields every routed method has (SMoP, PT-MoE, MEPT): how its routers are trained.
+
+    ``balance_loss`` weighs the Switch-Transformer load-balancing loss and ``z_loss`` the
+    ST-MoE router z-loss (both 0: off, the papers' setting); ``router_lr_scale`` is the
+    routers' learning rate relative to the prompts'. Declared once here so every routed method
+    reads them the same way (MEPT overrides the default ``balance_loss``: ours, see its config).
+    """
+
+    balance_loss: float = 0.0
+    z_loss: float = 0.0
+    router_lr_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("balance_loss", "z_loss", "router_lr_scale"):
+            _non_negative(self, name)
+
+
 def parse_layers(spec: str | list[int], num_layers: int | None) -> list[int]:
     """Turn a 1-based layer spec into sorted 0-based layer indices."""
     if isinstance(spec, (list, tuple)):

@@ -127,7 +127,8 @@ class Encoder:
         if self.form == "seq2seq":
             batch["labels"] = _pad_list([f.target_ids for f in features], -100, "right")
         if self.form == "cls":
-            assert self.labels is not None
+            if self.labels is None:
+                raise ValueError("a 'cls' Encoder needs its LabelSpace (labels=...) to collate class ids")
             batch["class_ids"] = torch.tensor(
                 [self.labels.task_words[f.example.task][f.example.label] for f in features]
             )

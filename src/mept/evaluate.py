@@ -21,6 +21,7 @@ from mept.data.metrics import answer_normalize, compute_metrics
 from mept.data.registry import TaskSpec
 from mept.encode import ANSWER_SEP, Encoder, Feature, task_logits
 from mept.model import PromptedModel
+from mept.routing import trace_of
 
 
 def batches(features: list[Feature], size: int) -> Iterator[list[Feature]]:
@@ -50,8 +51,8 @@ def predict(
 ) -> list[Any]:
     """Label ids for classification tasks, answer strings for generation tasks.
 
-    ``routes``, when given, receives each batch's routing (``model.routing_trace()``) so the
-    routing health is measured on the very forwards that were scored.
+    ``routes``, when given, receives each batch's routing (:func:`mept.routing.trace_of` of the
+    scored forward's ``routes``) so the routing health is measured on the very forwards that were scored.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -60,19 +61,22 @@ def predict(
     for chunk in tqdm(chunks, desc=f"eval {spec.name}", disable=not progress, leave=False):
         batch = to_device(encoder.collate(chunk, train=False), device)
         if encoder.form in ("cls", "image_cls"):
-            logits = task_logits(model(**model_inputs(batch)).logits.float(), batch)  # (B, C)
+            out = model(**model_inputs(batch))
+            logits, trace = task_logits(out.logits.float(), batch), trace_of(out.routes)  # (B, C)
             if encoder.form == "cls":
                 words = encoder.labels.task_words[spec.name]
                 preds += [words.index(c) for c in logits.argmax(-1).tolist()]
             else:
                 preds += logits.argmax(-1).tolist()
         elif spec.kind == "generation" or eval_mode == "generate":
-            texts = _generate(model, encoder, batch, max_new_tokens=32 if spec.kind == "generation" else 10)
+            texts, trace = _generate(model, encoder, batch, max_new_tokens=32 if spec.kind == "generation" else 10)
             preds += texts if spec.kind == "generation" else [_to_label(t, spec) for t in texts]
         else:
-            preds += _rank(model, encoder, batch, chunk, spec)
+            scores, traces = _rank_scores(model, encoder, batch, chunk, spec)
+            preds += scores.argmax(-1).tolist()
+            trace = traces[-1]  # the last label word's pass, as the health report always read
         if routes is not None and model.method.routed:
-            routes.append(model.routing_trace())
+            routes.append(trace)
     return preds
 
 
@@ -112,18 +116,18 @@ def predict_details(
     for chunk in batches(features, batch_size):
         batch = to_device(encoder.collate(chunk, train=False), device)
         if encoder.form in ("cls", "image_cls"):
-            logits = model(**model_inputs(batch)).logits.float()  # (B, C)
+            output = model(**model_inputs(batch))
+            logits, trace = output.logits.float(), trace_of(output.routes)  # (B, C)
             if encoder.form == "cls":
                 logits = logits[:, encoder.labels.task_words[spec.name]]  # (B, C_task), in label-id order
             probs: torch.Tensor | None = logits.softmax(-1)
-            trace = model.routing_trace()
         elif eval_mode == "generate":
-            texts = _generate(model, encoder, batch, max_new_tokens=10)
-            trace = model.routing_trace()
+            texts, trace = _generate(model, encoder, batch, max_new_tokens=10)
             labels = [_to_label(t, spec) for t in texts]
             probs = None
         else:
-            scores, trace = _rank_scores(model, encoder, batch, chunk, spec)
+            scores, traces = _rank_scores(model, encoder, batch, chunk, spec)
+            trace = traces[0]
             probs = scores.softmax(-1)  # (B, C_task): the label words' likelihoods, normalised
         experts = torch.stack([c for _, c in trace.values()], 1).tolist() if trace else [[] for _ in chunk]  # (B, L)
         if probs is not None:
@@ -140,16 +144,20 @@ def _to_label(text: str, spec: TaskSpec) -> int:
     return words.index(text) if text in words else -1  # out-of-set generations are wrong
 
 
-def _generate(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], max_new_tokens: int) -> list[str]:
+def _generate(
+    model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], max_new_tokens: int
+) -> tuple[list[str], dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+    """Greedy answers, first line each, and the routing the generation used."""
     tok = encoder.processor
     out = model.generate(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-        max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=encoder.pad_id,
+        max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=encoder.pad_id, return_dict_in_generate=True,
     )
+    sequences = out.sequences
     if encoder.form == "causal_lm":
-        out = out[:, batch["input_ids"].shape[1] :]
-    texts = tok.batch_decode(out, skip_special_tokens=True)
-    return [t.strip().split("\n")[0].strip() for t in texts]
+        sequences = sequences[:, batch["input_ids"].shape[1] :]
+    texts = tok.batch_decode(sequences, skip_special_tokens=True)
+    return [t.strip().split("\n")[0].strip() for t in texts], trace_of(out.routes)
 
 
 def _rank(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec) -> list[int]:
@@ -159,23 +167,23 @@ def _rank(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor]
 
 def _rank_scores(
     model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec
-) -> tuple[torch.Tensor, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
-    """Each verbalizer word's total log-likelihood, (B, C), and the routing of the first word's pass."""
+) -> tuple[torch.Tensor, list[dict[int, tuple[torch.Tensor, torch.Tensor]]]]:
+    """Each verbalizer word's total log-likelihood, (B, C), and the routing of each word's pass."""
     device = batch["input_ids"].device
     scores = []
-    trace: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    traces = []
     for target in encoder.targets(list(spec.verbalizer)):
         if encoder.form == "seq2seq":
             labels = torch.tensor([target] * len(chunk), device=device)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
-            scores.append(_sequence_logprob(logits, labels))
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+            scores.append(_sequence_logprob(out.logits, labels))
         else:
             forced = to_device(encoder.teacher_forced([f.input_ids for f in chunk], [target] * len(chunk)), device)
             labels = forced.pop("labels")
-            logits = model(**forced).logits
-            scores.append(_sequence_logprob(logits[:, :-1], labels[:, 1:]))
-        trace = trace or model.routing_trace()
-    return torch.stack(scores, -1), trace
+            out = model(**forced)
+            scores.append(_sequence_logprob(out.logits[:, :-1], labels[:, 1:]))
+        traces.append(trace_of(out.routes))
+    return torch.stack(scores, -1), traces
 
 
 def _sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -225,7 +233,7 @@ def evaluate(
 
 
 def routing_trace(task: str, routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], labels: list[Any]):
-    """Stack per-batch ``routing_trace()`` dicts into one task's :class:`RoutingTrace`."""
+    """Stack per-batch :func:`~mept.routing.trace_of` dicts into one task's :class:`RoutingTrace`."""
     from mept.analysis.pathways import RoutingTrace
 
     layers = list(routes[0])

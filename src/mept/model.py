@@ -5,31 +5,43 @@ output object, and token-level outputs (logits, hidden states, attentions)
 never include the prompt slots, so evaluation code and trainers work
 unchanged. Only prompts, routers and -- for classification -- the task head
 are trainable; :meth:`save_pretrained` writes just those.
+
+Each forward's routing travels out with its output, as MoE models return
+their router outputs: ``out.routes`` (prompted layer id -> :class:`Route`,
+detached; None for unrouted methods) and ``out.router_aux_loss`` (the
+routers' weighted auxiliary loss with its graph; None when none is enabled;
+already included in ``out.loss`` in training). Nothing of a forward stays on
+the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mept.config import PromptConfig
+from mept.config import PromptConfig, RoutedConfig
 from mept.errors import MeptError
-from mept.inject.slots import SlotInjector
+from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing
 from mept.inject.spec import BackboneSpec, inspect_backbone
 from mept.methods.base import PromptMethod
 from mept.registry import method_class
-from mept.routing import masked_mean
+from mept.routing import Route, masked_mean
 from mept.version import __version__
+
+if TYPE_CHECKING:  # importing transformers at run time would load PIL with mept (tests/test_package.py)
+    from transformers.utils import ModelOutput
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -64,6 +76,8 @@ class PromptedModel(nn.Module):
             backbone.get_submodule(name).requires_grad_(True)
         layers = backbone.get_submodule(self.spec.layers_path)
         self.injector = SlotInjector(self.method, layers, self.spec.slot_offset)
+        # modules that can checkpoint (layers, and stacks that checkpoint their layers): see bind_checkpointing
+        self._checkpointable = [m for m in backbone.modules() if hasattr(m, "gradient_checkpointing")]
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
         if self.spec.modality == "image":
             self.injector.handles.append(backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots))
@@ -109,12 +123,17 @@ class PromptedModel(nn.Module):
             given = dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
                          pixel_values=pixel_values, token_type_ids=token_type_ids)
             return self.backbone(**{k: v for k, v in given.items() if v is not None}, **kwargs)
+        if self.training:
+            self._bind_checkpointing()
+        # The backbone always returns its output object (we strip slots and add the routing to it);
+        # ``return_dict=False`` gets that object's tuple, the routing left out.
+        return_dict = kwargs.pop("return_dict", None)
         if self.spec.modality == "image":
             if pixel_values is None:
                 raise MeptError("this backbone takes images: pass pixel_values")
-            with self.injector.active(None):  # the embeddings hook begins the forward
-                out = self.backbone(pixel_values=pixel_values, labels=labels, **kwargs)
-            return self._finish(out)
+            with self.injector.forward(self.method, None) as state:  # the embeddings hook begins it
+                out = self.backbone(pixel_values=pixel_values, labels=labels, return_dict=True, **kwargs)
+            return self._finish(out, state, return_dict)
         if input_ids is None:
             raise MeptError("pass input_ids (prompted text models build their own input embeddings)")
         if attention_mask is None:
@@ -129,9 +148,19 @@ class PromptedModel(nn.Module):
         if labels is not None:
             # Causal LMs score every position: slots carry no target. Others' labels are per example / decoder side.
             slotted["labels"] = self._slot_labels(labels) if self.spec.task_type == "causal_lm" else labels
-        with self.injector.active(attention_mask):
-            out = self.backbone(**slotted, **kwargs)
-        return self._finish(out)
+        with self.injector.forward(self.method, attention_mask) as state:
+            out = self.backbone(**slotted, return_dict=True, **kwargs)
+        return self._finish(out, state, return_dict)
+
+    def _bind_checkpointing(self) -> None:
+        """Bind every enabled checkpoint function to the forward's state (once; cheap to repeat).
+
+        Also covers checkpointing switched on with ``backbone.gradient_checkpointing_enable()``
+        directly, after wrapping.
+        """
+        for module in self._checkpointable:
+            if module.gradient_checkpointing:
+                bind_checkpointing(module)
 
     @contextmanager
     def disabled(self) -> Iterator["PromptedModel"]:
@@ -153,56 +182,52 @@ class PromptedModel(nn.Module):
     def _mean_pool(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         # The head reads the mean of the final states over real tokens instead of the CLS pooler:
         # sentence encoders such as MiniLM are trained for mean pooling, and slots never count.
-        ctx = self.injector.ctx
-        if ctx is None or not self.injector.enabled:
+        state = self.injector.current()
+        if state is None:
             return output
         hidden = args[0] if args else output  # (B, T, d)
-        return masked_mean(hidden, ctx.pool_mask.to(hidden.dtype)).to(output.dtype)
+        return masked_mean(hidden, state.pool_mask.to(hidden.dtype)).to(output.dtype)
 
     def _mean_first_token(self, module: nn.Module, args: tuple) -> tuple | None:
         # Heads that read position 0 of the sequence get the masked mean there instead (same
         # reason as _mean_pool): (B, T, d) -> (B, T, d) with row 0 replaced.
-        ctx = self.injector.ctx
-        if ctx is None or not args or args[0].dim() != 3:
+        state = self.injector.current()
+        if state is None or not args or args[0].dim() != 3:
             return None
         hidden = args[0]
-        pooled = masked_mean(hidden, ctx.pool_mask.to(hidden.dtype))[:, None]  # (B, 1, d)
+        pooled = masked_mean(hidden, state.pool_mask.to(hidden.dtype))[:, None]  # (B, 1, d)
         return (torch.cat([pooled, hidden[:, 1:]], dim=1), *args[1:])
 
     def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
-        if not self.injector.enabled:
+        state = self.injector.current(begun=False)
+        if state is None:
             return output
-        mask = torch.ones(output.shape[:2], dtype=torch.long, device=output.device)
-        self.injector.begin(mask)
+        state.begin(torch.ones(output.shape[:2], dtype=torch.long, device=output.device))
         return self.injector.insert(output, 0.0)
 
-    def _finish(self, out):
+    def _finish(self, out: ModelOutput, state: ForwardState, return_dict: bool | None) -> Any:
         token_keys = ("encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")
         if self.spec.task_type != "seq2seq":
             token_keys = ("last_hidden_state", "hidden_states", "attentions")
             if self.spec.task_type == "causal_lm":
                 token_keys += ("logits",)
         for key in token_keys:
-            value = out.get(key) if hasattr(out, "get") else None
+            value = out.get(key)
             if value is None:
                 continue
             if isinstance(value, tuple):
                 out[key] = tuple(self._strip(v, key) for v in value)
             else:
                 out[key] = self._strip(value, key)
-        if self.training and out.get("loss") is not None:
-            out["loss"] = self.add_aux_loss(out["loss"])
-        return out
-
-    def add_aux_loss(self, loss: torch.Tensor) -> torch.Tensor:
-        """``loss`` plus the routers' weighted auxiliary losses of the last forward (balance, z-loss).
-
-        The one place they are added: the model adds them to the loss it returns; a trainer that
-        computes its own task loss from the logits (classification over allowed words) calls this.
-        """
-        aux = self.method.aux_loss()
-        return loss if aux is None else loss + aux
+        live = [state.routes[layer] for layer in sorted(state.routes)]  # (graph attached) in layer order
+        aux = self.method.aux_loss(live)
+        if self.training and aux is not None and out.get("loss") is not None:
+            out["loss"] = out["loss"] + aux
+        if return_dict is False:
+            return out.to_tuple()
+        routes = {layer: state.routes[layer].detach() for layer in sorted(state.routes)}
+        return with_routing(out, routes or None, aux)
 
     def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
         value = self.injector.remove_slots(value, dim=1 if "attentions" not in key else 2)
@@ -229,32 +254,33 @@ class PromptedModel(nn.Module):
         if not self.injector.enabled:  # inside disabled(): the bare backbone's generation
             return self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         self._check_length(input_ids.shape[1])
-        with self.injector.active(attention_mask):
+        with self.injector.forward(self.method, attention_mask) as state:
             out = self.backbone.generate(
                 input_ids=self.injector.insert(input_ids, self.slot_token_id),
                 attention_mask=self.injector.insert(attention_mask, 1),
                 **kwargs,
             )
+        if isinstance(out, torch.Tensor):  # the routing comes back with return_dict_in_generate=True only
+            return self.injector.remove_slots(out, dim=1) if self.spec.task_type == "causal_lm" else out
         if self.spec.task_type == "causal_lm":
-            sequences = out if isinstance(out, torch.Tensor) else out.sequences
-            sequences = self.injector.remove_slots(sequences, dim=1)
-            if isinstance(out, torch.Tensor):
-                return sequences
-            out.sequences = sequences
-        return out
+            out.sequences = self.injector.remove_slots(out.sequences, dim=1)
+        routes = {layer: state.routes[layer].detach() for layer in sorted(state.routes)}
+        return with_routing(out, routes or None, None)
 
     def gradient_checkpointing_enable(self) -> None:
+        """Checkpoint the backbone's layers (non-reentrant), bound to each forward's state.
+
+        Gradients equal those without checkpointing on every transformers we support
+        (``tests/test_checkpointing.py``); see :func:`mept.inject.slots.bind_checkpointing`.
+        """
         enable = getattr(self.backbone, "activation_checkpointing_enable", None)  # transformers >= 5 name
         if enable is not None:
             enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self._bind_checkpointing()
 
     # --- introspection ----------------------------------------------------------------
-
-    def routing_trace(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Last forward's routing: layer id -> (probs (B, E), chosen (B,))."""
-        return {layer: (r.probs, r.chosen) for layer, r in sorted(self.method.routes.items())}
 
     def owns(self, key: str) -> bool:
         """Is ``key`` (a name from this model's ``named_parameters`` / ``state_dict``) the adapter's?
@@ -274,7 +300,7 @@ class PromptedModel(nn.Module):
         routers at ``lr`` times the method's ``router_lr_scale``, the task heads at ``head_lr``; empty
         groups are left out."""
         router_ids = {id(q) for r in self.method.routers() for q in r.parameters()}
-        scale = getattr(self.prompt_config, "router_lr_scale", 1.0)
+        scale = self.prompt_config.router_lr_scale if isinstance(self.prompt_config, RoutedConfig) else 1.0
         owned = [(n, q) for n, q in self.adapter_parameters().items() if q.requires_grad]
         groups = [
             {"name": "prompt", "params": [q for n, q in owned if n.startswith("method.") and id(q) not in router_ids],
@@ -354,9 +380,13 @@ class PromptedModel(nn.Module):
         atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(self.adapter_state_dict(), tmp))
         atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
-    def load_adapter_weights(self, state: dict[str, torch.Tensor]) -> None:
-        """Load ``adapter_state_dict``-shaped tensors; names and shapes are checked first, one clear error."""
-        check_adapter_state(self.adapter_state_dict(), state)
+    def load_adapter_weights(self, state: dict[str, torch.Tensor], heads_saved: bool = True) -> None:
+        """Load ``adapter_state_dict``-shaped tensors; names and shapes are checked first, one clear error.
+
+        ``heads_saved=False``: the file comes from a model without task heads (its config lists
+        none), so this model's heads keep their weights; otherwise every head tensor must be there.
+        """
+        check_adapter_state(self.adapter_state_dict(), state, heads_saved)
         method_state = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
         self.method.load_state_dict(method_state, strict=True)
         for name in self.head_names:
@@ -389,7 +419,7 @@ class PromptedModel(nn.Module):
             check_adapter_config(self, meta, path)
         state = read_adapter_weights(path)
         try:
-            self.load_adapter_weights(state)
+            self.load_adapter_weights(state, heads_saved=bool(meta.get("modules_to_save")))
         except MeptError as exc:
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {exc}") from None
         except RuntimeError as exc:
@@ -419,9 +449,13 @@ def check_adapter_config(model: "PromptedModel", meta: dict[str, Any], path: str
         raise MeptError(f"{where} is for method {meta['method']!r}, but the run trained "
                         f"{model.prompt_config.method!r}; the checkpoint does not belong to this run")
     mine = model.prompt_config.to_dict()
-    differ = sorted(k for k in set(mine) | set(meta["config"]) if meta["config"].get(k) != mine.get(k))
+    try:  # settings added since the file was written (e.g. SMoP's balance_loss) read as their defaults
+        saved = type(model.prompt_config).from_dict(meta["config"]).to_dict()
+    except MeptError:  # unknown or invalid settings: compared as written, so the message names them
+        saved = meta["config"]
+    differ = sorted(k for k in set(mine) | set(saved) if saved.get(k) != mine.get(k))
     if differ:
-        pairs = ", ".join(f"{k} (checkpoint {meta['config'].get(k)!r}, run {mine.get(k)!r})" for k in differ)
+        pairs = ", ".join(f"{k} (checkpoint {saved.get(k)!r}, run {mine.get(k)!r})" for k in differ)
         raise MeptError(f"{where} does not match the run's settings: {pairs}; the checkpoint does not belong "
                         f"to this run (or was edited)")
 
@@ -443,10 +477,18 @@ def read_adapter_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_adapter_state(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> None:
-    """Names and shapes of loaded tensors against the model's, with the first difference spelled out."""
-    # a file saved without the head (a bare backbone) may still load onto one with a head
-    missing = sorted(k for k in set(expected) - set(state) if not k.startswith("head."))
+def check_adapter_state(
+    expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], heads_saved: bool = True
+) -> None:
+    """Names and shapes of loaded tensors against the model's, with the first difference spelled out.
+
+    A head tensor missing from a file that saved heads is refused (the head would stay as it is,
+    e.g. randomly initialised, and score at chance without a word); only a file saved from a
+    backbone without heads (``heads_saved=False``, and then no head tensor at all) leaves them be.
+    """
+    heads_in_file = any(k.startswith("head.") for k in state)
+    missing = sorted(k for k in set(expected) - set(state)
+                     if heads_saved or heads_in_file or not k.startswith("head."))
     extra = sorted(set(state) - set(expected))
     if missing or extra:
         parts = ([f"missing {len(missing)} tensor(s), e.g. {missing[0]}"] if missing else []) + \
@@ -530,6 +572,31 @@ def atomic_write(dest: Path, write) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+_ROUTED_OUTPUTS: dict[type, type] = {}
+_ROUTED_OUTPUTS_LOCK = threading.Lock()
+
+
+def with_routing(out: ModelOutput, routes: dict[int, Route] | None, aux_loss: torch.Tensor | None) -> ModelOutput:
+    """``out`` as the same output class plus two fields, ``routes`` and ``router_aux_loss``.
+
+    Fields of a dataclass subclass (made once per output class), not loose attributes: they
+    survive what rebuilds outputs from their fields (Accelerate's fp32 conversion, DDP and
+    ``torch.compile``'s pytree round trips), and ``isinstance`` checks of the original class hold.
+    Named ``router_aux_loss`` so a MoE backbone's own ``aux_loss`` stays its own.
+    """
+    base = type(out)
+    with _ROUTED_OUTPUTS_LOCK:
+        routed = _ROUTED_OUTPUTS.get(base)
+        if routed is None:
+            routed = dataclasses.make_dataclass(
+                f"Routed{base.__name__}",
+                [("routes", dict[int, Route] | None, None), ("router_aux_loss", torch.Tensor | None, None)],
+                bases=(base,),
+            )
+            _ROUTED_OUTPUTS[base] = routed
+    return routed(**out, routes=routes, router_aux_loss=aux_loss)
 
 
 def get_model(

@@ -43,8 +43,10 @@ How logits are formed (``router_type``): ``linear`` ``W x`` (the authors' code) 
 projection ``P`` and one embedding ``e_i`` per expert -- bounded logits that
 cannot grow until p = 1.
 
-Auxiliary losses, computed from the last forward only when asked for:
-Switch-Transformer load balancing and the ST-MoE router z-loss.
+Auxiliary losses are functions of one forward's :class:`Route` (it carries the
+logits): Switch-Transformer load balancing (:func:`balance_loss`) and the ST-MoE
+router z-loss (:func:`z_loss`). A router keeps nothing of a forward: the route
+it returns is the only record, and it travels out with the model's output.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ class Route:
     weight: torch.Tensor  # (B, k): their weights
     probs: torch.Tensor  # (B, E): clean softmax probabilities, for analysis
     chosen: torch.Tensor  # (B,) long: the top-1 expert, for analysis
+    logits: torch.Tensor | None = None  # (B, E): clean router logits, for the auxiliary losses
+
+    def detach(self) -> "Route":
+        """The same route cut from the graph (views, no copies): what the model's output carries."""
+        return Route(self.index.detach(), self.weight.detach(), self.probs.detach(), self.chosen.detach(),
+                     None if self.logits is None else self.logits.detach())
 
 
 class Router(nn.Module):
@@ -120,14 +128,18 @@ class Router(nn.Module):
         self.gumbel_tau = gumbel_tau
         self.renormalize = renormalize
         self.dropout = nn.Dropout(dropout)
-        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled state (B, d) -> what the router reads (B, d), per ``input_norm``."""
+    def normalize_input(self, x: torch.Tensor, update_stats: bool = True) -> torch.Tensor:
+        """Pooled state (B, d) -> what the router reads (B, d), per ``input_norm``.
+
+        ``update_stats=False`` when gradient checkpointing recomputes a forward: the running
+        statistics were moved once by the forward itself, and the recomputation must read them
+        as that forward left them (then it normalises exactly as the forward did).
+        """
         x = x.float()
         if self.input_norm == "layernorm":
             return F.layer_norm(x, x.shape[-1:])
-        if self.training:
+        if self.training and update_stats:
             self._update_stats(x)
         x = x - self.running_mean
         if self.input_norm == "center":
@@ -150,8 +162,9 @@ class Router(nn.Module):
             h = F.normalize(h, dim=-1) @ F.normalize(self.expert_embed, dim=-1).T  # (B, E) in [-1, 1]
         return h / self.temperature
 
-    def forward(self, x: torch.Tensor) -> Route:
-        logits = self.logits(self.normalize_input(x))  # (B, E)
+    def forward(self, x: torch.Tensor, update_stats: bool = True) -> Route:
+        """Pooled state (B, d) -> this forward's :class:`Route`, logits included (nothing is kept)."""
+        logits = self.logits(self.normalize_input(x, update_stats))  # (B, E)
         probs = logits.softmax(-1)
         chosen = probs.argmax(-1)
         B, E = logits.shape
@@ -162,7 +175,7 @@ class Router(nn.Module):
             else:
                 index = torch.arange(E, device=x.device).expand(B, E)
                 weight = torch.full((B, E), 1.0 / E, device=x.device, dtype=probs.dtype)
-            return self._finish(Route(index, weight, probs, index[:, 0] if self.training else chosen), logits)
+            return Route(index, weight, probs, index[:, 0] if self.training else chosen, logits)
 
         if self.routing == "gumbel":
             if self.training:
@@ -174,7 +187,7 @@ class Router(nn.Module):
             else:
                 index = chosen[:, None]
                 weight = torch.ones(B, 1, device=x.device, dtype=probs.dtype)
-            return self._finish(Route(index, weight, probs, index[:, 0]), logits)
+            return Route(index, weight, probs, index[:, 0], logits)
 
         noisy = logits
         if self.training and self.routing in ("perturb", "topk") and self.noise_sigma > 0:
@@ -182,31 +195,39 @@ class Router(nn.Module):
             noisy = logits * (1 + eps) if self.noise == "multiplicative" else logits + eps
         if self.routing == "dense":
             index = torch.arange(E, device=x.device).expand(B, E)
-            return self._finish(Route(index, probs, probs, chosen), logits)
+            return Route(index, probs, probs, chosen, logits)
         top_logits, index = noisy.topk(self.top_k, dim=-1)  # (B, k)
         if self.renormalize:
             weight = top_logits.softmax(-1)
         else:
             weight = noisy.softmax(-1).gather(1, index)
-        return self._finish(Route(index, weight, probs, index[:, 0]), logits)
+        return Route(index, weight, probs, index[:, 0], logits)
 
-    def _finish(self, route: Route, logits: torch.Tensor) -> Route:
-        self._last = (route.chosen, logits)  # kept for the auxiliary losses, computed only when asked for
-        return route
 
-    def balance_loss(self) -> torch.Tensor | None:
-        """Switch-Transformer balance loss of the last forward: E * sum_e f_e * P_e, minimal (=1) when uniform."""
-        if self._last is None:
-            return None
-        chosen, logits = self._last
-        frac = F.one_hot(chosen, self.num_experts).float().mean(0)
-        return self.num_experts * (frac * logits.float().softmax(-1).mean(0)).sum()
+def balance_loss(route: Route) -> torch.Tensor:
+    """Switch-Transformer balance loss of one route: E * sum_e f_e * P_e, minimal (=1) when uniform.
 
-    def z_loss(self) -> torch.Tensor | None:
-        """ST-MoE router z-loss of the last forward: mean (logsumexp logits)^2; keeps logits small."""
-        if self._last is None:
-            return None
-        return self._last[1].float().logsumexp(-1).pow(2).mean()
+    ``f_e`` is the share of examples whose top-1 expert is e, ``P_e`` the mean router probability.
+    """
+    E = _logits_of(route).shape[-1]
+    frac = F.one_hot(route.chosen, E).float().mean(0)
+    return E * (frac * route.logits.float().softmax(-1).mean(0)).sum()
+
+
+def z_loss(route: Route) -> torch.Tensor:
+    """ST-MoE router z-loss of one route: mean (logsumexp logits)^2; keeps logits small."""
+    return _logits_of(route).float().logsumexp(-1).pow(2).mean()
+
+
+def _logits_of(route: Route) -> torch.Tensor:
+    if route.logits is None:  # a Route built by hand, not by Router.forward
+        raise ValueError("the auxiliary router losses need the route's logits (Router.forward sets them)")
+    return route.logits
+
+
+def trace_of(routes: dict[int, Route] | None) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """A forward's routing (``out.routes``) as layer id -> (probs (B, E), chosen (B,)); {} when unrouted."""
+    return {layer: (r.probs, r.chosen) for layer, r in sorted((routes or {}).items())}
 
 
 def combine_experts(experts: torch.Tensor, route: Route) -> torch.Tensor:

@@ -85,14 +85,14 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
         if differ:
             raise MeptError(f"--resume: settings differ from the run in {out}: {', '.join(differ)}")
         if previous.get("output") != mine["output"]:  # a moved or copied run now lives here
-            saved.write_text(json.dumps({**previous, "output": mine["output"]}, indent=2))
+            atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps({**previous, "output": mine["output"]}, indent=2)))
         return
     if out.exists() and any(out.iterdir()):
         if not cfg.overwrite:
             raise MeptError(f"output folder {out} already holds files; pass --overwrite to replace them or --resume to continue")
         move_aside(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
+    atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(cfg.to_dict(), indent=2)))
 
 
 def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:

@@ -21,10 +21,12 @@ from mept.model import PromptedModel
 def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, forward: Any = None) -> torch.Tensor:
     """The training loss; ``forward`` is the Accelerate-wrapped model (DDP syncs gradients through it)."""
     forward = forward or model
-    if form in ("cls", "image_cls"):
-        logits = task_logits(forward(**model_inputs(batch)).logits.float(), batch)  # (B, C)
-        return model.add_aux_loss(F.cross_entropy(logits, batch["class_ids"]))
-    return forward(**model_inputs(batch)).loss  # the model adds the routers' auxiliary loss to its own
+    out = forward(**model_inputs(batch))
+    if form not in ("cls", "image_cls"):
+        return out.loss  # the model adds the routers' auxiliary loss (out.router_aux_loss) to its own
+    loss = F.cross_entropy(task_logits(out.logits.float(), batch), batch["class_ids"])  # over the task's classes
+    aux = out.get("router_aux_loss")  # this forward's weighted routing loss, returned with its output
+    return loss if aux is None else loss + aux
 
 
 def loss_terms(batch: dict[str, torch.Tensor], form: str) -> torch.Tensor:

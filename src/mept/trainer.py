@@ -37,6 +37,11 @@ class PromptTrainer(Trainer):
         # num_items_in_batch and pass it on to backbones that do not take it.
         self.model_accepts_loss_kwargs = False
 
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        # A PromptedModel's output also carries its forward's routing (routes, router_aux_loss): not predictions.
+        ignore_keys = [*(ignore_keys or []), "routes", "router_aux_loss"]
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
     def _prompted(self) -> PromptedModel:
         return self.accelerator.unwrap_model(self.model)
 

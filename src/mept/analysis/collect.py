@@ -20,7 +20,7 @@ from mept.encode import Encoder, Feature
 from mept.errors import MeptError
 from mept.evaluate import batches, model_inputs, routing_trace, to_device
 from mept.model import PromptedModel
-from mept.routing import masked_mean
+from mept.routing import masked_mean, trace_of
 
 
 @torch.no_grad()
@@ -35,7 +35,7 @@ def collect(
         batch = model_inputs(to_device(encoder.collate(chunk, train=False), device))
         batch.pop("labels", None)
         out = model(**batch, output_hidden_states=True)
-        if trace := model.routing_trace():
+        if trace := trace_of(out.routes):
             routes.append(trace)
         mask = batch.get("attention_mask")
         pooled.append(_pool(_last_hidden(out), mask))

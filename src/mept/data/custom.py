@@ -170,6 +170,6 @@ def load_custom(
         return load_custom(path_train, path_val, text_field, text_pair_field, label_field, template,
                            verbalizer, seed, task_name, path_test)[1]
 
-    register_task(spec, loader)
+    register_task(spec, loader, replace=task_name in _CUSTOM_NAMES)  # built-in names were refused above
     _CUSTOM_NAMES.add(task_name)
     return spec, splits

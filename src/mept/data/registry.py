@@ -40,7 +40,12 @@ class Loader(Protocol):
 _TASKS: dict[str, tuple[TaskSpec, Loader]] = {}
 
 
-def register_task(spec: TaskSpec, loader: Loader) -> None:
+def register_task(spec: TaskSpec, loader: Loader, replace: bool = False) -> None:
+    """Add a task under ``spec.name``. A taken name is refused unless ``replace`` (a custom file
+    reloaded under its own name): a user's data must never silently stand in for a built-in task."""
+    if spec.name in _TASKS and not replace:
+        raise MeptError(f"task name {spec.name!r} is already taken ({_TASKS[spec.name][0].description or 'built in'}); "
+                        f"pick another (--task-name)")
     _TASKS[spec.name] = (spec, loader)
 
 

@@ -5,8 +5,22 @@
 forward pre-hook on each prompted layer overwrites the slots with that
 layer's prompts before the layer runs; other layers pass the slots through.
 Sequence length, position handling (absolute, relative bias, rotary) and
-masks therefore stay valid for every architecture, and gradient
-checkpointing works because the hook sits outside the checkpointed forward.
+masks therefore stay valid for every architecture.
+
+One forward's state (which positions are real text, the routes taken) is a
+:class:`ForwardState` held in a :class:`contextvars.ContextVar` for the
+duration of :meth:`SlotInjector.forward`, never an attribute: each thread (and
+each asyncio task) sees its own, so concurrent forwards on one model do not mix,
+and nothing of one forward is left for the next to read.
+
+Gradient checkpointing: transformers 5 checkpoints a layer's ``forward``, so
+the hook runs outside and is never recomputed; transformers 4.57 checkpoints
+``__call__``, so the hook runs again when the backward pass recomputes the
+layer, after the forward's context has ended. :func:`bind_checkpointing`
+wraps a module's checkpoint function so the recomputation re-enters the
+forward's state (marked ``recompute``: routes are not recorded again, router
+statistics do not move again; torch restores the RNG state, its default
+``preserve_rng_state=True``, so noisy routings choose the same experts).
 
 Routing reads the layer's input hidden state over real tokens only
 (``pool_mask``); each router normalises it as configured (:mod:`mept.routing`).
@@ -30,9 +44,11 @@ layers below see exactly the backbone run on text with m slot tokens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -40,30 +56,47 @@ import torch
 from torch import nn
 
 from mept.methods.base import PromptMethod
-from mept.routing import masked_mean
+from mept.routing import Route, masked_mean
 
 
 @dataclass
-class SlotContext:
-    """Per-forward state the hooks read: which positions are real text, and the prompt's length.
+class ForwardState:
+    """One forward's state, read by the hooks: which positions are real text, the prompt's length, the routes.
 
     ``total_len`` is the length of the slotted prompt sequence. Hidden states
     shorter than it come from cached decoding steps (the slots already live in
     the KV cache, so nothing is injected); longer ones come from uncached
     generation, where only the first ``total_len`` positions are pooled so
     routing is decided by the prompt alone, exactly as with the cache.
+    ``method`` is the prompt method of the model whose forward this is (a
+    ``DataParallel`` replica's own, not the hooks' owner's).
     """
 
-    pool_mask: torch.Tensor  # (B, total_len): 1 on real input tokens, 0 on slots and padding
-    total_len: int
+    injector: "SlotInjector"
+    method: PromptMethod
+    pool_mask: torch.Tensor | None  # (B, total_len): 1 on real input tokens, 0 on slots and padding
+    total_len: int = 0
+    recompute: bool = False  # gradient checkpointing's second run of this forward
+    routes: dict[int, Route] = field(default_factory=dict)  # layer id -> route, graph attached
+
+    def begin(self, text_mask: torch.Tensor) -> None:
+        """Set the real-text mask once it is known: ``text_mask`` (B, T) is the unslotted attention mask."""
+        self.pool_mask = self.injector.insert(text_mask, 0)
+        self.total_len = self.pool_mask.shape[1]
+
+    def replay(self) -> "ForwardState":
+        """The same forward, as gradient checkpointing recomputes it: nothing recorded, statistics frozen."""
+        return ForwardState(self.injector, self.method, self.pool_mask, self.total_len, recompute=True)
+
+
+_FORWARD: ContextVar[ForwardState | None] = ContextVar("mept_forward", default=None)
+_DISABLED: ContextVar[tuple["SlotInjector", ...]] = ContextVar("mept_disabled", default=())
 
 
 class SlotInjector:
     def __init__(self, method: PromptMethod, layers: nn.ModuleList, offset: int) -> None:
-        self.method = method
+        self.method = method  # only for num_slots and layer ids; prompts come from the forward's state
         self.offset = offset
-        self.ctx: SlotContext | None = None
-        self.enabled = True  # False: every hook passes through (PromptedModel.disabled)
         self.handles = [
             layers[layer_id].register_forward_pre_hook(partial(self._before_layer, position), with_kwargs=True)
             for position, layer_id in enumerate(method.layer_ids)
@@ -77,19 +110,35 @@ class SlotInjector:
         for h in self.handles:
             h.remove()
 
+    @property
+    def enabled(self) -> bool:
+        """False inside :meth:`disabled` (in this thread): the model runs the bare backbone."""
+        return self not in _DISABLED.get()
+
+    def current(self, begun: bool = True) -> ForwardState | None:
+        """The state of the forward running in this context, if it is this injector's (and has ``begun``)."""
+        state = _FORWARD.get()
+        if state is None or state.injector is not self or (begun and state.pool_mask is None):
+            return None
+        return state
+
     def _before_layer(self, position: int, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
-        ctx = self.ctx
-        if ctx is None or not self.enabled:
+        state = self.current()
+        if state is None:
             return None  # the backbone is being used on its own
         in_kwargs = not args
         hidden = kwargs["hidden_states"] if in_kwargs else args[0]  # (B, T, d)
-        if hidden.shape[1] < ctx.total_len:
+        if hidden.shape[1] < state.total_len:
             return None  # cached decoding step
+        method = state.method
         pooled = None
-        if self.method.routed:
-            text = hidden if hidden.shape[1] == ctx.total_len else hidden[:, : ctx.total_len]
-            pooled = masked_mean(text, ctx.pool_mask).float()  # (B, d); the router normalises it
-        prompts = self.method.prompt(position, pooled, hidden.shape[0]).to(hidden.dtype)  # (B, m, d)
+        if method.routed:
+            text = hidden if hidden.shape[1] == state.total_len else hidden[:, : state.total_len]
+            pooled = masked_mean(text, state.pool_mask).float()  # (B, d); the router normalises it
+        prompts, route = method.prompt(position, pooled, hidden.shape[0], update_stats=not state.recompute)
+        if route is not None and not state.recompute:
+            state.routes[method.layer_ids[position]] = route
+        prompts = prompts.to(hidden.dtype)  # (B, m, d)
         # one copy forward and one backward (a cat of slices allocates and adds full-size gradients)
         hidden = hidden.slice_scatter(prompts, dim=1, start=self.offset, end=self.offset + self.num_slots)
         if in_kwargs:
@@ -112,32 +161,66 @@ class SlotInjector:
         return x.index_select(dim, keep)
 
     @contextmanager
-    def active(self, text_mask: torch.Tensor | None) -> Iterator[SlotContext | None]:
-        """The state of one forward: routes of the last forward cleared, slots filled until the block ends.
+    def forward(self, method: PromptMethod, text_mask: torch.Tensor | None) -> Iterator[ForwardState]:
+        """The state of one forward, current in this context until the block ends.
 
         ``text_mask`` (B, T) is the unslotted attention mask; ``None`` when the mask is only known
-        inside the forward (images: the embeddings hook calls :meth:`begin`).
+        inside the forward (images: the embeddings hook calls :meth:`ForwardState.begin`).
         """
-        self.method.routes.clear()
+        state = ForwardState(self, method, None)
+        if text_mask is not None:
+            state.begin(text_mask)
+        token = _FORWARD.set(state)
         try:
-            yield self.begin(text_mask) if text_mask is not None else None
+            yield state
         finally:
-            self.end()
+            _FORWARD.reset(token)
 
     @contextmanager
     def disabled(self) -> Iterator[None]:
-        """Every hook passes through: the backbone runs bare, with no slots and no prompts."""
-        previous, self.enabled = self.enabled, False
+        """Every hook passes through, in this context: the backbone runs bare, with no slots and no prompts."""
+        token = _DISABLED.set((*_DISABLED.get(), self))
         try:
             yield
         finally:
-            self.enabled = previous
+            _DISABLED.reset(token)
 
-    def begin(self, text_mask: torch.Tensor) -> SlotContext:
-        """Start a forward: ``text_mask`` (B, T) is the unslotted attention mask."""
-        pool_mask = self.insert(text_mask, 0)
-        self.ctx = SlotContext(pool_mask=pool_mask, total_len=pool_mask.shape[1])
-        return self.ctx
 
-    def end(self) -> None:
-        self.ctx = None
+def bind_checkpointing(module: nn.Module) -> None:
+    """Make ``module``'s gradient-checkpoint function re-enter the forward's state when it recomputes.
+
+    Idempotent, and a no-op for modules without one. The checkpoint runs non-reentrant whatever
+    was asked (ours): reentrant checkpointing runs the first pass without autograd, so tensors
+    made inside the checkpointed call -- transformers 4.57 runs the prompt hook there -- would
+    get a gradient only through an input that happens to require one.
+    """
+    original = getattr(module, "_gradient_checkpointing_func", None)
+    if original is None or getattr(original, "_mept_bound", False):
+        return
+    if isinstance(original, functools.partial):  # transformers' partial(checkpoint, **kwargs)
+        original = functools.partial(original.func, *original.args, **{**original.keywords, "use_reentrant": False})
+    module._gradient_checkpointing_func = _bound(original)
+
+
+def _bound(checkpoint: Callable[..., Any]) -> Callable[..., Any]:
+    def bound_checkpoint(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        state = _FORWARD.get()
+        if state is None:
+            return checkpoint(function, *args, **kwargs)
+        calls = 0
+
+        def run(*a: Any, **k: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # the forward itself, inside its own context
+                return function(*a, **k)
+            token = _FORWARD.set(state.replay())  # the recomputation, during backward
+            try:
+                return function(*a, **k)
+            finally:
+                _FORWARD.reset(token)
+
+        return checkpoint(run, *args, **kwargs)
+
+    bound_checkpoint._mept_bound = True  # type: ignore[attr-defined]
+    return bound_checkpoint

@@ -3,7 +3,10 @@
 A method owns its trainable tensors and answers one question: *what goes in
 the m prompt slots before prompted layer j, for this batch?* How the slots
 are reserved and overwritten inside a backbone is the injector's job
-(:mod:`mept.inject`), shared by all methods.
+(:mod:`mept.inject`), shared by all methods. A method keeps nothing of a
+forward: :meth:`PromptMethod.prompt` returns the route it took, the injector
+collects the routes of one forward, and :meth:`PromptMethod.aux_loss` turns
+them into that forward's auxiliary loss.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from mept.config import PromptConfig, parse_layers
+from mept.config import PromptConfig, RoutedConfig, parse_layers
 from mept.errors import MeptError
 from mept.prompt_init import copy_rows_, fill_rows_, init_prompt_, read_prompt_source, source_prompts
-from mept.routing import Route, Router, combine_experts
+from mept.routing import Route, Router, balance_loss, combine_experts, z_loss
 
 
 class PromptMethod(nn.Module):
@@ -29,10 +32,16 @@ class PromptMethod(nn.Module):
         self.hidden_size = hidden_size
         self.layer_ids = parse_layers(config.layers, num_layers)  # 0-based prompted layers
         self.num_slots = config.prompt_length
-        self.routes: dict[int, Route] = {}  # layer id -> last route, for analysis
 
-    def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
-        """Prompts for ``self.layer_ids[position]``: (B, m, d)."""
+    def prompt(
+        self, position: int, pooled: torch.Tensor | None, batch_size: int, update_stats: bool = True
+    ) -> tuple[torch.Tensor, Route | None]:
+        """Prompts for ``self.layer_ids[position]``, (B, m, d), and the route that chose them (None: unrouted).
+
+        ``pooled`` (B, d) is the layer input's masked mean (routed methods only). ``update_stats``
+        is False when gradient checkpointing recomputes the forward (routers' running statistics
+        move once per forward).
+        """
         raise NotImplementedError
 
     @property
@@ -50,22 +59,23 @@ class PromptMethod(nn.Module):
     def routers(self) -> list[Router]:
         return []
 
-    def aux_loss(self) -> torch.Tensor | None:
-        """Routing losses of the last forward, weighted as the config asks; None when none is enabled.
+    def aux_loss(self, routes: list[Route]) -> torch.Tensor | None:
+        """One forward's routing losses, weighted as the config asks; None when none is enabled.
 
-        ``balance_loss`` weighs the Switch load-balancing loss and ``z_loss`` the ST-MoE router
-        z-loss, each averaged over the prompted layers' routers. This is the one place they are
-        combined: the model adds the result to its own loss, the trainer to its masked one.
+        ``routes`` are that forward's routes with their graph, in layer order. ``balance_loss``
+        weighs the Switch load-balancing loss and ``z_loss`` the ST-MoE router z-loss, each
+        averaged over the prompted layers' routes. The one place they are combined: the model
+        returns the result with its output (and adds it to the loss it computes in training).
         """
+        config = self.config
+        if not isinstance(config, RoutedConfig) or not routes:
+            return None
         total = None
-        for weight, loss_of in ((getattr(self.config, "balance_loss", 0.0), Router.balance_loss),
-                                (getattr(self.config, "z_loss", 0.0), Router.z_loss)):
+        for weight, loss_of in ((config.balance_loss, balance_loss), (config.z_loss, z_loss)):
             if not weight:
                 continue
-            losses = [loss for r in self.routers() if (loss := loss_of(r)) is not None]
-            if losses:
-                term = weight * torch.stack(losses).mean()
-                total = term if total is None else total + term
+            term = weight * torch.stack([loss_of(r) for r in routes]).mean()
+            total = term if total is None else total + term
         return total
 
     def parameter_groups(self) -> dict[str, int]:
@@ -82,11 +92,6 @@ class PromptMethod(nn.Module):
         without a router use every prompt, so the default is the stored count.
         """
         return self.parameter_groups()
-
-    def _record(self, position: int, route: Route) -> None:
-        self.routes[self.layer_ids[position]] = Route(
-            route.index.detach(), route.weight.detach(), route.probs.detach(), route.chosen.detach()
-        )
 
 
 class DeepPrompts(PromptMethod):
@@ -114,8 +119,10 @@ class DeepPrompts(PromptMethod):
     def transform(self, prompt: torch.Tensor) -> torch.Tensor:
         return prompt
 
-    def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
-        return self.transform(self.prompts[position]).expand(batch_size, -1, -1)  # (B, m, d)
+    def prompt(
+        self, position: int, pooled: torch.Tensor | None, batch_size: int, update_stats: bool = True
+    ) -> tuple[torch.Tensor, Route | None]:
+        return self.transform(self.prompts[position]).expand(batch_size, -1, -1), None  # (B, m, d)
 
 
 class RoutedPrompts(PromptMethod):
@@ -199,11 +206,18 @@ class RoutedPrompts(PromptMethod):
         shared = self.shared.numel() if self.shared is not None else 0
         return {"prompt": L * self.experts_used() * m * d + shared, "router": self.parameter_groups()["router"]}
 
-    def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
-        assert pooled is not None, "routed prompts need the pooled hidden state"
-        route = self.router_list[position](pooled)
-        self._record(position, route)
+    def prompt(
+        self, position: int, pooled: torch.Tensor | None, batch_size: int, update_stats: bool = True
+    ) -> tuple[torch.Tensor, Route | None]:
+        route = self.router_list[position](needs_pooled(pooled), update_stats)
         prompts = combine_experts(self.experts[position], route)  # (B, m, d)
         if self.shared is not None:
             prompts = prompts + self.shared[position].sum(0)  # shared experts: added, never gated
-        return prompts
+        return prompts, route
+
+
+def needs_pooled(pooled: torch.Tensor | None) -> torch.Tensor:
+    """Routed methods read the pooled hidden state (the injector passes it when ``routed`` is True)."""
+    if pooled is None:
+        raise ValueError("a routed method's prompt() needs the pooled hidden state (B, d)")
+    return pooled

@@ -14,7 +14,9 @@ Every ablation of the paper's Tables 2-4, 10 and 13 is a switch: ``routing`` (to
 gumbel, perturb; topk with ``top_k``), ``shared`` (on / off / replace: the
 shared experts become extra router experts), ``layers`` (depth),
 ``train_router`` / ``train_prompts``, ``init`` (xavier_normal, he_normal).
-``balance_loss`` > 0 adds a Switch-style load-balancing loss (0.01 by default: ours; the paper has none).
+``balance_loss`` > 0 adds a Switch-style load-balancing loss (0.01 by default: ours; the paper has
+none, and :meth:`MEPTConfig.paper` has 0); it, ``z_loss`` and ``router_lr_scale`` are declared by
+:class:`~mept.config.RoutedConfig`, shared with SMoP and PT-MoE.
 
 Router switches (issue: routers that collapse to one expert per layer):
 ``router_input`` (layernorm | center | standardize: what the router reads),
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import PromptConfig, _choice, _non_negative, _positive
+from mept.config import RoutedConfig, _choice, _non_negative, _positive
 from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
 from mept.registry import register_method
@@ -56,7 +58,7 @@ PAPER_UNSTATED: dict[str, object] = dict(
 
 
 @dataclass
-class MEPTConfig(PromptConfig):
+class MEPTConfig(RoutedConfig):
     method = "mept"
     experts_field = "num_experts"
     # the paper's lr grid for MEPT; the optimiser is not stated (the authors' code: Adafactor; ours: AdamW)
@@ -72,11 +74,9 @@ class MEPTConfig(PromptConfig):
     train_router: bool = True
     # ours, not the paper's (which has none): keeps every layer routing (benchmarks/routing.py); paper() has 0
     balance_loss: float = 0.01
-    z_loss: float = 0.0
     router_input: str = "layernorm"
     router_type: str = "linear"
     router_temperature: float = 1.0
-    router_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,8 +86,7 @@ class MEPTConfig(PromptConfig):
         _choice(self, "routing", ROUTINGS)
         _choice(self, "router_input", INPUT_NORMS)
         _choice(self, "router_type", ROUTER_TYPES)
-        for name in ("noise_sigma", "gumbel_tau", "router_dropout", "balance_loss", "num_shared", "z_loss",
-                     "router_lr_scale"):
+        for name in ("noise_sigma", "gumbel_tau", "router_dropout", "num_shared"):
             _non_negative(self, name)
         if self.router_dropout >= 1:
             raise MeptError(f"MEPTConfig.router_dropout must be in [0, 1), got {self.router_dropout!r}")

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mept.config import PromptConfig, _non_negative, _positive
+from mept.config import RoutedConfig, _non_negative, _positive
 from mept.errors import MeptError
-from mept.methods.base import PromptMethod
+from mept.methods.base import PromptMethod, needs_pooled
 from mept.prompt_init import init_prompt_
 from mept.registry import register_method
-from mept.routing import Router, combine_experts
+from mept.routing import Route, Router, combine_experts
 
 
 @dataclass
-class PTMoEConfig(PromptConfig):
+class PTMoEConfig(RoutedConfig):
     method = "ptmoe"
     input_only = True
     experts_field = "num_experts"
@@ -91,11 +91,11 @@ class PTMoE(PromptMethod):
     def experts(self) -> torch.Tensor:
         return self.A @ self.B  # (E, m, d)
 
-    def prompt(self, position: int, pooled: torch.Tensor | None, batch_size: int) -> torch.Tensor:
-        assert pooled is not None
-        route = self.router(pooled)
-        self._record(position, route)
-        return combine_experts(self.experts(), route)  # (B, m, d)
+    def prompt(
+        self, position: int, pooled: torch.Tensor | None, batch_size: int, update_stats: bool = True
+    ) -> tuple[torch.Tensor, Route | None]:
+        route = self.router(needs_pooled(pooled), update_stats)
+        return combine_experts(self.experts(), route), route  # (B, m, d)
 
     @torch.no_grad()
     def init_from_embeddings(self, embeddings: torch.Tensor, noise: float = 0.01) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import PromptConfig, _choice, _non_negative, _positive
+from mept.config import RoutedConfig, _choice, _non_negative, _positive
 from mept.methods.base import RoutedPrompts
 from mept.registry import register_method
 
 
 @dataclass
-class SMoPConfig(PromptConfig):
+class SMoPConfig(RoutedConfig):
     method = "smop"
     input_only = True
     deep_variant = "mept"
