@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mept.atomic_file import atomic_write  # noqa: F401  (re-exported: callers import it from here)
 from mept.config import PromptConfig
 from mept.errors import MeptError
 from mept.inject.slots import SlotInjector
@@ -88,6 +88,7 @@ class PromptedModel(nn.Module):
         """Remove the hooks and hand back the bare backbone (still frozen)."""
         self.injector.remove()
         self.backbone._mept_wrapped = False
+        self._unloaded = True  # the hooks are gone: a forward here would be neither prompted nor bare
         return self.backbone
 
     # --- forward --------------------------------------------------------------------
@@ -105,6 +106,8 @@ class PromptedModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ):
+        if getattr(self, "_unloaded", False):
+            raise MeptError("this PromptedModel was unload()ed; call the backbone it returned, or wrap it again")
         if not self.injector.enabled:  # inside disabled(): the bare backbone, inputs untouched
             given = dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
                          pixel_values=pixel_values, token_type_ids=token_type_ids)
@@ -504,19 +507,6 @@ def migrate_adapter_config(meta: dict[str, Any], origin: str | os.PathLike = CON
     meta.update(library="mept", format_version=FORMAT_VERSION)
     meta.setdefault("mept_version", "unknown")
     return meta
-
-
-def atomic_write(dest: Path, write) -> None:
-    """Write through a temp file in the same folder and rename: a crash never leaves a half file."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def get_model(

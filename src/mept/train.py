@@ -42,7 +42,7 @@ from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public
     set_determinism,
     warn_truncation,
 )
-from mept.run_dir import check_writable, move_aside, output_lock, read_json_object, settle
+from mept.run_dir import check_replaceable, check_writable, move_aside, output_lock, read_json_object, settle
 from mept.run_report import (  # noqa: F401
     INCOMPLETE,
     LABELS,
@@ -218,6 +218,8 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     out = Path(cfg.output)
     check_writable(out)
+    if cfg.overwrite and not resume:
+        check_replaceable(out)  # before the model loads: --overwrite only ever replaces a mept run
     processes = PartialState(cpu=not torch.cuda.is_available())
     with output_lock(out) if processes.is_main_process else contextlib.nullcontext():
         if not cfg.lr_grid and not cfg.seeds:
