@@ -257,6 +257,9 @@ def load_run(run_dir: str | Path, **overrides: Any):
     eval_tasks = overrides.pop("tasks", None)
     cfg = replace(read_config(run), progress=False, **{k: v for k, v in overrides.items() if v is not None})
     prepared = prepare(cfg, eval_tasks=eval_tasks)
+    from mept.identity import check_identity
+
+    check_identity(run, prepared.model.backbone, None)  # labels are rebuilt from the data here, not read
     prepared.model.load_adapter(run / "best", check_config=True)
     return prepared
 

@@ -24,6 +24,7 @@ from torch import nn
 from mept.atomic_file import atomic_write  # noqa: F401  (re-exported: callers import it from here)
 from mept.config import PromptConfig
 from mept.errors import MeptError
+from mept.file_limits import check_file_size
 from mept.inject.slots import SlotInjector
 from mept.inject.spec import BackboneSpec, inspect_backbone
 from mept.methods.base import PromptMethod
@@ -377,6 +378,9 @@ class PromptedModel(nn.Module):
         meta = read_adapter_config(path)
         if check_config:
             check_adapter_config(self, meta, path)
+        expected = sum(t.numel() * t.element_size() for t in self.adapter_state_dict().values())
+        check_file_size(Path(path) / WEIGHTS_NAME, 2 * expected + (1 << 20), "this adapter",
+                        "it is not this run's adapter (or is damaged); retrain or restore it")
         state = read_adapter_weights(path)
         try:
             self.load_adapter_weights(state)

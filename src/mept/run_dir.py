@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mept.errors import MeptError, warn
+from mept.file_limits import MAX_RUN_JSON_BYTES, check_file_size
 
 LOCK_SUFFIX = ".lock"
 REPLACED_SUFFIX = ".replaced"
@@ -211,7 +212,8 @@ def _restore(out: Path, backup: Path, message: str) -> None:
 
 def read_json_object(path: Path) -> dict[str, Any]:
     """A run folder's JSON file (``run_config.json``, ``labels.json``, ``metrics.json``) as a dict,
-    or a one-line error naming the file."""
+    or a one-line error naming the file (checked for size first: these files are kilobytes when sound)."""
+    check_file_size(path, MAX_RUN_JSON_BYTES, "a run folder's settings file", "the run folder is damaged or edited")
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -20,6 +20,7 @@ from mept.data.examples import Example
 from mept.data.registry import TaskSpec
 from mept.encode import LabelSpace
 from mept.errors import MeptError, warn
+from mept.identity import check_identity
 from mept.registry import make_config
 from mept.run_dir import hidden_run_hint, read_json_object
 from mept.train import INCOMPLETE, LABELS, METRICS, RUN_CONFIG, Prepared, build_model
@@ -85,12 +86,15 @@ def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:
         prepared = prepare(cfg)
     else:
         info = read_json_object(run / LABELS)
+        if not isinstance(info.get("tasks"), dict):
+            raise MeptError(f"{run / LABELS} lacks its tasks entry; the run folder is damaged")
         specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
                  for name, s in info["tasks"].items()}
         labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
         method_cfg = make_config(cfg.method, **cfg.method_settings())
         model, encoder = build_model(cfg, method_cfg, info["format"], labels, info["num_labels"])
         prepared = Prepared(cfg, model, encoder, specs, [], {}, {}, {})
+        check_identity(run, prepared.model.backbone, info)
     prepared.model.load_adapter(run / "best", check_config=True)
     return prepared
 

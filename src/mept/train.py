@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.errors import MeptError
 from mept.evaluate import evaluate, to_device
+from mept.identity import write_identity
 from mept.model import PromptedModel, atomic_write
 from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public names live here too)
     SPLIT_SEED,
@@ -109,6 +110,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
         save_label_space(out, p)
+        write_identity(out, read_json_object(out / LABELS), p.model.backbone)
         (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator.wait_for_everyone()
     finished = False
