@@ -54,7 +54,7 @@ def stratified_split(
     sizes = {k: len(v) for k, v in by_label.items()}
     take = _allocate(total, sizes)
     if max_fraction is not None and sum(take.values()) > max(1, round(max_fraction * len(examples))):
-        take = _allocate(total, sizes, one_each=False)
+        take = _allocate(max(total, 1), sizes, one_each=False)  # never an empty validation split
     held = {i for k, idx in by_label.items() for i in idx[: take[k]]}
     return [examples[i] for i in order if i not in held], [examples[i] for i in order if i in held]
 
