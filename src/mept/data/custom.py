@@ -159,13 +159,13 @@ def load_custom(
         validation = examples(val_rows, "validation", path_val)
     else:
         train, validation = stratified_split(train, VALIDATION_FRACTION, seed, max_fraction=MAX_HELD_OUT)
-        missing = len({e.label for e in train}) - len({e.label for e in validation})
-        if missing > 0:
-            warn(f"{path_train}: {missing} label(s) have too few rows to hold one out each, so they are not in the "
-                 f"validation split ({len(validation)} of {len(train) + len(validation)} rows held out, at most "
-                 f"{MAX_HELD_OUT:.0%}); pass --val-file to choose the validation rows")
+    check_labels(train, validation, words, str(path_train))  # refusals first: a warning before an error is noise
+    missing = len({e.label for e in train}) - len({e.label for e in validation})
+    if path_val is None and missing > 0:
+        warn(f"{path_train}: {missing} label(s) have too few rows to hold one out each, so they are not in the "
+             f"validation split ({len(validation)} of {len(train) + len(validation)} rows held out, at most "
+             f"{MAX_HELD_OUT:.0%}); pass --val-file to choose the validation rows")
     check_validation_size(validation, str(path_val or path_train), held_out=path_val is None)
-    check_labels(train, validation, words, str(path_train))
     spec = TaskSpec(task_name, words, "accuracy", "classification", f"custom data from {path_train}")
     splits: Splits = {"train": train, "validation": validation}
     if path_test is not None:
