@@ -11,11 +11,12 @@ Two things a plain ``mkstemp`` + ``os.replace`` gets wrong, and this module gets
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -23,6 +24,17 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def naming_full_disk(dest: str | os.PathLike) -> Iterator[None]:
+    """Turn a library's own "No space left on device" error into an ``OSError`` naming ``dest``."""
+    try:
+        yield
+    except Exception as exc:
+        if not isinstance(exc, OSError) and "No space left on device" in str(exc):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dest)) from None
+        raise
 
 
 def atomic_write(dest: Path, write: Callable[[str], object]) -> None:
@@ -35,12 +47,8 @@ def atomic_write(dest: Path, write: Callable[[str], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        try:
+        with naming_full_disk(dest):
             write(tmp)
-        except Exception as exc:
-            if not isinstance(exc, OSError) and "No space left on device" in str(exc):
-                raise OSError(errno.ENOSPC, "No space left on device", str(dest)) from None
-            raise
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
