@@ -486,11 +486,12 @@ def test_sigterm_during_overwrite_puts_the_old_run_back(trained, tmp_path):
            "--eval-every", "100000", *TINY]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (run / ".incomplete").exists() and time.time() < deadline and proc.poll() is None:
+    moved = tmp_path / ".copy.replaced"  # the old run moved aside: the handler is installed, the new run started
+    while not (moved.exists() and (run / ".incomplete").exists()) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-1000:]
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
     warned(err, "previous run", "was kept")
@@ -571,3 +572,48 @@ def test_routing_entropy_never_prints_minus_zero():
     health = {"experts": 2, "examples": 4, "layers": [{"layer": 1, "experts_in_use": 1, "entropy": -0.0,
                                                        "mean_top1_prob": 1.0, "share": [1.0, 0.0], "collapsed": True}]}
     assert "entropy 0.00" in format_health(health) and "-0.00" not in format_health(health)
+
+
+# --- new cases tried beside the issue's ---------------------------------------------------------
+
+def test_predict_output_that_links_to_the_input_is_refused(trained, tmp_path, capsys):
+    new = csv_file(tmp_path / "x.csv", GOOD[:3])
+    before = new.read_bytes()
+    link = tmp_path / "y.csv"
+    link.symlink_to(new)
+    code, _, err = cli(["predict", str(trained), "--file", str(new), "--output", str(link)], capsys)
+    one_error(code, err, "is the input file")
+    assert new.read_bytes() == before and link.is_symlink()
+
+
+def test_scoring_the_same_file_twice_keeps_one_result_file(trained, tmp_path, capsys):
+    run = copy_run(trained, tmp_path)
+    scored = csv_file(tmp_path / "test.csv", GOOD[:4])
+    for _ in range(2):
+        assert cli(["eval", str(run), "--file", str(scored)], capsys)[0] == 0
+    assert [p.name for p in run.glob("eval_file_test*.json")] == ["eval_file_test.json"]
+
+
+def test_literal_braces_and_json_booleans_follow_the_documented_rules(tmp_path):
+    from mept.data.custom import load_custom
+
+    rows = [{"text": f"row {i}", "label": i % 2 == 0} for i in range(20)]
+    spec, splits = load_custom(jsonl_file(tmp_path / "b.jsonl", rows), template="{{{text}}}", task_name="bools")
+    assert spec.verbalizer == ("0", "1")
+    assert splits["train"][0].text.startswith("{row ") and splits["train"][0].text.endswith("}")
+
+
+def test_a_non_finite_label_is_refused(tmp_path, capsys):
+    train = tmp_path / "t.jsonl"
+    train.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in GOOD) + '{"text": "x", "label": NaN}\n')
+    code, _, err = cli(["train", "--train-file", str(train), "--output", str(tmp_path / "o"), *TINY], capsys)
+    one_error(code, err, f"{train}:13", "not a class name")
+
+
+@pytest.mark.parametrize("template", ["{text}", "review: {text}", "{{{text}}} [{label}]", "{text}{label} end", "plain"])
+def test_plain_templates_render_as_str_format_did(template):
+    from mept.data.jsonl import Row
+    from mept.data.template import parse_template
+
+    row = Row({"text": "a film", "label": 1}, "f.jsonl", 1)
+    assert parse_template(template).render(row) == template.format(**row.data)

@@ -51,10 +51,13 @@ def parse_template(template: str) -> Template:
     except ValueError as exc:
         raise MeptError(f"bad template {template[:80]!r}: {exc}; use named fields such as '{{text}}' "
                         f"(write {{{{ and }}}} for literal braces)") from None
+    pending = ""  # literal text since the last field (``{{`` and ``}}`` arrive as literal pieces of their own)
     for literal, field, spec, conversion in parts:
-        literals.append(literal)
+        pending += literal
         if field is None:
             continue
+        literals.append(pending)
+        pending = ""
         shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec[:20]}" if spec else "") + "}"
         if not field or field.isdigit():
             raise MeptError(f"bad template {template[:80]!r}: {shown} is positional; use named fields such as '{{text}}'")
@@ -65,8 +68,7 @@ def parse_template(template: str) -> Template:
             raise MeptError(f"bad template {template[:80]!r}: {shown} has a format spec or conversion; "
                             f"templates take plain field names only, e.g. '{{text}}'")
         fields.append(field)
-    if len(literals) == len(fields):
-        literals.append("")
+    literals.append(pending)
     return Template(template, tuple(literals), tuple(fields))
 
 
