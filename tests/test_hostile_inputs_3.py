@@ -22,32 +22,13 @@ import time
 from pathlib import Path
 
 import pytest
+from test_hostile_inputs import cli, one_error, warned  # the battery's own checks: one error line, a warning
 
 import mept
 from mept.cli import main
 
 TINY = ["--batch-size", "4", "--max-length", "32", "--no-progress", "--experts", "2", "--prompt-length", "2"]
 GOOD = [("a great film", "pos"), ("a dull film", "neg"), ("loved it", "pos"), ("hated it", "neg")] * 3
-
-
-def cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error(code: int, err: str, *needles: str) -> None:
-    """Exit 2 and exactly one line on stderr, an ``error:`` naming each needle."""
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
-def warned(err: str, *needles: str) -> None:
-    lines = [line for line in err.splitlines() if line.startswith("warning: ")]
-    assert any(all(n in line for n in needles) for line in lines), err
 
 
 def csv_file(path: Path, rows: list[tuple[str, str]], header: str = "text,label") -> Path:
@@ -597,7 +578,7 @@ def test_scoring_the_same_file_twice_keeps_one_result_file(trained, tmp_path, ca
 def test_literal_braces_and_json_booleans_follow_the_documented_rules(tmp_path):
     from mept.data.custom import load_custom
 
-    rows = [{"text": f"row {i}", "label": i % 2 == 0} for i in range(20)]
+    rows = [{"text": f"row {i}", "label": i % 2 == 0} for i in range(100)]
     spec, splits = load_custom(jsonl_file(tmp_path / "b.jsonl", rows), template="{{{text}}}", task_name="bools")
     assert spec.verbalizer == ("0", "1")
     assert splits["train"][0].text.startswith("{row ") and splits["train"][0].text.endswith("}")
