@@ -433,29 +433,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         _default_showwarning(message, category, filename, lineno, file, line)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is, so it unwinds like Ctrl-C: locks released, an old run put back."""
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
-    import signal
-    import threading
+    from mept.signals import terminate_as_interrupt
 
     args = build_parser().parse_args(join_negative_numbers(list(sys.argv[1:] if argv is None else argv)))
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", MeptWarning)  # every doubtful input is reported, not only the first
-            warnings.showwarning = _show_warning
-            return _dispatch(args)
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    with terminate_as_interrupt(), warnings.catch_warnings():  # SIGTERM unwinds like Ctrl-C
+        warnings.simplefilter("always", MeptWarning)  # every doubtful input is reported, not only the first
+        warnings.showwarning = _show_warning
+        return _dispatch(args)
 
 
 INTERRUPT_HINTS = {
@@ -492,6 +477,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
+        from mept.signals import Terminated
+
         what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         print(f"{what}; {INTERRUPT_HINTS.get(args.command, 'nothing was changed')}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
