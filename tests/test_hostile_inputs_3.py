@@ -480,6 +480,24 @@ def test_sigterm_during_overwrite_puts_the_old_run_back(trained, tmp_path):
     assert not (tmp_path / ".copy.lock").exists() and not (tmp_path / ".copy.replaced").exists()
 
 
+def test_sigterm_inside_a_finaliser_is_delivered_again():
+    """Python swallows an exception raised in ``__del__``; the SIGTERM must not be lost with it."""
+    from mept.signals import Terminated, terminate_as_interrupt
+
+    class Dying:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(10_000))  # the handler runs in here, and its exception is swallowed
+
+    with pytest.raises(Terminated), terminate_as_interrupt():
+        Dying()
+        for _ in range(200):
+            time.sleep(0.01)
+    import mept.signals
+
+    assert signal.getsignal(signal.SIGTERM) is not mept.signals._terminate  # the handler is put back
+
+
 def _interrupted_overwrite(trained: Path, tmp_path: Path) -> Path:
     """The state a kill during `--overwrite` before its first checkpoint leaves: old run hidden, new shell."""
     run = copy_run(trained, tmp_path)
