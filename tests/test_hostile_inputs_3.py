@@ -616,3 +616,17 @@ def test_plain_templates_render_as_str_format_did(template):
 
     row = Row({"text": "a film", "label": 1}, "f.jsonl", 1)
     assert parse_template(template).render(row) == template.format(**row.data)
+
+
+def test_label_normalisation_rule_table():
+    from mept.data.jsonl import Row
+    from mept.data.labels import normalise_label
+
+    row = Row({}, "f.csv", 2)
+    cases = [("1", "1"), ("01", "1"), ("+1", "1"), ("1.0", "1"), (" 1 ", "1"), (1, "1"), (1.0, "1"), (True, "1"),
+             (False, "0"), ("-0", "0"), ("pos ", "pos"), ("Pos", "Pos"), ("0.5", "0.5"), (0.5, "0.5"),
+             ("9" * 5000, "9" * 5000)]  # a list: 1, 1.0 and True are one dict key
+    assert [normalise_label(raw, row) for raw, _ in cases] == [want for _, want in cases]
+    for bad in (None, ["a"], {"a": 1}, float("inf")):
+        with pytest.raises(mept.MeptError, match="f.csv:2"):
+            normalise_label(bad, row)

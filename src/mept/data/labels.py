@@ -22,7 +22,7 @@ from collections import defaultdict
 from mept.data.jsonl import Row
 from mept.errors import warn
 
-_WHOLE = re.compile(r"[+-]?\d+(\.0*)?")
+_WHOLE = re.compile(r"[+-]?\d{1,30}(\.0*)?")  # longer digit runs stay text (int() refuses > 4300 digits)
 
 
 def normalise_label(raw: object, row: Row, field: str = "label") -> str:
@@ -30,7 +30,7 @@ def normalise_label(raw: object, row: Row, field: str = "label") -> str:
     if isinstance(raw, bool):
         return str(int(raw))
     if isinstance(raw, int):
-        return str(raw)
+        return str(raw) if abs(raw) < 10**30 else f"{raw:.6e}"
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise row.fail(f"label {raw!r} in field {field!r} is not a class name; use text or a whole number")
@@ -47,7 +47,7 @@ def normalise_label(raw: object, row: Row, field: str = "label") -> str:
 
 def is_number(label: str) -> bool:
     """Is a normalised label a whole number (so it may also be read as a label id)?"""
-    return bool(re.fullmatch(r"-?\d+", label))
+    return bool(re.fullmatch(r"-?\d{1,30}", label))
 
 
 def sort_labels(labels: set[str]) -> tuple[str, ...]:
