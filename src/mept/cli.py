@@ -38,7 +38,7 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--test-file": {"help": "your own labelled CSV/JSONL test data, scored at the end with the best checkpoint"},
     "--task-name": {"help": "name of your file's task (default: the training file's name)"},
     "--text-field": {}, "--text-pair-field": {}, "--label-field": {},
-    "--template": {"help": "format string over your file's fields, e.g. 'review: {text}'"},
+    "--template": {"help": "text around your file's fields, e.g. 'review: {text}' (field names only; {doc.body} reads a nested field)"},
     "--verbalizer": {"nargs": "+", "help": "label words in label-id order"},
     "--prompt-length": {"type": int, "help": "m, prompt tokens per layer"},
     "--experts": {"type": int, "help": "router experts N_r (mept, ptmoe) or prompts (smop)"},
