@@ -38,7 +38,7 @@ def test_jsonl_with_string_labels_gets_sorted_verbalizer_and_stratified_split(tm
 def test_template_and_pair_field_render_row_fields(tmp_path):
     path = _jsonl(tmp_path / "train.jsonl", _reviews(10))
     _, splits = load_custom(path, path, text_pair_field="title", task_name="pairs")
-    assert splits["validation"][3].text == "review 3 t3"
+    assert (splits["validation"][3].text, splits["validation"][3].text_pair) == ("review 3", "t3")  # the tokenizer's pair encoding
     _, splits = load_custom(path, path, template="sst2 title: {title} body: {text}", task_name="pairs")
     assert splits["validation"][3].text == "sst2 title: t3 body: review 3"
 

@@ -197,20 +197,40 @@ def load_backbone(
     transformers.logging.disable_progress_bar()  # a 1-second load needs no bar on stderr
     try:
         model = auto.from_pretrained(path, **model_kwargs)
-    except (OSError, ValueError) as exc:
-        raise MeptError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
+    except MeptError:
+        raise
+    except Exception as exc:  # truncated weights raise safetensors' own error class, not OSError
+        raise _damaged(name, path, "model", exc) from None
     finally:
         transformers.logging.set_verbosity(quiet)
         if bar:  # as the caller had it: a user who turned the bar off keeps it off
             transformers.logging.enable_progress_bar()
     is_image = task_type == "image_cls" or (hasattr(model.config, "image_size") and not hasattr(model.config, "vocab_size"))
-    processor = _load_processor(path, "image_cls" if is_image else task_type)
+    try:
+        processor = _load_processor(path, "image_cls" if is_image else task_type)
+    except Exception as exc:
+        raise _damaged(name, path, "tokenizer", exc) from None
+    vocab = getattr(model.config, "vocab_size", None)
+    if not is_image and vocab and len(processor) * 2 < vocab:  # tokenizer files deleted: a 5-token fallback loads
+        raise _damaged(name, path, "tokenizer", f"it has {len(processor)} tokens, the model {vocab}")
     if not is_image:
         if processor.pad_token is None:
             processor.pad_token = processor.eos_token or processor.unk_token
         if model.config.pad_token_id is None:
             model.config.pad_token_id = processor.pad_token_id
     return Backbone(model=model, processor=processor, name=name)
+
+
+def _damaged(name: str, path: str, what: str, exc: object) -> MeptError:
+    """One line for model files that do not load: which files, and the fix (setup for our offline models)."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if name in ("minilm", "mpnet", "smollm2"):
+        fix = f"the offline model files in {path} are damaged or incomplete; delete {path} and rerun `bash scripts/setup.sh`"
+    elif Path(path).expanduser().exists():
+        fix = f"check the {what} files in {path}"
+    else:
+        return MeptError(f"cannot load model {name!r}: {detail}")
+    return MeptError(f"cannot load the {what} of {name!r} ({detail}); {fix}")
 
 
 def _load_processor(path: str, task_type: str):

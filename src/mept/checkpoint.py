@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from mept.atomic_file import naming_full_disk
 from mept.errors import MeptError
 from mept.model import PromptedModel
 
@@ -81,7 +82,8 @@ def save_checkpoint(
             tensors[f"optimizer.{idx}.{key}"] = t.detach().cpu().contiguous()
     rng_tensors, rng_meta = rng_state()
     tensors.update(rng_tensors)
-    save_file(tensors, str(tmp / STATE_TENSORS))
+    with naming_full_disk(tmp / STATE_TENSORS):
+        save_file(tensors, str(tmp / STATE_TENSORS))
     meta = {**state, "optimizer_groups": opt["param_groups"], "scheduler": scheduler.state_dict(), "rng": rng_meta}
     (tmp / STATE_JSON).write_text(json.dumps(meta))
     if folder.exists():

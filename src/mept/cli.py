@@ -38,7 +38,7 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--test-file": {"help": "your own labelled CSV/JSONL test data, scored at the end with the best checkpoint"},
     "--task-name": {"help": "name of your file's task (default: the training file's name)"},
     "--text-field": {}, "--text-pair-field": {}, "--label-field": {},
-    "--template": {"help": "format string over your file's fields, e.g. 'review: {text}'"},
+    "--template": {"help": "text around your file's fields, e.g. 'review: {text}' (field names only; {doc.body} reads a nested field)"},
     "--verbalizer": {"nargs": "+", "help": "label words in label-id order"},
     "--prompt-length": {"type": int, "help": "m, prompt tokens per layer"},
     "--experts": {"type": int, "help": "router experts N_r (mept, ptmoe) or prompts (smop)"},
@@ -183,10 +183,10 @@ def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
     Flags repeated with ``--resume`` must agree with the saved run: a different value would
     silently not apply, so it is refused, naming each flag with both values.
     """
-    from mept.run_dir import read_json_object
+    from mept.run_dir import read_json_object, settings_source
     from mept.train import RUN_CONFIG
 
-    path = out / RUN_CONFIG
+    path = settings_source(out) / RUN_CONFIG  # the old run an interrupted --overwrite moved aside, if any
     if not path.exists():
         return None  # train() reports "holds no run to resume"
     saved = read_json_object(path)
@@ -270,6 +270,9 @@ def load_run(run_dir: str | Path, **overrides: Any):
     eval_tasks = overrides.pop("tasks", None)
     cfg = replace(read_config(run), progress=False, **{k: v for k, v in overrides.items() if v is not None})
     prepared = prepare(cfg, eval_tasks=eval_tasks)
+    from mept.identity import check_identity
+
+    check_identity(run, prepared.model.backbone, None)  # labels are rebuilt from the data here, not read
     prepared.model.load_adapter(run / "best", check_config=True)
     return prepared
 
@@ -354,25 +357,42 @@ def eval_file(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     result.update({"split": "file", "file": str(Path(args.file).resolve()), "examples": len(features),
                    "truncated": {spec.name: cut}, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"scores on {args.file} ({len(features)} examples, best checkpoint):")
-    return _write_eval(result, folder, f"eval_file_{Path(args.file).stem}.json")
+    return _write_eval(result, folder, eval_file_name(folder, Path(args.file)))
+
+
+def eval_file_name(folder: Path, scored: Path) -> str:
+    """``eval_file_STEM.json``, unless that name holds the scores of another file with the same stem
+    (``a/test.csv`` vs ``b/test.csv``): then a short hash of the full path keeps both."""
+    import hashlib
+
+    name = f"eval_file_{scored.stem}.json"
+    try:
+        previous = json.loads((folder / name).read_text()).get("file")
+    except (OSError, ValueError, AttributeError):
+        return name
+    resolved = str(scored.resolve())
+    if previous in (None, resolved):
+        return name
+    return f"eval_file_{scored.stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}.json"
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     """``mept predict RUN --file F --output P``: label each row; keep its fields, add the answer."""
     from mept.data.jsonl import read_table
     from mept.evaluate import predict_details
-    from mept.predictions import write_predictions
+    from mept.predictions import check_clashes, check_output, write_predictions
 
     out = Path(args.output)
-    if out.suffix.lower() not in (".csv", ".jsonl"):
-        raise MeptError(f"--output must end in .csv or .jsonl, got {out.name}")
+    check_output(out, Path(args.file))  # before the model loads, not after the whole prediction
+    table = read_table(args.file)
+    check_clashes(table)
+    rows = [r.data for r in table]
     from mept.run_folder import load_trained, pick_task
 
     p = load_trained(args.run_dir, eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size)
     spec = pick_task(p, args.task)
     features, _ = _featurize_file(p, spec, args.file, False, _file_fields(args))
     preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode)
-    rows = [r.data for r in read_table(args.file)]
     layers = [i + 1 for i in p.model.method.layer_ids] if p.model.method.routed else []
     write_predictions(out, rows, preds, spec, layers)
     print(f"wrote {len(preds)} predictions to {out}")
@@ -446,11 +466,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mept.signals import terminate_as_interrupt
+
     args = build_parser().parse_args(join_negative_numbers(list(sys.argv[1:] if argv is None else argv)))
-    with warnings.catch_warnings():
+    with terminate_as_interrupt(), warnings.catch_warnings():  # SIGTERM unwinds like Ctrl-C
         warnings.simplefilter("always", MeptWarning)  # every doubtful input is reported, not only the first
         warnings.showwarning = _show_warning
         return _dispatch(args)
+
+
+INTERRUPT_HINTS = {
+    "train": "resume with `mept train --resume --output DIR`",
+    "predict": "no predictions were written; run `mept predict` again",
+    "eval": "nothing was written; run `mept eval` again",
+    "analyze": "run `mept analyze` again",
+}
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -478,9 +508,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     except MeptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; resume with `mept train --resume --output DIR`", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from mept.signals import Terminated
+
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{what}; {INTERRUPT_HINTS.get(args.command, 'nothing was changed')}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except OSError as exc:  # a full disk, a read-only folder, a vanished file: name it, no traceback
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}; check the path, its permissions and free space", file=sys.stderr)
@@ -488,6 +521,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
         if os.environ.get("MEPT_DEBUG"):
             raise
+        if "No space left on device" in str(exc):  # a library's own error class for ENOSPC (safetensors)
+            print(f"error: No space left on device while writing ({type(exc).__name__}); free space where "
+                  f"--output points and rerun (--resume continues from the last checkpoint)", file=sys.stderr)
+            return 2
         print(f"error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
               f"rerun with MEPT_DEBUG=1 for the traceback and report it", file=sys.stderr)
         return 1

@@ -83,16 +83,25 @@ class Encoder:
         if self.form == "image_cls":
             return [Feature(e) for e in examples], 0
         tok = self.processor
-        texts = [e.text + (ANSWER_SEP if self.form == "causal_lm" else "") for e in examples]
-        # verbose=False: transformers' "longer than the specified maximum" warning is moot, we truncate below
-        ids = tok(texts, add_special_tokens=True, verbose=False)["input_ids"]
+        paired = self.form == "cls" and any(e.text_pair is not None for e in examples)
+        if paired:  # sentence pairs as the tokenizer encodes them ([CLS] a [SEP] b [SEP]), cut longest-first
+            texts, pairs = [e.text for e in examples], [e.text_pair or "" for e in examples]
+            ids = tok(texts, pairs, verbose=False)["input_ids"]
+            short = tok(texts, pairs, truncation="longest_first", max_length=self.text_budget, verbose=False)["input_ids"]
+        else:  # text-to-text and causal forms read a pair as one text, joined by a space
+            texts = [e.text + (" " + e.text_pair if e.text_pair is not None else "")
+                     + (ANSWER_SEP if self.form == "causal_lm" else "") for e in examples]
+            # verbose=False: transformers' "longer than the specified maximum" warning is moot, we truncate below
+            ids = tok(texts, add_special_tokens=True, verbose=False)["input_ids"]
         targets = self.targets([e.target for e in examples]) if self.form in ("seq2seq", "causal_lm") else [[] for _ in examples]
         features, truncated = [], 0
-        for e, x, y in zip(examples, ids, targets):
+        for i, (e, x, y) in enumerate(zip(examples, ids, targets)):
             budget = self.text_budget - (len(y) if self.form == "causal_lm" else 0)
             cut = len(x) > budget
             truncated += cut
-            if cut:  # keep the start (template prefix) and the final token (EOS / answer cue)
+            if cut and paired:
+                x = short[i]
+            elif cut:  # keep the start (template prefix) and the final token (EOS / answer cue)
                 x = x[: budget - 1] + x[-1:]
             features.append(Feature(e, x, y, cut))
         return features, truncated

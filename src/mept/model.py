@@ -20,7 +20,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,8 +30,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mept.atomic_file import atomic_write  # noqa: F401  (re-exported: callers import it from here)
 from mept.config import PromptConfig, RoutedConfig
 from mept.errors import MeptError
+from mept.file_limits import check_file_size
 from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing
 from mept.inject.spec import BackboneSpec, inspect_backbone
 from mept.methods.base import PromptMethod
@@ -102,6 +103,7 @@ class PromptedModel(nn.Module):
         """Remove the hooks and hand back the bare backbone (still frozen)."""
         self.injector.remove()
         self.backbone._mept_wrapped = False
+        self._unloaded = True  # the hooks are gone: a forward here would be neither prompted nor bare
         return self.backbone
 
     # --- forward --------------------------------------------------------------------
@@ -119,6 +121,8 @@ class PromptedModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ):
+        if getattr(self, "_unloaded", False):
+            raise MeptError("this PromptedModel was unload()ed; call the backbone it returned, or wrap it again")
         if not self.injector.enabled:  # inside disabled(): the bare backbone, inputs untouched
             given = dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
                          pixel_values=pixel_values, token_type_ids=token_type_ids)
@@ -417,6 +421,9 @@ class PromptedModel(nn.Module):
         meta = read_adapter_config(path)
         if check_config:
             check_adapter_config(self, meta, path)
+        expected = sum(t.numel() * t.element_size() for t in self.adapter_state_dict().values())
+        check_file_size(Path(path) / WEIGHTS_NAME, 2 * expected + (1 << 20), "this adapter",
+                        "it is not this run's adapter (or is damaged); retrain or restore it")
         state = read_adapter_weights(path)
         try:
             self.load_adapter_weights(state, heads_saved=bool(meta.get("modules_to_save")))
@@ -559,19 +566,6 @@ def migrate_adapter_config(meta: dict[str, Any], origin: str | os.PathLike = CON
     meta.update(library="mept", format_version=FORMAT_VERSION)
     meta.setdefault("mept_version", "unknown")
     return meta
-
-
-def atomic_write(dest: Path, write) -> None:
-    """Write through a temp file in the same folder and rename: a crash never leaves a half file."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 _ROUTED_OUTPUTS: dict[type, type] = {}

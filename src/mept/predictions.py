@@ -11,15 +11,56 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from mept.data.jsonl import Row
 from mept.data.registry import TaskSpec
 from mept.errors import MeptError
 from mept.evaluate import Prediction
 from mept.model import atomic_write
 
-ADDED = ("prediction", "probability", "experts")
+ADDED = ("prediction", "probability", "probabilities", "experts")  # every name a prediction record may add
+
+
+def check_output(out: Path, source: Path) -> None:
+    """Refuse an ``--output`` that would replace the input, is a folder, or cannot be written -- before predicting."""
+    if out.suffix.lower() not in (".csv", ".jsonl"):
+        raise MeptError(f"--output must end in .csv or .jsonl, got {out.name}")
+    if out.exists() and source.exists() and os.path.samefile(out, source):
+        raise MeptError(f"--output {out} is the input file {source}; write the predictions to another file")
+    if out.is_dir():
+        raise MeptError(f"--output {out} is a folder; name a .csv or .jsonl file")
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise MeptError(f"--output {out} lies under {folder}, which is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MeptError(f"--output {out}: no permission to write in {folder}")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise MeptError(f"--output {out} is read-only; pick another file")
+
+
+def check_clashes(rows: list[Row]) -> None:
+    """Refuse input rows that already have a field we would write: the user's values must not be overwritten.
+
+    Every row is checked (JSONL rows may each have other keys), and every name a record can add.
+    """
+    for row in rows:
+        clash = [name for name in ADDED if name in row.data]
+        if clash:
+            raise row.fail(f"the input already has field(s) {', '.join(clash)}, which mept predict writes; "
+                           f"rename them before predicting")
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key of every row, in order of first appearance: a CSV keeps all fields of a ragged JSONL."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
 
 
 def prediction_record(pred: Prediction, spec: TaskSpec, layers: list[int]) -> dict[str, Any]:
@@ -41,16 +82,16 @@ def write_predictions(
     """Write ``rows`` with their predictions to ``path`` (.csv or .jsonl), atomically."""
     if len(rows) != len(preds):
         raise MeptError(f"{len(rows)} rows but {len(preds)} predictions")
-    clash = [name for name in ADDED if rows and name in rows[0]]
+    clash = sorted({name for row in rows for name in ADDED if name in row})
     if clash:
-        raise MeptError(f"the input already has column(s) {', '.join(clash)}; rename them before predicting")
+        raise MeptError(f"the input already has field(s) {', '.join(clash)}; rename them before predicting")
     records = [prediction_record(p, spec, layers) for p in preds]
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".jsonl":
         text = "".join(json.dumps({**row, **rec}) + "\n" for row, rec in zip(rows, records))
         atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         return
-    header = list(rows[0]) + ["prediction", "probability"] + (["experts"] if layers else [])
+    header = _columns(rows) + ["prediction", "probability"] + (["experts"] if layers else [])
 
     def write_csv(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as f:

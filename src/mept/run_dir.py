@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mept.errors import MeptError, warn
+from mept.file_limits import MAX_RUN_JSON_BYTES, check_file_size
 
 LOCK_SUFFIX = ".lock"
 REPLACED_SUFFIX = ".replaced"
@@ -113,9 +114,43 @@ def has_progress(out: Path) -> bool:
     return any(out.glob("checkpoint*/trainer_state.json")) or any(out.glob("*/checkpoint*/trainer_state.json"))
 
 
+# What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
+RUN_ENTRIES = ("run_config.json", "labels.json", "metrics.json", "identity.json", ".incomplete", "best",
+               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis")
+RUN_ENTRY_PREFIXES = ("seed-", "lr-", "eval_")
+
+
+def check_replaceable(out: Path) -> None:
+    """``--overwrite`` only ever replaces a mept run: refuse a link, or a folder with files mept did not write.
+
+    A mept run holds ``run_config.json``; every other entry must be one of :data:`RUN_ENTRIES`
+    (or ``seed-N``, ``lr-X``, ``eval_*.json``, a hidden temp file of ours). Anything else is named,
+    so the user moves it out or picks another ``--output``: a notes file or the training CSV in
+    the folder is never deleted.
+    """
+    out = Path(out)
+    if out.is_symlink():
+        raise MeptError(f"--output {out} is a symbolic link (to {os.readlink(out)}); --overwrite does not replace "
+                        f"a link: pass the folder it points to, or another --output")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    names = sorted(p.name for p in out.iterdir())
+    if "run_config.json" not in names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise MeptError(f"--overwrite replaces only a mept run, but {out} is not one (no run_config.json; it holds "
+                        f"{shown}); pick another --output or move those files out")
+    foreign = [n for n in names if n not in RUN_ENTRIES and not n.startswith(RUN_ENTRY_PREFIXES)
+               and not (n.startswith(".") and n.endswith(".tmp"))]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise MeptError(f"--overwrite would delete the run in {out}, but it also holds files mept did not write "
+                        f"({shown}); move them out first, or pick another --output")
+
+
 def move_aside(out: Path) -> None:
     """``--overwrite``: move the old run to ``.NAME.replaced`` (kept until :func:`settle`)."""
     out = Path(out)
+    check_replaceable(out)
     backup = sibling(out, REPLACED_SUFFIX)
     if backup.exists():
         if has_progress(out):  # the folder is newer and real: the older backup goes
@@ -145,6 +180,29 @@ def recover(out: Path) -> None:
         _restore(out, backup, f"restored the run in {out} that an interrupted --overwrite had moved aside")
 
 
+def settings_source(out: Path) -> Path:
+    """The folder whose ``run_config.json`` a ``--resume`` into ``out`` continues.
+
+    When an interrupted ``--overwrite`` left the old run in ``.NAME.replaced`` and ``out`` holds
+    only the new run's shell, taking the lock will put the old run back (:func:`recover`); its
+    settings, not the shell's, are the ones to compare flags with.
+    """
+    backup = sibling(Path(out), REPLACED_SUFFIX)
+    return backup if backup.is_dir() and not has_progress(out) else Path(out)
+
+
+def hidden_run_hint(run: Path) -> str:
+    """A sentence naming ``.NAME.replaced`` beside ``run`` if one is there, else ``""``.
+
+    Readers (``eval``, ``predict``, ``analyze``) do not move folders; they say where the run is.
+    """
+    backup = sibling(Path(run), REPLACED_SUFFIX)
+    if not backup.exists():
+        return ""
+    return (f"; an interrupted `mept train --overwrite` left the previous run in {backup}: the next "
+            f"`mept train` into {run} puts it back, or move it back yourself")
+
+
 def _restore(out: Path, backup: Path, message: str) -> None:
     """The moved-aside run takes the folder back from the new run's unfinished shell."""
     shutil.rmtree(out, ignore_errors=True)
@@ -154,7 +212,8 @@ def _restore(out: Path, backup: Path, message: str) -> None:
 
 def read_json_object(path: Path) -> dict[str, Any]:
     """A run folder's JSON file (``run_config.json``, ``labels.json``, ``metrics.json``) as a dict,
-    or a one-line error naming the file."""
+    or a one-line error naming the file (checked for size first: these files are kilobytes when sound)."""
+    check_file_size(path, MAX_RUN_JSON_BYTES, "a run folder's settings file", "the run folder is damaged or edited")
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:

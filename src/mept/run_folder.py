@@ -20,8 +20,9 @@ from mept.data.examples import Example
 from mept.data.registry import TaskSpec
 from mept.encode import LabelSpace
 from mept.errors import MeptError, warn
+from mept.identity import check_identity
 from mept.registry import make_config
-from mept.run_dir import read_json_object
+from mept.run_dir import hidden_run_hint, read_json_object
 from mept.train import INCOMPLETE, LABELS, METRICS, RUN_CONFIG, Prepared, build_model
 from mept.train_config import TrainConfig
 
@@ -32,12 +33,14 @@ def trained_folders(run_dir: str | Path) -> list[Path]:
 
     run = Path(run_dir)
     if not (run / RUN_CONFIG).exists():
-        raise MeptError(f"{run} is not a mept run folder (no {RUN_CONFIG}); point at the --output of `mept train`")
+        raise MeptError(f"{run} is not a mept run folder (no {RUN_CONFIG}); point at the --output of `mept train`"
+                        + hidden_run_hint(run))
     if (run / "best" / WEIGHTS_NAME).exists():
         return [run]
     seeds = [p for p in run.glob("seed-*") if (p / "best" / WEIGHTS_NAME).exists() and p.name[5:].isdigit()]
     if not seeds:
-        raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME}); did the training finish?")
+        hint = hidden_run_hint(run)
+        raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME})" + (hint or "; did the training finish?"))
     return sorted(seeds, key=lambda p: int(p.name[5:]))
 
 
@@ -83,12 +86,15 @@ def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:
         prepared = prepare(cfg)
     else:
         info = read_json_object(run / LABELS)
+        if not isinstance(info.get("tasks"), dict):
+            raise MeptError(f"{run / LABELS} lacks its tasks entry; the run folder is damaged")
         specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
                  for name, s in info["tasks"].items()}
         labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
         method_cfg = make_config(cfg.method, **cfg.method_settings())
         model, encoder = build_model(cfg, method_cfg, info["format"], labels, info["num_labels"])
         prepared = Prepared(cfg, model, encoder, specs, [], {}, {}, {})
+        check_identity(run, prepared.model.backbone, info)
     prepared.model.load_adapter(run / "best", check_config=True)
     return prepared
 

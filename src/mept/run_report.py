@@ -58,7 +58,7 @@ def eval_line(step: int, total: int, loss: float, score: float, state: dict[str,
             f"best {state['best_score']:6.2f} (step {state['best_step']})  {examples_per_second(state):.1f} ex/s")
     last = state["history"][-1] if state.get("history") else {}
     if "routing_entropy" in last:  # routed methods: is the router still routing?
-        line += f"  routing entropy {last['routing_entropy']:.2f}, collapsed layers {last['collapsed_layers']}"
+        line += f"  routing entropy {max(0.0, last['routing_entropy']):.2f}, collapsed layers {last['collapsed_layers']}"
     return line
 
 

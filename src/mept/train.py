@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.errors import MeptError
 from mept.evaluate import evaluate, to_device
+from mept.identity import write_identity
 from mept.model import PromptedModel, atomic_write
 from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public names live here too)
     SPLIT_SEED,
@@ -42,7 +43,7 @@ from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public
     set_determinism,
     warn_truncation,
 )
-from mept.run_dir import check_writable, move_aside, output_lock, read_json_object, settle
+from mept.run_dir import check_replaceable, check_writable, move_aside, output_lock, read_json_object, settle
 from mept.run_report import (  # noqa: F401
     INCOMPLETE,
     LABELS,
@@ -109,6 +110,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
         save_label_space(out, p)
+        write_identity(out, read_json_object(out / LABELS), p.model.backbone)
         (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator.wait_for_everyone()
     finished = False
@@ -218,6 +220,8 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     out = Path(cfg.output)
     check_writable(out)
+    if cfg.overwrite and not resume:
+        check_replaceable(out)  # before the model loads: --overwrite only ever replaces a mept run
     processes = PartialState(cpu=not torch.cuda.is_available())
     with output_lock(out) if processes.is_main_process else contextlib.nullcontext():
         if not cfg.lr_grid and not cfg.seeds:

@@ -188,7 +188,7 @@ class TrainConfig:
         data = {k: _coerce(v, hints[k]) for k, v in data.items()}
         for key, value in data.items():
             if not _type_ok(value, hints[key]):
-                raise MeptError(f"{origin}: {key} should be {_type_name(hints[key])}, got {value!r}")
+                raise MeptError(f"{origin}: {key} should be {_type_name(hints[key])}, got {short_repr(value)}")
         return cls(**data)
 
     @classmethod
@@ -198,6 +198,9 @@ class TrainConfig:
             raise MeptError(f"config file {path} does not exist")
         if not path.is_file():
             raise MeptError(f"config file {path} is not a file")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise MeptError(f"config file {path} is {path.stat().st_size:,} bytes; a settings file is at most "
+                            f"{MAX_CONFIG_BYTES:,} (is it the right file?)")
         try:
             text = path.read_text(encoding="utf-8-sig")
             data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
@@ -207,7 +210,39 @@ class TrainConfig:
             raise MeptError(f"config file {path} cannot be parsed: {str(exc).splitlines()[0]}") from None
         if not isinstance(data, dict):
             raise MeptError(f"config file {path} must hold a mapping of settings")
+        if count_values(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+            raise MeptError(f"config file {path} expands to more than {MAX_CONFIG_VALUES:,} values (YAML aliases "
+                            f"repeated inside each other?); write the settings out plainly")
         return cls.from_dict({**data, **overrides}, origin=str(path))
+
+
+MAX_CONFIG_BYTES = 1 << 20
+# A YAML alias is one node however often it is used; expanded, ten nested aliases of ten make 10^10
+# values (the "billion laughs"), and echoing one in an error message ran for minutes at 1.7 GB.
+MAX_CONFIG_VALUES = 100_000
+
+
+def count_values(data: Any, limit: int) -> int:
+    """How many values ``data`` holds with aliases expanded, counting no further than ``limit + 1``."""
+    seen, stack = 0, [data]
+    while stack and seen <= limit:
+        item = stack.pop()
+        seen += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return seen
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` cut to a readable length: what we echo back from a user's file stays small."""
+    import reprlib
+
+    bounded = reprlib.Repr()
+    bounded.maxlevel, bounded.maxlist, bounded.maxdict, bounded.maxstring, bounded.maxother = 3, 6, 6, 60, 60
+    return bounded.repr(value)
 
 
 # (field, low, high, low inclusive, high inclusive): ranges beyond the type, checked after it

@@ -76,7 +76,7 @@ def format_health(health: dict[str, Any]) -> str:
     lines = [f"routing ({health['experts']} experts, {health['examples']} validation examples; "
              "layer: experts in use, entropy, top-1 prob, largest share):"]
     for r in health["layers"]:
-        lines.append(f"  layer {r['layer']:>2}: {r['experts_in_use']:>2} in use  entropy {r['entropy']:.2f}  "
+        lines.append(f"  layer {r['layer']:>2}: {r['experts_in_use']:>2} in use  entropy {max(0.0, r['entropy']):.2f}  "
                      f"top-1 p {r['mean_top1_prob']:.2f}  max share {max(r['share']):.2f}"
                      + ("  COLLAPSED" if r["collapsed"] else ""))
     if health.get("max_pathway_cosine") is not None:

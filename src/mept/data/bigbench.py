@@ -9,9 +9,11 @@ cache folder beside it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from mept.paths import cache_dir
 
 TARBALL = "bigbench-1.0.0.tar.gz"
 _PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks/"
+FIX = "delete {path} and rerun `bash scripts/setup.sh`"
 
 
 def tarball_path() -> Path:
@@ -43,6 +46,18 @@ def extract_tasks(tasks: list[str]) -> None:
             f"BIG-bench tarball not found at {tar}; run `pip download --no-deps -d "
             f"{tar.parent} bigbench==1.0.0` (scripts/setup.sh does this) or set MEPT_BIGBENCH_TAR"
         )
+    try:
+        _stream_tasks(tar, wanted)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a truncated or corrupt download
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeptError(f"the BIG-bench tarball {tar} is damaged or truncated ({detail}); {FIX.format(path=tar)}") from None
+    if wanted:
+        raise MeptError(f"BIG-bench tasks not in {tar}: {', '.join(sorted(wanted.values()))}; if the task names are "
+                        f"right, the tarball is incomplete: {FIX.format(path=tar)}")
+
+
+def _stream_tasks(tar: Path, wanted: dict[str, str]) -> None:
+    """Extract the ``wanted`` members (popped as found), each through a temp file and a rename."""
     with tarfile.open(tar, "r|gz") as stream:
         for member in stream:
             task = wanted.pop(member.name, None)
@@ -56,12 +71,19 @@ def extract_tasks(tasks: list[str]) -> None:
             tmp.replace(dest)
             if not wanted:
                 break
-    if wanted:
-        raise MeptError(f"BIG-bench tasks not in {tar.name}: {', '.join(sorted(wanted.values()))}")
 
 
 def read_task(task: str) -> dict[str, Any]:
     """The parsed ``task.json`` of a task path such as ``winowhy`` or ``arithmetic/2_digit_addition``."""
     extract_tasks([task])
-    with open(_extracted(task), encoding="utf-8") as f:
-        return json.load(f)
+    path = _extracted(task)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, ValueError) as exc:  # a cached copy cut short (disk full, killed mid-write)
+        detail = str(exc).strip().splitlines()[0]
+        raise MeptError(f"the cached BIG-bench task file {path} is damaged ({detail}); delete it and rerun "
+                        f"(it is extracted again from the tarball)") from None
+    if not isinstance(data, dict):
+        raise MeptError(f"the cached BIG-bench task file {path} does not hold a task; delete it and rerun")
+    return data

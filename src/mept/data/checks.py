@@ -48,3 +48,15 @@ def check_labels(train: list[Example], validation: list[Example], verbalizer: tu
         names = ", ".join(repr(verbalizer[i]) for i in unseen)
         warn(f"{where}: validation label(s) {names} never occur in the training data ({n} validation row(s)); "
              f"the model cannot learn them")
+
+
+MIN_VALIDATION = 10  # below this, one example moves the score by 10 points or more
+
+
+def check_validation_size(validation: list[Example], where: str, held_out: bool) -> None:
+    """Warn when the validation set is too small for its score (and the best checkpoint it picks) to mean much."""
+    if len(validation) >= MIN_VALIDATION:
+        return
+    source = "held out of the training rows" if held_out else "in the file"
+    warn(f"{where}: the validation set has only {len(validation)} example(s) ({source}); its score, and the "
+         f"checkpoint picked as best by it, mean little below {MIN_VALIDATION} -- pass a --val-file with more rows")

@@ -13,55 +13,44 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mept.data.checks import check_labels, check_rows
+from mept.data.checks import check_labels, check_rows, check_validation_size
 from mept.data.examples import Example
 from mept.data.jsonl import Row, read_table
+from mept.data.labels import LabelReader, is_number, normalise_label, sort_labels
 from mept.data.registry import Splits, TaskSpec, register_task, task_names
 from mept.data.splits import stratified_split
-from mept.errors import MeptError
+from mept.data.template import Template, field_text, parse_template
+from mept.errors import MeptError, warn
 
 VALIDATION_FRACTION = 0.1
+MAX_HELD_OUT = 0.2  # never hold out more than this share of train for validation, however many labels
 GENERIC_STEMS = ("train", "training", "data", "dataset", "all")  # file names that say nothing about the task
 _CUSTOM_NAMES: set[str] = set()  # tasks registered here, which a later load_custom may replace
 
 
-def _as_int(value: object) -> int | None:
-    """An integer label id from an int or an int-looking string (CSV cells are strings)."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
+def default_verbalizer(labels: list[str]) -> tuple[str, ...]:
+    """Distinct (normalised) labels, sorted numerically if all are whole numbers, else as text."""
+    return sort_labels(set(labels))
 
 
-def default_verbalizer(raw_labels: list[object]) -> tuple[str, ...]:
-    """Distinct label values as strings, sorted numerically if all are integers, else as text."""
-    distinct = set(raw_labels)
-    ints = [_as_int(v) for v in distinct]
-    if all(i is not None for i in ints):
-        return tuple(str(i) for i in sorted(set(ints)))  # type: ignore[type-var]
-    return tuple(sorted({str(v) for v in distinct}))
+def _label_id(label: str, verbalizer: tuple[str, ...], row: Row, reader: LabelReader | None = None) -> int:
+    """A normalised label maps to its verbalizer position; otherwise a whole number is taken as the id itself."""
+    words = [normalise_label(w, row, "verbalizer") for w in verbalizer]
+    if label in words:
+        return words.index(label)
+    if is_number(label) and 0 <= int(label) < len(verbalizer):
+        if reader is not None:
+            reader.as_ids.add(int(label))
+        return int(label)
+    raise row.fail(f"label {label!r} is not in the verbalizer {list(verbalizer)} nor a label id below {len(verbalizer)}")
 
 
-def _label_id(raw: object, verbalizer: tuple[str, ...], row: Row) -> int:
-    """A label word maps to its verbalizer position; otherwise an integer is taken as the id itself."""
-    if str(raw) in verbalizer:
-        return verbalizer.index(str(raw))
-    value = _as_int(raw)
-    if value is not None and 0 <= value < len(verbalizer):
-        return value
-    raise row.fail(f"label {raw!r} is not in the verbalizer {list(verbalizer)} nor a label id below {len(verbalizer)}")
-
-
-def _render(row: Row, template: str) -> str:
-    try:
-        return template.format(**row.data)
-    except KeyError as e:
-        raise row.fail(f"missing field {e.args[0]!r} used by the template {template!r}") from None
-    except (IndexError, ValueError) as e:
-        raise MeptError(f"bad template {template!r}: {e}; use named fields such as '{{text}}'") from None
+def _texts(row: Row, template: Template | None, text_field: str, text_pair_field: str | None) -> tuple[str, str | None]:
+    """``(text, text_pair)`` of a row: the template's rendering, or the text field and the pair field apart
+    (a pair is then encoded as the tokenizer encodes sentence pairs, e.g. ``[CLS] a [SEP] b [SEP]``)."""
+    if template is not None:
+        return template.render(row), None
+    return field_text(row, text_field), field_text(row, text_pair_field) if text_pair_field else None
 
 
 def file_task_name(path: str | Path) -> str:
@@ -95,26 +84,28 @@ def read_examples(
     template: str | None = None,
     labelled: bool = True,
 ) -> list[Example]:
-    """Examples of ``spec``'s task from a file: labelled (to score) or not (to predict, label -1)."""
-    template = _default_template(template, text_field, text_pair_field)
+    """Examples of ``spec``'s task from a file: labelled (to score) or not (to predict, label -1).
+
+    Labels are read by the one rule of :mod:`mept.data.labels`, as in training.
+    """
+    parsed = parse_template(template) if template is not None else None
     rows = read_table(path)
     if not rows:
         raise MeptError(f"{path}: no rows")
     _check_fields(rows, [text_field] + ([text_pair_field] if text_pair_field else []) + ([label_field] if labelled else []))
+    reader = LabelReader(label_field)
     out = []
     for row in rows:
+        text, pair = _texts(row, parsed, text_field, text_pair_field)
         if labelled:
-            label = _label_id(row.get(label_field), spec.verbalizer, row)
-            out.append(Example(_render(row, template), label, spec.verbalizer[label], spec.name))
+            label = _label_id(reader.read(row), spec.verbalizer, row, reader)
+            out.append(Example(text, label, spec.verbalizer[label], spec.name, text_pair=pair))
         else:
-            out.append(Example(_render(row, template), -1, "", spec.name))
+            out.append(Example(text, -1, "", spec.name, text_pair=pair))
+    if labelled:
+        reader.warn_merged(str(path))
+        reader.warn_ids(str(path), spec.verbalizer)
     return out
-
-
-def _default_template(template: str | None, text_field: str, text_pair_field: str | None) -> str:
-    if template is not None:
-        return template
-    return f"{{{text_field}}}" + (f" {{{text_pair_field}}}" if text_pair_field else "")
 
 
 def load_custom(
@@ -131,14 +122,15 @@ def load_custom(
 ) -> tuple[TaskSpec, Splits]:
     """Load a user's classification data as ``(spec, {"train", "validation"[, "test"]})`` and register it.
 
-    ``template`` defaults to ``"{text_field}"`` or ``"{text_field} {text_pair_field}"``.
+    ``template`` (field names only, :mod:`mept.data.template`) defaults to the text field, and the pair
+    field kept apart for the tokenizer's pair encoding. Labels follow :mod:`mept.data.labels`.
     ``verbalizer`` defaults to the sorted distinct labels of train (+ validation).
     ``task_name`` defaults to the training file's name (:func:`file_task_name`).
     """
     task_name = task_name or file_task_name(path_train)
     if task_name in task_names() and task_name not in _CUSTOM_NAMES:
         raise MeptError(f"task name {task_name!r} is a built-in task; pick another (--task-name)")
-    template = _default_template(template, text_field, text_pair_field)
+    parsed = parse_template(template) if template is not None else None
     train_rows = read_table(path_train)
     val_rows = read_table(path_val) if path_val is not None else []
     test_rows = read_table(path_test) if path_test is not None else []
@@ -146,25 +138,38 @@ def load_custom(
         raise MeptError(f"{path_train}: no rows")
     _check_fields(train_rows + val_rows + test_rows, [label_field, text_field] + ([text_pair_field] if text_pair_field else []))
     check_rows(train_rows + val_rows, label_field, [text_field] + ([text_pair_field] if text_pair_field else []))
-    words = tuple(verbalizer) if verbalizer else default_verbalizer([r.get(label_field) for r in train_rows + val_rows])
+    readers = {name: LabelReader(label_field) for name in ("train", "validation", "test")}
+    labels = {name: [readers[name].read(r) for r in rows]
+              for name, rows in (("train", train_rows), ("validation", val_rows), ("test", test_rows))}
+    words = tuple(verbalizer) if verbalizer else default_verbalizer(labels["train"] + labels["validation"])
 
-    def examples(rows: list[Row]) -> list[Example]:
+    def examples(rows: list[Row], split: str, where: str | Path | None) -> list[Example]:
         out = []
-        for row in rows:
-            label = _label_id(row.get(label_field), words, row)
-            out.append(Example(_render(row, template), label, words[label], task_name))
+        for row, raw in zip(rows, labels[split]):
+            label = _label_id(raw, words, row, readers[split])
+            text, pair = _texts(row, parsed, text_field, text_pair_field)
+            out.append(Example(text, label, words[label], task_name, text_pair=pair))
+        readers[split].warn_merged(str(where))
+        if verbalizer is None:  # with --verbalizer, integer ids are the documented way to name classes
+            readers[split].warn_ids(str(where), words)
         return out
 
-    train = examples(train_rows)
+    train = examples(train_rows, "train", path_train)
     if path_val is not None:
-        validation = examples(val_rows)
+        validation = examples(val_rows, "validation", path_val)
     else:
-        train, validation = stratified_split(train, VALIDATION_FRACTION, seed)
-    check_labels(train, validation, words, str(path_train))
+        train, validation = stratified_split(train, VALIDATION_FRACTION, seed, max_fraction=MAX_HELD_OUT)
+    check_labels(train, validation, words, str(path_train))  # refusals first: a warning before an error is noise
+    missing = len({e.label for e in train}) - len({e.label for e in validation})
+    if path_val is None and missing > 0:
+        warn(f"{path_train}: {missing} label(s) have too few rows to hold one out each, so they are not in the "
+             f"validation split ({len(validation)} of {len(train) + len(validation)} rows held out, at most "
+             f"{MAX_HELD_OUT:.0%}); pass --val-file to choose the validation rows")
+    check_validation_size(validation, str(path_val or path_train), held_out=path_val is None)
     spec = TaskSpec(task_name, words, "accuracy", "classification", f"custom data from {path_train}")
     splits: Splits = {"train": train, "validation": validation}
     if path_test is not None:
-        splits["test"] = examples(test_rows)
+        splits["test"] = examples(test_rows, "test", path_test)
 
     def loader(source: str = "auto", data_dir: str | None = None, seed: int = seed) -> Splits:
         return load_custom(path_train, path_val, text_field, text_pair_field, label_field, template,

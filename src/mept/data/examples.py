@@ -25,3 +25,4 @@ class Example:
     group: str | None = None
     answers: list[str] = field(default_factory=list)
     image: object | None = None
+    text_pair: str | None = None  # a sentence pair's second text, encoded as the tokenizer encodes pairs

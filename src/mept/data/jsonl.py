@@ -52,6 +52,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def _require(path: Path) -> None:
     """The file exists and is not compressed (a .csv that is really .csv.gz gets a clear message)."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a pipe, socket or device)"
+        raise MeptError(f"data file {path} is {kind}; pass a CSV/TSV/JSONL file (save a stream to a file first)")
     if not path.is_file():
         raise MeptError(f"data file not found: {path}")
     with open(path, "rb") as f:
@@ -112,6 +115,9 @@ def read_csv(path: str | Path, delimiter: str = ",") -> list[Row]:
 
 
 def _read_csv(path: Path, delimiter: str) -> list[Row]:
+    # csv's default cell limit (128 KiB) refuses a valid file with one long document; no cell can be
+    # longer than the file, so the file's size is the limit
+    csv.field_size_limit(max(csv.field_size_limit(), min(path.stat().st_size + 1, 2**31 - 1)))
     rows = []
     with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: a BOM is not part of the first column name
         delimiter = sniff_delimiter(f.readline(), delimiter)

@@ -16,11 +16,11 @@ from collections import defaultdict
 from mept.data.examples import Example
 
 
-def _allocate(total: int, sizes: dict[int, int]) -> dict[int, int]:
+def _allocate(total: int, sizes: dict[int, int], one_each: bool = True) -> dict[int, int]:
     """Split ``total`` over labels proportionally to ``sizes`` (largest remainder).
 
-    Every label with at least two examples gets at least one held-out example
-    and keeps at least one for training.
+    With ``one_each``, every label with at least two examples gets at least one held-out
+    example; every label keeps at least one for training.
     """
     n = sum(sizes.values())
     exact = {k: total * s / n for k, s in sizes.items()}
@@ -28,15 +28,18 @@ def _allocate(total: int, sizes: dict[int, int]) -> dict[int, int]:
     for k in sorted(exact, key=lambda k: exact[k] - take[k], reverse=True)[: total - sum(take.values())]:
         take[k] += 1
     for k, s in sizes.items():
-        take[k] = min(max(take[k], 1 if s >= 2 else 0), max(s - 1, 0))
+        take[k] = min(max(take[k], 1 if s >= 2 and one_each else 0), max(s - 1, 0))
     return take
 
 
 def stratified_split(
-    examples: list[Example], fraction: float, seed: int, cap: int | None = None
+    examples: list[Example], fraction: float, seed: int, cap: int | None = None, max_fraction: float | None = None
 ) -> tuple[list[Example], list[Example]]:
     """``(train, held_out)``: about ``fraction`` of each label held out, at most ``cap`` in all.
 
+    One held-out example per label can take far more than ``fraction`` when labels are many and
+    rows per label few (500 labels x 2 rows held out half the data); with ``max_fraction`` the
+    split then falls back to plain proportional allocation, and some labels have no held-out row.
     Deterministic for a given ``seed``; both halves come back in one seeded
     shuffled order, so callers need not shuffle again.
     """
@@ -48,7 +51,10 @@ def stratified_split(
     total = round(fraction * len(examples))
     if cap is not None:
         total = min(total, cap)
-    take = _allocate(total, {k: len(v) for k, v in by_label.items()})
+    sizes = {k: len(v) for k, v in by_label.items()}
+    take = _allocate(total, sizes)
+    if max_fraction is not None and sum(take.values()) > max(1, round(max_fraction * len(examples))):
+        take = _allocate(max(total, 1), sizes, one_each=False)  # never an empty validation split
     held = {i for k, idx in by_label.items() for i in idx[: take[k]]}
     return [examples[i] for i in order if i not in held], [examples[i] for i in order if i in held]
 
