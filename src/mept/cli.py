@@ -64,8 +64,8 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
                  "macro_f1, weighted_f1; accuracy and macro-F1 are reported either way"},
     "--head-pooling": {"choices": ["mean", "native"], "help": "what a BERT-like classification head reads: mean "
                        "(default) of the final states over real tokens -- sentence encoders such as MiniLM are "
-                       "trained for mean pooling, and their [CLS] pooler is not; on the own-data CSVs it beat "
-                       "the pooler by 11 points -- or native (the backbone's own [CLS] pooler)"},
+                       "trained for mean pooling, and their [CLS] pooler is not -- or native (the backbone's own "
+                       "[CLS] pooler); recorded in run_config.json and used again by eval, predict, --resume"},
     "--mixed-precision": {"help": "no, fp16, bf16 (GPU)"},
     "--quantize": {"help": "8bit or 4bit backbone (bitsandbytes, GPU)"},
     "--output": {"help": "run folder (default runs/latest)"},

@@ -78,24 +78,38 @@ class Encoder:
 
     # --- featurising -------------------------------------------------------------------
 
-    def featurize(self, examples: list[Example]) -> tuple[list[Feature], int]:
-        """Tokenise every example once; returns the features and how many were truncated."""
+    def featurize(self, examples: list[Example], chunk: int = 256) -> tuple[list[Feature], int]:
+        """Tokenise every example once; returns the features and how many were truncated.
+
+        Texts are tokenised ``chunk`` at a time, input ids only, and cut to the budget before the
+        next chunk: long documents (e-mails, reports) would otherwise sit untruncated in memory all
+        at once, with an attention mask and token type ids per token, and the freed heap keeps the
+        process's resident memory high for the rest of the run (benchmarks/README.md, Memory).
+        """
         if self.form == "image_cls":
             return [Feature(e) for e in examples], 0
+        features, truncated = [], 0
+        for start in range(0, len(examples), chunk):
+            part = self._featurize_chunk(examples[start : start + chunk])
+            features += part
+            truncated += sum(f.truncated for f in part)
+        return features, truncated
+
+    def _featurize_chunk(self, examples: list[Example]) -> list[Feature]:
         tok = self.processor
         texts = [e.text + (ANSWER_SEP if self.form == "causal_lm" else "") for e in examples]
         # verbose=False: transformers' "longer than the specified maximum" warning is moot, we truncate below
-        ids = tok(texts, add_special_tokens=True, verbose=False)["input_ids"]
+        ids = tok(texts, add_special_tokens=True, verbose=False, return_attention_mask=False,
+                  return_token_type_ids=False)["input_ids"]
         targets = self.targets([e.target for e in examples]) if self.form in ("seq2seq", "causal_lm") else [[] for _ in examples]
-        features, truncated = [], 0
+        features = []
         for e, x, y in zip(examples, ids, targets):
             budget = self.text_budget - (len(y) if self.form == "causal_lm" else 0)
             cut = len(x) > budget
-            truncated += cut
             if cut:  # keep the start (template prefix) and the final token (EOS / answer cue)
                 x = x[: budget - 1] + x[-1:]
             features.append(Feature(e, x, y, cut))
-        return features, truncated
+        return features
 
     def targets(self, words: list[str]) -> list[list[int]]:
         """Token ids of target texts: the decoder's labels (seq2seq) or the continuation after
