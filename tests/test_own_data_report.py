@@ -92,7 +92,8 @@ def test_eval_file_writes_a_per_class_report_and_confusion_matrix_as_sklearn_com
     assert main(["eval", str(by_f1["out"]), "--file", str(FIXTURES / "test.csv")]) == 0
     printed = capsys.readouterr().out
     result = _json(by_f1["out"] / "eval_file_test.json")
-    report = result["tasks"]["reviews"]["report"]
+    report = result["reports"]["reviews"]
+    assert result["tasks"]["reviews"] == _json(by_f1["out"] / "metrics.json")["test"]["tasks"]["reviews"]
     gold, pred = _predicted(by_f1["out"], FIXTURES / "test.csv", tmp_path)
     names = ["negative", "positive"]
     p, r, f, s = precision_recall_fscore_support(gold, pred, labels=names, zero_division=0)

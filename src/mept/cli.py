@@ -379,7 +379,7 @@ def eval_file(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     result.update({"split": "file", "file": str(Path(args.file).resolve()), "examples": len(features),
                    "truncated": {spec.name: cut}, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"scores on {args.file} ({len(features)} examples, best checkpoint):")
-    report = result["tasks"][spec.name].get("report")
+    report = result.get("reports", {}).get(spec.name)
     if report:
         from mept.data.metrics import format_class_report
 

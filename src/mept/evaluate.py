@@ -219,8 +219,9 @@ def evaluate(
     """Per-task metrics plus their ``average`` over tasks of the ``metric`` that selects checkpoints
     (``task``: each task's own score, which the paper averages), the class metrics' averages
     (``averages``), and for routed methods the routing health of the same forwards (``routing``).
-    ``per_class`` adds each task's per-class report and confusion matrix (``mept eval --file``)."""
+    ``per_class`` adds each task's per-class report and confusion matrix (``reports``, for ``mept eval --file``)."""
     results: dict[str, Any] = {}
+    reports: dict[str, Any] = {}
     traces = []
     key = metric_key(metric)
     for task, features in eval_sets.items():
@@ -230,8 +231,8 @@ def evaluate(
         if key not in results[task]:
             raise MeptError(f"--metric {metric} scores classification tasks; {task!r} is {specs[task].kind} "
                             f"(metric {specs[task].metric}): use --metric task")
-        if per_class and "macro_f1" in results[task]:
-            results[task]["report"] = class_report(preds, [f.example.label for f in features], specs[task].verbalizer)
+        if per_class and "macro_f1" in results[task]:  # beside the scores, which stay comparable to training's
+            reports[task] = class_report(preds, [f.example.label for f in features], specs[task].verbalizer)
         if routes and routes[0]:
             traces.append(routing_trace(task, routes, [f.example.label for f in features]))
     results_avg = sum(r[key] for r in results.values()) / len(results)
@@ -239,6 +240,8 @@ def evaluate(
     shared = [m for m in CLASS_METRICS if all(m in r for r in results.values())]
     if shared:
         out["averages"] = {m: sum(r[m] for r in results.values()) / len(results) for m in shared}
+    if reports:
+        out["reports"] = reports
     if traces:
         from mept.analysis.health import routing_health
 

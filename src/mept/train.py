@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.errors import MeptError
 from mept.evaluate import evaluate, to_device
+from mept.memory import release_memory
 from mept.model import PromptedModel, atomic_write
 from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public names live here too)
     SPLIT_SEED,
@@ -108,6 +109,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     out = Path(cfg.output)
     check_writable(out)  # before the model loads, not after
     p = prepared or prepare(cfg)
+    release_memory()  # tokenising freed much; hand it back before the training steps add theirs
     cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
@@ -196,6 +198,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
             result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode,
                               metric=cfg.metric)
             progress.phase = ""
+            release_memory()
             state["eval_seconds"] = time.perf_counter() - t0
             entry = {"step": step, "loss": round(step_loss, 6), "validation": result["average"]}
             # measured, so kept apart from the history (which identical runs reproduce exactly)
