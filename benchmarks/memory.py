@@ -3,7 +3,8 @@
 Each measurement is one fresh process under ``/usr/bin/time -v`` (its "Maximum resident set
 size"), so nothing of one run stays in the other's figure. Same model (MiniLM), method, batch
 size, eval batch size, ``--max-length`` and steps on both sides; both evaluate the validation
-split once at the end.
+split once at the end and then score the test file. The Trainer side tokenises as a Hugging Face
+user would (the tokenizer truncates), which is the reference the CLI must not exceed.
 
 The CSVs are built from a real long-text BIG-bench task (natural_instructions' MultiRC answer
 check: a paragraph, a question and an answer, ~330 words, label yes/no at 73/27 -- longer than
@@ -67,40 +68,42 @@ def cli_command(data: dict[str, Path], out: Path) -> list[str]:
 
 
 def trainer_run(folder: Path, out: Path) -> None:
-    """The same training through ``PromptTrainer``: the features mept would feed it, Trainer's loop,
-    then the test file scored with ``trainer.predict`` as ``mept train --test-file`` scores it."""
+    """The same training as a Hugging Face user writes it: the tokenizer truncates, ``PromptTrainer``
+    trains (same model, method, batch sizes, steps, lr), then ``trainer.predict`` scores the test file."""
     import torch
     from transformers import TrainingArguments
 
-    from mept.cli import build_parser, train_config_from_args
-    from mept.prepare_run import prepare
+    import mept
+    from mept.backbones import load_backbone
     from mept.trainer import PromptTrainer
 
-    data = {split: folder / f"{split}.csv" for split in SPLITS}
-    args = build_parser().parse_args(cli_command(data, out)[3:])
-    p = prepare(train_config_from_args(args))
-    words = p.encoder.labels.task_words
+    torch.manual_seed(42)
+    s = SETTINGS
+    backbone = load_backbone("minilm", "cls", num_labels=2)
+    model = mept.get_model(backbone.model, mept.make_config(s["method"]))
+    budget = s["max_length"] - model.num_slots  # prompt slots count against --max-length, as in mept
 
-    def rows(features):
-        return [{"input_ids": f.input_ids, "labels": words[f.example.task][f.example.label]} for f in features]
+    def rows(split: str) -> list[dict]:
+        table = list(csv.DictReader(open(folder / f"{split}.csv", encoding="utf-8")))
+        ids = backbone.processor([r["text"] for r in table], truncation=True, max_length=budget)["input_ids"]
+        return [{"input_ids": x, "labels": ["no", "yes"].index(r["label"])} for x, r in zip(ids, table)]
 
-    def collate(batch):
+    def collate(batch: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in batch)
-        pad = p.encoder.pad_id
+        pad = backbone.processor.pad_token_id
         return {"input_ids": torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in batch]),
                 "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"]))
                                                 for r in batch]),
                 "labels": torch.tensor([r["labels"] for r in batch])}
 
-    s = SETTINGS
     targs = TrainingArguments(str(out), max_steps=s["max_steps"], per_device_train_batch_size=s["batch_size"],
                               per_device_eval_batch_size=s["eval_batch_size"], learning_rate=1e-2,
                               eval_strategy="steps", eval_steps=s["max_steps"], save_strategy="no",
                               report_to=[], use_cpu=True, disable_tqdm=True, seed=42)
-    trainer = PromptTrainer(model=p.model, args=targs, train_dataset=rows(p.train),
-                            eval_dataset=rows(next(iter(p.eval_sets.values()))), data_collator=collate)
+    trainer = PromptTrainer(model=model, args=targs, train_dataset=rows("train"), eval_dataset=rows("val"),
+                            data_collator=collate)
     trainer.train()
-    trainer.predict(rows(next(iter(p.test_sets.values()))))
+    trainer.predict(rows("test"))
 
 
 def main() -> None:
