@@ -14,6 +14,7 @@ never in the repository (canary).
 
     OMP_NUM_THREADS=1 python benchmarks/memory.py                  # both, one after the other
     OMP_NUM_THREADS=1 python benchmarks/memory.py --only cli       # or --only trainer
+    OMP_NUM_THREADS=1 python benchmarks/memory.py --batch-size 8 --eval-batch-size 8   # Trainer's defaults
 """
 
 from __future__ import annotations
@@ -110,8 +111,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["cli", "trainer"])
     ap.add_argument("--data", type=Path, help="folder for train.csv/val.csv (default: the mept cache)")
+    ap.add_argument("--batch-size", type=int, default=SETTINGS["batch_size"], help="both sides (mept's default 16)")
+    ap.add_argument("--eval-batch-size", type=int, default=SETTINGS["eval_batch_size"], help="both sides (mept's 32)")
     ap.add_argument("--trainer-run", nargs=2, type=Path, help=argparse.SUPPRESS)  # the child process
     args = ap.parse_args()
+    SETTINGS.update(batch_size=args.batch_size, eval_batch_size=args.eval_batch_size)
     if args.trainer_run:
         trainer_run(*args.trainer_run)
         return
@@ -125,7 +129,8 @@ def main() -> None:
         if args.only in (None, "cli"):
             print(f"mept train     peak RSS {peak_rss_mb(cli_command(data, Path(tmp) / 'cli')):8.0f} MiB", flush=True)
         if args.only in (None, "trainer"):
-            command = [sys.executable, __file__, "--trainer-run", str(folder), str(Path(tmp) / "trainer")]
+            command = [sys.executable, __file__, "--trainer-run", str(folder), str(Path(tmp) / "trainer"),
+                       "--batch-size", str(args.batch_size), "--eval-batch-size", str(args.eval_batch_size)]
             print(f"PromptTrainer  peak RSS {peak_rss_mb(command):8.0f} MiB", flush=True)
 
 

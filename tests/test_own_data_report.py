@@ -122,6 +122,8 @@ def test_head_pooling_is_recorded_and_reloaded_by_eval_and_predict(by_f1, defaul
     (old / "run_config.json").write_text(json.dumps(config))
     assert read_config(old).metric == "accuracy"
     assert load_trained(old).model.head_pooling == "mean"
+    with contextlib.redirect_stdout(io.StringIO()):  # and --resume accepts it: a setting it lacks cannot differ
+        assert main(["train", "--resume", "--output", str(old)]) == 0
 
 
 def test_help_explains_the_head_pooling_default():

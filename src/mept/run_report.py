@@ -150,7 +150,8 @@ def majority_baseline(p: Prepared) -> dict[str, float]:
         train_labels = [f.example.label for f in p.train if f.example.task == task]
         pool = train_labels or [f.example.label for f in features]
         label = Counter(pool).most_common(1)[0][0]
-        out[task] = score(p.specs[task], features, [label] * len(features))[metric_key(p.config.metric or "task")]
+        metric = p.config.metric or "task"
+        out[task] = score(p.specs[task], features, [label] * len(features), class_scores=metric != "task")[metric_key(metric)]
     return out
 
 
