@@ -39,9 +39,10 @@ def test_redirected_training_writes_a_progress_line_every_interval(tmp_path):
     lines = [line for line in log.read_text().splitlines() if line.startswith("progress ")]
     stamps = [_seconds(line) for line in lines]
     assert len(lines) >= 3 and stamps == sorted(stamps)
-    # at least one line per interval (stamps are whole seconds; allow for a loaded machine's scheduling)
-    assert max(b - a for a, b in zip(stamps, stamps[1:])) <= 3
-    assert len(lines) >= (elapsed - 15) / 3  # start-up (imports, model load) precedes the first line
+    # a line per interval from the start of training to its end (stamps are whole seconds; a loaded
+    # machine may wake the writer late, never skip it)
+    assert max(b - a for a, b in zip(stamps, stamps[1:])) <= 4
+    assert stamps[-1] <= elapsed
     steps = [line for line in lines if " step " in line]
     assert steps and re.search(r"step \d+/40  loss \d\.\d{4}  \d+\.\d ex/s  ETA \d", steps[-1])
 
