@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import transformers
 
 from mept.backbones import load_backbone
+
+# Tests capture stderr, so a slow run on a loaded machine would add progress lines (one per 30 s) to
+# stderr that tests count; tests/test_progress.py sets its own interval.
+os.environ.setdefault("MEPT_PROGRESS_SECONDS", "3600")
 
 
 @pytest.fixture(autouse=True)

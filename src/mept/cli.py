@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mept.data.metrics import SELECTION_METRICS
 from mept.errors import MeptError, MeptWarning
 from mept.task_types import FORMATS
 
@@ -58,6 +59,13 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--eval-every": {"type": int}, "--save-every": {"type": int},
     "--seed": {"type": int}, "--seeds": {"type": int, "nargs": "+", "help": "several runs: mean and std"},
     "--eval-mode": {"help": "rank (default) or generate, for text-to-text / causal classification"},
+    "--metric": {"choices": SELECTION_METRICS, "help": "what picks the best checkpoint on validation: task "
+                 "(each task's own metric; default for built-in tasks), accuracy (default for your own file), "
+                 "macro_f1, weighted_f1; accuracy and macro-F1 are reported either way"},
+    "--head-pooling": {"choices": ["mean", "native"], "help": "what a BERT-like classification head reads: mean "
+                       "(default) of the final states over real tokens -- sentence encoders such as MiniLM are "
+                       "trained for mean pooling, and their [CLS] pooler is not -- or native (the backbone's own "
+                       "[CLS] pooler); recorded in run_config.json and used again by eval, predict, --resume"},
     "--mixed-precision": {"help": "no, fp16, bf16 (GPU)"},
     "--quantize": {"help": "8bit or 4bit backbone (bitsandbytes, GPU)"},
     "--output": {"help": "run folder (default runs/latest)"},
@@ -137,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--method", default="mept", help=f"prompt method: {', '.join(method_names())}")
     pr.add_argument("--model", default="minilm")
     pr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE")
+    pr.add_argument("--num-labels", type=int, help="count a classification head of this many classes too "
+                    "(a run adds it once its labels are known)")
     return parser
 
 
@@ -211,11 +221,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 def print_summary(metrics: dict[str, Any]) -> None:
     """What a person needs after training: best validation scores and their step, test, size, time."""
     best = f" (best checkpoint, step {metrics['best_step']} of {metrics['steps']})" if "best_step" in metrics else ""
-    print_scores({k: metrics[k] for k in ("tasks", "average", "majority") if k in metrics},
+    print_scores({k: metrics[k] for k in ("tasks", "average", "majority", "metric", "averages") if k in metrics},
                  title=f"validation scores{best}:")
     test = metrics.get("test")
     if test:
-        print_scores({"tasks": test["tasks"], "average": test["average"]}, title="test scores (best checkpoint):")
+        print_scores({k: test[k] for k in ("tasks", "average", "metric", "averages") if k in test},
+                     title="test scores (best checkpoint):")
     print_footer(metrics)
     timing = metrics.get("timing")
     if timing and "wall_seconds" in timing:
@@ -223,18 +234,37 @@ def print_summary(metrics: dict[str, Any]) -> None:
               f"({timing['train_examples_per_second']:.1f} examples/s)")
 
 def print_scores(metrics: dict[str, Any], title: str = "validation scores:") -> None:
+    """Per task the selection metric's score (and majority baseline), then their average.
+
+    Runs selected by a class metric (own data: accuracy by default, or ``--metric``) also show
+    accuracy and macro-F1 beside it and name the metric; built-in suites print as they always did.
+    """
+    from mept.evaluate import metric_key
+
+    metric = metrics.get("metric") or "task"
+    key, extras = metric_key(metric), metric != "task"
     rows = []
     for task, result in metrics["tasks"].items():
-        score = result.get("score", result.get("mean"))
+        score = result.get(key, result.get("score", result.get("mean")))
         extra = f" ± {result['std']:.2f}" if "std" in result else ""
         baseline = metrics.get("majority", {}).get(task)
-        rows.append(f"  {task:<16} {score:6.2f}{extra}" + (f"   (majority {baseline:.2f})" if baseline is not None else ""))
+        rows.append(f"  {task:<16} {score:6.2f}{extra}" + (f"   (majority {baseline:.2f})" if baseline is not None else "")
+                    + (_class_columns(result) if extras else ""))
     avg = metrics["average"]
     avg_text = f"{avg['mean']:.2f} ± {avg['std']:.2f}" if isinstance(avg, dict) else f"{avg:.2f}"
     print(title)
     print("\n".join(rows))
-    print(f"  {'average':<16} {avg_text}")
+    print(f"  {'average':<16} {avg_text}" + (_class_columns(metrics.get("averages") or {}) if extras else ""))
+    if extras:
+        print(f"  (first column: {metric}, the metric that picks the best checkpoint)")
     print_footer(metrics)
+
+
+def _class_columns(result: dict[str, Any]) -> str:
+    """Accuracy and macro-F1 beside the selection metric, where the result has them."""
+    if "accuracy" not in result or "macro_f1" not in result:
+        return ""
+    return f"   accuracy {result['accuracy']:6.2f}  macro-F1 {result['macro_f1']:6.2f}"
 
 
 def print_footer(metrics: dict[str, Any]) -> None:
@@ -245,7 +275,7 @@ def print_footer(metrics: dict[str, Any]) -> None:
     if metrics.get("routing"):
         from mept.analysis.health import format_health
 
-        print(format_health(metrics["routing"]))
+        print(format_health(metrics["routing"], examples=_routed_examples(metrics)))
     if "trainable_percent" in metrics:
         report = metrics.get("parameters") or {}
         stored = metrics.get("trainable_params", report.get("trainable"))
@@ -255,6 +285,13 @@ def print_footer(metrics: dict[str, Any]) -> None:
         if "activated" in report:  # what one example uses: the count the paper's "Para" matches for MEPT
             print(f"activated per example: {report['activated']:,} parameters = {report['activated_percent']:.3f}% "
                   f"of the backbone (prompts {report['activated_prompt']:,})")
+
+
+def _routed_examples(metrics: dict[str, Any]) -> str:
+    """What the routing summary was measured on: a split, or the file ``mept eval --file`` scored."""
+    if metrics.get("file"):
+        return f"examples of {Path(metrics['file']).name}"
+    return f"{metrics.get('split', 'validation')} examples"
 
 
 def load_run(run_dir: str | Path, **overrides: Any):
@@ -304,7 +341,8 @@ def eval_split(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     sets = p.eval_sets if args.split == "validation" else p.test_sets
     if not sets:
         raise MeptError(f"split {args.split!r} is not available for these tasks")
-    result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode)
+    result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode,
+                      metric=p.config.metric)
     result.update({"split": args.split, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"{args.split} scores (best checkpoint):")
     return _write_eval(result, folder, f"eval_{args.split}_{'-'.join(sets)}.json")
@@ -353,10 +391,15 @@ def eval_file(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     spec = pick_task(p, args.tasks[0] if args.tasks else None)
     features, cut = _featurize_file(p, spec, args.file, True, _file_fields(args))
     result = evaluate(p.model, p.encoder, {spec.name: spec}, {spec.name: features},
-                      p.config.eval_batch_size, p.config.eval_mode)
+                      p.config.eval_batch_size, p.config.eval_mode, metric=p.config.metric, per_class=True)
     result.update({"split": "file", "file": str(Path(args.file).resolve()), "examples": len(features),
                    "truncated": {spec.name: cut}, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"scores on {args.file} ({len(features)} examples, best checkpoint):")
+    report = result.get("reports", {}).get(spec.name)
+    if report:
+        from mept.data.metrics import format_class_report
+
+        print(format_class_report(report))
     return _write_eval(result, folder, eval_file_name(folder, Path(args.file)))
 
 
@@ -435,9 +478,30 @@ def cmd_params(args: argparse.Namespace) -> None:
     import mept
     from mept.backbones import load_backbone
 
-    backbone = load_backbone(args.model, "base")
-    model = mept.get_model(backbone.model, mept.make_config(args.method, **_method_args(args.method_args)))
-    print(json.dumps(model.parameter_report(), indent=2))
+    if args.num_labels is not None and args.num_labels < 2:
+        raise MeptError(f"--num-labels must be >= 2 (a classifier needs two classes), got {args.num_labels}")
+    config = mept.make_config(args.method, **_method_args(args.method_args))
+    if args.num_labels is None:
+        backbone = load_backbone(args.model, "base")
+    else:  # the head a `mept train` classification run trains beside the prompts
+        backbone = load_backbone(args.model, "cls", num_labels=args.num_labels)
+    print(json.dumps(mept.get_model(backbone.model, config).parameter_report(), indent=2))
+    if args.num_labels is None:
+        print("note: prompt method only; a classification run also trains its head (classes known from the "
+              "labels): add --num-labels N to count it", file=sys.stderr)
+
+
+def closed_pipe() -> int:
+    """``mept params | head -2``: the reader left, which is not an error; end quietly as a killed writer would.
+
+    stdout is pointed at /dev/null so the interpreter's final flush does not raise again, and
+    the status is 141 (128 + SIGPIPE), what a shell reports for ``cat`` or ``yes`` in the same pipe.
+    """
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests): nothing to redirect
+        pass
+    return 141
 
 
 NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|nan)$", re.IGNORECASE)
@@ -496,18 +560,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         elif args.command == "params":
             cmd_params(args)
         elif args.command == "methods":
-            from mept.registry import method_names
+            from mept.registry import describe_method, method_names
 
-            print("\n".join(method_names()))
+            print("\n".join(describe_method(name) for name in method_names()))
         elif args.command == "tasks":
             from mept import data
 
             for name in data.task_names():
                 spec = data.get_task(name)
                 print(f"{name:<16} {spec.kind:<15} {spec.metric:<12} {' / '.join(spec.verbalizer)}")
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at interpreter exit
     except MeptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return closed_pipe()
     except KeyboardInterrupt as exc:
         from mept.signals import Terminated
 

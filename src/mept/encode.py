@@ -78,33 +78,48 @@ class Encoder:
 
     # --- featurising -------------------------------------------------------------------
 
-    def featurize(self, examples: list[Example]) -> tuple[list[Feature], int]:
-        """Tokenise every example once; returns the features and how many were truncated."""
+    def featurize(self, examples: list[Example], chunk: int = 256) -> tuple[list[Feature], int]:
+        """Tokenise every example once; returns the features and how many were truncated.
+
+        Texts are tokenised ``chunk`` at a time, input ids only, and cut to the budget before the
+        next chunk: long documents (e-mails, reports) would otherwise sit untruncated in memory all
+        at once, with an attention mask and token type ids per token, and the freed heap keeps the
+        process's resident memory high for the rest of the run (benchmarks/README.md, Memory).
+        """
         if self.form == "image_cls":
             return [Feature(e) for e in examples], 0
-        tok = self.processor
+        # one encoding for the whole set: a chunk without pairs must not be encoded differently
         paired = self.form == "cls" and any(e.text_pair is not None for e in examples)
+        features, truncated = [], 0
+        for start in range(0, len(examples), chunk):
+            part = self._featurize_chunk(examples[start : start + chunk], paired)
+            features += part
+            truncated += sum(f.truncated for f in part)
+        return features, truncated
+
+    def _featurize_chunk(self, examples: list[Example], paired: bool) -> list[Feature]:
+        tok = self.processor
+        lean = dict(verbose=False, return_attention_mask=False, return_token_type_ids=False)
         if paired:  # sentence pairs as the tokenizer encodes them ([CLS] a [SEP] b [SEP]), cut longest-first
             texts, pairs = [e.text for e in examples], [e.text_pair or "" for e in examples]
-            ids = tok(texts, pairs, verbose=False)["input_ids"]
-            short = tok(texts, pairs, truncation="longest_first", max_length=self.text_budget, verbose=False)["input_ids"]
+            ids = tok(texts, pairs, **lean)["input_ids"]
+            short = tok(texts, pairs, truncation="longest_first", max_length=self.text_budget, **lean)["input_ids"]
         else:  # text-to-text and causal forms read a pair as one text, joined by a space
             texts = [e.text + (" " + e.text_pair if e.text_pair is not None else "")
                      + (ANSWER_SEP if self.form == "causal_lm" else "") for e in examples]
             # verbose=False: transformers' "longer than the specified maximum" warning is moot, we truncate below
-            ids = tok(texts, add_special_tokens=True, verbose=False)["input_ids"]
+            ids = tok(texts, add_special_tokens=True, **lean)["input_ids"]
         targets = self.targets([e.target for e in examples]) if self.form in ("seq2seq", "causal_lm") else [[] for _ in examples]
-        features, truncated = [], 0
+        features = []
         for i, (e, x, y) in enumerate(zip(examples, ids, targets)):
             budget = self.text_budget - (len(y) if self.form == "causal_lm" else 0)
             cut = len(x) > budget
-            truncated += cut
             if cut and paired:
                 x = short[i]
             elif cut:  # keep the start (template prefix) and the final token (EOS / answer cue)
                 x = x[: budget - 1] + x[-1:]
             features.append(Feature(e, x, y, cut))
-        return features, truncated
+        return features
 
     def targets(self, words: list[str]) -> list[list[int]]:
         """Token ids of target texts: the decoder's labels (seq2seq) or the continuation after

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mept.data.metrics import answer_normalize, compute_metrics
+from mept.data.metrics import CLASS_METRICS, answer_normalize, class_metrics, class_report, compute_metrics
 from mept.data.registry import TaskSpec
 from mept.encode import ANSWER_SEP, Encoder, Feature, task_logits
+from mept.errors import MeptError
 from mept.model import PromptedModel
 from mept.routing import trace_of
 
@@ -194,14 +195,24 @@ def _sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return (picked * keep).sum(-1)
 
 
-def score(spec: TaskSpec, features: list[Feature], preds: list[Any]) -> dict[str, float]:
+def score(spec: TaskSpec, features: list[Feature], preds: list[Any], class_scores: bool = False) -> dict[str, float]:
+    """The task's own metric; with ``class_scores`` also accuracy, macro-F1 and weighted F1 beside it
+    (classification tasks: your own data, ``--metric`` other than ``task``, ``mept eval --file``)."""
     examples = [f.example for f in features]
     if spec.metric in ("squad", "exact_match"):
         labels: list[Any] = [e.answers or [e.target] for e in examples]
     else:
         labels = [e.label for e in examples]
     groups = [e.group for e in examples] if spec.metric == "multirc" else None
-    return compute_metrics(spec.metric, preds, labels, groups)
+    result = compute_metrics(spec.metric, preds, labels, groups)
+    if class_scores and spec.kind in ("classification", "image") and spec.metric in ("accuracy", "cb", "multirc"):
+        result.update({k: v for k, v in class_metrics(preds, labels).items() if k not in result})
+    return result
+
+
+def metric_key(metric: str) -> str:
+    """The per-task result key ``--metric`` selects by: ``task`` is each task's own ``score``."""
+    return "score" if metric == "task" else metric
 
 
 def evaluate(
@@ -212,19 +223,36 @@ def evaluate(
     batch_size: int,
     eval_mode: str = "rank",
     progress: bool = False,
+    metric: str = "task",
+    per_class: bool = False,
 ) -> dict[str, Any]:
-    """Per-task metrics plus their average ``score`` (the paper averages task scores), and for
-    routed methods the routing health of the same forwards (``routing``)."""
+    """Per-task metrics plus their ``average`` over tasks of the ``metric`` that selects checkpoints
+    (``task``: each task's own score, which the paper averages), the class metrics' averages
+    (``averages``), and for routed methods the routing health of the same forwards (``routing``).
+    ``per_class`` adds each task's per-class report and confusion matrix (``reports``, for ``mept eval --file``)."""
     results: dict[str, Any] = {}
+    reports: dict[str, Any] = {}
     traces = []
+    key = metric_key(metric)
     for task, features in eval_sets.items():
         routes: list = []
         preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress, routes=routes)
-        results[task] = score(specs[task], features, preds)
+        # built-in suites selected by their own metric report exactly what they always did
+        results[task] = score(specs[task], features, preds, class_scores=metric != "task" or per_class)
+        if key not in results[task]:
+            raise MeptError(f"--metric {metric} scores classification tasks; {task!r} is {specs[task].kind} "
+                            f"(metric {specs[task].metric}): use --metric task")
+        if per_class and "macro_f1" in results[task]:  # beside the scores, which stay comparable to training's
+            reports[task] = class_report(preds, [f.example.label for f in features], specs[task].verbalizer)
         if routes and routes[0]:
             traces.append(routing_trace(task, routes, [f.example.label for f in features]))
-    results_avg = sum(r["score"] for r in results.values()) / len(results)
-    out: dict[str, Any] = {"tasks": results, "average": results_avg}
+    results_avg = sum(r[key] for r in results.values()) / len(results)
+    out: dict[str, Any] = {"tasks": results, "average": results_avg, "metric": metric}
+    shared = [m for m in CLASS_METRICS if all(m in r for r in results.values())]
+    if shared:
+        out["averages"] = {m: sum(r[m] for r in results.values()) / len(results) for m in shared}
+    if reports:
+        out["reports"] = reports
     if traces:
         from mept.analysis.health import routing_health
 

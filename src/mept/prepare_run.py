@@ -141,6 +141,10 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     eval_names = expand_tasks(eval_tasks or cfg.eval_tasks or []) or train_names
     if form == "cls" and any(specs[t].kind == "generation" for t in train_names + eval_names):
         raise MeptError("generation tasks need --format causal_lm or seq2seq")
+    unscored = [t for t in eval_names if specs[t].kind == "generation"]
+    if cfg.metric != "task" and unscored:
+        raise MeptError(f"--metric {cfg.metric} scores classification tasks, but {', '.join(unscored)} "
+                        f"{'is' if len(unscored) == 1 else 'are'} not; use --metric task")
     labels = None
     if form == "cls":  # the head's classes: words of the tasks the run was configured with
         labels = LabelSpace.build([specs[t] for t in dict.fromkeys(train_names + (expand_tasks(cfg.eval_tasks) if cfg.eval_tasks else []))])
@@ -179,7 +183,7 @@ def build_model(
     """Backbone + prompt method + encoder for a resolved output form; no data needed (``mept predict``)."""
     quant = _quantization(cfg)
     backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
-    model = get_model(backbone.model, method_cfg, modules_to_save=cfg.modules_to_save)
+    model = get_model(backbone.model, method_cfg, head_pooling=cfg.head_pooling, modules_to_save=cfg.modules_to_save)
     limit = model.spec.max_positions
     if form != "image_cls" and limit is not None and cfg.max_length > limit:
         raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "

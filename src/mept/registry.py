@@ -46,3 +46,17 @@ def method_names() -> list[str]:
 def make_config(name: str, **settings: Any) -> "PromptConfig":
     """Build a method's config from its name and keyword settings (unknown keys are errors)."""
     return method_class(name).config_class.from_dict(settings)
+
+
+def describe_method(name: str) -> str:
+    """One line of ``mept methods``: the method's default prompt length, prompted layers and experts.
+
+    The defaults differ a lot between methods (P-Tuning v2 puts 100 slots at every layer, MEPT 10),
+    and they decide cost and ``--max-length`` room; a user should not need ``mept params`` to see them.
+    """
+    cfg = method_class(name).config_class()
+    where = "input layer only" if cfg.layers in ("1", [1]) else f"layers {cfg.layers}"
+    experts = f", {getattr(cfg, cfg.experts_field)} experts ({cfg.experts_field})" if cfg.experts_field else ""
+    if getattr(cfg, "num_shared", 0) and getattr(cfg, "shared", "off") != "off":
+        experts += f" + {cfg.num_shared} shared"
+    return f"{name:<14} prompt length {cfg.prompt_length:>3} (slots per prompted layer), {where}{experts}"

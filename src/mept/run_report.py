@@ -70,7 +70,8 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
     cfg = p.config
     model.load_adapter(out / "best")
     validation = state["best_result"]
-    test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode) if p.test_sets else None
+    test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode,
+                    metric=cfg.metric) if p.test_sets else None
     report = model.parameter_report()
     train_seconds = state.get("train_seconds", 0.0)
     metrics = {
@@ -79,8 +80,10 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
         "format": p.encoder.form,
         "seed": cfg.seed,
         "lr": cfg.lr if cfg.lr is not None else cfg.default_lr(),
+        "metric": cfg.metric,  # what "average" averages and the best checkpoint was chosen by
         "tasks": validation["tasks"],
         "average": validation["average"],
+        "averages": validation.get("averages"),  # accuracy, macro-F1, weighted F1 over tasks, whatever selected
         "majority": majority_baseline(p),
         "test": test,
         "routing": validation.get("routing"),
@@ -134,10 +137,11 @@ def determinism() -> dict[str, Any]:
 
 
 def majority_baseline(p: Prepared) -> dict[str, float]:
-    """Score of always predicting the most frequent training label, per classification task."""
+    """Score of always predicting the most frequent training label, per classification task,
+    in the run's selection metric (the majority's macro-F1 is far below its accuracy)."""
     from collections import Counter
 
-    from mept.evaluate import score
+    from mept.evaluate import metric_key, score
 
     out = {}
     for task, features in p.eval_sets.items():
@@ -146,7 +150,8 @@ def majority_baseline(p: Prepared) -> dict[str, float]:
         train_labels = [f.example.label for f in p.train if f.example.task == task]
         pool = train_labels or [f.example.label for f in features]
         label = Counter(pool).most_common(1)[0][0]
-        out[task] = score(p.specs[task], features, [label] * len(features))["score"]
+        metric = p.config.metric or "task"
+        out[task] = score(p.specs[task], features, [label] * len(features), class_scores=metric != "task")[metric_key(metric)]
     return out
 
 
@@ -174,7 +179,10 @@ def mean_over_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
 
     ``results`` are ``metrics.json``-shaped (training runs) or ``evaluate`` results (``mept eval``).
     """
-    return {"tasks": {t: mean_std([r["tasks"][t]["score"] for r in results]) for t in results[0]["tasks"]},
+    from mept.evaluate import metric_key
+
+    key = metric_key(results[0].get("metric") or "task")  # per task the metric "average" averages
+    return {"tasks": {t: mean_std([r["tasks"][t][key] for r in results]) for t in results[0]["tasks"]},
             "average": mean_std([r["average"] for r in results])}
 
 

@@ -27,6 +27,7 @@ from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.errors import MeptError
 from mept.evaluate import evaluate, to_device
 from mept.identity import write_identity
+from mept.memory import release_memory
 from mept.model import PromptedModel, atomic_write
 from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public names live here too)
     SPLIT_SEED,
@@ -43,6 +44,7 @@ from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public
     set_determinism,
     warn_truncation,
 )
+from mept.progress import Progress, progress_lines
 from mept.run_dir import check_replaceable, check_writable, move_aside, output_lock, read_json_object, settle
 from mept.run_report import (  # noqa: F401
     INCOMPLETE,
@@ -82,7 +84,9 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
             raise MeptError(f"--resume: {out} holds no run to resume (no {RUN_CONFIG})")
         previous = read_json_object(saved)
         mine = cfg.to_dict()
-        differ = [k for k in mine if k not in ("progress", "overwrite", "output") and previous.get(k) != mine[k]]
+        # a setting an older run_config.json lacks (metric, head_pooling) cannot differ: it read as the default
+        differ = [k for k in mine if k not in ("progress", "overwrite", "output") and k in previous
+                  and previous[k] != mine[k]]
         if differ:
             raise MeptError(f"--resume: settings differ from the run in {out}: {', '.join(differ)}")
         if previous.get("output") != mine["output"]:  # a moved or copied run now lives here
@@ -106,6 +110,8 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     out = Path(cfg.output)
     check_writable(out)  # before the model loads, not after
     p = prepared or prepare(cfg)
+    release_memory()  # tokenising freed much; hand it back before the training steps add theirs
+    cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
@@ -114,8 +120,11 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
         (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator.wait_for_everyone()
     finished = False
+    # no terminal (a log file): a plain progress line every 30 s instead of the bar (mept.progress)
+    lines = cfg.progress and accelerator.is_main_process and not sys.stderr.isatty()
     try:
-        metrics = _train(cfg, p, out, resume, accelerator, wall_origin)
+        with progress_lines(enabled=lines) as progress:
+            metrics = _train(cfg, p, out, resume, accelerator, wall_origin, progress)
         finished = True
     finally:
         if accelerator.is_main_process:
@@ -123,7 +132,8 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     return metrics
 
 
-def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: Any, wall_origin: float) -> dict[str, Any]:
+def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: Any, wall_origin: float,
+           progress: Progress) -> dict[str, Any]:
     """The loop of :func:`train`, in a folder already prepared (and any old run moved aside)."""
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
@@ -153,6 +163,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
     log = bar.write if show_bar else print
     rank, world = accelerator.process_index, accelerator.num_processes
     step = state["step"]
+    progress.begin(total, step)
     plan, plan_epoch = [], -1
     last_ckpt = str(ckpt) if find_checkpoint(ckpt) else None
     while step < total:
@@ -182,9 +193,14 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
         state["examples_seen"] = state.get("examples_seen", 0) + len(plan[index])
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{examples_per_second(state):.1f}")
+        progress.update(step, step_loss, examples_per_second(state))
         if step % eval_every == 0 or step == total:
             t0 = time.perf_counter()
-            result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode)
+            progress.phase = "evaluating"
+            result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode,
+                              metric=cfg.metric)
+            progress.phase = ""
+            release_memory()
             state["eval_seconds"] = time.perf_counter() - t0
             entry = {"step": step, "loss": round(step_loss, 6), "validation": result["average"]}
             # measured, so kept apart from the history (which identical runs reproduce exactly)
@@ -205,6 +221,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
             last_ckpt = str(ckpt)
             settle(out, True)  # resumable now: a run that --overwrite moved aside is not needed any more
     bar.close()
+    progress.phase = "scoring the best checkpoint"
     accelerator.wait_for_everyone()  # every process reloads the best adapter the main one wrote
     metrics = finish(inner, p, state, out, wall_origin)
     return metrics

@@ -81,6 +81,10 @@ class TrainConfig:
     experts: int | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
     modules_to_save: list[str] | None = None  # backbone modules trained beside the prompts (default: its task head)
+    # what a BERT-like head reads: "mean" of the final states over real tokens (the default where the
+    # backbone allows it: sentence encoders such as MiniLM are trained for it) or "native" (its CLS pooler);
+    # None: the model's default, written into run_config.json as resolved once the model is built
+    head_pooling: str | None = None
     # optimisation
     epochs: float = 3.0  # the default run (bb-diverse, MiniLM): 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = None
@@ -101,6 +105,10 @@ class TrainConfig:
     seed: int = 42
     seeds: list[int] | None = None
     eval_mode: str = "rank"  # seq2seq / causal classification: rank the verbalizer words or "generate"
+    # what picks the best checkpoint, averaged over tasks: "task" (each task's own metric, as the paper),
+    # accuracy, macro_f1, weighted_f1. None: "accuracy" for your own file (what it meant before the
+    # flag existed, so old run_config.json files read the same), "task" for built-in tasks
+    metric: str | None = None
     # hardware
     mixed_precision: str = "no"
     quantize: str | None = None  # "8bit" / "4bit" (bitsandbytes, GPU)
@@ -131,6 +139,14 @@ class TrainConfig:
             self.tasks = [self.task_name]
         if self.format not in FORMATS:
             raise MeptError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.metric is None:
+            self.metric = "accuracy" if self.train_file else "task"
+        from mept.data.metrics import SELECTION_METRICS
+
+        if self.metric not in SELECTION_METRICS:
+            raise MeptError(f"metric must be one of {', '.join(SELECTION_METRICS)}, got {self.metric!r}")
+        if self.head_pooling not in (None, "mean", "native"):
+            raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
         if self.eval_mode not in ("rank", "generate"):
             raise MeptError(f"eval_mode must be 'rank' or 'generate', got {self.eval_mode!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):

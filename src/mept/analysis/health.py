@@ -42,7 +42,8 @@ def routing_health(traces: list[RoutingTrace]) -> dict[str, Any]:
     for j, layer in enumerate(layers):
         share = np.bincount(chosen[:, j], minlength=E) / len(chosen)  # (E,)
         nz = share[share > 0]
-        entropy = float(-(nz * np.log(nz)).sum() / math.log(E)) if E > 1 else 0.0
+        # + 0.0 turns the -0.0 of a collapsed layer (-(1 * log 1)) into 0.0, so it never prints "-0.00"
+        entropy = float(-(nz * np.log(nz)).sum() / math.log(E)) + 0.0 if E > 1 else 0.0
         rows.append({
             "layer": layer + 1,  # 1-based, as layers are named everywhere a user sees them
             "share": [round(float(x), 4) for x in share],
@@ -69,11 +70,15 @@ def routing_health(traces: list[RoutingTrace]) -> dict[str, Any]:
     }
 
 
-def format_health(health: dict[str, Any]) -> str:
-    """Compact text: one line per prompted layer, then any collapse warning."""
+def format_health(health: dict[str, Any], examples: str = "validation examples") -> str:
+    """Compact text: one line per prompted layer, then any collapse warning.
+
+    ``examples`` names what was routed ("test examples", "examples of new.csv"): a test file
+    scored by ``mept eval --file`` is not validation data, and the summary must not say so.
+    """
     if not health:
         return ""
-    lines = [f"routing ({health['experts']} experts, {health['examples']} validation examples; "
+    lines = [f"routing ({health['experts']} experts, {health['examples']} {examples}; "
              "layer: experts in use, entropy, top-1 prob, largest share):"]
     for r in health["layers"]:
         lines.append(f"  layer {r['layer']:>2}: {r['experts_in_use']:>2} in use  entropy {max(0.0, r['entropy']):.2f}  "

@@ -28,6 +28,11 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
+def layer_names(layers: list[int]) -> list[str]:
+    """Tick labels of 0-based layer ids, 1-based as the paper, the text summaries and preds files name them."""
+    return [str(layer + 1) for layer in layers]
+
+
 def _as_pathways(items: list[Pathway] | list[RoutingTrace]) -> list[Pathway]:
     return [compute_pathway(x) if isinstance(x, RoutingTrace) else x for x in items]
 
@@ -75,7 +80,7 @@ def plot_pathway_heatmap(pathways: list[Pathway] | list[RoutingTrace], path: str
         ax.set_xticks(range(freq.shape[1]))
         ax.set_xlabel("expert")
         ax.set_yticks(range(len(p.layers)))
-        ax.set_yticklabels([str(x) for x in p.layers], fontsize=7)
+        ax.set_yticklabels(layer_names(p.layers), fontsize=7)
         ax.set_ylabel("layer")
     for ax in list(axes.flat)[len(pws):]:
         ax.set_visible(False)
@@ -114,7 +119,7 @@ def plot_expert_utilization(items: list[Pathway] | list[RoutingTrace], path: str
         ax.bar(x, pooled[:, e], bottom=bottom, color=cmap(e % cmap.N), label=f"expert {e}", width=0.8)
         bottom += pooled[:, e]
     ax.set_xticks(x)
-    ax.set_xticklabels([str(layer) for layer in layers], fontsize=7)
+    ax.set_xticklabels(layer_names(layers), fontsize=7)
     ax.set_xlabel("prompted layer")
     ax.set_ylabel("share of examples (top-1)")
     ax.set_ylim(0, 1)
