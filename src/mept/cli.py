@@ -24,7 +24,7 @@ from mept.task_types import FORMATS
 _default_showwarning = warnings.showwarning
 
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
-    "--method": {"help": "prompt method: {methods}"},  # filled from the registry in build_parser
+    "--method": {"help": "prompt method or baseline: {methods}"},  # filled from the registry in build_parser
     "--model": {"help": "hub id, local path, or offline alias: minilm, smollm2"},
     "--task": {"dest": "tasks", "nargs": "+", "help": "task(s) or suites: bb-diverse (default, offline), bb-superglue / all (offline SuperGLUE families), superglue (the 7 SuperGLUE tasks, hub or --data-dir)"},
     "--tasks": {"dest": "tasks", "nargs": "+", "help": "same as --task (several tasks = mixture training)"},
@@ -53,7 +53,8 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--eval-batch-size": {"type": int},
     "--gradient-accumulation-steps": {"type": int, "help": "forward/backward passes per batch: same result, less memory"},
     "--max-grad-norm": {"type": float, "help": "clip the gradient norm to this before each step (default: no clipping)"},
-    "--max-length": {"type": int, "help": "max tokens including prompt slots"},
+    "--max-length": {"type": int, "help": "text tokens per input, the same for every method (longer texts are "
+                     "truncated); prompt slots come on top and must fit the model's positions with the text"},
     "--max-train-examples": {"type": int, "help": "per task"}, "--max-eval-examples": {"type": int, "help": "per task"},
     "--eval-every": {"type": int}, "--save-every": {"type": int},
     "--seed": {"type": int}, "--seeds": {"type": int, "nargs": "+", "help": "several runs: mean and std"},
@@ -85,10 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train prompts (no arguments: MEPT mixture on the offline bb-diverse suite with MiniLM)")
     tr.add_argument("--config", help="YAML or JSON file of training settings (flags override it)")
-    from mept.registry import method_names
+    from mept.registry import all_method_names
 
     for flag, kw in TRAIN_FLAGS.items():
-        help_text = kw.get("help", "").replace("{methods}", ", ".join(method_names()))
+        help_text = kw.get("help", "").replace("{methods}", ", ".join(all_method_names()))
         tr.add_argument(flag, default=None, **{**kw, **({"help": help_text} if "help" in kw else {})})
     for flag, dest in BOOL_FLAGS.items():
         tr.add_argument(flag, dest=dest, action="store_true", default=None)
@@ -123,10 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
     an.add_argument("--by", choices=["label"], help="also break routing down by gold class")
 
-    sub.add_parser("methods", help="list prompt methods")
+    sub.add_parser("methods", help="list prompt methods and baselines, with their trainable parameters on MiniLM")
     sub.add_parser("tasks", help="list tasks")
     pr = sub.add_parser("params", help="print the parameter report of a method on a backbone")
-    pr.add_argument("--method", default="mept", help=f"prompt method: {', '.join(method_names())}")
+    pr.add_argument("--method", default="mept", help=f"prompt method or baseline: {', '.join(all_method_names())}")
     pr.add_argument("--model", default="minilm")
     pr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE")
     return parser
@@ -181,7 +182,9 @@ def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
     path = out / RUN_CONFIG
     if not path.exists():
         return None  # train() reports "holds no run to resume"
-    saved = read_json_object(path)
+    from mept.train_config import migrate_run_config
+
+    saved = migrate_run_config(read_json_object(path))
     ignored = {"output", "progress", "overwrite"}
     differ = [f"{k} (saved {saved.get(k)!r}, given {v!r})" for k, v in given.items()
               if k not in ignored and k in saved and saved[k] != v]
@@ -322,7 +325,8 @@ def _featurize_file(p: Any, spec: Any, path: str, labelled: bool, fields: dict[s
 
     examples = read_task_file(p, spec, path, labelled=labelled, **fields)
     features, cut = p.encoder.featurize(examples)
-    warn_truncation({Path(path).name: cut}, {Path(path).name: len(features)}, p.config.max_length)
+    warn_truncation({Path(path).name: cut}, {Path(path).name: len(features)}, p.config.max_length,
+                    p.config.max_length_counts_slots)
     return features, cut
 
 
@@ -434,9 +438,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         elif args.command == "params":
             cmd_params(args)
         elif args.command == "methods":
-            from mept.registry import method_names
+            from mept.baselines.listing import print_methods
 
-            print("\n".join(method_names()))
+            print_methods()
         elif args.command == "tasks":
             from mept import data
 

@@ -57,7 +57,7 @@ from mept.run_report import (  # noqa: F401
     routing_summary,
     save_label_space,
 )
-from mept.train_config import TrainConfig
+from mept.train_config import TrainConfig, migrate_run_config
 from mept.train_loop import (  # noqa: F401
     accumulate_gradients,
     epoch_batches,
@@ -79,7 +79,7 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
         saved = out / RUN_CONFIG
         if not saved.exists():
             raise MeptError(f"--resume: {out} holds no run to resume (no {RUN_CONFIG})")
-        previous = read_json_object(saved)
+        previous = migrate_run_config(read_json_object(saved))
         mine = cfg.to_dict()
         differ = [k for k in mine if k not in ("progress", "overwrite", "output") and previous.get(k) != mine[k]]
         if differ:

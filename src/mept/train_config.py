@@ -67,7 +67,10 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1  # split each batch into this many forward/backward passes (less memory)
     max_grad_norm: float | None = None  # clip the gradients' global norm to this before each step
     eval_batch_size: int = 32
-    max_length: int = 512  # including prompt slots
+    max_length: int = 512  # text tokens; prompt slots come on top (older runs counted them: see below)
+    # Runs written before the text budget excluded the slots load with True (migrate_run_config):
+    # their --max-length counted the slots, and that is what their numbers mean.
+    max_length_counts_slots: bool = False
     max_train_examples: int | None = None  # per task
     max_eval_examples: int | None = None  # per task
     eval_every: int | None = None  # steps; None: at the end of each epoch
@@ -123,9 +126,12 @@ class TrainConfig:
         """AdamW default for prompts and routers, tuned on the offline suite (paper grids: --lr-grid paper).
 
         On MiniLM mixture training (bb-cb/wsc/rte/boolq, 600 steps) 1e-2 and 3e-3 score alike,
-        3e-2 is unstable and 1e-1 collapses to the majority class.
+        3e-2 is unstable and 1e-1 collapses to the majority class. Baselines (LoRA, full
+        fine-tuning, probe) name their own default (``default_lr`` of their config class).
         """
-        return 1e-2
+        from mept.registry import method_class
+
+        return getattr(method_class(self.method).config_class, "default_lr", 1e-2)
 
     def method_settings(self) -> dict[str, Any]:
         from mept.registry import method_class
@@ -174,6 +180,16 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise MeptError(f"config file {path} must hold a mapping of settings")
         return cls.from_dict({**data, **overrides}, origin=str(path))
+
+
+# Keys added to run_config.json after runs were first saved, with the value that says what those
+# older runs meant (a missing key must not silently take the new default's meaning).
+LEGACY_RUN_CONFIG = {"max_length_counts_slots": True}
+
+
+def migrate_run_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved ``run_config.json`` as today's keys, keeping the meaning it was written with."""
+    return {**{k: v for k, v in LEGACY_RUN_CONFIG.items() if k not in data}, **data}
 
 
 # (field, low, high, low inclusive, high inclusive): ranges beyond the type, checked after it
