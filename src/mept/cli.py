@@ -63,6 +63,10 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--quantize": {"help": "8bit or 4bit backbone (bitsandbytes, GPU)"},
     "--output": {"help": "run folder (default runs/latest)"},
 }
+# ``mept compare`` passes these to every method's ``mept train`` unchanged (the shared budget and data reading)
+COMPARE_FORWARDED = ("--model", "--max-length", "--max-steps", "--epochs", "--batch-size", "--eval-every",
+                     "--max-train-examples", "--max-eval-examples", "--task-name", "--text-field", "--text-pair-field",
+                     "--label-field", "--template", "--verbalizer", "--head-lr")
 BOOL_FLAGS = {"--gradient-checkpointing": "gradient_checkpointing", "--overwrite": "overwrite",
               "--deterministic": "deterministic"}
 
@@ -123,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--max-per-task", type=int, default=200)
     an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
     an.add_argument("--by", choices=["label"], help="also break routing down by gold class")
+
+    cp = sub.add_parser("compare", help="MEPT against prompt tuning, P-Tuning v2, LoRA, full fine-tuning and a linear "
+                        "probe on your files: lr per method chosen on validation, seeds, one table")
+    cp.add_argument("--train-file", required=True)
+    cp.add_argument("--val-file", help="default: a split of the training file, as for mept train")
+    cp.add_argument("--test-file", required=True)
+    cp.add_argument("--methods", nargs="+", default=None, help="default: mept prompt_tuning ptuning_v2 lora full probe")
+    cp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    cp.add_argument("--output", default="runs/compare", help="folder for the runs and compare.json/.csv/.png")
+    for flag in COMPARE_FORWARDED:
+        cp.add_argument(flag, default=None, **{k: v for k, v in TRAIN_FLAGS[flag].items() if k != "dest"})
 
     sub.add_parser("methods", help="list prompt methods and baselines, with their trainable parameters on MiniLM")
     sub.add_parser("tasks", help="list tasks")
@@ -383,6 +398,24 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from mept.compare import DEFAULT_METHODS, CompareConfig, compare
+
+    forwarded: list[str] = []
+    for flag in COMPARE_FORWARDED:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            forwarded += [flag, *map(str, value if isinstance(value, list) else [value])]
+    cfg = CompareConfig(train_file=args.train_file, val_file=args.val_file, test_file=args.test_file,
+                        output=args.output, methods=args.methods or list(DEFAULT_METHODS), seeds=args.seeds,
+                        train_args=forwarded)
+    result = compare(cfg)
+    print(f"\n{result['title']}\n")
+    print(result["table"])
+    for path in result["files"].values():
+        print(f"wrote {path}")
+
+
 def cmd_params(args: argparse.Namespace) -> None:
     import mept
     from mept.backbones import load_backbone
@@ -435,6 +468,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             cmd_predict(args)
         elif args.command == "analyze":
             cmd_analyze(args)
+        elif args.command == "compare":
+            cmd_compare(args)
         elif args.command == "params":
             cmd_params(args)
         elif args.command == "methods":
