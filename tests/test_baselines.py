@@ -157,3 +157,13 @@ def test_a_baseline_checkpoint_of_another_method_is_refused(trained, tmp_path, m
 def test_prompt_settings_on_a_baseline_are_one_error(capsys):
     assert main(["train", "--method", "lora", "--prompt-length", "4", "--max-steps", "1"]) == 2
     assert "unknown lora setting(s): prompt_length" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", SUITE)
+def test_analyze_writes_the_representations_and_routing_only_where_there_is_routing(trained, method, tmp_path, capsys):
+    out = tmp_path / "analysis"
+    assert main(["analyze", str(trained[method]), "--out", str(out), "--max-per-task", "20"]) == 0
+    written = {p.name for p in out.iterdir()}
+    assert "manifold_tsne.png" in written
+    assert ("routing_health.json" in written) == (method == "mept")
+    assert ("manifold_tsne_backbone.png" in written) == (method != "full")  # full FT keeps no frozen backbone

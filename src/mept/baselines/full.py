@@ -33,6 +33,7 @@ class FullConfig(BaselineConfig):
 @register_baseline
 class FullFineTuning(BaselineModel):
     config_class = FullConfig
+    can_disable = False  # every weight changed: no frozen backbone left to compare with
 
     def build(self, backbone: nn.Module, config: FullConfig) -> nn.Module:
         backbone.requires_grad_(True)
