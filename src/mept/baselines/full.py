@@ -44,7 +44,13 @@ class FullFineTuning(BaselineModel):
         return backbone
 
     def save_weights(self, folder: Path) -> None:
-        self.net.save_pretrained(str(folder))  # config.json + model.safetensors (tied weights once)
+        import transformers
+
+        transformers.logging.disable_progress_bar()  # a "Writing model shards" bar at every checkpoint is noise
+        try:
+            self.net.save_pretrained(str(folder))  # config.json + model.safetensors (tied weights once)
+        finally:
+            transformers.logging.enable_progress_bar()
 
     def load_weights(self, folder: Path) -> None:
         state = load_tensors(folder / WEIGHTS)
