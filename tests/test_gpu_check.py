@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 from mept.registry import all_method_names
@@ -11,9 +12,10 @@ from mept.registry import all_method_names
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "gpu_check.py"
 
 
-def test_cpu_fallback_trains_every_method_and_moves_checkpoints(tmp_path, capsys):
+def test_cpu_fallback_trains_every_method_and_moves_checkpoints(tmp_path, capsys, monkeypatch):
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_check", module)  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     out = tmp_path / "rows.json"
     assert module.main(["--cpu", "--json", str(out)]) == 0
