@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--methods", nargs="+", default=None, help="default: mept prompt_tuning ptuning_v2 lora full probe")
     cp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     cp.add_argument("--output", default="runs/compare", help="folder for the runs and compare.json/.csv/.png")
+    cp.add_argument("--no-lr-grid", action="store_true", help="each method's default lr instead of its grid (cheaper)")
     for flag in COMPARE_FORWARDED:
         cp.add_argument(flag, default=None, **{k: v for k, v in TRAIN_FLAGS[flag].items() if k != "dest"})
 
@@ -408,7 +409,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
             forwarded += [flag, *map(str, value if isinstance(value, list) else [value])]
     cfg = CompareConfig(train_file=args.train_file, val_file=args.val_file, test_file=args.test_file,
                         output=args.output, methods=args.methods or list(DEFAULT_METHODS), seeds=args.seeds,
-                        train_args=forwarded)
+                        train_args=forwarded, search_lr=not args.no_lr_grid)
     result = compare(cfg)
     print(f"\n{result['title']}\n")
     print(result["table"])

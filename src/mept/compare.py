@@ -45,6 +45,7 @@ class CompareConfig:
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     train_args: list[str] = field(default_factory=list)
     lr_grid_seed: int = 42  # the grid is searched with one seed (the harness's --lr-grid), then every seed trains
+    search_lr: bool = True  # False: each method's default lr, no grid (a cheaper, reduced comparison)
 
     def __post_init__(self) -> None:
         from mept.registry import all_method_names
@@ -72,8 +73,12 @@ def train_command(cfg: CompareConfig, method: str) -> list[str]:
     files = ["--train-file", cfg.train_file, "--test-file", cfg.test_file]
     if cfg.val_file:
         files += ["--val-file", cfg.val_file]
+    from mept.train_config import TrainConfig
+
+    default = ["--lr", str(TrainConfig(method=method).default_lr())]
+    lr = ["--lr-grid", *map(str, lr_grid(method))] if cfg.search_lr else default
     return [sys.executable, "-m", "mept.cli", "train", "--method", method, *files, *cfg.train_args,
-            "--lr-grid", *map(str, lr_grid(method)), "--seed", str(cfg.lr_grid_seed),
+            *lr, "--seed", str(cfg.lr_grid_seed),
             "--seeds", *map(str, cfg.seeds), "--output", str(Path(cfg.output) / method), "--overwrite", "--no-progress"]
 
 
@@ -81,7 +86,8 @@ def run_method(cfg: CompareConfig, method: str) -> dict[str, Any]:
     """Train ``method`` (grid, then seeds) in its own process; return its row of the table."""
     out = Path(cfg.output) / method
     log = Path(cfg.output) / f"{method}.log"
-    print(f"compare: {method} (lr grid {', '.join(f'{x:g}' for x in lr_grid(method))}, seeds "
+    choice = f"lr grid {', '.join(f'{x:g}' for x in lr_grid(method))}" if cfg.search_lr else "default lr"
+    print(f"compare: {method} ({choice}, seeds "
           f"{' '.join(map(str, cfg.seeds))}); log {log}", file=sys.stderr, flush=True)
     with open(log, "w") as f:
         done = subprocess.run(train_command(cfg, method), stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy())
@@ -99,7 +105,7 @@ def method_row(method: str, out: Path, seeds: list[int]) -> dict[str, Any]:
         "trainable": runs[0]["trainable_params"],
         "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
         "lr": summary["lr"],
-        "lr_grid": summary["lr_grid"],
+        "lr_grid": summary.get("lr_grid", []),
         "validation": [r["average"] for r in runs],
         "test": [r["test"]["average"] for r in runs],
         "train_seconds": [r["timing"]["train_seconds"] for r in runs],
@@ -190,7 +196,8 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     rows = summarise([run_method(cfg, m) for m in cfg.methods])
-    title = (f"{Path(cfg.train_file).name}: {len(cfg.seeds)} seed(s), lr per method chosen on validation "
+    how = "lr per method chosen on validation" if cfg.search_lr else "each method's default lr (no grid)"
+    title = (f"{Path(cfg.train_file).name}: {len(cfg.seeds)} seed(s), {how} "
              f"({' '.join(cfg.train_args)})")
     files = write_outputs(rows, out, title)
     return {"rows": rows, "table": format_table(rows), "files": files, "title": title}
