@@ -53,8 +53,8 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--eval-batch-size": {"type": int},
     "--gradient-accumulation-steps": {"type": int, "help": "forward/backward passes per batch: same result, less memory"},
     "--max-grad-norm": {"type": float, "help": "clip the gradient norm to this before each step (default: no clipping)"},
-    "--max-length": {"type": int, "help": "text tokens per input, the same for every method (longer texts are "
-                     "truncated); prompt slots come on top and must fit the model's positions with the text"},
+    "--max-length": {"type": int, "help": "text tokens per input (default 384), the same for every method (longer "
+                     "texts are truncated); prompt slots come on top and must fit the model's positions with the text"},
     "--max-train-examples": {"type": int, "help": "per task"}, "--max-eval-examples": {"type": int, "help": "per task"},
     "--eval-every": {"type": int}, "--save-every": {"type": int},
     "--seed": {"type": int}, "--seeds": {"type": int, "nargs": "+", "help": "several runs: mean and std"},
