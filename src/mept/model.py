@@ -543,9 +543,9 @@ def get_model(
     beside the prompts (default: its task head, found by name).
     """
     device = next(backbone.parameters()).device
-    baseline = method_class(config.method)
-    if not issubclass(baseline, PromptMethod):  # LoRA, full fine-tuning, probe (mept.baselines): no prompts
-        return baseline(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
+    cls = method_class(config.method)
+    if not issubclass(cls, PromptMethod):  # a baseline (mept.baselines: LoRA, full, probe) is its own model class
+        return cls(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
     return PromptedModel(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
 
 
