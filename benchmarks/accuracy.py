@@ -5,20 +5,20 @@
     python benchmarks/accuracy.py --tasks bb-superglue --steps-per-task 300 --text-length 256 \\
         --max-eval-examples 300 --seeds 1 2 3      # a real comparison (hours on CPU, minutes on a GPU)
 
-What runs (every run through ``mept.train.train`` / ``TrainConfig``, except full fine-tuning):
+What runs (every run through ``mept.train.train`` / ``TrainConfig``):
 
 - every method trained on the *mixture* of the tasks (one run, one shared head,
   evaluated per task), for ``steps_per_task x n_tasks`` steps;
 - MEPT trained *separately* per task for ``steps_per_task`` steps each (equal
   total examples), to compare mixture vs separate training;
 - majority class (``metrics["majority"]``: the most frequent training label);
-- full fine-tuning of the same backbone (all weights trainable, AdamW, its own
-  lr), same data pipeline (``mept.train.prepare``), same steps and batches.
+- full fine-tuning of the same backbone (``--method full``: all weights trainable, AdamW, its
+  own lr), the same harness, steps and batches (checkpoint picked on validation, as for every method).
 
 Budget: the same ``--steps-per-task``, ``--batch-size`` and text length for
-every method. ``--text-length`` is the text-token budget; each method's
-``max_length`` is ``text_length + its prompt slots``, so P-Tuning v2's 100
-prompts do not eat the text. Learning rate per method family: the library's
+every method. ``--text-length`` is the text-token budget, passed as ``max_length`` (which
+counts text tokens only; the prompt slots come on top), so P-Tuning v2's 100 prompts do not
+eat the text. Learning rate per method family: the library's
 default for prompt methods (``TrainConfig.default_lr()``, AdamW), ``--lr-ft`` for
 full fine-tuning; the library's default head lr for all.
 
@@ -38,17 +38,10 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
-from mept.evaluate import evaluate, model_inputs
-from mept.registry import make_config
-from mept.routing import masked_mean
-from mept.train import epoch_batches, majority_baseline, prepare, seed_everything, train
+from mept.train import train
 from mept.train_config import TrainConfig
 
 METHODS = ["prompt_tuning", "ptuning_v2", "smop", "mept", "vfpt", "ptmoe"]
@@ -59,74 +52,25 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {  # as in benchmarks/speed.py
     "mept": {"num_experts": 10, "prompt_length": 10},
     "vfpt": {"prompt_length": 10},
     "ptmoe": {},
+    "full": {},  # full fine-tuning (mept.baselines.full): every weight, its own lr (--lr-ft)
 }
 
 
 def base_config(args, method: str, tasks: list[str], seed: int, steps: int, out: Path) -> TrainConfig:
-    slots = make_config(method, **METHOD_SETTINGS[method]).prompt_length
     return TrainConfig(
         method=method, model=args.model, tasks=tasks, method_args=dict(METHOD_SETTINGS[method]),
-        max_steps=steps, batch_size=args.batch_size, lr=args.lr, max_length=args.text_length + slots,
+        max_steps=steps, batch_size=args.batch_size, lr=args.lr_ft if method == "full" else args.lr,
+        max_length=args.text_length,  # text tokens for every method; the slots come on top
         max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
         seed=seed, output=str(out), overwrite=True, progress=False, save_every=10**9,
     )
 
 
 def run_prompt(args, method: str, tasks: list[str], seed: int, steps: int, out: Path) -> dict[str, Any]:
+    """One run through the library's harness (prompt methods and ``--method full`` alike)."""
     m = train(base_config(args, method, tasks, seed, steps, out))
     return {"tasks": {t: r["score"] for t, r in m["tasks"].items()}, "majority": m["majority"],
             "seconds": m["timing"]["train_seconds"], "trainable": m["trainable_params"]}
-
-
-def run_full_ft(args, tasks: list[str], seed: int, steps: int, out: Path) -> dict[str, Any]:
-    """Full fine-tuning: the bare backbone, every weight trainable, same data, batches and schedule as train().
-
-    The head reads the same features as the prompt methods' head: if ``PromptedModel`` mean-pools
-    real tokens for this backbone (``head_pooling == "mean"``), so does this loop.
-    """
-    from transformers import get_linear_schedule_with_warmup
-
-    seed_everything(seed)
-    cfg = replace(base_config(args, "prompt_tuning", tasks, seed, steps, out), method_args={"prompt_length": 1},
-                  max_length=args.text_length + 1)  # one slot reserved, never inserted: text budget = text_length
-    p = prepare(cfg)
-    pooling = getattr(p.model, "head_pooling", "native")
-    model = p.model.unload().requires_grad_(True)  # the bare backbone, unfrozen (unload drops mept's hooks)
-    if pooling == "mean":
-        current: dict[str, torch.Tensor] = {}
-
-        def keep_mask(module, a, kw):
-            current["mask"] = kw.get("attention_mask")
-
-        def mean_pool(module, a, output):  # (B, T, d) -> (B, d), real tokens only
-            return masked_mean(a[0], current["mask"].to(a[0].dtype)).to(output.dtype)
-
-        model.register_forward_pre_hook(keep_mask, with_kwargs=True)
-        model.base_model.pooler.register_forward_hook(mean_pool)
-    head = {id(q) for n in p.model.head_names for q in getattr(model, n).parameters()}
-    groups = [{"params": [q for q in model.parameters() if id(q) not in head], "lr": args.lr_ft},
-              {"params": [q for q in model.parameters() if id(q) in head], "lr": cfg.head_lr}]
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * steps), steps)
-    lengths = [len(f.input_ids) + len(f.target_ids) for f in p.train]
-    per_epoch = len(epoch_batches(lengths, cfg.batch_size, seed, 0))
-    plan, plan_epoch = [], -1
-    t0 = time.perf_counter()
-    for step in range(steps):
-        epoch, index = divmod(step, per_epoch)
-        if plan_epoch != epoch:  # the batches train() would draw for this seed and epoch
-            plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, seed, epoch), epoch
-        batch = p.encoder.collate([p.train[i] for i in plan[index]], True)
-        model.train()
-        logits = model(**model_inputs(batch)).logits.float().masked_fill(~batch["allowed"], float("-inf"))
-        F.cross_entropy(logits, batch["class_ids"]).backward()
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-    seconds = time.perf_counter() - t0
-    result = evaluate(model, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size)  # last step (no selection)
-    return {"tasks": {t: r["score"] for t, r in result["tasks"].items()}, "majority": majority_baseline(p),
-            "seconds": seconds, "trainable": sum(q.numel() for q in model.parameters()), "pooling": pooling}
 
 
 def mean_std(xs: list[float]) -> str:
@@ -157,11 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--steps-per-task", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--text-length", type=int, default=96, help="text tokens; max_length = this + prompt slots")
+    ap.add_argument("--text-length", type=int, default=96, help="text tokens (max_length); prompt slots come on top")
     ap.add_argument("--max-train-examples", type=int, default=400, help="per task")
     ap.add_argument("--max-eval-examples", type=int, default=100, help="per task")
     ap.add_argument("--lr", type=float, default=None, help="prompt methods (default: TrainConfig.default_lr())")
-    ap.add_argument("--lr-ft", type=float, default=5e-5, help="full fine-tuning backbone lr")
+    ap.add_argument("--lr-ft", type=float, default=5e-5, help="full fine-tuning backbone lr (--method full)")
     ap.add_argument("--no-full-ft", action="store_true")
     ap.add_argument("--no-separate", action="store_true", help="skip MEPT per-task (separate) training")
     ap.add_argument("--output", help="keep run folders here (default: a temp folder, deleted)")
@@ -207,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             log(f"mept separate seed {seed}: {per_task}")
     if not args.no_full_ft:
         for seed in args.seeds:
-            r = run_full_ft(args, tasks, seed, mix_steps, root / f"fullft-s{seed}")
+            r = run_prompt(args, "full", tasks, seed, mix_steps, root / f"fullft-s{seed}")
             rows.setdefault("full fine-tuning (mixture)", []).append(r)
             log(f"full FT seed {seed}: {r['tasks']}")
     # the majority baseline does not depend on the method or seed: keep one row

@@ -50,7 +50,7 @@ from mept.registry import make_config
 from mept.run_report import mean_std
 from mept.stats import describe, paired_test
 from mept.train import run
-from mept.train_config import TrainConfig
+from mept.train_config import TrainConfig, migrate_run_config
 
 METHODS: dict[str, dict[str, Any]] = {  # each method's usual settings, scaled to the suite
     "prompt_tuning": {"prompt_length": 10},
@@ -123,7 +123,7 @@ class Bench:
         budget: dict[str, Any] = {
             "method": method, "model": model or a.model, "tasks": tasks, "method_args": dict(settings),
             "max_steps": steps, "batch_size": a.batch_size,
-            "max_length": a.text_length + make_config(method, **settings).prompt_length,
+            "max_length": a.text_length,  # text tokens (the prompt slots come on top)
             "max_eval_examples": a.max_eval_examples, "max_train_examples": a.max_train_examples,
             "eval_every": min(a.eval_every, steps), "save_every": 10**9,
             "output": str(self.out / name), "overwrite": True, "progress": False,
@@ -426,6 +426,8 @@ def _settings(run_config: dict[str, Any]) -> dict[str, Any]:
     """The result-deciding settings of a run, with its method settings resolved to the full config."""
     keys = {k: run_config.get(k) for k in RESULT_KEYS}
     method = make_config(run_config["method"], **run_config.get("method_args", {}))
+    if migrate_run_config(run_config)["max_length_counts_slots"]:  # older runs: max_length held the slots too
+        keys["max_length"] -= getattr(method, "prompt_length", 0)  # compare text budgets
     return {**keys, "method_config": method.to_dict()}
 
 

@@ -16,8 +16,8 @@ from mept.cli import main
 
 def test_methods_lists_each_methods_default_prompt_length_and_layers(capsys):
     assert main(["methods"]) == 0
-    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert set(lines) == {"mept", "prompt_tuning", "ptuning_v2", "smop", "vfpt", "ptmoe"}
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert {"mept", "prompt_tuning", "ptuning_v2", "smop", "vfpt", "ptmoe", "lora", "full", "probe"} <= set(lines)
     assert "prompt length 100 (slots per prompted layer), layers all" in lines["ptuning_v2"]
     assert "prompt length  10" in lines["mept"] and "10 experts (num_experts) + 1 shared" in lines["mept"]
     assert "input layer only" in lines["prompt_tuning"] and "prompt length   5" in lines["smop"]

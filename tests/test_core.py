@@ -337,7 +337,7 @@ def test_config_validation_names_the_field():
     with pytest.raises(MeptError, match="unknown mept setting"):
         mept.make_config("mept", experts=3)
     with pytest.raises(MeptError, match="unknown method"):
-        mept.make_config("lora")
+        mept.make_config("adapters")
 
 
 def test_wrapping_twice_is_refused(minilm, wrap):

@@ -72,7 +72,7 @@ def copy_run(trained: Path, tmp_path: Path) -> Path:
 # --- settings: refused before anything is loaded or written -------------------------------------
 
 @pytest.mark.parametrize("args, needle", [
-    (["--method", "lora"], "unknown method 'lora'"),
+    (["--method", "adapters"], "unknown method 'adapters'"),
     (["--task", "nosuchtask"], "unknown task 'nosuchtask'"),
     (["--model", "/no/such/model"], "model path /no/such/model does not exist"),
     (["--max-length", "600"], "exceeds minilm's 512 positions"),
@@ -313,7 +313,7 @@ def test_overwrite_validates_first_and_keeps_the_old_run_until_the_new_one_has_s
     one_error(code, err, "lr must be")
     assert (run / "metrics.json").read_text() == before
     # a new run that fails after the model loaded but before its first checkpoint: the old run comes back
-    code, _, err = cli(["train", *BASE, "--overwrite", "--output", str(run), "--max-length", "4"], capsys)
+    code, _, err = cli(["train", *BASE, "--overwrite", "--output", str(run), "--max-length", "600"], capsys)
     assert code == 2 and (run / "metrics.json").read_text() == before
     assert main(["train", *BASE, "--max-steps", "3", "--overwrite", "--output", str(run)]) == 0
     assert json.loads((run / "metrics.json").read_text())["steps"] == 3

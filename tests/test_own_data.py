@@ -216,7 +216,7 @@ def test_truncation_is_announced_before_training_and_transformers_stays_quiet(tm
                  "--batch-size", "8", "--max-length", "64", "--method", "prompt_tuning", "--prompt-length", "4"]) == 0
     out, err = capfd.readouterr()
     assert "Token indices sequence length is longer" not in out + err
-    warning = re.search(r"warning: longer than --max-length 64 \(prompt slots included\), truncated: "
+    warning = re.search(r"warning: longer than --max-length 64 \(text tokens\), truncated: "
                         r"long/train (\d+) of (\d+) \((\d+)%\)", err)
     assert warning, err
     cut, total, share = map(int, warning.groups())

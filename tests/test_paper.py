@@ -32,6 +32,7 @@ def test_paper_flag_gives_the_papers_router_and_training():
     assert method.routing == "top1" and method.num_shared == 1 and method.shared == "on"
     assert method.init == "xavier_normal" and method.layers == "all"
     assert cfg.max_length == 512 and cfg.epochs == 70 and cfg.batch_size in (16, 32)
+    assert cfg.max_length_counts_slots  # the paper's 512 includes the prompts
     assert cfg.lr_grid == [1e-5, 5e-5, 1e-4] and cfg.paper is True
     assert method == MEPTConfig.paper()  # the CLI and the API agree
     assert TrainConfig.paper_mode(max_steps=3).method_settings() == cfg.method_settings()

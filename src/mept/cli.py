@@ -25,7 +25,7 @@ from mept.task_types import FORMATS
 _default_showwarning = warnings.showwarning
 
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
-    "--method": {"help": "prompt method: {methods}"},  # filled from the registry in build_parser
+    "--method": {"help": "prompt method or baseline: {methods}"},  # filled from the registry in build_parser
     "--model": {"help": "hub id, local path, or offline alias: minilm, smollm2"},
     "--task": {"dest": "tasks", "nargs": "+", "help": "task(s) or suites: bb-diverse (default, offline), bb-superglue / all (offline SuperGLUE families), superglue (the 7 SuperGLUE tasks, hub or --data-dir)"},
     "--tasks": {"dest": "tasks", "nargs": "+", "help": "same as --task (several tasks = mixture training)"},
@@ -54,7 +54,8 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--eval-batch-size": {"type": int},
     "--gradient-accumulation-steps": {"type": int, "help": "forward/backward passes per batch: same result, less memory"},
     "--max-grad-norm": {"type": float, "help": "clip the gradient norm to this before each step (default: no clipping)"},
-    "--max-length": {"type": int, "help": "max tokens including prompt slots"},
+    "--max-length": {"type": int, "help": "text tokens per input (default 384), the same for every method (longer "
+                     "texts are truncated); prompt slots come on top and must fit the model's positions with the text"},
     "--max-train-examples": {"type": int, "help": "per task"}, "--max-eval-examples": {"type": int, "help": "per task"},
     "--eval-every": {"type": int}, "--save-every": {"type": int},
     "--seed": {"type": int}, "--seeds": {"type": int, "nargs": "+", "help": "several runs: mean and std"},
@@ -70,6 +71,10 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "--quantize": {"help": "8bit or 4bit backbone (bitsandbytes, GPU)"},
     "--output": {"help": "run folder (default runs/latest)"},
 }
+# ``mept compare`` passes these to every method's ``mept train`` unchanged (the shared budget and data reading)
+COMPARE_FORWARDED = ("--model", "--max-length", "--max-steps", "--epochs", "--batch-size", "--eval-every",
+                     "--max-train-examples", "--max-eval-examples", "--task-name", "--text-field", "--text-pair-field",
+                     "--label-field", "--template", "--verbalizer", "--head-lr")
 BOOL_FLAGS = {"--gradient-checkpointing": "gradient_checkpointing", "--overwrite": "overwrite",
               "--deterministic": "deterministic",
               "--paper": "paper"}
@@ -96,10 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train prompts (no arguments: MEPT mixture on the offline bb-diverse suite with MiniLM)")
     tr.add_argument("--config", help="YAML or JSON file of training settings (flags override it)")
-    from mept.registry import method_names
+    from mept.registry import all_method_names
 
     for flag, kw in TRAIN_FLAGS.items():
-        help_text = kw.get("help", "").replace("{methods}", ", ".join(method_names()))
+        help_text = kw.get("help", "").replace("{methods}", ", ".join(all_method_names()))
         tr.add_argument(flag, default=None, **{**kw, **({"help": help_text} if "help" in kw else {})})
     for flag, dest in BOOL_FLAGS.items():
         tr.add_argument(flag, dest=dest, action="store_true", default=None, help=BOOL_HELP.get(flag))
@@ -139,10 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--feature-model", help="also a t-SNE of the raw inputs through this model (paper Fig. 4a: "
                                             "BERT), e.g. mpnet or a hub id")
 
-    sub.add_parser("methods", help="list prompt methods")
+    cp = sub.add_parser("compare", help="MEPT against prompt tuning, P-Tuning v2, LoRA, full fine-tuning and a linear "
+                        "probe on your files: lr per method chosen on validation, seeds, one table")
+    cp.add_argument("--train-file", required=True)
+    cp.add_argument("--val-file", help="default: a split of the training file, as for mept train")
+    cp.add_argument("--test-file", required=True)
+    cp.add_argument("--methods", nargs="+", default=None, help="default: mept prompt_tuning ptuning_v2 lora full probe")
+    cp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    cp.add_argument("--output", default="runs/compare", help="folder for the runs and compare.json/.csv/.png")
+    cp.add_argument("--no-lr-grid", action="store_true", help="each method's default lr instead of its grid (cheaper)")
+    for flag in COMPARE_FORWARDED:
+        cp.add_argument(flag, default=None, **{k: v for k, v in TRAIN_FLAGS[flag].items() if k != "dest"})
+
+    sub.add_parser("methods", help="list prompt methods and baselines, with their trainable parameters on MiniLM")
     sub.add_parser("tasks", help="list tasks")
     pr = sub.add_parser("params", help="print the parameter report of a method on a backbone")
-    pr.add_argument("--method", default="mept", help=f"prompt method: {', '.join(method_names())}")
+    pr.add_argument("--method", default="mept", help=f"prompt method or baseline: {', '.join(all_method_names())}")
     pr.add_argument("--model", default="minilm")
     pr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE")
     pr.add_argument("--num-labels", type=int, help="count a classification head of this many classes too "
@@ -199,7 +216,9 @@ def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
     path = settings_source(out) / RUN_CONFIG  # the old run an interrupted --overwrite moved aside, if any
     if not path.exists():
         return None  # train() reports "holds no run to resume"
-    saved = read_json_object(path)
+    from mept.train_config import migrate_run_config
+
+    saved = migrate_run_config(read_json_object(path))
     ignored = {"output", "progress", "overwrite"}
     differ = [f"{k} (saved {saved.get(k)!r}, given {v!r})" for k, v in given.items()
               if k not in ignored and k in saved and saved[k] != v]
@@ -376,7 +395,8 @@ def _featurize_file(p: Any, spec: Any, path: str, labelled: bool, fields: dict[s
 
     examples = read_task_file(p, spec, path, labelled=labelled, **fields)
     features, cut = p.encoder.featurize(examples)
-    warn_truncation({Path(path).name: cut}, {Path(path).name: len(features)}, p.config.max_length)
+    warn_truncation({Path(path).name: cut}, {Path(path).name: len(features)}, p.config.max_length,
+                    p.config.max_length_counts_slots)
     return features, cut
 
 
@@ -474,6 +494,24 @@ def analysis_sets(p: Any, split: str, tasks: list[str] | None) -> dict[str, Any]
     return {spec.name: features}
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from mept.compare import DEFAULT_METHODS, CompareConfig, compare
+
+    forwarded: list[str] = []
+    for flag in COMPARE_FORWARDED:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            forwarded += [flag, *map(str, value if isinstance(value, list) else [value])]
+    cfg = CompareConfig(train_file=args.train_file, val_file=args.val_file, test_file=args.test_file,
+                        output=args.output, methods=args.methods or list(DEFAULT_METHODS), seeds=args.seeds,
+                        train_args=forwarded, search_lr=not args.no_lr_grid)
+    result = compare(cfg)
+    print(f"\n{result['title']}\n")
+    print(result["table"])
+    for path in result["files"].values():
+        print(f"wrote {path}")
+
+
 def cmd_params(args: argparse.Namespace) -> None:
     import mept
     from mept.backbones import load_backbone
@@ -557,12 +595,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             cmd_predict(args)
         elif args.command == "analyze":
             cmd_analyze(args)
+        elif args.command == "compare":
+            cmd_compare(args)
         elif args.command == "params":
             cmd_params(args)
         elif args.command == "methods":
-            from mept.registry import describe_method, method_names
+            from mept.baselines.listing import print_methods
 
-            print("\n".join(describe_method(name) for name in method_names()))
+            print_methods()
         elif args.command == "tasks":
             from mept import data
 

@@ -32,6 +32,8 @@ class PromptConfig:
     experts_field: ClassVar[str | None] = None
     # The paper's learning-rate grid for this method (``--lr-grid paper``); prompt methods' usual one.
     paper_lr_grid: ClassVar[tuple[float, ...]] = (0.1, 0.3, 0.5)
+    # The small grid ``mept compare`` searches on validation (ours: around TrainConfig.default_lr's 1e-2).
+    compare_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)
     # Methods that prompt the input layer only refuse other ``layers``, pointing at their deep variant.
     input_only: ClassVar[bool] = False
     deep_variant: ClassVar[str | None] = None

@@ -9,7 +9,8 @@
 - ``image_cls``: pixel values from the model's own image processor.
 
 Inputs are tokenised once, up front; truncation is counted and reported,
-never silent. The budget for text tokens is ``max_length - prompt slots``.
+never silent. The budget for text tokens is ``max_length`` (``num_slots`` is subtracted only
+for runs saved when ``--max-length`` still counted the prompt slots).
 """
 
 from __future__ import annotations

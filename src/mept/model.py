@@ -82,21 +82,18 @@ class PromptedModel(nn.Module):
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
         if self.spec.modality == "image":
             self.injector.handles.append(backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots))
-        pooler = getattr(backbone.base_model, "pooler", None)
-        # Encoders whose head reads the first position itself (RoBERTa, MPNet: ``classifier(sequence)``).
-        first_token_head = getattr(backbone, "classifier", None) if self.spec.slot_offset == 1 else None
-        can_mean = self.spec.task_type == "cls" and self.spec.modality == "text" and (
-            isinstance(pooler, nn.Module) or isinstance(first_token_head, nn.Module))
-        self.head_pooling = head_pooling or ("mean" if can_mean else "native")
+        site = mean_pool_site(backbone, self.spec)
+        self.head_pooling = head_pooling or ("mean" if site else "native")
         if self.head_pooling not in ("mean", "native"):
             raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
         if self.head_pooling == "mean":
-            if not can_mean:
+            if site is None:
                 raise MeptError("head_pooling='mean' needs a text encoder whose head reads a pooler or the first token")
-            if isinstance(pooler, nn.Module):
-                self.injector.handles.append(pooler.register_forward_hook(self._mean_pool))
+            kind, module = site
+            if kind == "pooler":
+                self.injector.handles.append(module.register_forward_hook(self._mean_pool))
             else:
-                self.injector.handles.append(first_token_head.register_forward_pre_hook(self._mean_first_token))
+                self.injector.handles.append(module.register_forward_pre_hook(self._mean_first_token))
         backbone._mept_wrapped = True
 
     def unload(self) -> nn.Module:
@@ -434,6 +431,22 @@ class PromptedModel(nn.Module):
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {first}") from None
 
 
+def mean_pool_site(backbone: nn.Module, spec: BackboneSpec) -> tuple[str, nn.Module] | None:
+    """Where a text classifier's head can read the mean of the final states instead of its CLS input.
+
+    ``("pooler", module)``: BERT-like encoders (the pooler's output is replaced); ``("first_token",
+    module)``: encoders whose head reads position 0 itself (RoBERTa, MPNet: ``classifier(sequence)``);
+    None: no such place (decoders, images, seq2seq). Prompt methods and baselines pool alike.
+    """
+    if spec.task_type != "cls" or spec.modality != "text":
+        return None
+    pooler = getattr(backbone.base_model, "pooler", None)
+    if isinstance(pooler, nn.Module):
+        return "pooler", pooler
+    first_token_head = getattr(backbone, "classifier", None) if spec.slot_offset == 1 else None
+    return ("first_token", first_token_head) if isinstance(first_token_head, nn.Module) else None
+
+
 def check_backbone_fits(meta: dict[str, Any], spec: Any, path: str | os.PathLike) -> None:
     """The saved ``adapter_config.json`` must name a backbone of this width and depth."""
     saved = meta.get("backbone")
@@ -604,6 +617,9 @@ def get_model(
     beside the prompts (default: its task head, found by name).
     """
     device = next(backbone.parameters()).device
+    cls = method_class(config.method)
+    if not issubclass(cls, PromptMethod):  # a baseline (mept.baselines: LoRA, full, probe) is its own model class
+        return cls(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
     return PromptedModel(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
 
 
@@ -616,6 +632,10 @@ def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = No
     """
     if isinstance(path, str) and not Path(path).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", path):
         path = _download_adapter(path, revision)
+    from mept.baselines.base import BaselineModel, is_baseline_checkpoint
+
+    if is_baseline_checkpoint(path):  # LoRA / full / probe folders carry mept_config.json
+        return BaselineModel.from_pretrained(backbone, path)
     return PromptedModel.from_pretrained(backbone, path)
 
 

@@ -173,7 +173,9 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     sizes = {f"{t}/train": sum(f.example.task == t for f in train) for t in train_names}
     sizes.update({f"{t}/validation": len(f) for t, f in eval_sets.items()})
     sizes.update({f"{t}/test": len(f) for t, f in test_sets.items()})
-    warn_truncation(truncated, sizes, cfg.max_length)
+    warn_truncation(truncated, sizes, cfg.max_length, cfg.max_length_counts_slots)
+    check_positions(model, cfg, {"training data": train, **{f"{t}/validation": f for t, f in eval_sets.items()},
+                                 **{f"{t}/test": f for t, f in test_sets.items()}})
     return Prepared(cfg, model, encoder, specs, train, eval_sets, test_sets, truncated, sizes)
 
 
@@ -185,24 +187,48 @@ def build_model(
     backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
     model = get_model(backbone.model, method_cfg, head_pooling=cfg.head_pooling, modules_to_save=cfg.modules_to_save)
     limit = model.spec.max_positions
+    counted = "prompt slots included" if cfg.max_length_counts_slots else "text tokens"
     if form != "image_cls" and limit is not None and cfg.max_length > limit:
-        raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions (prompt slots "
-                        f"included); use --max-length {limit} or less")
-    if cfg.max_length <= model.num_slots:
+        raise MeptError(f"--max-length {cfg.max_length} exceeds {cfg.model}'s {limit} positions ({counted}); "
+                        f"use --max-length {limit} or less")
+    if cfg.max_length_counts_slots and cfg.max_length <= model.num_slots:
         raise MeptError(f"--max-length {cfg.max_length} leaves no room for text after {model.num_slots} prompt slots")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    return model, Encoder(form, backbone.processor, model.num_slots, cfg.max_length, labels)
+    # --max-length is the text budget, the same for every method; runs saved before that counted the slots in it
+    slots_in_budget = model.num_slots if cfg.max_length_counts_slots else 0
+    return model, Encoder(form, backbone.processor, slots_in_budget, cfg.max_length, labels)
 
 
-def warn_truncation(truncated: dict[str, int], sizes: dict[str, int], max_length: int) -> None:
+def check_positions(model: PromptedModel, cfg: TrainConfig, features: dict[str, list[Feature]]) -> None:
+    """Text tokens + prompt slots must fit the model's positions: one error before training, not mid-run.
+
+    ``--max-length`` counts text only, so with long texts a method with many slots (P-Tuning v2's
+    100 per layer) can need more positions than the model has; it is refused here, naming the
+    ``--max-length`` that fits, instead of silently getting less text than the other methods.
+    """
+    limit = model.spec.max_positions
+    if limit is None or model.num_slots == 0 or model.spec.modality != "text":
+        return
+    causal = model.spec.task_type == "causal_lm"  # a causal LM reads its target in the same positions
+    longest, where = max(((len(f.input_ids) + (len(f.target_ids) if causal else 0), name) for name, feats in features.items()
+                          for f in feats), default=(0, ""))
+    if longest + model.num_slots > limit:
+        raise MeptError(
+            f"{where} has inputs of {longest} text tokens (--max-length {cfg.max_length}); with "
+            f"{model.num_slots} prompt slots they need {longest + model.num_slots} positions, but {cfg.model} has "
+            f"{limit}; use --max-length {limit - model.num_slots} or fewer prompt tokens"
+        )
+
+
+def warn_truncation(truncated: dict[str, int], sizes: dict[str, int], max_length: int, counts_slots: bool = False) -> None:
     """Say up front, before any training, how much of each split ``--max-length`` cuts."""
     cut = [(k, n, sizes.get(k, 0)) for k, n in truncated.items() if n]
     if not cut:
         return
     parts = ", ".join(f"{k} {n} of {total} ({100 * n / max(total, 1):.0f}%)" for k, n, total in cut)
-    print(f"warning: longer than --max-length {max_length} (prompt slots included), truncated: {parts}",
-          file=sys.stderr)
+    counted = "prompt slots included" if counts_slots else "text tokens"
+    print(f"warning: longer than --max-length {max_length} ({counted}), truncated: {parts}", file=sys.stderr)
 
 
 @torch.no_grad()

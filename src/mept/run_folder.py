@@ -24,20 +24,24 @@ from mept.identity import check_identity
 from mept.registry import make_config
 from mept.run_dir import hidden_run_hint, read_json_object
 from mept.train import INCOMPLETE, LABELS, METRICS, RUN_CONFIG, Prepared, build_model
-from mept.train_config import TrainConfig
+from mept.train_config import TrainConfig, migrate_run_config
 
 
 def trained_folders(run_dir: str | Path) -> list[Path]:
     """The folders holding ``best/``: the run itself, or each ``seed-N`` of a multi-seed run (by seed)."""
+    from mept.baselines.base import META_NAME
     from mept.model import WEIGHTS_NAME
+
+    def trained(folder: Path) -> bool:  # a prompt adapter, or a baseline's folder (LoRA, full, probe)
+        return (folder / "best" / WEIGHTS_NAME).exists() or (folder / "best" / META_NAME).exists()
 
     run = Path(run_dir)
     if not (run / RUN_CONFIG).exists():
         raise MeptError(f"{run} is not a mept run folder (no {RUN_CONFIG}); point at the --output of `mept train`"
                         + hidden_run_hint(run))
-    if (run / "best" / WEIGHTS_NAME).exists():
+    if trained(run):
         return [run]
-    seeds = [p for p in run.glob("seed-*") if (p / "best" / WEIGHTS_NAME).exists() and p.name[5:].isdigit()]
+    seeds = [p for p in run.glob("seed-*") if trained(p) and p.name[5:].isdigit()]
     if not seeds:
         hint = hidden_run_hint(run)
         raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME})" + (hint or "; did the training finish?"))
@@ -69,7 +73,7 @@ def read_config(run: Path) -> TrainConfig:
     """``run_config.json`` of a trained folder, with a warning when the run never finished."""
     if (run / INCOMPLETE).exists():
         warn(f"{run} is an unfinished run ({INCOMPLETE} is present); using its best checkpoint so far")
-    return TrainConfig.from_dict(read_json_object(run / RUN_CONFIG), origin=str(run / RUN_CONFIG))
+    return TrainConfig.from_dict(migrate_run_config(read_json_object(run / RUN_CONFIG)), origin=str(run / RUN_CONFIG))
 
 
 def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:

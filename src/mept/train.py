@@ -60,7 +60,7 @@ from mept.run_report import (  # noqa: F401
     routing_summary,
     save_label_space,
 )
-from mept.train_config import TrainConfig
+from mept.train_config import TrainConfig, migrate_run_config
 from mept.train_loop import (  # noqa: F401
     accumulate_gradients,
     epoch_batches,
@@ -82,7 +82,7 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
         saved = out / RUN_CONFIG
         if not saved.exists():
             raise MeptError(f"--resume: {out} holds no run to resume (no {RUN_CONFIG})")
-        previous = read_json_object(saved)
+        previous = migrate_run_config(read_json_object(saved))
         mine = cfg.to_dict()
         # a setting an older run_config.json lacks (metric, head_pooling) cannot differ: it read as the default
         differ = [k for k in mine if k not in ("progress", "overwrite", "output") and k in previous

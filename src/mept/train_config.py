@@ -45,6 +45,8 @@ def paper_settings(values: dict[str, Any]) -> dict[str, Any]:
     method = values.get("method", "mept")
     grid = {} if "lr" in values else {"lr_grid": paper_lr_grid(method)}  # a given --lr replaces the grid
     out = {**PAPER_TRAINING, **grid, **values, "paper": True}
+    if "max_length" not in values:  # the paper's 512 counts the prompts; a given --max-length counts text tokens
+        out.setdefault("max_length_counts_slots", True)
     if method == "mept":  # the paper's router; m and N_r: flags win, else MEPTConfig.paper()'s
         from mept.methods.mept import PAPER_STATED, PAPER_UNSTATED
 
@@ -97,7 +99,13 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1  # split each batch into this many forward/backward passes (less memory)
     max_grad_norm: float | None = None  # clip the gradients' global norm to this before each step
     eval_batch_size: int = 32
-    max_length: int = 512  # including prompt slots
+    # Text tokens; the prompt slots come on top (older runs counted them: see below). 384 (ours): with
+    # up to 128 slots (P-Tuning v2 has 100) every method fits a 512-position encoder at the default;
+    # the default suite's longest text has 212 MiniLM tokens, so nothing of it is cut.
+    max_length: int = 384
+    # Runs written before the text budget excluded the slots load with True (migrate_run_config):
+    # their --max-length counted the slots, and that is what their numbers mean.
+    max_length_counts_slots: bool = False
     max_train_examples: int | None = None  # per task
     max_eval_examples: int | None = None  # per task
     eval_every: int | None = None  # steps; None: at the end of each epoch
@@ -171,9 +179,12 @@ class TrainConfig:
         """AdamW default for prompts and routers, tuned on the offline suite (paper grids: --lr-grid paper).
 
         On MiniLM mixture training (bb-cb/wsc/rte/boolq, 600 steps) 1e-2 and 3e-3 score alike,
-        3e-2 is unstable and 1e-1 collapses to the majority class.
+        3e-2 is unstable and 1e-1 collapses to the majority class. Baselines (LoRA, full
+        fine-tuning, probe) name their own default (``default_lr`` of their config class).
         """
-        return 1e-2
+        from mept.registry import method_class
+
+        return getattr(method_class(self.method).config_class, "default_lr", 1e-2)
 
     def method_settings(self) -> dict[str, Any]:
         from mept.registry import method_class
@@ -259,6 +270,16 @@ def short_repr(value: Any) -> str:
     bounded = reprlib.Repr()
     bounded.maxlevel, bounded.maxlist, bounded.maxdict, bounded.maxstring, bounded.maxother = 3, 6, 6, 60, 60
     return bounded.repr(value)
+
+
+# Keys added to run_config.json after runs were first saved, with the value that says what those
+# older runs meant (a missing key must not silently take the new default's meaning).
+LEGACY_RUN_CONFIG = {"max_length_counts_slots": True}
+
+
+def migrate_run_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved ``run_config.json`` as today's keys, keeping the meaning it was written with."""
+    return {**{k: v for k, v in LEGACY_RUN_CONFIG.items() if k not in data}, **data}
 
 
 # (field, low, high, low inclusive, high inclusive): ranges beyond the type, checked after it

@@ -17,7 +17,6 @@ import torch
 
 from mept.analysis.report import write_report
 from mept.encode import Encoder, Feature
-from mept.errors import MeptError
 from mept.evaluate import batches, model_inputs, routing_trace, to_device
 from mept.model import PromptedModel
 from mept.routing import masked_mean, trace_of
@@ -99,18 +98,23 @@ def analyze_run(
     ``feature_model``: also embed the raw inputs with this model for a t-SNE of the data (Fig. 4a).
     """
     model, encoder = prepared.model, prepared.encoder
-    if not model.method.routed:
-        raise MeptError(f"method {model.prompt_config.method!r} has no router to analyse; use mept, smop or ptmoe")
+    baseline = baseline and getattr(model, "can_disable", True)  # full fine-tuning keeps no frozen backbone
     traces, features, labels, base, inputs, raw = [], {}, {}, {}, {}, {}
     for task, feats in (prepared.eval_sets if sets is None else sets).items():
         got = collect(model, encoder, task, feats[:max_per_task], prepared.config.eval_batch_size, baseline)
-        traces.append(got["trace"])
+        if "trace" in got:
+            traces.append(got["trace"])
         features[task], labels[task] = got["features"], got["labels"]
         if baseline:
             base[task], inputs[task] = got["baseline_features"], got["input_embeddings"]
         if feature_model:
             raw[task] = embed_texts([f.example.text for f in feats[:max_per_task]], feature_model)
     out.mkdir(parents=True, exist_ok=True)
+    if not model.method.routed:  # no router: the representation sections only
+        from mept.analysis.report import write_representation_report
+
+        return write_representation_report(out, features, labels, base or None, inputs or None,
+                                           raw_features=raw or None, feature_model=feature_model or "")
     return write_report(
         out, traces, features=features, feature_labels=labels,
         baseline_features=base or None, input_embeddings=inputs or None,

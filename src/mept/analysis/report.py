@@ -129,6 +129,31 @@ def write_report(
     labels = {t.task: t.labels for t in traces}
     if feature_labels:
         labels.update(feature_labels)
+    files.update(_write_representations(out, features, labels, baseline_features, input_embeddings, seed,
+                                        raw_features, feature_model))
+    return {"files": files, "summary": summary}
+def write_representation_report(
+    out_dir: str | Path,
+    features: dict[str, np.ndarray],
+    feature_labels: dict[str, np.ndarray],
+    baseline_features: dict[str, np.ndarray] | None = None,
+    input_embeddings: dict[str, np.ndarray] | None = None,
+    seed: int = 42,
+    raw_features: dict[str, np.ndarray] | None = None,
+    feature_model: str = "",
+) -> dict:
+    """The report of a method without routing (prompt tuning, LoRA, probe...): the representation
+    plots and task similarity of :func:`write_report`, with the routing sections simply absent."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = _write_representations(out, features, dict(feature_labels), baseline_features, input_embeddings, seed,
+                                   raw_features, feature_model)
+    return {"files": files, "summary": "no routing to report (the method has no router); wrote the representations"}
+
+
+def _write_representations(out: Path, features, labels, baseline_features, input_embeddings, seed: int,
+                           raw_features=None, feature_model: str = "") -> dict:
+    files: dict[str, Path] = {}
     if features:
         files["manifold_tsne"] = _tsne_plot(
             features, labels, out / "manifold_tsne.png", "Final-layer hidden states, with prompts", seed
@@ -153,4 +178,4 @@ def write_report(
             {"tasks": list(raw_features), "feature_model": feature_model,
              "cosine": task_similarity(raw_features).tolist()},
         )
-    return {"files": files, "summary": summary}
+    return files

@@ -1,0 +1,203 @@
+"""``mept compare``: MEPT against what a practitioner would use instead, on their data, fair by construction.
+
+Every method runs through the same harness (``mept train``): the same files, template, label
+space, head and head pooling, text budget (``--max-length`` text tokens for all), steps, batch
+and seeds. Each method gets its own learning rate, chosen on validation from its family's small
+grid (``compare_lr_grid`` of its config class: prompts 3e-3..3e-2, LoRA 3e-4..3e-3, full
+fine-tuning 1e-5..1e-4, probe 3e-3..3e-2 -- our grids, not a paper's), then trains every seed at
+that rate. Each method runs in its own process, so its peak memory is its own.
+
+The table: trainable parameters, activated prompt tokens, chosen lr, validation and test score
+(mean ± std over seeds), the paired difference of test scores against MEPT (same seeds) with a
+paired t-test, train seconds per run and peak memory. Written as ``compare.json``,
+``compare.csv`` and ``compare.png`` (test score per method, ± std).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mept.errors import MeptError
+
+DEFAULT_METHODS = ["mept", "prompt_tuning", "ptuning_v2", "lora", "full", "probe"]
+REFERENCE = "mept"
+
+
+@dataclass
+class CompareConfig:
+    """What ``mept compare`` runs; ``train_args`` are passed to every ``mept train`` unchanged."""
+
+    train_file: str
+    test_file: str
+    output: str
+    val_file: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    train_args: list[str] = field(default_factory=list)
+    lr_grid_seed: int = 42  # the grid is searched with one seed (the harness's --lr-grid), then every seed trains
+    search_lr: bool = True  # False: each method's default lr, no grid (a cheaper, reduced comparison)
+
+    def __post_init__(self) -> None:
+        from mept.registry import all_method_names
+
+        unknown = [m for m in self.methods if m not in all_method_names()]
+        if unknown:
+            raise MeptError(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(all_method_names())}")
+        if len(set(self.methods)) != len(self.methods):
+            raise MeptError("--methods names a method twice")
+        if not self.seeds:
+            raise MeptError("--seeds needs at least one seed")
+        for name in ("train_file", "test_file", "val_file"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).exists():
+                raise MeptError(f"--{name.replace('_', '-')} {value} does not exist")
+
+
+def lr_grid(method: str) -> list[float]:
+    from mept.registry import method_class
+
+    return list(method_class(method).config_class.compare_lr_grid)
+
+
+def train_command(cfg: CompareConfig, method: str) -> list[str]:
+    files = ["--train-file", cfg.train_file, "--test-file", cfg.test_file]
+    if cfg.val_file:
+        files += ["--val-file", cfg.val_file]
+    from mept.train_config import TrainConfig
+
+    default = ["--lr", str(TrainConfig(method=method).default_lr())]
+    lr = ["--lr-grid", *map(str, lr_grid(method))] if cfg.search_lr else default
+    return [sys.executable, "-m", "mept.cli", "train", "--method", method, *files, *cfg.train_args,
+            *lr, "--seed", str(cfg.lr_grid_seed),
+            "--seeds", *map(str, cfg.seeds), "--output", str(Path(cfg.output) / method), "--overwrite", "--no-progress"]
+
+
+def run_method(cfg: CompareConfig, method: str) -> dict[str, Any]:
+    """Train ``method`` (grid, then seeds) in its own process; return its row of the table."""
+    out = Path(cfg.output) / method
+    log = Path(cfg.output) / f"{method}.log"
+    choice = f"lr grid {', '.join(f'{x:g}' for x in lr_grid(method))}" if cfg.search_lr else "default lr"
+    print(f"compare: {method} ({choice}, seeds "
+          f"{' '.join(map(str, cfg.seeds))}); log {log}", file=sys.stderr, flush=True)
+    with open(log, "w") as f:
+        done = subprocess.run(train_command(cfg, method), stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy())
+    if done.returncode != 0:
+        tail = [line for line in log.read_text().splitlines() if line.startswith("error:")]
+        raise MeptError(f"{method} failed ({tail[-1] if tail else f'exit {done.returncode}'}); see {log}")
+    return method_row(method, out, cfg.seeds)
+
+
+def method_row(method: str, out: Path, seeds: list[int]) -> dict[str, Any]:
+    summary = json.loads((out / "metrics.json").read_text())
+    runs = [json.loads((out / f"seed-{s}" / "metrics.json").read_text()) for s in seeds]
+    return {
+        "method": method,
+        "trainable": runs[0]["trainable_params"],
+        "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
+        "lr": summary["lr"],
+        "lr_grid": summary.get("lr_grid", []),
+        "validation": [r["average"] for r in runs],
+        "test": [r["test"]["average"] for r in runs],
+        "train_seconds": [r["timing"]["train_seconds"] for r in runs],
+        "peak_memory_mb": max(r["timing"]["peak_memory_mb"] for r in runs),
+        "majority": runs[0]["majority"],
+    }
+
+
+def paired(reference: list[float], other: list[float]) -> dict[str, float | None]:
+    """Mean paired difference ``other - reference`` over seeds and the two-sided paired t-test p-value.
+
+    p is None with one seed (no variance to test) and 1.0 when every difference is the same
+    zero; with identical non-zero differences the test is degenerate (p = 0).
+    """
+    diffs = [o - r for o, r in zip(other, reference)]
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return {"difference": mean, "p": None}
+    if all(d == diffs[0] for d in diffs):
+        return {"difference": mean, "p": 1.0 if diffs[0] == 0 else 0.0}
+    from scipy import stats
+
+    return {"difference": mean, "p": float(stats.ttest_rel(other, reference).pvalue)}
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add mean/std and the paired comparison with MEPT (or, without MEPT, the first method)."""
+    ref = next((r for r in rows if r["method"] == REFERENCE), rows[0])
+    for r in rows:
+        for key in ("validation", "test", "train_seconds"):
+            r[f"{key}_mean"] = statistics.fmean(r[key])
+            r[f"{key}_std"] = statistics.stdev(r[key]) if len(r[key]) > 1 else 0.0
+        r["reference"] = ref["method"]
+        r.update({f"vs_reference_{k}": v for k, v in paired(ref["test"], r["test"]).items()})
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    ref = rows[0]["reference"]
+    lines = [f"| method | trainable | activated prompt tokens | lr | validation | test | test - {ref} (paired t-test p) "
+             f"| train s/run | peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["method"] == ref:
+            diff = "-"
+        else:
+            p = r["vs_reference_p"]
+            diff = f"{r['vs_reference_difference']:+.2f}" + (f" (p={p:.3f})" if p is not None else " (1 seed)")
+        lines.append(
+            f"| {r['method']} | {r['trainable']:,} | {r['activated_prompt_tokens']} | {r['lr']:g} | "
+            f"{r['validation_mean']:.2f} ± {r['validation_std']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
+            f"{diff} | {r['train_seconds_mean']:.1f} | {r['peak_memory_mb']:,.0f} |")
+    return "\n".join(lines)
+
+
+def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> dict[str, Path]:
+    files = {"json": out / "compare.json", "csv": out / "compare.csv", "png": out / "compare.png"}
+    files["json"].write_text(json.dumps({"title": title, "rows": rows}, indent=2))
+    flat = ["method", "trainable", "activated_prompt_tokens", "lr", "validation_mean", "validation_std", "test_mean",
+            "test_std", "vs_reference_difference", "vs_reference_p", "train_seconds_mean", "peak_memory_mb"]
+    with open(files["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=flat)
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in flat} for r in rows)
+    plot(rows, files["png"], title)
+    return files
+
+
+def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(rows) + 2, 3.5))
+    names = [r["method"] for r in rows]
+    ax.bar(names, [r["test_mean"] for r in rows], yerr=[r["test_std"] for r in rows], capsize=4,
+           color=["tab:red" if r["method"] == rows[0]["reference"] else "tab:blue" for r in rows])
+    low = min(r["test_mean"] - r["test_std"] for r in rows)
+    ax.set_ylim(max(0.0, math.floor(low / 10) * 10 - 10), 100)
+    ax.set_ylabel("test score (mean ± std over seeds)")
+    ax.set_title(textwrap.fill(title, 70), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def compare(cfg: CompareConfig) -> dict[str, Any]:
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summarise([run_method(cfg, m) for m in cfg.methods])
+    how = "lr per method chosen on validation" if cfg.search_lr else "each method's default lr (no grid)"
+    title = (f"{Path(cfg.train_file).name}: {len(cfg.seeds)} seed(s), {how} "
+             f"({' '.join(cfg.train_args)})")
+    files = write_outputs(rows, out, title)
+    return {"rows": rows, "table": format_table(rows), "files": files, "title": title}

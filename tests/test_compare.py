@@ -1,0 +1,53 @@
+"""``mept compare``: every method through the same harness, one table, JSON / CSV / plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from mept.cli import main
+from mept.compare import CompareConfig, paired, train_command
+from mept.errors import MeptError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
+
+
+def test_paired_difference_and_t_test():
+    assert paired([50.0, 60.0], [50.0, 60.0]) == {"difference": 0.0, "p": 1.0}
+    assert paired([50.0], [55.0]) == {"difference": 5.0, "p": None}  # one seed: nothing to test
+    got = paired([50.0, 60.0, 70.0], [52.0, 61.0, 75.0])
+    assert got["difference"] == pytest.approx(8 / 3) and 0.0 < got["p"] < 1.0  # scipy's ttest_rel
+
+
+def test_each_method_gets_its_own_family_lr_grid_and_the_same_budget(tmp_path):
+    cfg = CompareConfig(train_file=str(FIXTURES / "train.csv"), test_file=str(FIXTURES / "test.csv"),
+                        output=str(tmp_path), methods=["mept", "lora", "full"], train_args=["--max-length", "64"])
+    grids = {m: train_command(cfg, m) for m in cfg.methods}
+    for method, cmd in grids.items():
+        assert cmd[cmd.index("--max-length") + 1] == "64"
+    lr = {m: cmd[cmd.index("--lr-grid") + 1 : cmd.index("--seed")] for m, cmd in grids.items()}
+    assert lr == {"mept": ["0.003", "0.01", "0.03"], "lora": ["0.0003", "0.001", "0.003"],
+                  "full": ["1e-05", "3e-05", "0.0001"]}
+
+
+def test_unknown_method_is_one_error():
+    with pytest.raises(MeptError, match="unknown method\\(s\\) adapters"):
+        CompareConfig(train_file=str(FIXTURES / "train.csv"), test_file=str(FIXTURES / "test.csv"), output="x",
+                      methods=["mept", "adapters"])
+
+
+def test_compare_end_to_end_writes_the_table_json_csv_and_plot(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--train-file", str(FIXTURES / "train.csv"), "--test-file", str(FIXTURES / "test.csv"),
+                 "--methods", "mept", "probe", "--seeds", "1", "2", "--max-steps", "1", "--batch-size", "8",
+                 "--max-length", "32", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| mept | 277,250 | 60 |" in printed and "| probe | 770 | 0 |" in printed and "(p=" in printed
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["mept", "probe"]
+    assert all(len(r["test"]) == 2 and r["peak_memory_mb"] > 0 for r in rows)
+    assert len(list(csv.DictReader((out / "compare.csv").open()))) == 2
+    assert (out / "compare.png").stat().st_size > 1000
