@@ -16,10 +16,13 @@ FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 
 
 def test_paired_difference_and_t_test():
-    assert paired([50.0, 60.0], [50.0, 60.0]) == {"difference": 0.0, "p": 1.0}
-    assert paired([50.0], [55.0]) == {"difference": 5.0, "p": None}  # one seed: nothing to test
+    assert paired([50.0, 60.0], [50.0, 60.0])["p"] == 1.0
+    # one seed: nothing to test
+    assert paired([50.0], [55.0]) == {"difference": 5.0, "p": None, "ci_low": None, "ci_high": None}
     got = paired([50.0, 60.0, 70.0], [52.0, 61.0, 75.0])
-    assert got["difference"] == pytest.approx(8 / 3) and 0.0 < got["p"] < 1.0  # scipy's ttest_rel
+    assert got["difference"] == pytest.approx(8 / 3)
+    assert got["p"] == pytest.approx(0.156726, abs=1e-5)  # scipy.stats.ttest_rel([52, 61, 75], [50, 60, 70])
+    assert got["ci_low"] < 0 < got["ci_high"]
 
 
 def test_each_method_gets_its_own_family_lr_grid_and_the_same_budget(tmp_path):

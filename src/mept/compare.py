@@ -7,7 +7,7 @@ grid (``compare_lr_grid`` of its config class: prompts 3e-3..3e-2, LoRA 3e-4..3e
 fine-tuning 1e-5..1e-4, probe 3e-3..3e-2 -- our grids, not a paper's), then trains every seed at
 that rate. Each method runs in its own process, so its peak memory is its own.
 
-The table: trainable parameters, activated prompt tokens, chosen lr, validation and test score
+The table: trainable parameters, parameters activated per example, activated prompt tokens, chosen lr, validation and test score
 (mean ± std over seeds), the paired difference of test scores against MEPT (same seeds) with a
 paired t-test, train seconds per run and peak memory. Written as ``compare.json``,
 ``compare.csv`` and ``compare.png`` (test score per method, ± std).
@@ -103,6 +103,8 @@ def method_row(method: str, out: Path, seeds: list[int]) -> dict[str, Any]:
     return {
         "method": method,
         "trainable": runs[0]["trainable_params"],
+        # what one example uses (routed methods: the chosen experts only); older metrics lack it
+        "activated": runs[0].get("parameters", {}).get("activated", runs[0]["trainable_params"]),
         "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
         "lr": summary["lr"],
         "lr_grid": summary.get("lr_grid", []),
@@ -114,21 +116,20 @@ def method_row(method: str, out: Path, seeds: list[int]) -> dict[str, Any]:
     }
 
 
-def paired(reference: list[float], other: list[float]) -> dict[str, float | None]:
-    """Mean paired difference ``other - reference`` over seeds and the two-sided paired t-test p-value.
+def paired(reference: list[float], other: list[float]) -> dict[str, Any]:
+    """Mean paired difference ``other - reference`` over seeds, its two-sided paired t-test p-value
+    and the 95% t interval (:func:`mept.stats.paired_test`, the one test every benchmark uses).
 
     p is None with one seed (no variance to test) and 1.0 when every difference is the same
     zero; with identical non-zero differences the test is degenerate (p = 0).
     """
-    diffs = [o - r for o, r in zip(other, reference)]
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return {"difference": mean, "p": None}
-    if all(d == diffs[0] for d in diffs):
-        return {"difference": mean, "p": 1.0 if diffs[0] == 0 else 0.0}
-    from scipy import stats
+    from mept.stats import paired_test
 
-    return {"difference": mean, "p": float(stats.ttest_rel(other, reference).pvalue)}
+    test = paired_test(list(other), list(reference))
+    if test["n"] < 2:
+        return {"difference": test["mean_diff"], "p": None, "ci_low": None, "ci_high": None}
+    return {"difference": test["mean_diff"], "p": float(test["p_two_sided"]),
+            "ci_low": float(test["ci_low"]), "ci_high": float(test["ci_high"])}
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -145,8 +146,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     ref = rows[0]["reference"]
-    lines = [f"| method | trainable | activated prompt tokens | lr | validation | test | test - {ref} (paired t-test p) "
-             f"| train s/run | peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"| method | trainable | activated per example | activated prompt tokens | lr | validation | test "
+             f"| test - {ref} (paired t-test p) | train s/run | peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["method"] == ref:
             diff = "-"
@@ -154,7 +155,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             p = r["vs_reference_p"]
             diff = f"{r['vs_reference_difference']:+.2f}" + (f" (p={p:.3f})" if p is not None else " (1 seed)")
         lines.append(
-            f"| {r['method']} | {r['trainable']:,} | {r['activated_prompt_tokens']} | {r['lr']:g} | "
+            f"| {r['method']} | {r['trainable']:,} | {r['activated']:,} | {r['activated_prompt_tokens']} | {r['lr']:g} | "
             f"{r['validation_mean']:.2f} ± {r['validation_std']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
             f"{diff} | {r['train_seconds_mean']:.1f} | {r['peak_memory_mb']:,.0f} |")
     return "\n".join(lines)
@@ -163,8 +164,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> dict[str, Path]:
     files = {"json": out / "compare.json", "csv": out / "compare.csv", "png": out / "compare.png"}
     files["json"].write_text(json.dumps({"title": title, "rows": rows}, indent=2))
-    flat = ["method", "trainable", "activated_prompt_tokens", "lr", "validation_mean", "validation_std", "test_mean",
-            "test_std", "vs_reference_difference", "vs_reference_p", "train_seconds_mean", "peak_memory_mb"]
+    flat = ["method", "trainable", "activated", "activated_prompt_tokens", "lr", "validation_mean", "validation_std",
+            "test_mean", "test_std", "vs_reference_difference", "vs_reference_p", "vs_reference_ci_low",
+            "vs_reference_ci_high", "train_seconds_mean", "peak_memory_mb"]
     with open(files["csv"], "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=flat)
         writer.writeheader()

@@ -234,6 +234,11 @@ class BaselineModel(nn.Module):
             "head": head,
             "backbone": self.backbone_params,
             "trainable_percent": 100.0 * trainable / max(self.backbone_params, 1),
+            # every owned weight acts on every example: activated = stored (no router picks among them)
+            "activated": trainable,
+            "activated_prompt": 0,
+            "activated_router": 0,
+            "activated_percent": 100.0 * trainable / max(self.backbone_params, 1),
             "prompted_layers": 0,
             "activated_prompt_tokens_per_layer": 0,
             "activated_prompt_tokens": 0,
