@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="2 tasks, 1 seed, 6 steps/task, short texts: smoke test")
     ap.add_argument("--table-from", metavar="JSON", help="print the table of an earlier --json file, train nothing")
     args = ap.parse_args(argv)
-    from mept.train import expand_tasks
+    from mept.prepare_run import expand_tasks
 
     if args.table_from:
         saved = json.loads(Path(args.table_from).read_text())

@@ -191,7 +191,7 @@ class Bench:
             return
         single = {}
         if a.single:
-            from mept.train import expand_tasks
+            from mept.prepare_run import expand_tasks
 
             names = expand_tasks(a.tasks)
             print("Table 1/6: single-task training")
@@ -310,7 +310,7 @@ class Bench:
 
     def table11(self) -> None:
         """Paper Table 11: MEPT's gain over P-Tuning v2 on mixtures of the first 1..k tasks."""
-        from mept.train import expand_tasks
+        from mept.prepare_run import expand_tasks
 
         a, ref = self.args, self.reference()
         names = expand_tasks(a.tasks)[: a.max_mixture]

@@ -2,7 +2,7 @@
 
 Each configuration trains MEPT (N_r=10, m=10) on the offline mixture with the same budget and
 seeds, and reports the validation average beside the routing health of the trained model
-(:mod:`mept.analysis.health`): collapsed layers (one expert >= 90% of the examples), layers
+(:mod:`mept.routing_health`): collapsed layers (one expert >= 90% of the examples), layers
 using >= 3 experts, mean normalised entropy, and the largest pathway cosine between two tasks.
 
     python benchmarks/routing.py --seeds 1 2 3 --steps 300          # the table in benchmarks/README.md

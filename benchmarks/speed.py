@@ -40,6 +40,7 @@ from common import median, peak_step_memory_mb, timed  # noqa: E402  (sets profi
 
 import mept  # noqa: E402
 from mept.backbones import load_backbone  # noqa: E402
+from mept.inject.heads import HEAD_NAMES  # noqa: E402
 
 # (label, kind, settings): kind "bare" / "bare_grad" / a mept method name / "peft_prompt" / "peft_prefix"
 CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
@@ -78,7 +79,7 @@ def build(label: str, kind: str, settings: dict[str, Any], model_name: str, ids,
     forward: Callable[[], Any]
     if kind in ("bare", "bare_grad"):
         backbone.requires_grad_(False)
-        head = next(getattr(backbone, n) for n in mept.model.HEAD_NAMES if hasattr(backbone, n))
+        head = next(getattr(backbone, n) for n in HEAD_NAMES if hasattr(backbone, n))
         head.requires_grad_(True)
         model = backbone
         if kind == "bare":

@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 import mept
+from mept.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, read_adapter_config
 from mept.errors import MeptError
-from mept.model import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, read_adapter_config
 from tests.conftest import tiny_bert, tiny_llama, tiny_vit
 
 

@@ -8,12 +8,8 @@ import pytest
 from PIL import Image
 
 from mept.analysis import (
-    RoutingTrace,
-    compute_pathway,
     format_table,
     pairwise_similarity,
-    pathway_vector,
-    pathways_json,
     plot_expert_utilization,
     plot_pathway_heatmap,
     plot_tsne,
@@ -23,6 +19,7 @@ from mept.analysis import (
     write_report,
 )
 from mept.errors import MeptError
+from mept.pathways import RoutingTrace, compute_pathway, pathway_vector, pathways_json
 
 N, L, E = 40, 6, 4
 LAYERS = [0, 2, 4, 6, 8, 10]

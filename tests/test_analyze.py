@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from mept.analysis.collect import analyze_run, collect
-from mept.analysis.pathways import compute_pathway, pathway_vector
-from mept.cli import load_run, main
+from mept.cli import main
 from mept.data.bigbench import tarball_path
+from mept.pathways import compute_pathway, pathway_vector
+from mept.run_folder import load_trained
 
 pytestmark = pytest.mark.skipif(not tarball_path().exists(), reason="BIG-bench tarball not downloaded")
 
@@ -51,7 +52,7 @@ def test_analyze_writes_consistent_json_and_real_images(trained_run, capsys):
 
 
 def test_pathways_match_the_recorded_routing_and_differ_from_a_zeroed_router(trained_run, tmp_path):
-    p = load_run(str(trained_run))
+    p = load_trained(str(trained_run), data=True, one_seed=True)
     feats = p.eval_sets["bb-cb"][:30]
     got = collect(p.model, p.encoder, "bb-cb", feats)
     trace = got["trace"]

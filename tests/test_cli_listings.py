@@ -9,9 +9,9 @@ import sys
 import numpy as np
 
 from mept.analysis import plots
-from mept.analysis.health import format_health, routing_health
-from mept.analysis.pathways import RoutingTrace
 from mept.cli import main
+from mept.pathways import RoutingTrace
+from mept.routing_health import format_health, routing_health
 
 
 def test_methods_lists_each_methods_default_prompt_length_and_layers(capsys):

@@ -15,7 +15,7 @@ from mept.data import get_task
 from mept.data.examples import Example
 from mept.encode import Encoder, LabelSpace, task_logits
 from mept.evaluate import _rank, predict, to_device
-from mept.train import task_loss
+from mept.train_loop import task_loss
 
 TEXTS = ["the film was great", "a dull and tedious plot", "i loved every minute", "nothing happens at all"]
 

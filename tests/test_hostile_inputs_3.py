@@ -566,7 +566,7 @@ def test_predict_output_problems_come_before_the_model_loads(trained, tmp_path, 
 
 
 def test_routing_entropy_never_prints_minus_zero():
-    from mept.analysis.health import format_health
+    from mept.routing_health import format_health
 
     health = {"experts": 2, "examples": 4, "layers": [{"layer": 1, "experts_in_use": 1, "entropy": -0.0,
                                                        "mean_top1_prob": 1.0, "share": [1.0, 0.0], "collapsed": True}]}

@@ -9,8 +9,8 @@ import torch
 from transformers import TrainingArguments
 
 import mept
+from mept.adapter_format import CONFIG_NAME, WEIGHTS_NAME
 from mept.errors import MeptError
-from mept.model import CONFIG_NAME, WEIGHTS_NAME
 from mept.trainer import PromptTrainer
 from tests.conftest import tiny_bert
 

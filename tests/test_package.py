@@ -26,6 +26,19 @@ def test_importing_mept_and_its_harness_loads_no_plotting_imaging_or_ml_extras()
     assert json.loads(out.stdout) == []
 
 
+def test_evaluation_and_its_routing_health_load_neither_analysis_nor_matplotlib_nor_sklearn():
+    # routing health is measured on every routed evaluation: it must stay as light as the harness
+    code = (
+        "import json, sys; import numpy as np; import mept.evaluate, mept.train; "
+        "from mept.routing_health import format_health, routing_health; from mept.pathways import RoutingTrace; "
+        "t = RoutingTrace('t', [0, 1], np.full((4, 2, 2), 0.5), np.zeros((4, 2), dtype=int)); "
+        "format_health(routing_health([t])); "
+        "print(json.dumps([m for m in ('matplotlib', 'sklearn', 'mept.analysis') if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(out.stdout) == []
+
+
 def test_heavy_packages_still_load_where_they_are_used():
     code = (
         "import json, sys; from mept.data.metrics import compute_metrics; "

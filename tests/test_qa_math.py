@@ -14,7 +14,8 @@ from mept.data import bigbench, get_task
 from mept.data.examples import Example
 from mept.encode import Encoder, Feature
 from mept.evaluate import evaluate, predict, score
-from mept.train import prepare, train
+from mept.prepare_run import prepare
+from mept.train import train
 from mept.train_config import TrainConfig
 
 needs_bigbench = pytest.mark.skipif(not bigbench.tarball_path().exists(), reason="BIG-bench tarball not downloaded")

@@ -1,9 +1,10 @@
 """``mept`` command line: train, eval, predict, analyze, and listings.
 
 Subcommands mirror the package: ``train`` -> :mod:`mept.train`, ``eval`` and
-``predict`` -> :mod:`mept.evaluate` (on a run folder read back by
-:mod:`mept.run_folder`), ``analyze`` -> :mod:`mept.analysis`. Every user error
-is one line on stderr (``error: ...``) and exit status 2.
+``predict`` -> :mod:`mept.eval_run` (on a run folder read back by
+:mod:`mept.run_folder`), ``analyze`` -> :mod:`mept.analysis`. This module only parses
+arguments and dispatches. Every user error is one line on stderr (``error: ...``) and exit
+status 2.
 """
 
 from __future__ import annotations
@@ -14,72 +15,57 @@ import os
 import re
 import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mept.data.metrics import SELECTION_METRICS
 from mept.errors import MeptError, MeptWarning
-from mept.task_types import FORMATS
 
 _default_showwarning = warnings.showwarning
 
-TRAIN_FLAGS: dict[str, dict[str, Any]] = {
-    "--method": {"help": "prompt method or baseline: {methods}"},  # filled from the registry in build_parser
-    "--model": {"help": "hub id, local path, or offline alias: minilm, smollm2"},
-    "--task": {"dest": "tasks", "nargs": "+", "help": "task(s) or suites: bb-diverse (default, offline), bb-superglue / all (offline SuperGLUE families), superglue (the 7 SuperGLUE tasks, hub or --data-dir)"},
-    "--tasks": {"dest": "tasks", "nargs": "+", "help": "same as --task (several tasks = mixture training)"},
-    "--eval-tasks": {"nargs": "+", "help": "cross-task: evaluate on these instead of the training tasks"},
-    "--dataset": {"dest": "tasks", "nargs": "+", "help": "same as --task (image sets: bb-cifar10, fashion-mnist)"},
-    "--format": {"help": ", ".join(FORMATS)},
-    "--source": {"help": "auto, jsonl, hub"},
-    "--data-dir": {"help": "local SuperGLUE release folder (train.jsonl / val.jsonl per task)"},
-    "--train-file": {"help": "your own CSV/JSONL training data"},
-    "--val-file": {"help": "your own CSV/JSONL validation data"},
-    "--test-file": {"help": "your own labelled CSV/JSONL test data, scored at the end with the best checkpoint"},
-    "--task-name": {"help": "name of your file's task (default: the training file's name)"},
-    "--text-field": {}, "--text-pair-field": {}, "--label-field": {},
-    "--template": {"help": "text around your file's fields, e.g. 'review: {text}' (field names only; {doc.body} reads a nested field)"},
-    "--verbalizer": {"nargs": "+", "help": "label words in label-id order"},
-    "--prompt-length": {"type": int, "help": "m, prompt tokens per layer"},
-    "--experts": {"type": int, "help": "router experts N_r (mept, ptmoe) or prompts (smop)"},
-    "--modules-to-save": {"nargs": "+", "help": "backbone modules trained and saved beside the prompts "
-                          "(default: the task head, e.g. classifier)"},
-    "--epochs": {"type": float}, "--max-steps": {"type": int},
-    "--lr": {"type": float, "help": "learning rate of prompts and routers"},
-    "--head-lr": {"type": float},
-    "--lr-grid": {"nargs": "+", "help": "learning rates to try (best on validation wins), or 'paper'"},
-    "--weight-decay": {"type": float}, "--warmup-ratio": {"type": float},
-    "--batch-size": {"type": int, "help": "examples per optimizer step (over all processes)"},
-    "--eval-batch-size": {"type": int},
-    "--gradient-accumulation-steps": {"type": int, "help": "forward/backward passes per batch: same result, less memory"},
-    "--max-grad-norm": {"type": float, "help": "clip the gradient norm to this before each step (default: no clipping)"},
-    "--max-length": {"type": int, "help": "text tokens per input (default 384), the same for every method (longer "
-                     "texts are truncated); prompt slots come on top and must fit the model's positions with the text"},
-    "--max-train-examples": {"type": int, "help": "per task"}, "--max-eval-examples": {"type": int, "help": "per task"},
-    "--eval-every": {"type": int}, "--save-every": {"type": int},
-    "--seed": {"type": int}, "--seeds": {"type": int, "nargs": "+", "help": "several runs: mean and std"},
-    "--eval-mode": {"help": "rank (default) or generate, for text-to-text / causal classification"},
-    "--metric": {"choices": SELECTION_METRICS, "help": "what picks the best checkpoint on validation: task "
-                 "(each task's own metric; default for built-in tasks), accuracy (default for your own file), "
-                 "macro_f1, weighted_f1; accuracy and macro-F1 are reported either way"},
-    "--head-pooling": {"choices": ["mean", "native"], "help": "what a BERT-like classification head reads: mean "
-                       "(default) of the final states over real tokens -- sentence encoders such as MiniLM are "
-                       "trained for mean pooling, and their [CLS] pooler is not -- or native (the backbone's own "
-                       "[CLS] pooler); recorded in run_config.json and used again by eval, predict, --resume"},
-    "--mixed-precision": {"help": "no, fp16, bf16 (GPU)"},
-    "--quantize": {"help": "8bit or 4bit backbone (bitsandbytes, GPU)"},
-    "--output": {"help": "run folder (default runs/latest)"},
-}
 # ``mept compare`` passes these to every method's ``mept train`` unchanged (the shared budget and data reading)
 COMPARE_FORWARDED = ("--model", "--max-length", "--max-steps", "--epochs", "--batch-size", "--eval-every",
                      "--max-train-examples", "--max-eval-examples", "--task-name", "--text-field", "--text-pair-field",
                      "--label-field", "--template", "--verbalizer", "--head-lr")
-BOOL_FLAGS = {"--gradient-checkpointing": "gradient_checkpointing", "--overwrite": "overwrite",
-              "--deterministic": "deterministic",
-              "--paper": "paper"}
-BOOL_HELP = {"--paper": "the MEPT paper's settings where it states them (no balance loss, top-1, one shared "
-                        "expert, Xavier normal, 70 epochs, batch 32, max length 512, its lr grid); flags override"}
+
+
+def train_flags() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+    """``mept train``'s flags, from :class:`~mept.train_config.TrainConfig`'s field metadata: field name ->
+    (flag names, ``add_argument`` options). A list takes ``nargs="+"``, a bool is a switch."""
+    import dataclasses
+    import types
+    import typing
+
+    from mept.registry import all_method_names
+    from mept.train_config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        if not meta.get("flag", True):
+            continue
+        flags = tuple(meta.get("flags", (f"--{f.name.replace('_', '-')}",)))
+        help_text = meta.get("help")
+        if help_text:
+            help_text = help_text.replace("{methods}", ", ".join(all_method_names()))
+        options: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
+        kind = hints[f.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # ``X | None``: the flag takes an X
+            kind = next(t for t in typing.get_args(kind) if t is not type(None))
+        if kind is bool:
+            options["action"] = "store_true"
+        else:
+            if typing.get_origin(kind) is list:
+                options["nargs"] = "+"
+                kind = typing.get_args(kind)[0]
+            kind = meta.get("type", kind)
+            if kind is not str:
+                options["type"] = kind
+            for key in ("nargs", "choices"):
+                if key in meta:
+                    options[key] = meta[key]
+        out[f.name] = (flags, options)
+    return out
 
 
 def _method_args(pairs: list[str] | None) -> dict[str, Any]:
@@ -103,11 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", help="YAML or JSON file of training settings (flags override it)")
     from mept.registry import all_method_names
 
-    for flag, kw in TRAIN_FLAGS.items():
-        help_text = kw.get("help", "").replace("{methods}", ", ".join(all_method_names()))
-        tr.add_argument(flag, default=None, **{**kw, **({"help": help_text} if "help" in kw else {})})
-    for flag, dest in BOOL_FLAGS.items():
-        tr.add_argument(flag, dest=dest, action="store_true", default=None, help=BOOL_HELP.get(flag))
+    flags = train_flags()
+    for names, options in flags.values():
+        tr.add_argument(*names, **options)
     tr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE",
                     help="any method setting, e.g. --set routing=gumbel shared=off layers=1-6")
     tr.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
@@ -153,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     cp.add_argument("--output", default="runs/compare", help="folder for the runs and compare.json/.csv/.png")
     cp.add_argument("--no-lr-grid", action="store_true", help="each method's default lr instead of its grid (cheaper)")
+    by_flag = {names[0]: options for names, options in flags.values()}
     for flag in COMPARE_FORWARDED:
-        cp.add_argument(flag, default=None, **{k: v for k, v in TRAIN_FLAGS[flag].items() if k != "dest"})
+        cp.add_argument(flag, **by_flag[flag])
 
     sub.add_parser("methods", help="list prompt methods and baselines, with their trainable parameters on MiniLM")
     sub.add_parser("tasks", help="list tasks")
@@ -177,11 +162,7 @@ def _file_flags(parser: argparse.ArgumentParser) -> None:
 def train_config_from_args(args: argparse.Namespace):
     from mept.train_config import TrainConfig, paper_lr_grid
 
-    values = {}
-    for flag, kw in {**TRAIN_FLAGS, **{f: {"dest": d} for f, d in BOOL_FLAGS.items()}}.items():
-        dest = kw.get("dest", flag.lstrip("-").replace("-", "_"))
-        if getattr(args, dest, None) is not None:
-            values[dest] = getattr(args, dest)
+    values = {name: getattr(args, name) for name in train_flags() if getattr(args, name, None) is not None}
     if args.method_args:
         values["method_args"] = _method_args(args.method_args)
     if args.no_progress:
@@ -210,8 +191,8 @@ def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
     Flags repeated with ``--resume`` must agree with the saved run: a different value would
     silently not apply, so it is refused, naming each flag with both values.
     """
-    from mept.run_dir import read_json_object, settings_source
-    from mept.train import RUN_CONFIG
+    from mept.file_limits import read_json_object
+    from mept.run_folder import RUN_CONFIG, settings_source
 
     path = settings_source(out) / RUN_CONFIG  # the old run an interrupted --overwrite moved aside, if any
     if not path.exists():
@@ -233,241 +214,41 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     cfg = train_config_from_args(args)
     metrics = run(cfg, resume=args.resume)
+    from mept.report_print import print_summary
+
     print_summary(metrics)
     print(f"wrote {Path(cfg.output) / 'metrics.json'}")
 
 
-def print_summary(metrics: dict[str, Any]) -> None:
-    """What a person needs after training: best validation scores and their step, test, size, time."""
-    best = f" (best checkpoint, step {metrics['best_step']} of {metrics['steps']})" if "best_step" in metrics else ""
-    print_scores({k: metrics[k] for k in ("tasks", "average", "majority", "metric", "averages") if k in metrics},
-                 title=f"validation scores{best}:")
-    test = metrics.get("test")
-    if test:
-        print_scores({k: test[k] for k in ("tasks", "average", "metric", "averages") if k in test},
-                     title="test scores (best checkpoint):")
-    print_footer(metrics)
-    timing = metrics.get("timing")
-    if timing and "wall_seconds" in timing:
-        print(f"time: {timing['wall_seconds']:.1f} s wall, {timing['train_seconds']:.1f} s training "
-              f"({timing['train_examples_per_second']:.1f} examples/s)")
-
-def print_scores(metrics: dict[str, Any], title: str = "validation scores:") -> None:
-    """Per task the selection metric's score (and majority baseline), then their average.
-
-    Runs selected by a class metric (own data: accuracy by default, or ``--metric``) also show
-    accuracy and macro-F1 beside it and name the metric; built-in suites print as they always did.
-    """
-    from mept.evaluate import metric_key
-
-    metric = metrics.get("metric") or "task"
-    key, extras = metric_key(metric), metric != "task"
-    rows = []
-    for task, result in metrics["tasks"].items():
-        score = result.get(key, result.get("score", result.get("mean")))
-        extra = f" ± {result['std']:.2f}" if "std" in result else ""
-        baseline = metrics.get("majority", {}).get(task)
-        rows.append(f"  {task:<16} {score:6.2f}{extra}" + (f"   (majority {baseline:.2f})" if baseline is not None else "")
-                    + (_class_columns(result) if extras else ""))
-    avg = metrics["average"]
-    avg_text = f"{avg['mean']:.2f} ± {avg['std']:.2f}" if isinstance(avg, dict) else f"{avg:.2f}"
-    print(title)
-    print("\n".join(rows))
-    print(f"  {'average':<16} {avg_text}" + (_class_columns(metrics.get("averages") or {}) if extras else ""))
-    if extras:
-        print(f"  (first column: {metric}, the metric that picks the best checkpoint)")
-    print_footer(metrics)
-
-
-def _class_columns(result: dict[str, Any]) -> str:
-    """Accuracy and macro-F1 beside the selection metric, where the result has them."""
-    if "accuracy" not in result or "macro_f1" not in result:
-        return ""
-    return f"   accuracy {result['accuracy']:6.2f}  macro-F1 {result['macro_f1']:6.2f}"
-
-
-def print_footer(metrics: dict[str, Any]) -> None:
-    """Truncation and trainable-parameter lines, where ``metrics`` has them."""
-    cut = {k: v for k, v in metrics.get("truncated", {}).items() if v}
-    if cut:
-        print("truncated to --max-length: " + ", ".join(f"{k} {v}" for k, v in cut.items()))
-    if metrics.get("routing"):
-        from mept.analysis.health import format_health
-
-        print(format_health(metrics["routing"], examples=_routed_examples(metrics)))
-    if "trainable_percent" in metrics:
-        report = metrics.get("parameters") or {}
-        stored = metrics.get("trainable_params", report.get("trainable"))
-        count = f"{stored:,} parameters = " if stored is not None else ""
-        print(f"trainable: {count}{metrics['trainable_percent']:.3f}% of the backbone, "
-              f"activated prompt tokens: {metrics['activated_prompt_tokens']}")
-        if "activated" in report:  # what one example uses: the count the paper's "Para" matches for MEPT
-            print(f"activated per example: {report['activated']:,} parameters = {report['activated_percent']:.3f}% "
-                  f"of the backbone (prompts {report['activated_prompt']:,})")
-
-
-def _routed_examples(metrics: dict[str, Any]) -> str:
-    """What the routing summary was measured on: a split, or the file ``mept eval --file`` scored."""
-    if metrics.get("file"):
-        return f"examples of {Path(metrics['file']).name}"
-    return f"{metrics.get('split', 'validation')} examples"
-
-
-def load_run(run_dir: str | Path, **overrides: Any):
-    """Rebuild a trained run's model (best checkpoint, checked against the run's settings) and data."""
-    from mept.run_folder import read_config, trained_folders
-    from mept.train import prepare
-
-    folders = trained_folders(run_dir)
-    if len(folders) > 1:
-        raise MeptError(f"{run_dir} holds {len(folders)} seeds ({', '.join(p.name for p in folders)}); "
-                        f"point at one, e.g. {folders[0]}")
-    run = folders[0]
-    eval_tasks = overrides.pop("tasks", None)
-    cfg = replace(read_config(run), progress=False, **{k: v for k, v in overrides.items() if v is not None})
-    prepared = prepare(cfg, eval_tasks=eval_tasks)
-    from mept.identity import check_identity
-
-    check_identity(run, prepared.model.backbone, None)  # labels are rebuilt from the data here, not read
-    prepared.model.load_adapter(run / "best", check_config=True)
-    return prepared
-
-
 def cmd_eval(args: argparse.Namespace) -> None:
-    """Score the best checkpoint; of a multi-seed run every seed, with mean and std over them."""
-    from mept.run_folder import trained_folders
+    from mept.eval_run import eval_run
 
-    folders = trained_folders(args.run_dir)
-    results = []
-    for folder in folders:
-        if len(folders) > 1:
-            print(f"{folder.name}:")
-        results.append(eval_file(args, folder) if args.file else eval_split(args, folder))
-    if len(folders) > 1:
-        summary = seed_summary(results)
-        print_scores(summary, title=f"mean over {len(folders)} seeds:")
-        dest = Path(args.run_dir) / results[0]["file_name"]
-        dest.write_text(json.dumps(summary, indent=2))
-        print(f"wrote {dest}")
-
-
-def eval_split(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    """``mept eval RUN``: a split of the run's tasks (or ``--task`` others), written beside the checkpoint."""
-    from mept.evaluate import evaluate
-
-    p = load_run(folder, tasks=args.tasks, data_dir=args.data_dir,
-                 max_eval_examples=args.max_eval_examples, eval_mode=args.eval_mode)
-    sets = p.eval_sets if args.split == "validation" else p.test_sets
-    if not sets:
-        raise MeptError(f"split {args.split!r} is not available for these tasks")
-    result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode,
-                      metric=p.config.metric)
-    result.update({"split": args.split, "seed": p.config.seed, "run": str(folder)})
-    print_scores(result, title=f"{args.split} scores (best checkpoint):")
-    return _write_eval(result, folder, f"eval_{args.split}_{'-'.join(sets)}.json")
-
-
-def _write_eval(result: dict[str, Any], folder: Path, name: str) -> dict[str, Any]:
-    (folder / name).write_text(json.dumps(result, indent=2))
-    print(f"wrote {folder / name}")
-    return {**result, "file_name": name}
-
-
-def seed_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and std over the seeds' evaluations, naming each seed's file."""
-    from mept.run_report import mean_over_seeds
-
-    return {
-        "split": results[0]["split"],
-        **mean_over_seeds(results),
-        "seeds": [{"seed": r["seed"], "average": r["average"], "file": str(Path(r["run"]) / r["file_name"])}
-                  for r in results],
-    }
+    eval_run(args.run_dir, split=args.split, file=args.file, tasks=args.tasks, data_dir=args.data_dir,
+             max_eval_examples=args.max_eval_examples, eval_mode=args.eval_mode,
+             eval_batch_size=args.eval_batch_size, fields=_file_fields(args))
 
 
 def _file_fields(args: argparse.Namespace) -> dict[str, str | None]:
-    return {k: getattr(args, k) for k in ("text_field", "text_pair_field", "label_field", "template")}
+    from mept.eval_run import FILE_FIELDS
 
-
-def _featurize_file(p: Any, spec: Any, path: str, labelled: bool, fields: dict[str, str | None]):
-    from mept.run_folder import read_task_file
-    from mept.train import warn_truncation
-
-    examples = read_task_file(p, spec, path, labelled=labelled, **fields)
-    features, cut = p.encoder.featurize(examples)
-    warn_truncation({Path(path).name: cut}, {Path(path).name: len(features)}, p.config.max_length,
-                    p.config.max_length_counts_slots)
-    return features, cut
-
-
-def eval_file(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    """``mept eval RUN --file F``: score a labelled file with the task's official metric."""
-    from mept.evaluate import evaluate
-    from mept.run_folder import load_trained, pick_task
-
-    if args.tasks and len(args.tasks) > 1:
-        raise MeptError("--file scores one task; give at most one --task")
-    p = load_trained(folder, eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size)
-    spec = pick_task(p, args.tasks[0] if args.tasks else None)
-    features, cut = _featurize_file(p, spec, args.file, True, _file_fields(args))
-    result = evaluate(p.model, p.encoder, {spec.name: spec}, {spec.name: features},
-                      p.config.eval_batch_size, p.config.eval_mode, metric=p.config.metric, per_class=True)
-    result.update({"split": "file", "file": str(Path(args.file).resolve()), "examples": len(features),
-                   "truncated": {spec.name: cut}, "seed": p.config.seed, "run": str(folder)})
-    print_scores(result, title=f"scores on {args.file} ({len(features)} examples, best checkpoint):")
-    report = result.get("reports", {}).get(spec.name)
-    if report:
-        from mept.data.metrics import format_class_report
-
-        print(format_class_report(report))
-    return _write_eval(result, folder, eval_file_name(folder, Path(args.file)))
-
-
-def eval_file_name(folder: Path, scored: Path) -> str:
-    """``eval_file_STEM.json``, unless that name holds the scores of another file with the same stem
-    (``a/test.csv`` vs ``b/test.csv``): then a short hash of the full path keeps both."""
-    import hashlib
-
-    name = f"eval_file_{scored.stem}.json"
-    try:
-        previous = json.loads((folder / name).read_text()).get("file")
-    except (OSError, ValueError, AttributeError):
-        return name
-    resolved = str(scored.resolve())
-    if previous in (None, resolved):
-        return name
-    return f"eval_file_{scored.stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}.json"
+    return {k: getattr(args, k) for k in FILE_FIELDS}
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    """``mept predict RUN --file F --output P``: label each row; keep its fields, add the answer."""
-    from mept.data.jsonl import read_table
-    from mept.evaluate import predict_details
-    from mept.predictions import check_clashes, check_output, write_predictions
+    from mept.eval_run import predict_file
 
-    out = Path(args.output)
-    check_output(out, Path(args.file))  # before the model loads, not after the whole prediction
-    table = read_table(args.file)
-    check_clashes(table)
-    rows = [r.data for r in table]
-    from mept.run_folder import load_trained, pick_task
-
-    p = load_trained(args.run_dir, eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size)
-    spec = pick_task(p, args.task)
-    features, _ = _featurize_file(p, spec, args.file, False, _file_fields(args))
-    preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode)
-    layers = [i + 1 for i in p.model.method.layer_ids] if p.model.method.routed else []
-    write_predictions(out, rows, preds, spec, layers)
-    print(f"wrote {len(preds)} predictions to {out}")
+    predict_file(args.run_dir, args.file, args.output, task=args.task, eval_mode=args.eval_mode,
+                 eval_batch_size=args.eval_batch_size, fields=_file_fields(args))
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
     from mept.analysis.collect import analyze_run
-    from mept.run_dir import check_writable
+    from mept.eval_run import analysis_sets
+    from mept.run_folder import check_writable, load_trained
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     check_writable(out, flag="--out")
-    p = load_run(args.run_dir, tasks=args.tasks)
+    p = load_trained(args.run_dir, data=True, one_seed=True, tasks=args.tasks)
     result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
                          by_label=args.by == "label", sets=analysis_sets(p, args.split, args.tasks),
                          feature_model=args.feature_model)
@@ -476,30 +257,12 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def analysis_sets(p: Any, split: str, tasks: list[str] | None) -> dict[str, Any]:
-    """``mept analyze --split``: the run's validation or test features, or a labelled file's."""
-    if split == "validation":
-        return p.eval_sets
-    if split == "test":
-        if not p.test_sets:
-            raise MeptError("split 'test' is not available for these tasks")
-        return p.test_sets
-    if not Path(split).is_file():
-        raise MeptError(f"--split must be validation, test or a labelled CSV/JSONL file; {split!r} is none")
-    from mept.run_folder import pick_task
-
-    spec = pick_task(p, tasks[0] if tasks else None)
-    features, _ = _featurize_file(p, spec, split, True, dict.fromkeys(("text_field", "text_pair_field",
-                                                                      "label_field", "template")))
-    return {spec.name: features}
-
-
 def cmd_compare(args: argparse.Namespace) -> None:
     from mept.compare import DEFAULT_METHODS, CompareConfig, compare
 
     forwarded: list[str] = []
     for flag in COMPARE_FORWARDED:
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             forwarded += [flag, *map(str, value if isinstance(value, list) else [value])]
     cfg = CompareConfig(train_file=args.train_file, val_file=args.val_file, test_file=args.test_file,

@@ -22,7 +22,9 @@ from mept.data.registry import TaskSpec
 from mept.encode import ANSWER_SEP, Encoder, Feature, task_logits
 from mept.errors import MeptError
 from mept.model import PromptedModel
+from mept.pathways import RoutingTrace
 from mept.routing import trace_of
+from mept.routing_health import routing_health
 
 
 def batches(features: list[Feature], size: int) -> Iterator[list[Feature]]:
@@ -254,16 +256,12 @@ def evaluate(
     if reports:
         out["reports"] = reports
     if traces:
-        from mept.analysis.health import routing_health
-
         out["routing"] = routing_health(traces)
     return out
 
 
 def routing_trace(task: str, routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], labels: list[Any]):
     """Stack per-batch :func:`~mept.routing.trace_of` dicts into one task's :class:`RoutingTrace`."""
-    from mept.analysis.pathways import RoutingTrace
-
     layers = list(routes[0])
     probs = torch.cat([torch.stack([r[k][0] for k in layers], 1) for r in routes]).float().cpu()  # (N, L, E)
     chosen = torch.cat([torch.stack([r[k][1] for k in layers], 1) for r in routes]).cpu()  # (N, L)

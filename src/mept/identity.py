@@ -26,6 +26,7 @@ from torch import nn
 
 from mept.atomic_file import atomic_write
 from mept.errors import MeptError
+from mept.file_limits import read_json_object
 
 IDENTITY = "identity.json"
 
@@ -64,8 +65,6 @@ def write_identity(out: Path, labels_info: dict[str, Any] | None, backbone: nn.M
 
 def check_identity(run: Path, backbone: nn.Module, labels_info: dict[str, Any] | None) -> None:
     """Refuse to load the adapter of ``run`` onto another backbone, or with an edited label map."""
-    from mept.run_dir import read_json_object
-
     path = Path(run) / IDENTITY
     if not path.exists():
         return  # a run from before identity.json

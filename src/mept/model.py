@@ -16,43 +16,41 @@ the model.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from mept.atomic_file import atomic_write  # noqa: F401  (re-exported: callers import it from here)
+from mept.adapter_format import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    adapter_metadata,
+    check_adapter_config,
+    check_adapter_state,
+    check_backbone_fits,
+    read_adapter_config,
+    read_adapter_weights,
+)
+from mept.atomic_file import atomic_write
 from mept.config import PromptConfig, RoutedConfig
 from mept.errors import MeptError
 from mept.file_limits import check_file_size
+from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site
 from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing
 from mept.inject.spec import BackboneSpec, inspect_backbone
 from mept.methods.base import PromptMethod
 from mept.registry import method_class
-from mept.routing import Route, masked_mean
-from mept.version import __version__
+from mept.routed_output import with_routing
 
 if TYPE_CHECKING:  # importing transformers at run time would load PIL with mept (tests/test_package.py)
     from transformers.utils import ModelOutput
-
-WEIGHTS_NAME = "adapter_model.safetensors"
-CONFIG_NAME = "adapter_config.json"
-# Version of the files save_pretrained writes; raise it when their keys change, and teach
-# migrate_adapter_config to read the old ones. 0: unversioned files (task heads under "head").
-FORMAT_VERSION = 1
-# Task heads Hugging Face adds on top of a base model, found by name when ``modules_to_save`` is not given:
-# ``classification_head`` is BART's and T5ForSequenceClassification's, ``pre_classifier`` DistilBERT's first layer.
-HEAD_NAMES = ("pre_classifier", "classifier", "classification_head", "score", "qa_outputs")
-HEADED_TASKS = ("ForSequenceClassification", "ForQuestionAnswering", "ForImageClassification")
 
 
 class PromptedModel(nn.Module):
@@ -81,7 +79,7 @@ class PromptedModel(nn.Module):
         self._checkpointable = [m for m in backbone.modules() if hasattr(m, "gradient_checkpointing")]
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
         if self.spec.modality == "image":
-            self.injector.handles.append(backbone.base_model.embeddings.register_forward_hook(self._insert_image_slots))
+            self.injector.hook_image_slots(backbone.base_model.embeddings)
         site = mean_pool_site(backbone, self.spec)
         self.head_pooling = head_pooling or ("mean" if site else "native")
         if self.head_pooling not in ("mean", "native"):
@@ -89,11 +87,7 @@ class PromptedModel(nn.Module):
         if self.head_pooling == "mean":
             if site is None:
                 raise MeptError("head_pooling='mean' needs a text encoder whose head reads a pooler or the first token")
-            kind, module = site
-            if kind == "pooler":
-                self.injector.handles.append(module.register_forward_hook(self._mean_pool))
-            else:
-                self.injector.handles.append(module.register_forward_pre_hook(self._mean_first_token))
+            self.injector.handles.append(hook_mean_pooling(site, self.injector.pool_mask))
         backbone._mept_wrapped = True
 
     def unload(self) -> nn.Module:
@@ -148,7 +142,7 @@ class PromptedModel(nn.Module):
             slotted["token_type_ids"] = self.injector.insert(token_type_ids, 0)
         if labels is not None:
             # Causal LMs score every position: slots carry no target. Others' labels are per example / decoder side.
-            slotted["labels"] = self._slot_labels(labels) if self.spec.task_type == "causal_lm" else labels
+            slotted["labels"] = self.injector.slot_labels(labels) if self.spec.task_type == "causal_lm" else labels
         with self.injector.forward(self.method, attention_mask) as state:
             out = self.backbone(**slotted, return_dict=True, **kwargs)
         return self._finish(out, state, return_dict)
@@ -173,54 +167,8 @@ class PromptedModel(nn.Module):
         with self.injector.disabled():
             yield self
 
-    def _slot_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        # Slots carry no target, and the first token is no target either: the bare backbone has no
-        # position that predicts it, so the loss stays the one computed from the returned logits.
-        labels = self.injector.insert(labels, -100)
-        labels[:, self.spec.slot_offset + self.num_slots] = -100
-        return labels
-
-    def _mean_pool(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        # The head reads the mean of the final states over real tokens instead of the CLS pooler:
-        # sentence encoders such as MiniLM are trained for mean pooling, and slots never count.
-        state = self.injector.current()
-        if state is None:
-            return output
-        hidden = args[0] if args else output  # (B, T, d)
-        return masked_mean(hidden, state.pool_mask.to(hidden.dtype)).to(output.dtype)
-
-    def _mean_first_token(self, module: nn.Module, args: tuple) -> tuple | None:
-        # Heads that read position 0 of the sequence get the masked mean there instead (same
-        # reason as _mean_pool): (B, T, d) -> (B, T, d) with row 0 replaced.
-        state = self.injector.current()
-        if state is None or not args or args[0].dim() != 3:
-            return None
-        hidden = args[0]
-        pooled = masked_mean(hidden, state.pool_mask.to(hidden.dtype))[:, None]  # (B, 1, d)
-        return (torch.cat([pooled, hidden[:, 1:]], dim=1), *args[1:])
-
-    def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
-        state = self.injector.current(begun=False)
-        if state is None:
-            return output
-        state.begin(torch.ones(output.shape[:2], dtype=torch.long, device=output.device))
-        return self.injector.insert(output, 0.0)
-
     def _finish(self, out: ModelOutput, state: ForwardState, return_dict: bool | None) -> Any:
-        token_keys = ("encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")
-        if self.spec.task_type != "seq2seq":
-            token_keys = ("last_hidden_state", "hidden_states", "attentions")
-            if self.spec.task_type == "causal_lm":
-                token_keys += ("logits",)
-        for key in token_keys:
-            value = out.get(key)
-            if value is None:
-                continue
-            if isinstance(value, tuple):
-                out[key] = tuple(self._strip(v, key) for v in value)
-            else:
-                out[key] = self._strip(value, key)
+        self.injector.strip_outputs(out, self.spec.task_type)
         live = [state.routes[layer] for layer in sorted(state.routes)]  # (graph attached) in layer order
         aux = self.method.aux_loss(live)
         if self.training and aux is not None and out.get("loss") is not None:
@@ -229,10 +177,6 @@ class PromptedModel(nn.Module):
             return out.to_tuple()
         routes = {layer: state.routes[layer].detach() for layer in sorted(state.routes)}
         return with_routing(out, routes or None, aux)
-
-    def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
-        value = self.injector.remove_slots(value, dim=1 if "attentions" not in key else 2)
-        return self.injector.remove_slots(value, dim=3) if "attentions" in key else value
 
     def _check_length(self, length: int) -> None:
         limit = self.spec.max_positions
@@ -368,16 +312,7 @@ class PromptedModel(nn.Module):
         """Write ``adapter_model.safetensors`` (trained weights only) and ``adapter_config.json``, atomically."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "library": "mept",
-            "mept_version": __version__,
-            "format_version": FORMAT_VERSION,
-            "method": self.prompt_config.method,
-            "config": self.prompt_config.to_dict(),
-            "backbone": {"name_or_path": getattr(self.backbone.config, "_name_or_path", ""), **self.spec.describe()},
-            "modules_to_save": self.head_names,
-            "head_pooling": self.head_pooling,
-        }
+        meta = adapter_metadata(self)
         atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(self.adapter_state_dict(), tmp))
         atomic_write(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
@@ -431,179 +366,7 @@ class PromptedModel(nn.Module):
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {first}") from None
 
 
-def mean_pool_site(backbone: nn.Module, spec: BackboneSpec) -> tuple[str, nn.Module] | None:
-    """Where a text classifier's head can read the mean of the final states instead of its CLS input.
 
-    ``("pooler", module)``: BERT-like encoders (the pooler's output is replaced); ``("first_token",
-    module)``: encoders whose head reads position 0 itself (RoBERTa, MPNet: ``classifier(sequence)``);
-    None: no such place (decoders, images, seq2seq). Prompt methods and baselines pool alike.
-    """
-    if spec.task_type != "cls" or spec.modality != "text":
-        return None
-    pooler = getattr(backbone.base_model, "pooler", None)
-    if isinstance(pooler, nn.Module):
-        return "pooler", pooler
-    first_token_head = getattr(backbone, "classifier", None) if spec.slot_offset == 1 else None
-    return ("first_token", first_token_head) if isinstance(first_token_head, nn.Module) else None
-
-
-def check_backbone_fits(meta: dict[str, Any], spec: Any, path: str | os.PathLike) -> None:
-    """The saved ``adapter_config.json`` must name a backbone of this width and depth."""
-    saved = meta.get("backbone")
-    if not isinstance(saved, dict) or not isinstance(meta.get("config"), dict) or "method" not in meta:
-        raise MeptError(f"{Path(path) / CONFIG_NAME} lacks its method/config/backbone entries; the checkpoint is damaged")
-    for key in ("hidden_size", "num_layers"):
-        if saved.get(key) != getattr(spec, key):
-            raise MeptError(
-                f"checkpoint {path} was trained on a backbone with {key}={saved.get(key)} "
-                f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
-                f"{key}={getattr(spec, key)}; load it onto the backbone it was trained with"
-            )
-
-
-def check_adapter_config(model: "PromptedModel", meta: dict[str, Any], path: str | os.PathLike) -> None:
-    """A checkpoint's ``adapter_config.json`` must describe ``model``: same backbone, method and settings."""
-    where = Path(path) / CONFIG_NAME
-    check_backbone_fits(meta, model.spec, path)
-    if meta["method"] != model.prompt_config.method:
-        raise MeptError(f"{where} is for method {meta['method']!r}, but the run trained "
-                        f"{model.prompt_config.method!r}; the checkpoint does not belong to this run")
-    mine = model.prompt_config.to_dict()
-    try:  # settings added since the file was written (e.g. SMoP's balance_loss) read as their defaults
-        saved = type(model.prompt_config).from_dict(meta["config"]).to_dict()
-    except MeptError:  # unknown or invalid settings: compared as written, so the message names them
-        saved = meta["config"]
-    differ = sorted(k for k in set(mine) | set(saved) if saved.get(k) != mine.get(k))
-    if differ:
-        pairs = ", ".join(f"{k} (checkpoint {saved.get(k)!r}, run {mine.get(k)!r})" for k in differ)
-        raise MeptError(f"{where} does not match the run's settings: {pairs}; the checkpoint does not belong "
-                        f"to this run (or was edited)")
-
-
-def read_adapter_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of ``adapter_model.safetensors``; a truncated, empty or non-finite file is a one-line error."""
-    file = Path(path) / WEIGHTS_NAME if Path(path).is_dir() else Path(path)
-    try:
-        state = load_file(str(file))
-    except FileNotFoundError:
-        raise MeptError(f"{file} does not exist; did the training finish?") from None
-    except Exception as exc:  # safetensors raises its own SafetensorError for truncated/garbled files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MeptError(f"{file} is not a readable safetensors file ({detail}); is it truncated?") from None
-    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if broken:
-        raise MeptError(f"{file} holds NaN or infinite values in {len(broken)} tensor(s), e.g. {broken[0]}; "
-                        f"the run that wrote it diverged (retrain with a lower --lr)")
-    return state
-
-
-def check_adapter_state(
-    expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], heads_saved: bool = True
-) -> None:
-    """Names and shapes of loaded tensors against the model's, with the first difference spelled out.
-
-    A head tensor missing from a file that saved heads is refused (the head would stay as it is,
-    e.g. randomly initialised, and score at chance without a word); only a file saved from a
-    backbone without heads (``heads_saved=False``, and then no head tensor at all) leaves them be.
-    """
-    heads_in_file = any(k.startswith("head.") for k in state)
-    missing = sorted(k for k in set(expected) - set(state)
-                     if heads_saved or heads_in_file or not k.startswith("head."))
-    extra = sorted(set(state) - set(expected))
-    if missing or extra:
-        parts = ([f"missing {len(missing)} tensor(s), e.g. {missing[0]}"] if missing else []) + \
-                ([f"{len(extra)} unexpected tensor(s), e.g. {extra[0]}"] if extra else [])
-        raise MeptError("; ".join(parts))
-    for key, want in expected.items():
-        got = state.get(key, want)
-        if tuple(got.shape) != tuple(want.shape):
-            raise MeptError(f"tensor {key} has shape {tuple(got.shape)} in the file, but this model expects "
-                            f"{tuple(want.shape)}")
-
-
-def find_heads(backbone: nn.Module, modules_to_save: list[str] | None = None) -> list[str]:
-    """The backbone's task-head modules the adapter trains and saves (PEFT's ``modules_to_save``).
-
-    ``modules_to_save`` names them (dotted submodule paths); otherwise the common Hugging Face
-    heads are found by name. A classification or QA model whose head is not found is refused:
-    its new head would stay randomly initialised and frozen, and training would silently learn
-    nothing useful.
-    """
-    if modules_to_save is not None:
-        names = list(modules_to_save)
-        for name in names:
-            try:
-                backbone.get_submodule(name)
-            except AttributeError:
-                raise MeptError(f"modules_to_save: {type(backbone).__name__} has no submodule {name!r}") from None
-    else:
-        names = [n for n in HEAD_NAMES if isinstance(getattr(backbone, n, None), nn.Module)]
-    kind = type(backbone).__name__
-    if kind.endswith(HEADED_TASKS) and not any(any(True for _ in backbone.get_submodule(n).parameters()) for n in names):
-        children = ", ".join(n for n, _ in backbone.named_children())
-        raise MeptError(
-            f"{kind} has a task head, but none of {', '.join(HEAD_NAMES)} was found among its modules "
-            f"({children}); name it with modules_to_save=[...] so it is trained and saved"
-        )
-    return names
-
-
-def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    cfg = path / CONFIG_NAME
-    if not cfg.exists() or not (path / WEIGHTS_NAME).exists():
-        raise MeptError(f"{path} is not a mept checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-    try:
-        meta = json.loads(cfg.read_text())
-    except json.JSONDecodeError as exc:
-        raise MeptError(f"{cfg} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return migrate_adapter_config(meta, cfg)
-
-
-def migrate_adapter_config(meta: dict[str, Any], origin: str | os.PathLike = CONFIG_NAME) -> dict[str, Any]:
-    """Bring a saved ``adapter_config.json`` to the current format; refuse one from a newer mept.
-
-    The only place that knows older layouts: every reader gets the current keys.
-    """
-    if meta.get("library", "mept") != "mept":
-        raise MeptError(f"{origin} was written by {meta['library']!r}, not mept")
-    version = meta.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise MeptError(
-            f"{origin} has adapter format {version!r} (written by mept {meta.get('mept_version', '?')}), but this "
-            f"mept {__version__} reads formats up to {FORMAT_VERSION}; upgrade mept to load it"
-        )
-    meta = dict(meta)
-    if version < 1:  # format 0 named the task heads "head"
-        meta["modules_to_save"] = meta.pop("head", [])
-    meta.update(library="mept", format_version=FORMAT_VERSION)
-    meta.setdefault("mept_version", "unknown")
-    return meta
-
-
-_ROUTED_OUTPUTS: dict[type, type] = {}
-_ROUTED_OUTPUTS_LOCK = threading.Lock()
-
-
-def with_routing(out: ModelOutput, routes: dict[int, Route] | None, aux_loss: torch.Tensor | None) -> ModelOutput:
-    """``out`` as the same output class plus two fields, ``routes`` and ``router_aux_loss``.
-
-    Fields of a dataclass subclass (made once per output class), not loose attributes: they
-    survive what rebuilds outputs from their fields (Accelerate's fp32 conversion, DDP and
-    ``torch.compile``'s pytree round trips), and ``isinstance`` checks of the original class hold.
-    Named ``router_aux_loss`` so a MoE backbone's own ``aux_loss`` stays its own.
-    """
-    base = type(out)
-    with _ROUTED_OUTPUTS_LOCK:
-        routed = _ROUTED_OUTPUTS.get(base)
-        if routed is None:
-            routed = dataclasses.make_dataclass(
-                f"Routed{base.__name__}",
-                [("routes", dict[int, Route] | None, None), ("router_aux_loss", torch.Tensor | None, None)],
-                bases=(base,),
-            )
-            _ROUTED_OUTPUTS[base] = routed
-    return routed(**out, routes=routes, router_aux_loss=aux_loss)
 
 
 def get_model(

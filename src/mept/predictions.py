@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mept.atomic_file import atomic_write
 from mept.data.jsonl import Row
 from mept.data.registry import TaskSpec
 from mept.errors import MeptError
 from mept.evaluate import Prediction
-from mept.model import atomic_write
 
 ADDED = ("prediction", "probability", "probabilities", "experts")  # every name a prediction record may add
 

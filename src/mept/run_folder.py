@@ -1,36 +1,243 @@
-"""A trained run folder, read back: the model and what it can score, without the training data.
+"""The run folder: what ``mept train`` writes there, who may write it, and how a trained run is read back.
 
-``mept train`` writes ``run_config.json`` (the settings), ``labels.json`` (the
-output form, task specs and head classes) and ``best/`` (the adapter). That is
-all :func:`load_trained` needs, so ``mept eval RUN --file`` and ``mept predict``
-work from any directory, on any machine that has the backbone, even after the
-training file is gone. :func:`read_task_file` reads a new file the way the
-run's own data was read (same fields and template).
+A run folder holds ``run_config.json`` (:data:`RUN_CONFIG`, the settings), ``labels.json``
+(:data:`LABELS`: the output form, task specs and head classes), ``metrics.json`` (:data:`METRICS`),
+``best/`` (the adapter) and, while a run is unfinished, ``.incomplete`` (:data:`INCOMPLETE`).
+
+Writing it, three guarantees, each a function here so ``train`` only calls them:
+
+- :func:`check_writable` -- ``--output`` that is a file or sits in a read-only folder is refused
+  before a model is loaded, not after.
+- :func:`output_lock` -- a lock file beside the folder (``.NAME.lock``) holds the writer's pid and
+  host; a second writer is refused, a lock whose process is gone is taken over.
+- :func:`move_aside` / :func:`settle` -- ``--overwrite`` first moves the old run to
+  ``.NAME.replaced`` beside the folder; the old run is deleted only once the new one has written
+  something resumable (a checkpoint or ``metrics.json``), and put back if the new one fails
+  before that. A run killed in between is put back by the next run that takes the lock.
+
+Reading it back: :func:`load_trained` is the one way to rebuild a trained run (the model on its
+backbone, with the run's encoder and task specs, optionally its data sets), so ``mept eval``,
+``mept predict`` and ``mept analyze`` work from any directory, on any machine that has the
+backbone, even after the training file is gone. :func:`read_task_file` reads a new file the way
+the run's own data was read (same fields and template).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mept.adapter_format import WEIGHTS_NAME
 from mept.data.custom import read_examples
 from mept.data.examples import Example
 from mept.data.registry import TaskSpec
 from mept.encode import LabelSpace
 from mept.errors import MeptError, warn
+from mept.file_limits import read_json_object
 from mept.identity import check_identity
+from mept.prepare_run import Prepared, build_model, prepare
 from mept.registry import make_config
-from mept.run_dir import hidden_run_hint, read_json_object
-from mept.train import INCOMPLETE, LABELS, METRICS, RUN_CONFIG, Prepared, build_model
 from mept.train_config import TrainConfig, migrate_run_config
+
+RUN_CONFIG = "run_config.json"
+METRICS = "metrics.json"
+LABELS = "labels.json"
+INCOMPLETE = ".incomplete"
+
+LOCK_SUFFIX = ".lock"
+REPLACED_SUFFIX = ".replaced"
+
+
+def sibling(out: Path, suffix: str) -> Path:
+    """``runs/latest`` -> ``runs/.latest<suffix>``: bookkeeping beside the folder, not inside it."""
+    return out.parent / f".{out.name}{suffix}"
+
+
+def check_writable(out: Path, flag: str = "--output") -> None:
+    """Refuse an output folder that is a file, or lies under a file or a folder we cannot write."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MeptError(f"{flag} {out} is a file, not a folder; pick a folder path")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise MeptError(f"{flag} {out} lies under {probe}, which is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise MeptError(f"{flag} {out}: no permission to write in {probe}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _read_lock(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``.NAME.lock`` beside ``out`` while a run writes there; refuse a live second writer."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = sibling(out, LOCK_SUFFIX)
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_lock(lock)
+            if holder and holder.get("host") == me["host"] and holder.get("pid") == me["pid"]:
+                yield  # re-entered by the same process (a seed of a multi-seed run): already ours
+                return
+            live = holder is not None and (holder.get("host") != me["host"] or _pid_alive(int(holder.get("pid", -1))))
+            if live:
+                raise MeptError(
+                    f"output folder {out} is in use by another mept run (pid {holder['pid']} on {holder['host']}); "
+                    f"wait for it to end or pick another --output (if that process is gone, delete {lock})"
+                )
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise MeptError(f"could not take the lock {lock}; delete it if no mept run is writing to {out}")
+    try:
+        recover(out)
+        yield
+    finally:
+        if _read_lock(lock) == me:
+            lock.unlink(missing_ok=True)
+
+
+def has_progress(out: Path) -> bool:
+    """Does ``out`` hold something worth keeping: a finished run or a resumable checkpoint?"""
+    out = Path(out)
+    if not out.is_dir():
+        return False
+    if (out / METRICS).exists():
+        return True
+    return any(out.glob("checkpoint*/trainer_state.json")) or any(out.glob("*/checkpoint*/trainer_state.json"))
+
+
+# What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
+RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, "best",
+               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis")
+RUN_ENTRY_PREFIXES = ("seed-", "lr-", "eval_")
+
+
+def check_replaceable(out: Path) -> None:
+    """``--overwrite`` only ever replaces a mept run: refuse a link, or a folder with files mept did not write.
+
+    A mept run holds ``run_config.json``; every other entry must be one of :data:`RUN_ENTRIES`
+    (or ``seed-N``, ``lr-X``, ``eval_*.json``, a hidden temp file of ours). Anything else is named,
+    so the user moves it out or picks another ``--output``: a notes file or the training CSV in
+    the folder is never deleted.
+    """
+    out = Path(out)
+    if out.is_symlink():
+        raise MeptError(f"--output {out} is a symbolic link (to {os.readlink(out)}); --overwrite does not replace "
+                        f"a link: pass the folder it points to, or another --output")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    names = sorted(p.name for p in out.iterdir())
+    if RUN_CONFIG not in names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise MeptError(f"--overwrite replaces only a mept run, but {out} is not one (no run_config.json; it holds "
+                        f"{shown}); pick another --output or move those files out")
+    foreign = [n for n in names if n not in RUN_ENTRIES and not n.startswith(RUN_ENTRY_PREFIXES)
+               and not (n.startswith(".") and n.endswith(".tmp"))]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise MeptError(f"--overwrite would delete the run in {out}, but it also holds files mept did not write "
+                        f"({shown}); move them out first, or pick another --output")
+
+
+def move_aside(out: Path) -> None:
+    """``--overwrite``: move the old run to ``.NAME.replaced`` (kept until :func:`settle`)."""
+    out = Path(out)
+    check_replaceable(out)
+    backup = sibling(out, REPLACED_SUFFIX)
+    if backup.exists():
+        if has_progress(out):  # the folder is newer and real: the older backup goes
+            shutil.rmtree(backup)
+        else:  # the folder is the empty shell of a run that never got going: keep the backup
+            shutil.rmtree(out)
+            return
+    out.rename(backup)
+
+
+def settle(out: Path, succeeded: bool) -> None:
+    """After a run into ``out``: drop the moved-aside old run if the new one left something, else restore it."""
+    out = Path(out)
+    backup = sibling(out, REPLACED_SUFFIX)
+    if not backup.exists():
+        return
+    if succeeded or has_progress(out):
+        shutil.rmtree(backup)
+        return
+    _restore(out, backup, f"the new run stopped before writing anything resumable; the previous run in {out} was kept")
+
+
+def recover(out: Path) -> None:
+    """Put back a run that an ``--overwrite`` killed before its first checkpoint had moved aside."""
+    backup = sibling(Path(out), REPLACED_SUFFIX)
+    if backup.exists() and not has_progress(out):
+        _restore(out, backup, f"restored the run in {out} that an interrupted --overwrite had moved aside")
+
+
+def settings_source(out: Path) -> Path:
+    """The folder whose ``run_config.json`` a ``--resume`` into ``out`` continues.
+
+    When an interrupted ``--overwrite`` left the old run in ``.NAME.replaced`` and ``out`` holds
+    only the new run's shell, taking the lock will put the old run back (:func:`recover`); its
+    settings, not the shell's, are the ones to compare flags with.
+    """
+    backup = sibling(Path(out), REPLACED_SUFFIX)
+    return backup if backup.is_dir() and not has_progress(out) else Path(out)
+
+
+def hidden_run_hint(run: Path) -> str:
+    """A sentence naming ``.NAME.replaced`` beside ``run`` if one is there, else ``""``.
+
+    Readers (``eval``, ``predict``, ``analyze``) do not move folders; they say where the run is.
+    """
+    backup = sibling(Path(run), REPLACED_SUFFIX)
+    if not backup.exists():
+        return ""
+    return (f"; an interrupted `mept train --overwrite` left the previous run in {backup}: the next "
+            f"`mept train` into {run} puts it back, or move it back yourself")
+
+
+def _restore(out: Path, backup: Path, message: str) -> None:
+    """The moved-aside run takes the folder back from the new run's unfinished shell."""
+    shutil.rmtree(out, ignore_errors=True)
+    backup.rename(out)
+    warn(message)
 
 
 def trained_folders(run_dir: str | Path) -> list[Path]:
     """The folders holding ``best/``: the run itself, or each ``seed-N`` of a multi-seed run (by seed)."""
     from mept.baselines.base import META_NAME
-    from mept.model import WEIGHTS_NAME
 
     def trained(folder: Path) -> bool:  # a prompt adapter, or a baseline's folder (LoRA, full, probe)
         return (folder / "best" / WEIGHTS_NAME).exists() or (folder / "best" / META_NAME).exists()
@@ -76,17 +283,30 @@ def read_config(run: Path) -> TrainConfig:
     return TrainConfig.from_dict(migrate_run_config(read_json_object(run / RUN_CONFIG)), origin=str(run / RUN_CONFIG))
 
 
-def load_trained(run_dir: str | Path, **overrides: Any) -> Prepared:
-    """The best checkpoint on its backbone, with the run's encoder and task specs; no data sets loaded.
+def load_trained(run_dir: str | Path, *, data: bool = False, tasks: list[str] | None = None,
+                 one_seed: bool = False, **overrides: Any) -> Prepared:
+    """The best checkpoint on its backbone, checked against the run's settings: the one way a trained run is rebuilt.
 
-    Runs written before ``labels.json`` existed fall back to rebuilding from the training data.
-    ``run_dir`` may be a multi-seed run: the seed that validated best is used.
+    Without ``data`` no data set is loaded: the encoder and task specs come from ``labels.json``
+    (``mept eval --file``, ``mept predict``); runs written before ``labels.json`` existed fall back
+    to rebuilding from the training data. With ``data`` the run's validation and test sets are
+    built too, of its tasks or of ``tasks`` (``mept eval``, ``mept analyze``). A multi-seed
+    ``run_dir`` gives the seed that validated best, or with ``one_seed`` an error asking for one.
+    ``overrides`` replace saved settings (``None`` keeps the saved one).
     """
-    run = trained_folder(run_dir)
+    if one_seed:
+        folders = trained_folders(run_dir)
+        if len(folders) > 1:
+            raise MeptError(f"{run_dir} holds {len(folders)} seeds ({', '.join(p.name for p in folders)}); "
+                            f"point at one, e.g. {folders[0]}")
+        run = folders[0]
+    else:
+        run = trained_folder(run_dir)
     cfg = replace(read_config(run), progress=False, **{k: v for k, v in overrides.items() if v is not None})
-    if not (run / LABELS).exists():
-        from mept.train import prepare
-
+    if data:
+        prepared = prepare(cfg, eval_tasks=tasks)
+        check_identity(run, prepared.model.backbone, None)  # labels are rebuilt from the data here, not read
+    elif not (run / LABELS).exists():
         prepared = prepare(cfg)
     else:
         info = read_json_object(run / LABELS)

@@ -15,14 +15,12 @@ from typing import Any
 
 import torch
 
+from mept.atomic_file import atomic_write
 from mept.evaluate import evaluate
-from mept.model import PromptedModel, atomic_write
+from mept.model import PromptedModel
 from mept.prepare_run import Prepared
+from mept.run_folder import INCOMPLETE, LABELS, METRICS
 
-RUN_CONFIG = "run_config.json"
-METRICS = "metrics.json"
-LABELS = "labels.json"
-INCOMPLETE = ".incomplete"
 
 def save_label_space(out: Path, p: Prepared) -> None:
     """Write ``labels.json``: the output form, task specs and head classes, so that ``mept eval --file`` and

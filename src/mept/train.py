@@ -5,8 +5,8 @@ label space, model), then this module's ``train`` loop (with the step pieces of
 :mod:`mept.train_loop`), then :mod:`mept.run_report` (metrics, labels, aggregates). ``train`` runs
 the loop with Accelerate (CPU, one GPU, or ``accelerate launch`` on many), checkpointing every
 ``save_every`` steps so ``--resume`` after a crash ends with the same metrics as an uninterrupted
-run; ``run`` adds seeds and the learning-rate grid on top. Names of the three step modules are
-re-exported here, so ``from mept.train import prepare`` keeps working.
+run; ``run`` adds seeds and the learning-rate grid on top. The run folder itself (the lock,
+``--overwrite``, reading a run back) is :mod:`mept.run_folder`.
 """
 
 from __future__ import annotations
@@ -23,57 +23,36 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from mept.atomic_file import atomic_write
 from mept.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.errors import MeptError
 from mept.evaluate import evaluate, to_device
+from mept.file_limits import read_json_object
 from mept.identity import write_identity
 from mept.memory import release_memory
-from mept.model import PromptedModel, atomic_write
-from mept.prepare_run import (  # noqa: F401  (re-exported: the harness's public names live here too)
-    SPLIT_SEED,
-    Prepared,
-    _subsample,
-    build_model,
-    expand_tasks,
-    image_folder,
-    init_from_task_text,
-    load_data,
-    prepare,
-    resolve_format,
-    seed_everything,
-    set_determinism,
-    warn_truncation,
-)
+from mept.model import PromptedModel
+from mept.prepare_run import Prepared, prepare, seed_everything, set_determinism
 from mept.progress import Progress, progress_lines
-from mept.run_dir import check_replaceable, check_writable, move_aside, output_lock, read_json_object, settle
-from mept.run_report import (  # noqa: F401
+from mept.run_folder import (
     INCOMPLETE,
     LABELS,
     METRICS,
     RUN_CONFIG,
-    aggregate,
-    eval_line,
-    examples_per_second,
-    finish,
-    majority_baseline,
-    peak_memory_mb,
-    routing_summary,
-    save_label_space,
+    check_replaceable,
+    check_writable,
+    move_aside,
+    output_lock,
+    settle,
 )
+from mept.run_report import aggregate, eval_line, examples_per_second, finish, save_label_space
 from mept.train_config import TrainConfig, migrate_run_config
-from mept.train_loop import (  # noqa: F401
-    accumulate_gradients,
-    epoch_batches,
-    loss_terms,
-    micro_batches,
-    task_loss,
-)
+from mept.train_loop import accumulate_gradients, epoch_batches, micro_batches
 
 
 def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
     """Refuse to mix runs: an existing run is replaced only with --overwrite, continued only with --resume.
 
-    ``--overwrite`` moves the old run aside (:func:`mept.run_dir.move_aside`); it is deleted only
+    ``--overwrite`` moves the old run aside (:func:`mept.run_folder.move_aside`); it is deleted only
     once the new run has written something resumable, and put back if the new one fails first.
     A resumed run continues in ``out`` even if its ``run_config.json`` was written elsewhere (a
     copied or moved run): the saved settings must match except for the folder itself.
@@ -230,7 +209,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
 def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Single run, or a learning-rate grid and/or several seeds, aggregated into one metrics.json.
 
-    The output folder is locked for the whole run (:func:`mept.run_dir.output_lock`): a second
+    The output folder is locked for the whole run (:func:`mept.run_folder.output_lock`): a second
     writer is refused instead of mixing its files with this run's.
     """
     from accelerate import PartialState

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mept.data.metrics import SELECTION_METRICS
 from mept.errors import MeptError
 from mept.task_types import FORMATS
 
@@ -58,75 +59,105 @@ def paper_settings(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str | None = None, factory: Any = dataclasses.MISSING,
+            **cli: Any) -> Any:
+    """A :class:`TrainConfig` field with what ``mept train`` offers for it (read by :func:`mept.cli.add_train_flags`).
+
+    ``help``: the flag's help text. ``cli`` (all optional): ``flags`` (names; default ``--the-name``),
+    ``nargs``, ``choices``, ``type`` (default: from the annotation; lists take ``nargs="+"``),
+    ``flag=False`` for a setting with no flag of its own.
+    """
+    return field(default=default, default_factory=factory, metadata={"help": help, **cli})
+
+
 @dataclass
 class TrainConfig:
     # what to train
-    method: str = "mept"
-    model: str = "minilm"
-    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
-    format: str = "auto"
-    source: str = "auto"
-    data_dir: str | None = None
-    eval_tasks: list[str] | None = None  # cross-task evaluation: train on tasks, evaluate on these
+    method: str = setting("mept", help="prompt method or baseline: {methods}")  # {methods}: filled from the registry
+    model: str = setting("minilm", help="hub id, local path, or offline alias: minilm, smollm2")
+    tasks: list[str] = setting(factory=lambda: list(DEFAULT_TASKS), flags=("--task", "--tasks", "--dataset"),
+                               help="task(s) or suites: bb-diverse (default, offline), bb-superglue / all (offline "
+                                    "SuperGLUE families), superglue (the 7 SuperGLUE tasks, hub or --data-dir); several "
+                                    "tasks = mixture training; image sets: bb-cifar10, fashion-mnist")
+    format: str = setting("auto", help=", ".join(FORMATS))
+    source: str = setting("auto", help="auto, jsonl, hub")
+    data_dir: str | None = setting(None, help="local SuperGLUE release folder (train.jsonl / val.jsonl per task)")
+    eval_tasks: list[str] | None = setting(None, help="cross-task: evaluate on these instead of the training tasks")
     # bring-your-own data
-    train_file: str | None = None
-    val_file: str | None = None
-    test_file: str | None = None  # scored once at the end with the best checkpoint
-    task_name: str | None = None  # default: the training file's name (reviews.csv -> "reviews")
-    text_field: str = "text"
-    text_pair_field: str | None = None
-    label_field: str = "label"
-    template: str | None = None
-    verbalizer: list[str] | None = None
-    # method settings (the common ones get flags; anything else goes in method_args)
-    prompt_length: int | None = None
-    experts: int | None = None
-    method_args: dict[str, Any] = field(default_factory=dict)
-    modules_to_save: list[str] | None = None  # backbone modules trained beside the prompts (default: its task head)
-    # what a BERT-like head reads: "mean" of the final states over real tokens (the default where the
-    # backbone allows it: sentence encoders such as MiniLM are trained for it) or "native" (its CLS pooler);
+    train_file: str | None = setting(None, help="your own CSV/JSONL training data")
+    val_file: str | None = setting(None, help="your own CSV/JSONL validation data")
+    test_file: str | None = setting(None, help="your own labelled CSV/JSONL test data, scored at the end with the "
+                                               "best checkpoint")
+    task_name: str | None = setting(None, help="name of your file's task (default: the training file's name)")
+    text_field: str = setting("text", help="your file's text column (default: text)")
+    text_pair_field: str | None = setting(None, help="your file's second text column, for sentence pairs")
+    label_field: str = setting("label", help="your file's label column (default: label)")
+    template: str | None = setting(None, help="text around your file's fields, e.g. 'review: {text}' (field names "
+                                              "only; {doc.body} reads a nested field)")
+    verbalizer: list[str] | None = setting(None, help="label words in label-id order")
+    # method settings (the common ones get flags; anything else goes in method_args: --set)
+    prompt_length: int | None = setting(None, help="m, prompt tokens per layer")
+    experts: int | None = setting(None, help="router experts N_r (mept, ptmoe) or prompts (smop)")
+    method_args: dict[str, Any] = setting(factory=dict, flag=False)  # --set KEY=VALUE
+    modules_to_save: list[str] | None = setting(None, help="backbone modules trained and saved beside the prompts "
+                                                           "(default: the task head, e.g. classifier)")
     # None: the model's default, written into run_config.json as resolved once the model is built
-    head_pooling: str | None = None
+    head_pooling: str | None = setting(None, choices=["mean", "native"], help=(
+        "what a BERT-like classification head reads: mean (default) of the final states over real tokens -- "
+        "sentence encoders such as MiniLM are trained for mean pooling, and their [CLS] pooler is not -- or "
+        "native (the backbone's own [CLS] pooler); recorded in run_config.json and used again by eval, "
+        "predict, --resume"))
     # optimisation
-    epochs: float = 3.0  # the default run (bb-diverse, MiniLM): 3 x 278 steps, a few minutes on 2 CPU cores
-    max_steps: int | None = None
-    lr: float | None = None  # None: the method family's default (see default_lr)
-    head_lr: float = 1e-2
-    lr_grid: list[float] | None = None
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    batch_size: int = 16  # examples per optimizer step, over all processes and accumulation steps
-    gradient_accumulation_steps: int = 1  # split each batch into this many forward/backward passes (less memory)
-    max_grad_norm: float | None = None  # clip the gradients' global norm to this before each step
-    eval_batch_size: int = 32
+    epochs: float = setting(3.0, help="passes over the training data (default 3)")  # the default run: 3 x 278 steps, a few minutes on 2 CPU cores
+    max_steps: int | None = setting(None, help="optimizer steps; overrides --epochs")
+    lr: float | None = setting(None, help="learning rate of prompts and routers")  # None: the method family's default_lr
+    head_lr: float = setting(1e-2, help="learning rate of the task head (default 1e-2)")
+    lr_grid: list[float] | None = setting(None, type=str, help="learning rates to try (best on validation wins), "
+                                                               "or 'paper'")
+    weight_decay: float = setting(0.01, help="AdamW weight decay (default 0.01)")
+    warmup_ratio: float = setting(0.06, help="share of the steps with a linear warm-up (default 0.06)")
+    batch_size: int = setting(16, help="examples per optimizer step (over all processes)")
+    gradient_accumulation_steps: int = setting(1, help="forward/backward passes per batch: same result, less memory")
+    max_grad_norm: float | None = setting(None, help="clip the gradient norm to this before each step (default: no "
+                                                     "clipping)")
+    eval_batch_size: int = setting(32, help="examples per evaluation batch (default 32)")
     # Text tokens; the prompt slots come on top (older runs counted them: see below). 384 (ours): with
     # up to 128 slots (P-Tuning v2 has 100) every method fits a 512-position encoder at the default;
     # the default suite's longest text has 212 MiniLM tokens, so nothing of it is cut.
-    max_length: int = 384
+    max_length: int = setting(384, help="text tokens per input (default 384), the same for every method (longer "
+                                        "texts are truncated); prompt slots come on top and must fit the model's "
+                                        "positions with the text")
     # Runs written before the text budget excluded the slots load with True (migrate_run_config):
     # their --max-length counted the slots, and that is what their numbers mean.
-    max_length_counts_slots: bool = False
-    max_train_examples: int | None = None  # per task
-    max_eval_examples: int | None = None  # per task
-    eval_every: int | None = None  # steps; None: at the end of each epoch
-    save_every: int = 100  # steps between resumable checkpoints
-    seed: int = 42
-    seeds: list[int] | None = None
-    eval_mode: str = "rank"  # seq2seq / causal classification: rank the verbalizer words or "generate"
-    # what picks the best checkpoint, averaged over tasks: "task" (each task's own metric, as the paper),
-    # accuracy, macro_f1, weighted_f1. None: "accuracy" for your own file (what it meant before the
-    # flag existed, so old run_config.json files read the same), "task" for built-in tasks
-    metric: str | None = None
+    max_length_counts_slots: bool = setting(False, flag=False)
+    max_train_examples: int | None = setting(None, help="per task")
+    max_eval_examples: int | None = setting(None, help="per task")
+    eval_every: int | None = setting(None, help="steps between evaluations (default: the end of each epoch)")
+    save_every: int = setting(100, help="steps between resumable checkpoints (default 100)")
+    seed: int = setting(42, help="random seed (default 42)")
+    seeds: list[int] | None = setting(None, help="several runs: mean and std")
+    eval_mode: str = setting("rank", help="rank (default) or generate, for text-to-text / causal classification")
+    # None: "accuracy" for your own file (what it meant before the flag existed, so old run_config.json
+    # files read the same), "task" for built-in tasks
+    metric: str | None = setting(None, choices=SELECTION_METRICS, help=(
+        "what picks the best checkpoint on validation: task (each task's own metric; default for built-in "
+        "tasks), accuracy (default for your own file), macro_f1, weighted_f1; accuracy and macro-F1 are "
+        "reported either way"))
     # hardware
-    mixed_precision: str = "no"
-    quantize: str | None = None  # "8bit" / "4bit" (bitsandbytes, GPU)
-    gradient_checkpointing: bool = False
-    deterministic: bool = False  # GPU: deterministic kernels (slower); CPU runs repeat bit for bit without it
-    paper: bool = False  # --paper / "paper: true": from_dict fills the paper's settings (paper_settings) under the given
+    mixed_precision: str = setting("no", help="no, fp16, bf16 (GPU)")
+    quantize: str | None = setting(None, help="8bit or 4bit backbone (bitsandbytes, GPU)")
+    gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass: less memory")
+    # GPU: deterministic kernels (slower); CPU runs repeat bit for bit without it
+    deterministic: bool = setting(False, help="deterministic GPU kernels (slower); CPU runs repeat without it")
+    # --paper / "paper: true": from_dict fills the paper's settings (paper_settings) under the given
+    paper: bool = setting(False, help="the MEPT paper's settings where it states them (no balance loss, top-1, one "
+                                      "shared expert, Xavier normal, 70 epochs, batch 32, max length 512, its lr "
+                                      "grid); flags override")
     # bookkeeping
-    output: str = "runs/latest"
-    overwrite: bool = False
-    progress: bool = True
+    output: str = setting("runs/latest", help="run folder (default runs/latest)")
+    overwrite: bool = setting(False, help="replace the run in --output (moved aside until the new one has a "
+                                          "checkpoint)")
+    progress: bool = setting(True, flag=False)  # --no-progress
 
     def __post_init__(self) -> None:
         if isinstance(self.tasks, str):
@@ -149,8 +180,6 @@ class TrainConfig:
             raise MeptError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.metric is None:
             self.metric = "accuracy" if self.train_file else "task"
-        from mept.data.metrics import SELECTION_METRICS
-
         if self.metric not in SELECTION_METRICS:
             raise MeptError(f"metric must be one of {', '.join(SELECTION_METRICS)}, got {self.metric!r}")
         if self.head_pooling not in (None, "mean", "native"):

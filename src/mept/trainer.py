@@ -20,8 +20,9 @@ import os
 import torch
 from transformers import Trainer
 
+from mept.adapter_format import WEIGHTS_NAME
 from mept.errors import MeptError
-from mept.model import WEIGHTS_NAME, PromptedModel
+from mept.model import PromptedModel
 
 TRAINING_ARGS_NAME = "training_args.bin"  # what Trainer writes beside a model, kept for its resume logic
 

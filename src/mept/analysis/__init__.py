@@ -1,28 +1,17 @@
 """Routing analysis: expert pathways, task similarity, t-SNE maps, report files.
 
 Pure numpy in, JSON/PNG out; the model and ``mept analyze`` produce
-:class:`RoutingTrace` objects and call :func:`write_report`.
+:class:`~mept.pathways.RoutingTrace` objects (:mod:`mept.pathways`, light enough for evaluation) and
+call :func:`write_report`.
 """
 from mept.analysis.manifold import subsample_per_task, tsne_embed
-from mept.analysis.pathways import (
-    Pathway,
-    RoutingTrace,
-    compute_pathway,
-    pathway_vector,
-    pathways_json,
-)
 from mept.analysis.plots import plot_expert_utilization, plot_pathway_heatmap, plot_tsne
 from mept.analysis.report import write_report
 from mept.analysis.similarity import format_table, pairwise_similarity, task_similarity
 
 __all__ = [
-    "Pathway",
-    "RoutingTrace",
-    "compute_pathway",
     "format_table",
     "pairwise_similarity",
-    "pathway_vector",
-    "pathways_json",
     "plot_expert_utilization",
     "plot_pathway_heatmap",
     "plot_tsne",

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from mept.analysis.by_label import format_by_label, format_layer_use, pathways_by_label
-from mept.analysis.health import format_health, routing_health
 from mept.analysis.manifold import subsample_per_task, tsne_embed
-from mept.analysis.pathways import RoutingTrace, compute_pathway, pathway_vector
 from mept.analysis.plots import plot_expert_utilization, plot_pathway_heatmap, plot_tsne
 from mept.analysis.similarity import format_table, pairwise_similarity, task_similarity
 from mept.errors import MeptError
+from mept.pathways import RoutingTrace, compute_pathway, pathway_vector
+from mept.routing_health import format_health, routing_health
 
 MAX_TSNE_PER_TASK = 200
 

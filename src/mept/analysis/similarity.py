@@ -11,12 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from mept.errors import MeptError
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity; 0.0 when either vector is all zeros (no direction)."""
-    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / denom) if denom > 0 else 0.0
+from mept.pathways import cosine
 
 
 def pairwise_similarity(vectors: dict[str, np.ndarray]) -> dict:
@@ -46,7 +41,7 @@ def pairwise_similarity(vectors: dict[str, np.ndarray]) -> dict:
     for i in range(n):
         for j in range(n):
             mae[i, j] = float(np.abs(vecs[i] - vecs[j]).mean()) if vecs[i].size else 0.0
-            cos[i, j] = _cosine(vecs[i], vecs[j])
+            cos[i, j] = cosine(vecs[i], vecs[j])
     pairs = [
         {"a": tasks[i], "b": tasks[j], "mae": mae[i, j], "cosine": cos[i, j]}
         for i in range(n)
@@ -89,4 +84,4 @@ def task_similarity(embeddings: dict[str, np.ndarray]) -> np.ndarray:
             raise MeptError(f"input embeddings for {task!r} must be (N, d) with N > 0, got {emb.shape}")
         means.append(emb.mean(axis=0))  # (d,)
     n = len(means)
-    return np.array([[_cosine(means[i], means[j]) for j in range(n)] for i in range(n)])
+    return np.array([[cosine(means[i], means[j]) for j in range(n)] for i in range(n)])

@@ -33,10 +33,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mept.adapter_format import check_adapter_config, check_backbone_fits
 from mept.config import PromptConfig
 from mept.errors import MeptError
+from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site
 from mept.inject.spec import BackboneSpec, inspect_backbone
-from mept.routing import masked_mean
+from mept.routed_output import with_routing
 from mept.version import __version__
 
 META_NAME = "mept_config.json"
@@ -98,8 +100,6 @@ class BaselineModel(nn.Module):
         head_pooling: str | None = None,
         modules_to_save: list[str] | None = None,
     ) -> None:
-        from mept.model import find_heads, mean_pool_site
-
         super().__init__()
         if getattr(backbone, self.wrapped_flag, False):
             raise MeptError("this backbone is already wrapped; load a fresh one for another method")
@@ -118,11 +118,7 @@ class BaselineModel(nn.Module):
         self._owned = {n for n, p in self.named_parameters() if p.requires_grad}
         if self.head_pooling == "mean":
             # looked up again after build(): PEFT may have replaced the head by its modules_to_save wrapper
-            kind, module = mean_pool_site(self.base_model(), self.spec)
-            if kind == "pooler":
-                module.register_forward_hook(self._mean_pool)
-            else:
-                module.register_forward_pre_hook(self._mean_first_token)
+            hook_mean_pooling(mean_pool_site(self.base_model(), self.spec), _FORWARD_MASK.get)
         backbone._mept_wrapped = True
 
     # --- what subclasses define ----------------------------------------------------------
@@ -154,8 +150,6 @@ class BaselineModel(nn.Module):
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs: Any):
         if input_ids is not None and attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        from mept.model import with_routing
-
         token = _FORWARD_MASK.set(attention_mask)
         try:
             given = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -168,22 +162,6 @@ class BaselineModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
         return self.net.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-
-    def _mean_pool(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        # The same head input as every prompt method's: the mean of the final states over real tokens.
-        mask = _FORWARD_MASK.get()
-        if mask is None:
-            return output
-        hidden = args[0] if args else output  # (B, T, d)
-        return masked_mean(hidden, mask.to(hidden.dtype)).to(output.dtype)
-
-    def _mean_first_token(self, module: nn.Module, args: tuple) -> tuple | None:
-        mask = _FORWARD_MASK.get()
-        if mask is None or not args or args[0].dim() != 3:
-            return None
-        hidden = args[0]
-        pooled = masked_mean(hidden, mask.to(hidden.dtype))[:, None]  # (B, 1, d)
-        return (torch.cat([pooled, hidden[:, 1:]], dim=1), *args[1:])
 
     @contextmanager
     def disabled(self) -> Iterator["BaselineModel"]:
@@ -282,8 +260,6 @@ class BaselineModel(nn.Module):
 
     def load_adapter(self, path: str | os.PathLike, check_config: bool = False) -> None:
         """Load a folder :meth:`save_pretrained` wrote; ``check_config``: it must be this run's method and settings."""
-        from mept.model import check_adapter_config
-
         meta = read_baseline_meta(path)
         if check_config:
             check_adapter_config(self, meta, path)
@@ -298,7 +274,6 @@ class BaselineModel(nn.Module):
     @classmethod
     def from_pretrained(cls, backbone: nn.Module, path: str | os.PathLike) -> "BaselineModel":
         """Rebuild the baseline a folder names on ``backbone`` and load its weights."""
-        from mept.model import check_backbone_fits
         from mept.registry import method_class
 
         meta = read_baseline_meta(path)

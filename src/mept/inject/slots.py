@@ -1,5 +1,9 @@
 """The one injection mechanism every method shares: reserved prompt slots.
 
+Everything about slots lives here: inserting them (text inputs, a causal LM's labels, image
+embeddings), filling them with prompts, and stripping them from outputs. What a classification
+head reads is :mod:`mept.inject.heads`.
+
 ``m`` slot positions are reserved in the sequence (attention mask 1) at
 ``offset`` (after CLS for encoders and ViT, at 0 for decoders and T5). A
 forward pre-hook on each prompted layer overwrites the slots with that
@@ -145,6 +149,23 @@ class SlotInjector:
             return args, {**kwargs, "hidden_states": hidden}
         return (hidden, *args[1:]), kwargs
 
+    def pool_mask(self) -> torch.Tensor | None:
+        """The running forward's (B, T) mask of real tokens, if the forward is this injector's (head pooling)."""
+        state = self.current()
+        return None if state is None else state.pool_mask
+
+    def hook_image_slots(self, embeddings: nn.Module) -> None:
+        """Images: insert the slots right after ``embeddings`` (ViT's), which also begins the forward's state."""
+        self.handles.append(embeddings.register_forward_hook(self._insert_image_slots))
+
+    def _insert_image_slots(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        # ViT embeddings (B, 1 + P, d) -> (B, 1 + m + P, d); slots are filled by the first prompted layer.
+        state = self.current(begun=False)
+        if state is None:
+            return output
+        state.begin(torch.ones(output.shape[:2], dtype=torch.long, device=output.device))
+        return self.insert(output, 0.0)
+
     # --- building slotted inputs -------------------------------------------------
 
     def insert(self, x: torch.Tensor, fill: float | int) -> torch.Tensor:
@@ -159,6 +180,37 @@ class SlotInjector:
             return x.narrow(dim, m, x.shape[dim] - m)
         keep = torch.cat([torch.arange(o), torch.arange(o + m, x.shape[dim])]).to(x.device)
         return x.index_select(dim, keep)
+
+    def slot_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """A causal LM's labels with slots: (B, T) -> (B, T + m), the slots and the first text token -100.
+
+        Slots carry no target, and the first token is no target either: the bare backbone has no
+        position that predicts it, so the loss stays the one computed from the returned logits.
+        """
+        labels = self.insert(labels, -100)
+        labels[:, self.offset + self.num_slots] = -100
+        return labels
+
+    def strip_outputs(self, out: Any, task_type: str) -> None:
+        """Remove the slots from ``out``'s token-level outputs in place (hidden states, attentions, causal
+        logits; the encoder side of seq2seq), so callers see the backbone's shapes."""
+        token_keys = ("encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")
+        if task_type != "seq2seq":
+            token_keys = ("last_hidden_state", "hidden_states", "attentions")
+            if task_type == "causal_lm":
+                token_keys += ("logits",)
+        for key in token_keys:
+            value = out.get(key)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                out[key] = tuple(self._strip(v, key) for v in value)
+            else:
+                out[key] = self._strip(value, key)
+
+    def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
+        value = self.remove_slots(value, dim=1 if "attentions" not in key else 2)
+        return self.remove_slots(value, dim=3) if "attentions" in key else value
 
     @contextmanager
     def forward(self, method: PromptMethod, text_mask: torch.Tensor | None) -> Iterator[ForwardState]:

@@ -8,7 +8,8 @@ paper's figure, and top-1 frequency) because a pathway alone hides how decisive 
 where expert 2 wins 51% of the time looks the same as one where it wins 100%.
 
 Everything here is numpy in, numpy/plain-Python out, so the model, the CLI and
-the tests can all feed it without torch.
+the tests can all feed it without torch; and nothing here loads plotting or t-SNE libraries, so
+evaluation (:mod:`mept.routing_health`) uses it as cheaply as :mod:`mept.analysis` does.
 """
 from __future__ import annotations
 
@@ -128,3 +129,9 @@ def pathway_vector(p: Pathway | dict) -> np.ndarray:
     """
     freq = p["top1_freq"] if isinstance(p, dict) else p.top1_freq
     return np.asarray(freq, dtype=np.float64).reshape(-1)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity; 0.0 when either vector is all zeros (no direction)."""
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / denom) if denom > 0 else 0.0

@@ -12,7 +12,8 @@ say whether that happened, per prompted layer over all evaluation examples:
 
 and per task its pathway, with the largest pathway cosine between two distinct tasks (1.0
 means two tasks take identical routes). Everything is plain numpy and JSON, so the trainer
-(``metrics.json``), the CLI summary and ``mept analyze`` share one definition.
+(``metrics.json``), the CLI summary and ``mept analyze`` share one definition, and importing it
+(with :mod:`mept.evaluate`) loads neither matplotlib nor scikit-learn.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mept.analysis.pathways import RoutingTrace, compute_pathway, pathway_vector
-from mept.analysis.similarity import _cosine
+from mept.pathways import RoutingTrace, compute_pathway, cosine, pathway_vector
 
 IN_USE = 0.02  # an expert "in use" takes at least this share of the examples
 COLLAPSED = 0.90  # one expert taking this share of a layer's examples is a collapse
@@ -54,7 +54,7 @@ def routing_health(traces: list[RoutingTrace]) -> dict[str, Any]:
         })
     pathways = {t.task: compute_pathway(t) for t in traces}
     pairs = {
-        f"{a}|{b}": round(_cosine(pathway_vector(pathways[a]), pathway_vector(pathways[b])), 4)
+        f"{a}|{b}": round(cosine(pathway_vector(pathways[a]), pathway_vector(pathways[b])), 4)
         for a, b in itertools.combinations(pathways, 2)
     }
     return {

@@ -1,0 +1,177 @@
+"""Scoring a trained run folder: ``mept eval`` (a split, or a labelled file) and ``mept predict``.
+
+The step after :mod:`mept.run_folder` has rebuilt the run (:func:`~mept.run_folder.load_trained`):
+read a split or a file the way the run's own data was read, score it with :mod:`mept.evaluate`,
+print the scores and write ``eval_*.json`` beside the checkpoint (of a multi-seed run: every
+seed, then their mean and std). :func:`analysis_sets` picks what ``mept analyze`` routes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from mept.errors import MeptError
+from mept.report_print import print_scores
+
+FILE_FIELDS = ("text_field", "text_pair_field", "label_field", "template")
+
+
+def eval_run(run_dir: str | Path, *, split: str = "validation", file: str | None = None,
+             tasks: list[str] | None = None, data_dir: str | None = None, max_eval_examples: int | None = None,
+             eval_mode: str | None = None, eval_batch_size: int | None = None,
+             fields: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """``mept eval RUN``: score the best checkpoint; of a multi-seed run every seed, with mean and std over them.
+
+    ``file``: a labelled CSV/JSONL file read with the run's ``fields`` (each None: the run's own),
+    else ``split`` of the run's tasks or of ``tasks``.
+    """
+    from mept.run_folder import trained_folders
+
+    folders = trained_folders(run_dir)
+    results = []
+    for folder in folders:
+        if len(folders) > 1:
+            print(f"{folder.name}:")
+        if file:
+            results.append(eval_file(folder, file, tasks=tasks, eval_mode=eval_mode,
+                                     eval_batch_size=eval_batch_size, fields=fields))
+        else:
+            results.append(eval_split(folder, split, tasks=tasks, data_dir=data_dir,
+                                      max_eval_examples=max_eval_examples, eval_mode=eval_mode))
+    if len(folders) > 1:
+        summary = seed_summary(results)
+        print_scores(summary, title=f"mean over {len(folders)} seeds:")
+        dest = Path(run_dir) / results[0]["file_name"]
+        dest.write_text(json.dumps(summary, indent=2))
+        print(f"wrote {dest}")
+    return results
+
+
+def eval_split(folder: Path, split: str, *, tasks: list[str] | None = None, data_dir: str | None = None,
+               max_eval_examples: int | None = None, eval_mode: str | None = None) -> dict[str, Any]:
+    """A split of the run's tasks (or ``tasks``, others), written beside the checkpoint."""
+    from mept.evaluate import evaluate
+    from mept.run_folder import load_trained
+
+    p = load_trained(folder, data=True, tasks=tasks, data_dir=data_dir,
+                     max_eval_examples=max_eval_examples, eval_mode=eval_mode)
+    sets = p.eval_sets if split == "validation" else p.test_sets
+    if not sets:
+        raise MeptError(f"split {split!r} is not available for these tasks")
+    result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode,
+                      metric=p.config.metric)
+    result.update({"split": split, "seed": p.config.seed, "run": str(folder)})
+    print_scores(result, title=f"{split} scores (best checkpoint):")
+    return write_eval(result, folder, f"eval_{split}_{'-'.join(sets)}.json")
+
+
+def write_eval(result: dict[str, Any], folder: Path, name: str) -> dict[str, Any]:
+    (folder / name).write_text(json.dumps(result, indent=2))
+    print(f"wrote {folder / name}")
+    return {**result, "file_name": name}
+
+
+def seed_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std over the seeds' evaluations, naming each seed's file."""
+    from mept.run_report import mean_over_seeds
+
+    return {
+        "split": results[0]["split"],
+        **mean_over_seeds(results),
+        "seeds": [{"seed": r["seed"], "average": r["average"], "file": str(Path(r["run"]) / r["file_name"])}
+                  for r in results],
+    }
+
+
+def featurize_file(p: Any, spec: Any, path: str, labelled: bool, fields: dict[str, str | None] | None = None):
+    """Features of a new file read as the run's own data (``fields`` override; None: the run's), truncation warned."""
+    from mept.prepare_run import warn_truncation
+    from mept.run_folder import read_task_file
+
+    examples = read_task_file(p, spec, path, labelled=labelled, **(fields or {}))
+    features, cut = p.encoder.featurize(examples)
+    warn_truncation({Path(path).name: cut}, {Path(path).name: len(features)}, p.config.max_length,
+                    p.config.max_length_counts_slots)
+    return features, cut
+
+
+def eval_file(folder: Path, file: str, *, tasks: list[str] | None = None, eval_mode: str | None = None,
+              eval_batch_size: int | None = None, fields: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """``mept eval RUN --file F``: score a labelled file with the task's official metric."""
+    from mept.evaluate import evaluate
+    from mept.run_folder import load_trained, pick_task
+
+    if tasks and len(tasks) > 1:
+        raise MeptError("--file scores one task; give at most one --task")
+    p = load_trained(folder, eval_mode=eval_mode, eval_batch_size=eval_batch_size)
+    spec = pick_task(p, tasks[0] if tasks else None)
+    features, cut = featurize_file(p, spec, file, True, fields)
+    result = evaluate(p.model, p.encoder, {spec.name: spec}, {spec.name: features},
+                      p.config.eval_batch_size, p.config.eval_mode, metric=p.config.metric, per_class=True)
+    result.update({"split": "file", "file": str(Path(file).resolve()), "examples": len(features),
+                   "truncated": {spec.name: cut}, "seed": p.config.seed, "run": str(folder)})
+    print_scores(result, title=f"scores on {file} ({len(features)} examples, best checkpoint):")
+    report = result.get("reports", {}).get(spec.name)
+    if report:
+        from mept.data.metrics import format_class_report
+
+        print(format_class_report(report))
+    return write_eval(result, folder, eval_file_name(folder, Path(file)))
+
+
+def eval_file_name(folder: Path, scored: Path) -> str:
+    """``eval_file_STEM.json``, unless that name holds the scores of another file with the same stem
+    (``a/test.csv`` vs ``b/test.csv``): then a short hash of the full path keeps both."""
+    name = f"eval_file_{scored.stem}.json"
+    try:
+        previous = json.loads((folder / name).read_text()).get("file")
+    except (OSError, ValueError, AttributeError):
+        return name
+    resolved = str(scored.resolve())
+    if previous in (None, resolved):
+        return name
+    return f"eval_file_{scored.stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}.json"
+
+
+def predict_file(run_dir: str | Path, file: str, output: str | Path, *, task: str | None = None,
+                 eval_mode: str | None = None, eval_batch_size: int | None = None,
+                 fields: dict[str, str | None] | None = None) -> None:
+    """``mept predict RUN --file F --output P``: label each row; keep its fields, add the answer."""
+    from mept.data.jsonl import read_table
+    from mept.evaluate import predict_details
+    from mept.predictions import check_clashes, check_output, write_predictions
+
+    out = Path(output)
+    check_output(out, Path(file))  # before the model loads, not after the whole prediction
+    table = read_table(file)
+    check_clashes(table)
+    rows = [r.data for r in table]
+    from mept.run_folder import load_trained, pick_task
+
+    p = load_trained(run_dir, eval_mode=eval_mode, eval_batch_size=eval_batch_size)
+    spec = pick_task(p, task)
+    features, _ = featurize_file(p, spec, file, False, fields)
+    preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode)
+    layers = [i + 1 for i in p.model.method.layer_ids] if p.model.method.routed else []
+    write_predictions(out, rows, preds, spec, layers)
+    print(f"wrote {len(preds)} predictions to {out}")
+
+
+def analysis_sets(p: Any, split: str, tasks: list[str] | None) -> dict[str, Any]:
+    """``mept analyze --split``: the run's validation or test features, or a labelled file's."""
+    if split == "validation":
+        return p.eval_sets
+    if split == "test":
+        if not p.test_sets:
+            raise MeptError("split 'test' is not available for these tasks")
+        return p.test_sets
+    if not Path(split).is_file():
+        raise MeptError(f"--split must be validation, test or a labelled CSV/JSONL file; {split!r} is none")
+    from mept.run_folder import pick_task
+
+    spec = pick_task(p, tasks[0] if tasks else None)
+    features, _ = featurize_file(p, spec, split, True)
+    return {spec.name: features}

@@ -1,0 +1,103 @@
+"""Task heads of a Hugging Face backbone: which modules they are, and what a text classifier's head reads.
+
+:func:`find_heads` names the head modules an adapter trains and saves (PEFT's ``modules_to_save``).
+With ``head_pooling="mean"`` a BERT-like classification head reads the mean of the final states
+over real tokens instead of its [CLS] input (:func:`mean_pool_site` finds where, and
+:func:`hook_mean_pooling` puts it there): sentence encoders such as MiniLM are trained for mean
+pooling, and prompt slots never count. Prompt methods (mask from the forward's
+:class:`~mept.inject.slots.ForwardState`) and baselines (their forward's attention mask) pool alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from mept.errors import MeptError
+from mept.inject.spec import BackboneSpec
+from mept.routing import masked_mean
+
+# Task heads Hugging Face adds on top of a base model, found by name when ``modules_to_save`` is not given:
+# ``classification_head`` is BART's and T5ForSequenceClassification's, ``pre_classifier`` DistilBERT's first layer.
+HEAD_NAMES = ("pre_classifier", "classifier", "classification_head", "score", "qa_outputs")
+HEADED_TASKS = ("ForSequenceClassification", "ForQuestionAnswering", "ForImageClassification")
+
+
+def find_heads(backbone: nn.Module, modules_to_save: list[str] | None = None) -> list[str]:
+    """The backbone's task-head modules the adapter trains and saves (PEFT's ``modules_to_save``).
+
+    ``modules_to_save`` names them (dotted submodule paths); otherwise the common Hugging Face
+    heads are found by name. A classification or QA model whose head is not found is refused:
+    its new head would stay randomly initialised and frozen, and training would silently learn
+    nothing useful.
+    """
+    if modules_to_save is not None:
+        names = list(modules_to_save)
+        for name in names:
+            try:
+                backbone.get_submodule(name)
+            except AttributeError:
+                raise MeptError(f"modules_to_save: {type(backbone).__name__} has no submodule {name!r}") from None
+    else:
+        names = [n for n in HEAD_NAMES if isinstance(getattr(backbone, n, None), nn.Module)]
+    kind = type(backbone).__name__
+    if kind.endswith(HEADED_TASKS) and not any(any(True for _ in backbone.get_submodule(n).parameters()) for n in names):
+        children = ", ".join(n for n, _ in backbone.named_children())
+        raise MeptError(
+            f"{kind} has a task head, but none of {', '.join(HEAD_NAMES)} was found among its modules "
+            f"({children}); name it with modules_to_save=[...] so it is trained and saved"
+        )
+    return names
+
+
+def mean_pool_site(backbone: nn.Module, spec: BackboneSpec) -> tuple[str, nn.Module] | None:
+    """Where a text classifier's head can read the mean of the final states instead of its CLS input.
+
+    ``("pooler", module)``: BERT-like encoders (the pooler's output is replaced); ``("first_token",
+    module)``: encoders whose head reads position 0 itself (RoBERTa, MPNet: ``classifier(sequence)``);
+    None: no such place (decoders, images, seq2seq). Prompt methods and baselines pool alike.
+    """
+    if spec.task_type != "cls" or spec.modality != "text":
+        return None
+    pooler = getattr(backbone.base_model, "pooler", None)
+    if isinstance(pooler, nn.Module):
+        return "pooler", pooler
+    first_token_head = getattr(backbone, "classifier", None) if spec.slot_offset == 1 else None
+    return ("first_token", first_token_head) if isinstance(first_token_head, nn.Module) else None
+
+
+def hook_mean_pooling(site: tuple[str, nn.Module], pool_mask: Callable[[], torch.Tensor | None]) -> RemovableHandle:
+    """Make the head at ``site`` (:func:`mean_pool_site`) read the masked mean of the final states.
+
+    ``pool_mask()`` is the running forward's (B, T) mask of real tokens, or None when the forward
+    is not ours (the hook then passes the backbone's own value through).
+    """
+    kind, module = site
+    if kind == "pooler":
+        return module.register_forward_hook(partial(_mean_pool, pool_mask))
+    return module.register_forward_pre_hook(partial(_mean_first_token, pool_mask))
+
+
+def _mean_pool(pool_mask: Callable[[], torch.Tensor | None], module: nn.Module, args: tuple,
+               output: torch.Tensor) -> torch.Tensor:
+    # The pooler's output is replaced by the mean of the final states over real tokens.
+    mask = pool_mask()
+    if mask is None:
+        return output
+    hidden = args[0] if args else output  # (B, T, d)
+    return masked_mean(hidden, mask.to(hidden.dtype)).to(output.dtype)
+
+
+def _mean_first_token(pool_mask: Callable[[], torch.Tensor | None], module: nn.Module, args: tuple) -> tuple | None:
+    # Heads that read position 0 of the sequence get the masked mean there instead:
+    # (B, T, d) -> (B, T, d) with row 0 replaced.
+    mask = pool_mask()
+    if mask is None or not args or args[0].dim() != 3:
+        return None
+    hidden = args[0]
+    pooled = masked_mean(hidden, mask.to(hidden.dtype))[:, None]  # (B, 1, d)
+    return (torch.cat([pooled, hidden[:, 1:]], dim=1), *args[1:])
