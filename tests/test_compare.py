@@ -48,7 +48,7 @@ def test_compare_end_to_end_writes_the_table_json_csv_and_plot(tmp_path, capsys)
                  "--methods", "mept", "probe", "--seeds", "1", "2", "--max-steps", "1", "--batch-size", "8",
                  "--max-length", "32", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| mept | 277,250 | 60 |" in printed and "| probe | 770 | 0 |" in printed and "(p=" in printed
+    assert "| mept | 277,250 | 69,890 | 60 |" in printed and "| probe | 770 | 770 | 0 |" in printed and "(p=" in printed
     rows = json.loads((out / "compare.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["mept", "probe"]
     assert all(len(r["test"]) == 2 and r["peak_memory_mb"] > 0 for r in rows)
