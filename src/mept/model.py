@@ -42,7 +42,7 @@ from mept.atomic_file import atomic_write
 from mept.config import PromptConfig, RoutedConfig
 from mept.errors import MeptError
 from mept.file_limits import check_file_size
-from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site
+from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing
 from mept.inject.spec import BackboneSpec, inspect_backbone
 from mept.methods.base import PromptMethod
@@ -81,12 +81,8 @@ class PromptedModel(nn.Module):
         if self.spec.modality == "image":
             self.injector.hook_image_slots(backbone.base_model.embeddings)
         site = mean_pool_site(backbone, self.spec)
-        self.head_pooling = head_pooling or ("mean" if site else "native")
-        if self.head_pooling not in ("mean", "native"):
-            raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
+        self.head_pooling = resolve_head_pooling(head_pooling, site)
         if self.head_pooling == "mean":
-            if site is None:
-                raise MeptError("head_pooling='mean' needs a text encoder whose head reads a pooler or the first token")
             self.injector.handles.append(hook_mean_pooling(site, self.injector.pool_mask))
         backbone._mept_wrapped = True
 
@@ -353,7 +349,8 @@ class PromptedModel(nn.Module):
         meta = read_adapter_config(path)
         if check_config:
             check_adapter_config(self, meta, path)
-        expected = sum(t.numel() * t.element_size() for t in self.adapter_state_dict().values())
+        # the bytes save_pretrained would write, counted on the live tensors (no CPU copies to size a file)
+        expected = sum(v.numel() * v.element_size() for k, v in self.state_dict().items() if self.owns(k))
         check_file_size(Path(path) / WEIGHTS_NAME, 2 * expected + (1 << 20), "this adapter",
                         "it is not this run's adapter (or is damaged); retrain or restore it")
         state = read_adapter_weights(path)

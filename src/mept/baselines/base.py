@@ -36,7 +36,7 @@ from torch import nn
 from mept.adapter_format import check_adapter_config, check_backbone_fits
 from mept.config import PromptConfig
 from mept.errors import MeptError
-from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site
+from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
 from mept.inject.spec import BackboneSpec, inspect_backbone
 from mept.routed_output import with_routing
 from mept.version import __version__
@@ -109,11 +109,7 @@ class BaselineModel(nn.Module):
         self.head_names = find_heads(backbone, modules_to_save)
         self.backbone_params = sum(p.numel() for n, p in backbone.named_parameters() if not self._is_head(n))
         site = mean_pool_site(backbone, self.spec)
-        self.head_pooling = head_pooling or ("mean" if site else "native")
-        if self.head_pooling not in ("mean", "native"):
-            raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
-        if self.head_pooling == "mean" and site is None:
-            raise MeptError("head_pooling='mean' needs a text encoder whose head reads a pooler or the first token")
+        self.head_pooling = resolve_head_pooling(head_pooling, site)
         self.net: nn.Module = self.build(backbone, config)
         self._owned = {n for n, p in self.named_parameters() if p.requires_grad}
         if self.head_pooling == "mean":

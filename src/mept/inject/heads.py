@@ -70,6 +70,17 @@ def mean_pool_site(backbone: nn.Module, spec: BackboneSpec) -> tuple[str, nn.Mod
     return ("first_token", first_token_head) if isinstance(first_token_head, nn.Module) else None
 
 
+def resolve_head_pooling(head_pooling: str | None, site: tuple[str, nn.Module] | None) -> str:
+    """The head pooling a model uses: the one asked for, checked, or ``"mean"`` where the head has a
+    :func:`mean_pool_site` and ``"native"`` elsewhere (prompt methods and baselines decide alike)."""
+    resolved = head_pooling or ("mean" if site else "native")
+    if resolved not in ("mean", "native"):
+        raise MeptError(f"head_pooling must be 'mean' or 'native', got {resolved!r}")
+    if resolved == "mean" and site is None:
+        raise MeptError("head_pooling='mean' needs a text encoder whose head reads a pooler or the first token")
+    return resolved
+
+
 def hook_mean_pooling(site: tuple[str, nn.Module], pool_mask: Callable[[], torch.Tensor | None]) -> RemovableHandle:
     """Make the head at ``site`` (:func:`mean_pool_site`) read the masked mean of the final states.
 
