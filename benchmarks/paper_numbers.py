@@ -77,7 +77,8 @@ TABLE4_SINGLE = ((89.1, 61.3, 66.3, 79.4), (88.5, 58.0, 65.0, 78.3))  # which is
 TABLE10 = {"xavier_normal": (90.9, 62.3, 69.6, 80.7), "he_normal": (90.7, 62.7, 69.0, 80.2),
            "previous_knowledge": (91.0, 63.7, 69.9, 80.4)}
 
-# Table 5: RTE accuracy by prompt length m (rows) and N_r (columns); the m = 15 row is garbled in our copy
+# Table 5: RTE accuracy by prompt length m (rows) and N_r (columns); the m = 15 and m = 20 rows are garbled
+# in our copy (m = 20 as read there)
 TABLE5_EXPERTS = (4, 6, 10, 14, 20)
 TABLE5 = {10: (83.0, 82.0, 81.8, 82.1, 82.7), 20: (81.0, 81.8, 81.6, 81.8, 82.3)}
 

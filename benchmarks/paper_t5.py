@@ -19,7 +19,7 @@ code. Runs already finished (``metrics.json`` present) are skipped, so the scrip
 The paper's numbers (``paper_numbers.py``, from PAPER.md) are printed beside ours, with MEPT's
 paired difference to each baseline over seeds (t-test and bootstrap interval).
 
-Known differences from the paper, each a choice the paper leaves open:
+Known differences from the paper (choices it leaves open, and one row left out):
 - AdamW (ours); the authors' code uses Adafactor.
 - T5 is scored by generation + exact match (``--eval-mode generate``, the authors' code's
   protocol; ``--eval-mode rank`` ranks the verbalizer words instead).

@@ -30,7 +30,8 @@ class PromptConfig:
     method: ClassVar[str] = ""
     # The config field that ``--experts`` sets (None: the method has no experts).
     experts_field: ClassVar[str | None] = None
-    # The paper's learning-rate grid for this method (``--lr-grid paper``); prompt methods' usual one.
+    # ``--lr-grid paper``: the MEPT paper's grid for its other prompt methods (prompt tuning, P-Tuning v2, SMoP,
+    # VFPT); PT-MoE, which it does not run, inherits it (ours).
     paper_lr_grid: ClassVar[tuple[float, ...]] = (0.1, 0.3, 0.5)
     # The small grid ``mept compare`` searches on validation (ours: around TrainConfig.default_lr's 1e-2).
     compare_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)

@@ -3,8 +3,8 @@
 Classification on text-to-text and causal models uses *rank classification*
 by default (the verbalizer word with the highest likelihood wins), which
 never produces an out-of-set answer; ``eval_mode="generate"`` reproduces the
-authors' code's protocol (the paper does not state one: greedy generation of up to 10 tokens, normalised, exact
-match to a verbalizer word; anything else counts as wrong).
+authors' code's protocol (greedy generation of up to 10 tokens, normalised, exact match to a verbalizer
+word; anything else counts as wrong; the paper does not state one).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ indices of the experts it uses and their weights, plus the clean softmax
 probabilities that analysis tools record. Experts are combined by gathering
 (:func:`combine_experts`), never by a Python loop over examples.
 
-Strategies (the MEPT paper's routing ablations, its Table 3):
+Strategies (``top1`` to ``stochastic``: the rows of the MEPT paper's routing ablation, its Table 3;
+``topk`` is not among them -- the authors' code and PT-MoE have it):
 
 - ``top1``: ``p = softmax(W x)``; take ``argmax p`` and scale the expert by its
   probability ``p_i`` (unrenormalised) -- the router's only gradient path.

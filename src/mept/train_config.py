@@ -25,7 +25,7 @@ DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can
 
 
 def paper_lr_grid(method: str) -> list[float]:
-    """The paper's learning-rate grid for ``method``: a fact of the method's config class."""
+    """``--lr-grid paper`` for ``method``: the paper's grid where it states one, else ours (the config class says)."""
     from mept.registry import method_class
 
     return list(method_class(method).config_class.paper_lr_grid)
@@ -48,7 +48,7 @@ def paper_settings(values: dict[str, Any]) -> dict[str, Any]:
     out = {**PAPER_TRAINING, **grid, **values, "paper": True}
     if "max_length" not in values:  # the paper's 512 counts the prompts; a given --max-length counts text tokens
         out.setdefault("max_length_counts_slots", True)
-    if method == "mept":  # the paper's router; m and N_r: flags win, else MEPTConfig.paper()'s
+    if method == "mept":  # MEPTConfig.paper()'s method settings; m and N_r: flags win, else its values
         from mept.methods.mept import PAPER_STATED, PAPER_UNSTATED
 
         paper = {**PAPER_UNSTATED, **PAPER_STATED}
@@ -151,8 +151,8 @@ class TrainConfig:
     deterministic: bool = setting(False, help="deterministic GPU kernels (slower); CPU runs repeat without it")
     # --paper / "paper: true": from_dict fills the paper's settings (paper_settings) under the given
     paper: bool = setting(False, help="the MEPT paper's settings where it states them (no balance loss, top-1, one "
-                                      "shared expert, Xavier normal, 70 epochs, batch 32, max length 512, its lr "
-                                      "grid); flags override")
+                                      "shared expert, Xavier normal, 70 epochs, batch 32 of its 16-32, max length "
+                                      "512, its lr grid where it states one); flags override")
     # bookkeeping
     output: str = setting("runs/latest", help="run folder (default runs/latest)")
     overwrite: bool = setting(False, help="replace the run in --output (moved aside until the new one has a "

@@ -54,6 +54,7 @@ class BaselineConfig:
 
     ``default_lr`` is ours, per family: what trains MiniLM on the offline suite without
     diverging. ``compare_lr_grid`` is the small grid ``mept compare`` searches on validation.
+    ``paper_lr_grid`` (``--lr-grid paper``) is ours too: the MEPT paper states no grid for any baseline.
     """
 
     method: ClassVar[str] = ""

@@ -25,7 +25,7 @@ WEIGHTS = "model.safetensors"
 @dataclass
 class FullConfig(BaselineConfig):
     method: ClassVar[str] = "full"
-    paper_lr_grid: ClassVar[tuple[float, ...]] = (1e-5, 3e-5, 1e-4)
+    paper_lr_grid: ClassVar[tuple[float, ...]] = (1e-5, 3e-5, 1e-4)  # ours: the MEPT paper states no grid for it
     default_lr: ClassVar[float] = 3e-5
     compare_lr_grid: ClassVar[tuple[float, ...]] = (1e-5, 3e-5, 1e-4)
 

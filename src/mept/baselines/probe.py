@@ -24,7 +24,7 @@ WEIGHTS = "model.safetensors"
 @dataclass
 class ProbeConfig(BaselineConfig):
     method: ClassVar[str] = "probe"
-    paper_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)
+    paper_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)  # ours: the MEPT paper states no grid for it
     default_lr: ClassVar[float] = 1e-2  # the prompt methods' --head-lr
     compare_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)
 

@@ -27,9 +27,9 @@ relative to the prompts'). These are ours, not the paper's.
 :meth:`MEPTConfig.paper` (``mept train --paper``) is the paper's MEPT: what the
 paper states (``PAPER_STATED``), and for what it leaves open the authors'
 code's choice or ours, each labelled (``PAPER_UNSTATED``). The library default
-differs in one setting: ``balance_loss=0.01``, our addition, because the
-paper's router collapsed to one expert per layer on our offline backbones
-(``benchmarks/README.md``, paper Table 3 analogue).
+differs in one setting: ``balance_loss=0.01``, our addition, because without
+it (the paper's setting) the router collapsed to one expert per layer on our
+offline backbones (``benchmarks/README.md``, paper Table 3 analogue).
 """
 
 from __future__ import annotations
