@@ -11,7 +11,8 @@ a bootstrap interval (:func:`mept.stats.paired_test`), saying when the seeds can
 - ``1``  (paper Tables 1/6): every method, mixture training (one prompt set for all tasks) and
   single-task training (``--single``), with stored and per-example activated parameters.
 - ``2``  (paper Tables 2 and 12) prompt depth: MEPT on layers 1, 1-3, 1-6, 1-9, all, 7-12 and 12 of
-  the 12-layer ``--depth-model``.
+  the 12-layer ``--depth-model``; on a model of another depth, the same fractions of its stack
+  (``--depth-model minilm``: 1, 1-2, 1-3, 1-5, all, 4-6, 6 of 6 layers).
 - ``3``  routing: top-1 (the reference), stochastic, dense, Gumbel, perturbation, without shared
   experts, shared experts replaced by router experts; every row differs from the reference in
   exactly one setting. Our load-balancing loss is one extra row.
@@ -19,7 +20,7 @@ a bootstrap interval (:func:`mept.stats.paired_test`), saying when the seeds can
 - ``5``  N_r x m grid (``--grid-experts``, ``--grid-lengths``).
 - ``8``  training time until each method first reaches P-Tuning v2's best validation score.
 - ``10`` initialisation: Xavier normal, He normal, task-text embeddings, "previous knowledge"
-  (Table 1's P-Tuning v2 prompts).
+  (ours: P-Tuning v2 prompts trained here on the same data; the paper gives no procedure).
 - ``11`` mixtures of the first 1..k tasks: MEPT's gain over P-Tuning v2.
 - ``13`` routed:shared experts (4:0 .. 4:4).
 - ``16`` cross-task: target -> target, source -> target, all -> target.
@@ -27,6 +28,7 @@ a bootstrap interval (:func:`mept.stats.paired_test`), saying when the seeds can
 The reference MEPT of every ablation (``--reference paper``, the default) is the paper's MEPT
 (``MEPTConfig.paper()``: no balance loss, top-1, one shared expert, Xavier normal) at this
 script's training budget; ``--reference default`` uses the library default (+ balance loss 0.01).
+``--skip ROW ...`` leaves rows of the ablation tables out of one invocation (the reference always runs).
 
 Budget: MiniLM, batch 16, text length ``--text-length`` plus each method's prompt slots,
 ``--steps`` mixture steps, validation every ``--eval-every`` steps on at most
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -60,7 +63,8 @@ METHODS: dict[str, dict[str, Any]] = {  # each method's usual settings, scaled t
     "ptmoe": {},
     "mept": {"num_experts": 10, "prompt_length": 10},
 }
-# the paper's MEPT router (N_r and m stay METHODS["mept"]'s): differs from the library default in balance_loss only
+# MEPTConfig.paper()'s settings (the paper's where it states them, labelled choices elsewhere; N_r and m stay
+# METHODS["mept"]'s): differs from the library default in balance_loss only
 PAPER_MEPT: dict[str, Any] = {**{k: v for k, v in {**PAPER_UNSTATED, **PAPER_STATED}.items()
                                  if k not in ("num_experts", "prompt_length")}, **METHODS["mept"]}
 # a method whose scale differs from the text methods' (VFPT's FFT-mixed rows sum over m x d entries)
@@ -101,10 +105,11 @@ class Bench:
         return "t1/mixture/mept-paper" if self.args.reference == "paper" else "t1/mixture/mept"
 
     def train(self, name: str, method: str, settings: dict[str, Any], tasks: list[str], steps: int,
-              model: str | None = None, **overrides: Any) -> dict[str, Any]:
-        """One configuration over all seeds: per-seed metrics and their aggregate."""
+              model: str | None = None, seeds: list[int] | None = None, **overrides: Any) -> dict[str, Any]:
+        """One configuration over ``seeds`` (default: all of ``--seeds``): per-seed metrics and their aggregate."""
         a = self.args
-        cfg = self.config(name, method, settings, tasks, steps, model=model, seeds=a.seeds,
+        seeds = seeds or a.seeds
+        cfg = self.config(name, method, settings, tasks, steps, model=model, seeds=seeds,
                           lr_grid=LR_GRIDS.get(method), **overrides)
         t0 = time.perf_counter()
         folder = self.out / name
@@ -112,7 +117,7 @@ class Bench:
             summary = json.loads((folder / "metrics.json").read_text())
         else:
             summary = run(cfg)
-        per_seed = [json.loads((folder / f"seed-{s}" / "metrics.json").read_text()) for s in a.seeds]
+        per_seed = [json.loads((folder / f"seed-{s}" / "metrics.json").read_text()) for s in seeds]
         print(f"  {name:40s} {fmt(summary['average'])}  ({time.perf_counter() - t0:.0f}s)", flush=True)
         return {"summary": summary, "seeds": per_seed}
 
@@ -148,6 +153,7 @@ class Bench:
         compares across the two is each row's difference to its table's reference row.
         """
         print(title)
+        rows = {name: spec for name, spec in rows.items() if name == reference or name not in self.args.skip}
         got = {name: self.train(**spec) for name, spec in rows.items()}
         ref = seed_averages(got[reference])
         paper_ref = paper.get(reference)
@@ -229,7 +235,7 @@ class Bench:
         print(text)
 
     def table1_rows(self) -> dict[str, tuple[str, dict[str, Any], str]]:
-        """Table 1's rows: name -> (method, settings, folder). MEPT as the paper has it and as our default."""
+        """Table 1's rows: name -> (method, settings, folder). MEPT as MEPTConfig.paper() has it and as our default."""
         rows = {m: (m, s, f"t1/mixture/{m}") for m, s in METHODS.items() if m != "mept"}
         rows["mept"] = ("mept", PAPER_MEPT, "t1/mixture/mept-paper")
         rows["mept (default: + balance loss)"] = ("mept", METHODS["mept"], "t1/mixture/mept")
@@ -238,8 +244,13 @@ class Bench:
     def table2(self) -> None:
         """Paper Tables 2 and 12: prompt depth on a 12-layer backbone."""
         a, ref = self.args, self.reference()
-        depths = {"1": "1", "1-3": "1-3", "1-6": "1-6", "1-9": "1-9", "1-12": "all", "7-12": "7-12", "12": "12"}
-        rows = {name: dict(name=f"t2/{a.reference}/{name}", method="mept", settings={**ref, "layers": layers},
+        n = _num_layers(a.depth_model)
+        depths = {name: _scaled_layers(name, n) for name in ("1", "1-3", "1-6", "1-9", "1-12", "7-12", "12")}
+        if n != 12:  # the paper's depths as fractions of a shallower (or deeper) stack: ours, to fit a small model
+            print(f"  {a.depth_model} has {n} layers: the paper's 12-layer depths map to "
+                  + ", ".join(f"{k} -> {v}" for k, v in depths.items()))
+        tag = a.reference if n == 12 else f"{a.reference}-{a.depth_model}"
+        rows = {name: dict(name=f"t2/{tag}/{name}", method="mept", settings={**ref, "layers": layers},
                            tasks=a.tasks, steps=a.depth_steps, model=a.depth_model) for name, layers in depths.items()}
         paper = {k: v for k, v in P.TABLE2.items()}
         paper.update({k: f"CB / COPA (Table 12): {P.cells(v)}" for k, v in P.TABLE12.items() if k not in P.TABLE2})
@@ -289,14 +300,16 @@ class Bench:
         if reference not in rows:
             reference = next(iter(rows))
         self.ablation("5", "Table 5: N_r x m grid", rows, reference, paper, ("RTE",),
-                      note="paper: the m = 15 row is garbled in our copy; its m = 10 row is not monotone in N_r")
+                      note="paper: the m = 15 and m = 20 rows are garbled in our copy (m = 20 as read there); "
+                           "its m = 10 row is not monotone in N_r")
 
     def table10(self) -> None:
         """Paper Table 10: initialisation, including "previous knowledge" (Table 1's P-Tuning v2 prompts)."""
         a, ref = self.args, self.reference()
-        source = self.train("t1/mixture/ptuning_v2", "ptuning_v2", METHODS["ptuning_v2"], a.tasks, a.steps)
-        del source  # trained (or read back) so that its seed-<first> folder can seed the MEPT experts
-        init_from = str((self.out / "t1/mixture/ptuning_v2" / f"seed-{a.seeds[0]}").resolve())
+        # only the first seed's P-Tuning v2 prompts seed the experts: train (or read back) that seed alone
+        self.train(f"t10/ptuning_v2-seed-{a.seeds[0]}", "ptuning_v2", METHODS["ptuning_v2"], a.tasks, a.steps,
+                   seeds=a.seeds[:1])
+        init_from = str((self.out / f"t10/ptuning_v2-seed-{a.seeds[0]}" / f"seed-{a.seeds[0]}").resolve())
         rows = {"xavier_normal": dict(name=self.ref_folder(), method="mept", settings=ref, tasks=a.tasks, steps=a.steps)}
         for name, change in (("he_normal", {"init": "he_normal"}), ("task_text", {"init": "task_text"}),
                              ("previous_knowledge", {"init": "previous_knowledge", "init_from": init_from})):
@@ -480,6 +493,29 @@ def _task_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def _num_layers(model: str) -> int:
+    """The backbone's layer count, read from its config (no weights loaded)."""
+    from transformers import AutoConfig
+
+    from mept.backbones import resolve
+
+    return int(AutoConfig.from_pretrained(resolve(model)).num_hidden_layers)
+
+
+def _scaled_layers(paper_depth: str, n: int) -> str:
+    """A depth of the paper's 12-layer encoder ("1-9", "12") as the same fraction of an ``n``-layer stack.
+
+    Layers i..j of 12 cover the fraction ((i-1)/12, j/12] of the stack; we take the layers of an
+    ``n``-layer stack in that fraction, rounding outwards (1-9 of 12 -> 1-5 of 6; 7-12 -> 4-6; 1 of
+    12 -> 1-2 of 24). On 12 layers it is the paper's own.
+    """
+    lo, _, hi = paper_depth.partition("-")
+    ends = [math.floor((int(lo) - 1) * n / 12) + 1, math.ceil(int(hi or lo) * n / 12)]
+    if ends == [1, n]:
+        return "all"
+    return str(ends[0]) if ends[0] == ends[1] else f"{ends[0]}-{ends[1]}"
+
+
 def _step_to(metrics: dict[str, Any], target: float) -> int | None:
     """The first evaluated step whose validation score reaches ``target``."""
     return next((h["step"] for h in metrics["history"] if h["validation"] >= target - 1e-9), None)
@@ -526,6 +562,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cross-target", default="bb-implicatures", help="Table 16: the task evaluated (paper: BoolQ)")
     ap.add_argument("--cross-source", default="bb-boolq", help="Table 16: the other task trained on (paper: MRC); "
                                                               "must share the target's label words")
+    ap.add_argument("--skip", nargs="+", default=[], metavar="ROW",
+                    help="rows of the ablation tables not to run now, e.g. 'shared off' (the reference always runs)")
     ap.add_argument("--out", default="runs/paper-tables")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                     help="Table 1 methods to train now (the others are read back with --reuse)")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import statistics
 import sys
@@ -77,3 +78,26 @@ def test_every_paper_table_has_a_runner():
     bench = paper_tables.Bench(type("A", (), {"out": "x", "reference": "paper"})())
     assert all(callable(getattr(bench, f"table{t}")) for t in paper_tables.TABLES)
     assert {"2", "3", "4", "5", "10", "11", "13", "16"} <= set(paper_tables.TABLES)
+
+
+@pytest.mark.parametrize("layers, expected", [
+    (12, ["1", "1-3", "1-6", "1-9", "all", "7-12", "12"]),  # the paper's own depths
+    (6, ["1", "1-2", "1-3", "1-5", "all", "4-6", "6"]),  # MiniLM: the same fractions of its stack
+    (24, ["1-2", "1-6", "1-12", "1-18", "all", "13-24", "23-24"]),
+])
+def test_table2_depths_are_the_papers_fractions_of_the_stack(layers, expected):
+    depths = ("1", "1-3", "1-6", "1-9", "1-12", "7-12", "12")
+    assert [paper_tables._scaled_layers(d, layers) for d in depths] == expected
+    config = mept.make_config("mept", layers=paper_tables._scaled_layers("7-12", layers))
+    assert config.layers == expected[5]  # every mapped depth is a layer spec MEPTConfig takes
+
+
+def test_skipped_rows_are_not_trained_but_the_reference_is(monkeypatch):
+    args = argparse.Namespace(out="x", reference="paper", skip=["shared off", "top1"])
+    bench, trained = paper_tables.Bench(args), []
+    monkeypatch.setattr(bench, "train", lambda **spec: trained.append(spec["name"]) or {
+        "summary": {"average": {"mean": 1.0, "std": 0.0}}, "seeds": [{"average": 1.0}]})
+    monkeypatch.setattr(paper_tables, "describe", lambda *a: "")
+    bench.ablation("3", "t", {"top1": {"name": "ref"}, "shared off": {"name": "off"}, "dense": {"name": "dense"}},
+                   "top1", {}, ("CB",))
+    assert trained == ["ref", "dense"]
