@@ -317,9 +317,9 @@ class Bench:
                               tasks=a.tasks, steps=a.steps)
         self.ablation("10", "Table 10: initialisation", rows, "xavier_normal",
                       {**P.TABLE10, "task_text": "not in the paper"}, P.ABLATION_TASKS,
-                      note="previous_knowledge here: every expert starts from the P-Tuning v2 prompts of Table 1 "
-                           f"(seed {a.seeds[0]}, first m of its 100 rows), which saw the same data: our reading, "
-                           "the paper gives no procedure")
+                      note="previous_knowledge here: every expert starts from P-Tuning v2 prompts trained by this script "
+                           f"on the same data and budget (seed {a.seeds[0]}, first m of its 100 rows per layer): our "
+                           "reading, the paper gives no procedure")
 
     def table11(self) -> None:
         """Paper Table 11: MEPT's gain over P-Tuning v2 on mixtures of the first 1..k tasks."""
