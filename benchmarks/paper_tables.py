@@ -362,7 +362,7 @@ class Bench:
         print(f"Table 16: cross-task onto {target} (from {source}; from all of {', '.join(a.tasks)})")
         lines = [f"| method | {target} -> {target} | {source} -> {target} | all -> {target} | "
                  "paper BoolQ->BoolQ / MRC->BoolQ / All->BoolQ |", "|---|---|---|---|---|"]
-        out = {}
+        out, scores = {}, {}
         for method, settings in methods.items():
             tag = f"{method}-{a.reference}" if method == "mept" else method
             own = self.train(f"t16/{tag}/{target}", method, settings, [target], a.steps)
@@ -370,11 +370,15 @@ class Bench:
                                eval_tasks=[target])
             everything = self.train(f"t16/{tag}/all-to-{target}", method, settings, a.tasks, a.steps,
                                     eval_tasks=[target])
-            cells = [mean_std([s["tasks"][target]["score"] for s in r["seeds"]]) for r in (own, cross, everything)]
+            scores[method] = [[s["tasks"][target]["score"] for s in r["seeds"]] for r in (own, cross, everything)]
+            cells = [mean_std(column) for column in scores[method]]
             out[method] = cells
             lines.append(f"| {method} | " + " | ".join(fmt(c) for c in cells) + f" | {P.cells(P.TABLE16[method])} |")
-        text = "\n".join(lines)
-        self.results["table16"] = {"text": text, "rows": out}
+        columns = (f"{target} -> {target}", f"{source} -> {target}", f"all -> {target}")
+        paired = {f"mept vs {b} ({col})": paired_test(scores["mept"][i], scores[b][i])
+                  for b in methods if b != "mept" for i, col in enumerate(columns)}
+        text = "\n".join(lines) + "\n" + _paired_text(paired)
+        self.results["table16"] = {"text": text, "rows": out, "paired": paired}
         print(text)
 
     def table8(self) -> None:
