@@ -101,3 +101,19 @@ def test_skipped_rows_are_not_trained_but_the_reference_is(monkeypatch):
     bench.ablation("3", "t", {"top1": {"name": "ref"}, "shared off": {"name": "off"}, "dense": {"name": "dense"}},
                    "top1", {}, ("CB",))
     assert trained == ["ref", "dense"]
+
+
+def test_table16_pairs_mept_with_each_baseline_in_every_column(monkeypatch):
+    args = argparse.Namespace(out="x", reference="paper", cross_target="t", cross_source="s", tasks=["s", "t"], steps=1)
+    bench = paper_tables.Bench(args)
+    score = {"prompt_tuning": 50.0, "ptuning_v2": 60.0}
+
+    def fake_train(name, method, *rest, **kw):
+        return {"seeds": [{"tasks": {"t": {"score": score.get(method, 55.0) + s}}} for s in (1.0, 2.0, 4.0)]}
+
+    monkeypatch.setattr(bench, "train", fake_train)
+    bench.table16()
+    paired = bench.results["table16"]["paired"]
+    assert len(paired) == 6  # 2 baselines x 3 columns
+    assert paired["mept vs prompt_tuning (t -> t)"]["mean_diff"] == pytest.approx(5.0)
+    assert paired["mept vs ptuning_v2 (all -> t)"]["mean_diff"] == pytest.approx(-5.0)
