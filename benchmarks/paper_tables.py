@@ -304,7 +304,7 @@ class Bench:
                            "its m = 10 row is not monotone in N_r")
 
     def table10(self) -> None:
-        """Paper Table 10: initialisation, including "previous knowledge" (Table 1's P-Tuning v2 prompts)."""
+        """Paper Table 10: initialisation, including "previous knowledge" (P-Tuning v2 prompts trained by this script)."""
         a, ref = self.args, self.reference()
         # only the first seed's P-Tuning v2 prompts seed the experts: train (or read back) that seed alone
         self.train(f"t10/ptuning_v2-seed-{a.seeds[0]}", "ptuning_v2", METHODS["ptuning_v2"], a.tasks, a.steps,
