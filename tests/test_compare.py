@@ -52,5 +52,12 @@ def test_compare_end_to_end_writes_the_table_json_csv_and_plot(tmp_path, capsys)
     rows = json.loads((out / "compare.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["mept", "probe"]
     assert all(len(r["test"]) == 2 and r["peak_memory_mb"] > 0 for r in rows)
-    assert len(list(csv.DictReader((out / "compare.csv").open()))) == 2
+    # the trained router's health is reported for the routed method only, per seed
+    health = rows[0]["routing"]
+    assert health["layers"] == 6 and len(health["collapsed_layers"]) == 2 and rows[1]["routing"] is None
+    mept_line = next(line for line in printed.splitlines() if line.startswith("| mept |"))
+    assert mept_line.endswith(" of 6 |") and next(
+        line for line in printed.splitlines() if line.startswith("| probe |")).endswith("| - |")
+    table = list(csv.DictReader((out / "compare.csv").open()))
+    assert len(table) == 2 and table[0]["routed_layers"] == "6" and table[1]["routed_layers"] == ""
     assert (out / "compare.png").stat().st_size > 1000

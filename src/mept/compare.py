@@ -9,7 +9,8 @@ that rate. Each method runs in its own process, so its peak memory is its own.
 
 The table: trainable parameters, parameters activated per example, activated prompt tokens, chosen lr, validation and test score
 (mean ± std over seeds), the paired difference of test scores against MEPT (same seeds) with a
-paired t-test, train seconds per run and peak memory. Written as ``compare.json``,
+paired t-test, train seconds per run, peak memory, and for routed methods how many layers' routers collapsed
+on the test split after training. Written as ``compare.json``,
 ``compare.csv`` and ``compare.png`` (test score per method, ± std).
 """
 
@@ -113,7 +114,27 @@ def method_row(method: str, out: Path, seeds: list[int]) -> dict[str, Any]:
         "train_seconds": [r["timing"]["train_seconds"] for r in runs],
         "peak_memory_mb": max(r["timing"]["peak_memory_mb"] for r in runs),
         "majority": runs[0]["majority"],
+        "routing": routing_health(runs),
     }
+
+
+def routing_health(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The trained router's health on the test split, per seed: a router can be fine at
+    initialisation and send every input to one expert after training, and a comparison that
+    hides this credits MEPT's routing with a score it did not earn. None for unrouted methods."""
+    found = [r.get("test", {}).get("routing") or r.get("routing") for r in runs]
+    if not all(found):
+        return None
+    return {"layers": len(found[0]["layers"]),
+            "collapsed_layers": [len(f["collapsed_layers"]) for f in found],
+            "mean_entropy": [f["mean_entropy"] for f in found]}
+
+
+def routing_cell(row: dict[str, Any]) -> str:
+    health = row.get("routing")
+    if not health:
+        return "-"
+    return f"{statistics.fmean(health['collapsed_layers']):.1f} of {health['layers']}"
 
 
 def paired(reference: list[float], other: list[float]) -> dict[str, Any]:
@@ -147,7 +168,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_table(rows: list[dict[str, Any]]) -> str:
     ref = rows[0]["reference"]
     lines = [f"| method | trainable | activated per example | activated prompt tokens | lr | validation | test "
-             f"| test - {ref} (paired t-test p) | train s/run | peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| test - {ref} (paired t-test p) | train s/run | peak MB | collapsed layers (test, mean over seeds) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["method"] == ref:
             diff = "-"
@@ -157,7 +179,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['method']} | {r['trainable']:,} | {r['activated']:,} | {r['activated_prompt_tokens']} | {r['lr']:g} | "
             f"{r['validation_mean']:.2f} ± {r['validation_std']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
-            f"{diff} | {r['train_seconds_mean']:.1f} | {r['peak_memory_mb']:,.0f} |")
+            f"{diff} | {r['train_seconds_mean']:.1f} | {r['peak_memory_mb']:,.0f} | {routing_cell(r)} |")
     return "\n".join(lines)
 
 
@@ -168,9 +190,13 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> dict[str
             "test_mean", "test_std", "vs_reference_difference", "vs_reference_p", "vs_reference_ci_low",
             "vs_reference_ci_high", "train_seconds_mean", "peak_memory_mb"]
     with open(files["csv"], "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=flat)
+        writer = csv.DictWriter(f, fieldnames=[*flat, "collapsed_layers_mean", "routed_layers"])
         writer.writeheader()
-        writer.writerows({k: r[k] for k in flat} for r in rows)
+        for r in rows:
+            health = r.get("routing")
+            writer.writerow({**{k: r[k] for k in flat},
+                             "collapsed_layers_mean": statistics.fmean(health["collapsed_layers"]) if health else "",
+                             "routed_layers": health["layers"] if health else ""})
     plot(rows, files["png"], title)
     return files
 
