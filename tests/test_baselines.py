@@ -167,3 +167,47 @@ def test_analyze_writes_the_representations_and_routing_only_where_there_is_rout
     assert "manifold_tsne.png" in written
     assert ("routing_health.json" in written) == (method == "mept")
     assert ("manifold_tsne_backbone.png" in written) == (method != "full")  # full FT keeps no frozen backbone
+
+
+def _tiny(config_class, **kw):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_config(
+        config_class(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, num_labels=2, **kw))
+
+
+def test_peft_tuners_find_their_targets_where_peft_has_no_default():
+    """PEFT knows no target modules for MPNet (the offline 12 x 768 backbone); ours are the same
+    choice found by name, and every tuned projection really carries PEFT's trainable tensors."""
+    import peft
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from transformers import MPNetConfig
+
+    from mept.baselines.lora import DoRAConfig, IA3Config, LoRAConfig
+
+    expected = {LoRAConfig: {"attention.attn.q", "attention.attn.v"}, DoRAConfig: {"attention.attn.q", "attention.attn.v"},
+                IA3Config: {"attention.attn.k", "attention.attn.v", "output.dense"}}
+    for config_class, sites in expected.items():
+        backbone = _tiny(MPNetConfig)
+        net = peft.get_peft_model(backbone, config_class().peft_config(["classifier"], backbone))
+        tuned = {n.split("layer.0.", 1)[1] for n, m in net.named_modules()
+                 if isinstance(m, BaseTunerLayer) and "layer.0." in n}
+        assert tuned == sites, (config_class.__name__, tuned)
+        assert all(any(p.requires_grad for p in m.parameters()) for m in net.modules() if isinstance(m, BaseTunerLayer))
+
+
+def test_peft_tuner_without_targets_is_one_error_naming_the_fix():
+    from torch import nn
+
+    from mept.baselines.lora import LoRAConfig
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mix = nn.Linear(4, 4)
+
+    with pytest.raises(MeptError, match="no query and value projections.*--set 'target_modules="):
+        LoRAConfig().peft_config([], Odd())
+    # a user's own targets are used as given
+    assert LoRAConfig(target_modules=["mix"]).peft_config([], Odd()).target_modules == {"mix"}

@@ -6,8 +6,10 @@ The task head is trained and saved through PEFT's ``modules_to_save``, and the c
 PEFT's own: ``PeftModel.from_pretrained(backbone, folder)`` loads it.
 
 Settings are ours unless named: ``r=8`` on PEFT's default target modules for the architecture
-(query and value projections for BERT, MPNet and Llama -- the LoRA paper's choice),
-``lora_alpha=16``, no dropout (so a run repeats bit for bit; PEFT's default is also 0).
+(query and value projections for BERT, T5 and Llama -- the LoRA paper's choice), ``lora_alpha=16``,
+no dropout (so a run repeats bit for bit; PEFT's default is also 0). Where PEFT has no default for
+the architecture (MPNet among them), ours is the same choice found by name: the attention's query
+and value projections (``q`` / ``v`` in MPNet); IA3 gets keys, values and the feed-forward output.
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ class LoRAConfig(BaselineConfig):
                 isinstance(self.target_modules, list) and all(isinstance(t, str) for t in self.target_modules)):
             raise MeptError(f"{type(self).__name__}.target_modules must be a list of module names")
 
-    def peft_config(self, modules_to_save: list[str]):
+    def peft_config(self, modules_to_save: list[str], backbone: nn.Module | None = None):
         import peft
 
+        targets = self.target_modules
+        if targets is None and backbone is not None and not _peft_has_default(backbone, "lora"):
+            targets = _find_linear_pair(backbone, _QUERY_VALUE, self.method, "query and value")
         return peft.LoraConfig(r=self.r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                               target_modules=self.target_modules, modules_to_save=modules_to_save or None)
+                               target_modules=targets, modules_to_save=modules_to_save or None)
 
 
 @dataclass
@@ -57,8 +62,8 @@ class DoRAConfig(LoRAConfig):
 
     method: ClassVar[str] = "dora"
 
-    def peft_config(self, modules_to_save: list[str]):
-        config = super().peft_config(modules_to_save)
+    def peft_config(self, modules_to_save: list[str], backbone: nn.Module | None = None):
+        config = super().peft_config(modules_to_save, backbone)
         config.use_dora = True
         return config
 
@@ -73,11 +78,55 @@ class IA3Config(BaselineConfig):
     target_modules: list[str] | None = None
     feedforward_modules: list[str] | None = None
 
-    def peft_config(self, modules_to_save: list[str]):
+    def peft_config(self, modules_to_save: list[str], backbone: nn.Module | None = None):
         import peft
 
-        return peft.IA3Config(target_modules=self.target_modules, feedforward_modules=self.feedforward_modules,
+        targets, feedforward = self.target_modules, self.feedforward_modules
+        if targets is None and backbone is not None and not _peft_has_default(backbone, "ia3"):
+            feedforward = feedforward or [_find_linear(backbone, _FEEDFORWARD_OUT, self.method, "feed-forward output")]
+            targets = _find_linear_pair(backbone, _KEY_VALUE, self.method, "key and value") + feedforward
+        return peft.IA3Config(target_modules=targets, feedforward_modules=feedforward,
                               modules_to_save=modules_to_save or None)
+
+
+# Projection names by architecture family, for backbones PEFT has no default targets for (ours).
+_QUERY_VALUE = (("q_proj", "v_proj"), ("query", "value"), ("q", "v"), ("q_lin", "v_lin"), ("query_proj", "value_proj"))
+_KEY_VALUE = (("k_proj", "v_proj"), ("key", "value"), ("k", "v"), ("k_lin", "v_lin"), ("key_proj", "value_proj"))
+_FEEDFORWARD_OUT = ("down_proj", "output.dense", "fc2", "wo", "lin2")
+
+
+def _peft_has_default(backbone: nn.Module, tuner: str) -> bool:
+    from peft.utils import constants
+
+    table = {"lora": constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING,
+             "ia3": constants.TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING}[tuner]
+    return getattr(getattr(backbone, "config", None), "model_type", None) in table
+
+
+def _linear_names(backbone: nn.Module) -> list[str]:
+    return [name for name, module in backbone.named_modules() if isinstance(module, nn.Linear)]
+
+
+def _find_linear_pair(backbone: nn.Module, pairs, method: str, what: str) -> list[str]:
+    leaves = {name.rsplit(".", 1)[-1] for name in _linear_names(backbone)}
+    for first, second in pairs:
+        if first in leaves and second in leaves:
+            return [first, second]
+    raise _no_default(backbone, method, what)
+
+
+def _find_linear(backbone: nn.Module, suffixes, method: str, what: str) -> str:
+    names = _linear_names(backbone)
+    for suffix in suffixes:
+        if any(name == suffix or name.endswith("." + suffix) for name in names):
+            return suffix
+    raise _no_default(backbone, method, what)
+
+
+def _no_default(backbone: nn.Module, method: str, what: str) -> MeptError:
+    model_type = getattr(getattr(backbone, "config", None), "model_type", "this model")
+    return MeptError(f"{method}: PEFT has no default target modules for {model_type} and no {what} projections "
+                     f"were found by name; name them, e.g. --set 'target_modules=[\"q\", \"v\"]'")
 
 
 class PeftBaseline(BaselineModel):
@@ -89,7 +138,7 @@ class PeftBaseline(BaselineModel):
         try:
             with warnings.catch_warnings():  # PEFT calls a transformers name deprecated in v5; not the user's concern
                 warnings.simplefilter("ignore", FutureWarning)
-                return peft.get_peft_model(backbone, config.peft_config(self.head_names))
+                return peft.get_peft_model(backbone, config.peft_config(self.head_names, backbone))
         except ValueError as exc:  # e.g. target modules not found in this architecture
             raise MeptError(f"{config.method}: {str(exc).splitlines()[0]}") from None
 
