@@ -17,7 +17,7 @@ Four checks, each a table row with ok / FAIL (the exit status is 1 if any row fa
 4. *speed*: steps/s and peak memory (``torch.cuda.max_memory_allocated``) of a training step for
    each method on MiniLM and MPNet, batch 16 x 128 text tokens, fp32 and bf16.
 
-Without CUDA (or with ``--cpu``) the same code runs on tiny random BERT / Llama configs with small
+Without CUDA (or with ``--cpu``) the same code runs on tiny random BERT / MPNet / Llama configs with small
 batches, and the quantised check is reported as skipped: a quick offline test of the script itself
 (``tests/test_gpu_check.py``), not a measurement.
 """
@@ -64,6 +64,17 @@ def tiny_bert(num_labels: int = 2) -> torch.nn.Module:
     cfg = transformers.BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                   intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)
     return transformers.BertForSequenceClassification(cfg)
+
+
+def tiny_mpnet(num_labels: int = 2) -> torch.nn.Module:
+    """MPNet's architecture (the offline 12 x 768 backbone's) in miniature: its own attention names,
+    which PEFT has no default LoRA targets for."""
+    import transformers
+
+    torch.manual_seed(0)
+    cfg = transformers.MPNetConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)
+    return transformers.MPNetForSequenceClassification(cfg)
 
 
 def tiny_llama() -> torch.nn.Module:
@@ -236,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     print_rows(rows)
     # 4. speed table
     speed: list[Row] = []
-    models = [(m, offline_backbone(m)) for m in args.speed_models] if cuda else [("tiny-bert", tiny_bert)]
+    models = ([(m, offline_backbone(m)) for m in args.speed_models] if cuda
+              else [("tiny-bert", tiny_bert), ("tiny-mpnet", tiny_mpnet)])
     for model_name, make in models:
         for method in SPEED_METHODS:
             for dtype in ("fp32", "bf16"):

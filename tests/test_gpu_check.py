@@ -25,4 +25,7 @@ def test_cpu_fallback_trains_every_method_and_moves_checkpoints(tmp_path, capsys
     moved = {r["method"] for r in rows if r["check"] == "gpu->cpu" and r["ok"]}
     assert moved == {"mept", "lora", "full", "probe"}
     assert all("skipped" in r["detail"] for r in rows if r["check"] == "quantised")
+    # the speed table's architectures in miniature, MPNet's attention names included (PEFT has no LoRA default there)
+    timed = {(r["model"], r["method"]) for r in rows if r["check"] == "speed" and r["ok"]}
+    assert timed == {(m, method) for m in ("tiny-bert", "tiny-mpnet") for method in module.SPEED_METHODS}
     assert "checks ok" in capsys.readouterr().out
