@@ -195,6 +195,15 @@ def test_peft_tuners_find_their_targets_where_peft_has_no_default():
                  if isinstance(m, BaseTunerLayer) and "layer.0." in n}
         assert tuned == sites, (config_class.__name__, tuned)
         assert all(any(p.requires_grad for p in m.parameters()) for m in net.modules() if isinstance(m, BaseTunerLayer))
+    # ViT, which PEFT has no LoRA default for either: its own attention projections, whatever this
+    # transformers version calls them
+    from transformers import ViTConfig, ViTForImageClassification
+
+    vit = ViTForImageClassification(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                              intermediate_size=64, image_size=32, patch_size=8))
+    net = peft.get_peft_model(vit, LoRAConfig().peft_config(["classifier"], vit))
+    tuned = [n for n, m in net.named_modules() if isinstance(m, BaseTunerLayer)]
+    assert len(tuned) == 2 and all(".attention." in n for n in tuned)
 
 
 def test_peft_tuner_without_targets_is_one_error_naming_the_fix():
