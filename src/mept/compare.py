@@ -122,19 +122,18 @@ def routing_health(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The trained router's health on the test split, per seed: a router can be fine at
     initialisation and send every input to one expert after training, and a comparison that
     hides this credits MEPT's routing with a score it did not earn. None for unrouted methods."""
-    found = [r.get("test", {}).get("routing") or r.get("routing") for r in runs]
+    found = [r.get("test", {}).get("routing") for r in runs]
     if not all(found):
         return None
-    return {"layers": len(found[0]["layers"]),
-            "collapsed_layers": [len(f["collapsed_layers"]) for f in found],
+    collapsed = [len(f["collapsed_layers"]) for f in found]
+    return {"layers": len(found[0]["layers"]), "collapsed_layers": collapsed,
+            "collapsed_layers_mean": statistics.fmean(collapsed),
             "mean_entropy": [f["mean_entropy"] for f in found]}
 
 
 def routing_cell(row: dict[str, Any]) -> str:
     health = row.get("routing")
-    if not health:
-        return "-"
-    return f"{statistics.fmean(health['collapsed_layers']):.1f} of {health['layers']}"
+    return f"{health['collapsed_layers_mean']:.1f} of {health['layers']}" if health else "-"
 
 
 def paired(reference: list[float], other: list[float]) -> dict[str, Any]:
@@ -193,10 +192,9 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> dict[str
         writer = csv.DictWriter(f, fieldnames=[*flat, "collapsed_layers_mean", "routed_layers"])
         writer.writeheader()
         for r in rows:
-            health = r.get("routing")
-            writer.writerow({**{k: r[k] for k in flat},
-                             "collapsed_layers_mean": statistics.fmean(health["collapsed_layers"]) if health else "",
-                             "routed_layers": health["layers"] if health else ""})
+            health = r.get("routing") or {}
+            writer.writerow({**{k: r[k] for k in flat}, "collapsed_layers_mean": health.get("collapsed_layers_mean", ""),
+                             "routed_layers": health.get("layers", "")})
     plot(rows, files["png"], title)
     return files
 
