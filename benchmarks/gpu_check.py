@@ -57,24 +57,23 @@ class Row:
     peak_mb: float | None = None
 
 
-def tiny_bert(num_labels: int = 2) -> torch.nn.Module:
+def _tiny_encoder(config_class: str, model_class: str, num_labels: int) -> torch.nn.Module:
     import transformers
 
     torch.manual_seed(0)  # the same frozen weights every time: a fresh copy must equal the saved run's base
-    cfg = transformers.BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)
-    return transformers.BertForSequenceClassification(cfg)
+    cfg = getattr(transformers, config_class)(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                              intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)
+    return getattr(transformers, model_class)(cfg)
+
+
+def tiny_bert(num_labels: int = 2) -> torch.nn.Module:
+    return _tiny_encoder("BertConfig", "BertForSequenceClassification", num_labels)
 
 
 def tiny_mpnet(num_labels: int = 2) -> torch.nn.Module:
     """MPNet's architecture (the offline 12 x 768 backbone's) in miniature: its own attention names,
     which PEFT has no default LoRA targets for."""
-    import transformers
-
-    torch.manual_seed(0)
-    cfg = transformers.MPNetConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                   intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)
-    return transformers.MPNetForSequenceClassification(cfg)
+    return _tiny_encoder("MPNetConfig", "MPNetForSequenceClassification", num_labels)
 
 
 def tiny_llama() -> torch.nn.Module:
