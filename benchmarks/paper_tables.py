@@ -6,7 +6,10 @@
 
 Tables are named by the paper's table numbers (PAPER.md); each prints the paper's numbers
 (``paper_numbers.py``) beside ours, and every comparison is paired by seed with a t-test and
-a bootstrap interval (:func:`mept.stats.paired_test`), saying when the seeds cannot decide:
+a bootstrap interval (:func:`mept.stats.paired_test`), saying when the seeds cannot decide. A table's
+tests are one family: each also gets its Holm-adjusted p over the table (:func:`mept.stats.holm`), and
+"decided" means the *adjusted* p < 0.05 (ten rows against one reference would show a raw p < 0.05
+by chance alone about four times in ten):
 
 - ``1``  (paper Tables 1/6): every method, mixture training (one prompt set for all tasks) and
   single-task training (``--single``), with stored and per-example activated parameters.
@@ -51,7 +54,7 @@ import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures
 from mept.methods.mept import PAPER_STATED, PAPER_UNSTATED
 from mept.registry import make_config
 from mept.run_report import mean_std
-from mept.stats import describe, paired_test
+from mept.stats import adjust_family, describe, paired_test
 from mept.train import run
 from mept.train_config import TrainConfig, migrate_run_config
 
@@ -158,9 +161,10 @@ class Bench:
         ref = seed_averages(got[reference])
         paper_ref = paper.get(reference)
         lines = [f"| row | stored / activated params | ours: validation avg | ours: row - {reference} (paired by seed) | "
-                 f"p (paired t) | paper ({' / '.join(paper_tasks)}) | paper: row - {reference} (mean of its tasks) |",
-                 "|---|---:|---|---|---:|---|---:|"]
-        tests = {}
+                 f"p (paired t) | Holm p (this table) | paper ({' / '.join(paper_tasks)}) | "
+                 f"paper: row - {reference} (mean of its tasks) |",
+                 "|---|---:|---|---|---:|---:|---|---:|"]
+        tests = adjust_family({name: paired_test(seed_averages(r), ref) for name, r in got.items() if name != reference})
         for name, r in got.items():
             paper_row = paper.get(name)
             paper_cell = paper_row if isinstance(paper_row, str) else P.cells(paper_row)
@@ -169,13 +173,13 @@ class Bench:
                 paper_diff = f"{P.mean(paper_row) - P.mean(paper_ref):+.2f}"
             params = f"{_count(r['seeds'][0], 'trainable')} / {_count(r['seeds'][0], 'activated')}"
             if name == reference:
-                lines.append(f"| **{name}** (reference) | {params} | {fmt(r['summary']['average'])} | - | - | "
+                lines.append(f"| **{name}** (reference) | {params} | {fmt(r['summary']['average'])} | - | - | - | "
                              f"{paper_cell} | - |")
                 continue
-            t = paired_test(seed_averages(r), ref)
-            tests[name] = t
+            t = tests[name]
             lines.append(f"| {name} | {params} | {fmt(r['summary']['average'])} | {t['mean_diff']:+.2f} "
-                         f"({', '.join(f'{d:+.2f}' for d in t['diffs'])}) | {_p(t)} | {paper_cell} | {paper_diff} |")
+                         f"({', '.join(f'{d:+.2f}' for d in t['diffs'])}) | {_p(t)} | {_p_holm(t)} | {paper_cell} | "
+                         f"{paper_diff} |")
         text = "\n".join(lines) + "\n" + "\n".join(describe(t, name, reference) for name, t in tests.items())
         if note:
             text += "\n" + note
@@ -328,18 +332,21 @@ class Bench:
         a, ref = self.args, self.reference()
         names = expand_tasks(a.tasks)[: a.max_mixture]
         print(f"Table 11: mixtures of the first 1..{len(names)} tasks ({', '.join(names)})")
-        lines = ["| tasks | steps | MEPT avg | P-Tuning v2 avg | ours: MEPT - P-Tuning v2 (paired) | p | paper gain |",
-                 "|---|---:|---|---|---|---:|---:|"]
-        out = {}
+        lines = ["| tasks | steps | MEPT avg | P-Tuning v2 avg | ours: MEPT - P-Tuning v2 (paired) | p | "
+                 "Holm p (this table) | paper gain |",
+                 "|---|---:|---|---|---|---:|---:|---:|"]
+        got = {}
         for k in range(1, len(names) + 1):
             tasks, steps = names[:k], max(1, a.steps * k // len(names))  # the same examples per task in every row
-            mept_r = self.train(f"t11/{a.reference}/k{k}/mept", "mept", ref, tasks, steps)
-            pt2_r = self.train(f"t11/k{k}/ptuning_v2", "ptuning_v2", METHODS["ptuning_v2"], tasks, steps)
-            t = paired_test(seed_averages(mept_r), seed_averages(pt2_r))
-            out[k] = t
+            got[k] = (steps, self.train(f"t11/{a.reference}/k{k}/mept", "mept", ref, tasks, steps),
+                      self.train(f"t11/k{k}/ptuning_v2", "ptuning_v2", METHODS["ptuning_v2"], tasks, steps))
+        out = adjust_family({k: paired_test(seed_averages(m), seed_averages(b)) for k, (_, m, b) in got.items()})
+        for k, (steps, mept_r, pt2_r) in got.items():
+            t = out[k]
             paper = f"{P.TABLE11[k - 1]:+.1f}" if k <= len(P.TABLE11) else "-"
             lines.append(f"| {k}: +{names[k - 1]} | {steps} | {fmt(mept_r['summary']['average'])} | "
-                         f"{fmt(pt2_r['summary']['average'])} | {t['mean_diff']:+.2f} | {_p(t)} | {paper} |")
+                         f"{fmt(pt2_r['summary']['average'])} | {t['mean_diff']:+.2f} | {_p(t)} | {_p_holm(t)} | "
+                         f"{paper} |")
         text = "\n".join(lines) + "\n" + "\n".join(describe(t, f"MEPT ({k} tasks)", "P-Tuning v2") for k, t in out.items())
         self.results["table11"] = {"text": text, "paired": out}
         print(text)
@@ -375,8 +382,8 @@ class Bench:
             out[method] = cells
             lines.append(f"| {method} | " + " | ".join(fmt(c) for c in cells) + f" | {P.cells(P.TABLE16[method])} |")
         columns = (f"{target} -> {target}", f"{source} -> {target}", f"all -> {target}")
-        paired = {f"mept vs {b} ({col})": paired_test(scores["mept"][i], scores[b][i])
-                  for b in methods if b != "mept" for i, col in enumerate(columns)}
+        paired = adjust_family({f"mept vs {b} ({col})": paired_test(scores["mept"][i], scores[b][i])
+                                for b in methods if b != "mept" for i, col in enumerate(columns)})
         text = "\n".join(lines) + "\n" + _paired_text(paired)
         self.results["table16"] = {"text": text, "rows": out, "paired": paired}
         print(text)
@@ -458,9 +465,11 @@ def _finished(folder: Path, cfg: TrainConfig) -> bool:
 
 
 def _paired(per_seed: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
-    """Every MEPT row against every baseline, paired by seed (:func:`mept.stats.paired_test`)."""
+    """Every MEPT row against every baseline, paired by seed (:func:`mept.stats.paired_test`), Holm-adjusted
+    over all of them (one family)."""
     mepts = [m for m in per_seed if m.startswith("mept")]
-    return {f"{m} vs {b}": paired_test(per_seed[m], per_seed[b]) for m in mepts for b in per_seed if b not in mepts}
+    return adjust_family({f"{m} vs {b}": paired_test(per_seed[m], per_seed[b])
+                          for m in mepts for b in per_seed if b not in mepts})
 
 
 def _paired_text(paired: dict[str, dict[str, Any]]) -> str:
@@ -469,6 +478,13 @@ def _paired_text(paired: dict[str, dict[str, Any]]) -> str:
 
 def _p(test: dict[str, Any]) -> str:
     return "-" if test["n"] < 2 else f"{test['p_two_sided']:.3g}"
+
+
+def _p_holm(test: dict[str, Any]) -> str:
+    """The Holm-adjusted p of one test of a table, in bold where it decides (adjusted p < alpha)."""
+    if test["n"] < 2:
+        return "-"
+    return f"**{test['p_holm']:.3g}**" if test["decided"] else f"{test['p_holm']:.3g}"
 
 
 def _count(metrics: dict[str, Any], key: str) -> str:
