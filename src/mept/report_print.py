@@ -13,7 +13,9 @@ from mept.routing_health import format_health
 
 
 def print_summary(metrics: dict[str, Any]) -> None:
-    """What a person needs after training: best validation scores and their step, test, size, time."""
+    """What a person needs after training: what a search chose, best validation scores and their step, test,
+    size, time."""
+    print_search(metrics)
     best = f" (best checkpoint, step {metrics['best_step']} of {metrics['steps']})" if "best_step" in metrics else ""
     print_scores({k: metrics[k] for k in ("tasks", "average", "majority", "metric", "averages") if k in metrics},
                  title=f"validation scores{best}:")
@@ -26,6 +28,21 @@ def print_summary(metrics: dict[str, Any]) -> None:
     if timing and "wall_seconds" in timing:
         print(f"time: {timing['wall_seconds']:.1f} s wall, {timing['train_seconds']:.1f} s training "
               f"({timing['train_examples_per_second']:.1f} examples/s)")
+
+def print_search(metrics: dict[str, Any]) -> None:
+    """``--paper-search``: every setting tried with its validation average, and the one chosen."""
+    search = metrics.get("search")
+    if not search:
+        return
+    chosen = search["chosen"]
+    print(f"paper search: {len(search['results'])} settings on {search['selected_on']}:")
+    for r in search["results"]:
+        mark = "  <- chosen" if all(r.get(k, chosen[k]) == chosen[k] for k in chosen) else ""
+        lr = f"  lr {r['lr']:g}" if "lr" in r else ""
+        print(f"  m {r['prompt_length']:>3}  N_r {r['experts']:>3}{lr}  validation {r['average']:6.2f}{mark}")
+    print(f"chose m = {chosen['prompt_length']}, N_r = {chosen['experts']}, lr {chosen['lr']:g}; seed(s) "
+          f"{' '.join(map(str, metrics.get('seeds', [])))} trained with it (only these runs score the test split)")
+
 
 def print_scores(metrics: dict[str, Any], title: str = "validation scores:") -> None:
     """Per task the selection metric's score (and majority baseline), then their average.

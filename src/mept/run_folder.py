@@ -142,14 +142,14 @@ def has_progress(out: Path) -> bool:
 # What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
 RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, "best",
                "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis")
-RUN_ENTRY_PREFIXES = ("seed-", "lr-", "eval_")
+RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", "eval_")
 
 
 def check_replaceable(out: Path) -> None:
     """``--overwrite`` only ever replaces a mept run: refuse a link, or a folder with files mept did not write.
 
     A mept run holds ``run_config.json``; every other entry must be one of :data:`RUN_ENTRIES`
-    (or ``seed-N``, ``lr-X``, ``eval_*.json``, a hidden temp file of ours). Anything else is named,
+    (or ``seed-N``, ``lr-X``, ``search-*``, ``eval_*.json``, a hidden temp file of ours). Anything else is named,
     so the user moves it out or picks another ``--output``: a notes file or the training CSV in
     the folder is never deleted.
     """

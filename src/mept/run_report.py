@@ -69,7 +69,7 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
     model.load_adapter(out / "best")
     validation = state["best_result"]
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode,
-                    metric=cfg.metric) if p.test_sets else None
+                    metric=cfg.metric) if p.test_sets and cfg.score_test else None  # a search's runs: validation only
     report = model.parameter_report()
     train_seconds = state.get("train_seconds", 0.0)
     metrics = {
