@@ -89,7 +89,7 @@ def print_footer(metrics: dict[str, Any]) -> None:
         count = f"{stored:,} parameters = " if stored is not None else ""
         print(f"trainable: {count}{metrics['trainable_percent']:.3f}% of the backbone, "
               f"activated prompt tokens: {metrics['activated_prompt_tokens']}")
-        if "activated" in report:  # what one example uses: the count the paper's "Para" matches for MEPT
+        if "activated" in report:  # what one example uses (our reading of the paper's "Para" for MEPT)
             print(f"activated per example: {report['activated']:,} parameters = {report['activated_percent']:.3f}% "
                   f"of the backbone (prompts {report['activated_prompt']:,})")
 
