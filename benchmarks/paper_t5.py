@@ -52,11 +52,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures (PAPER.md)
+import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures, from its text
 
 from mept.stats import adjust_family, describe, paired_test
 
-TASKS = list(P.SUPERGLUE6)  # the paper's six; "wsc" may be added with --tasks (beyond the paper)
+TASKS = list(P.SUPERGLUE6)  # the six of the paper's tables; "wsc" (named in its Sec. 4.1, in no table) with --tasks
 ALL_TASKS = TASKS + ["wsc"]
 METHODS = ["prompt_tuning", "ptuning_v2", "smop", "vfpt", "mept"]
 MIXTURE_METHODS = ["prompt_tuning", "ptuning_v2", "smop", "mept"]  # Table 6's four

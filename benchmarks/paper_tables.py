@@ -4,7 +4,7 @@
     python benchmarks/paper_tables.py --tables 1 8 --seeds 1 2 3 --steps 300
     python benchmarks/paper_tables.py --tables 2 --depth-model mpnet --depth-steps 150
 
-Tables are named by the paper's table numbers (PAPER.md); each prints the paper's numbers
+Tables are named by the paper's table numbers; each prints the paper's numbers
 (``paper_numbers.py``) beside ours, and every comparison is paired by seed with a t-test and
 a bootstrap interval (:func:`mept.stats.paired_test`), saying when the seeds cannot decide. A table's
 tests are one family: each also gets its Holm-adjusted p over the table (:func:`mept.stats.holm`), and
@@ -23,14 +23,15 @@ by chance alone about four times in ten):
 - ``5``  N_r x m grid (``--grid-experts``, ``--grid-lengths``).
 - ``8``  training time until each method first reaches P-Tuning v2's best validation score.
 - ``10`` initialisation: Xavier normal, He normal, task-text embeddings, "previous knowledge"
-  (ours: P-Tuning v2 prompts trained here on the same data; the paper gives no procedure).
+  (ours: P-Tuning v2 prompts trained here on the same data; the paper's Appendix E says only "stored
+  parameters from prior layer training").
 - ``11`` mixtures of the first 1..k tasks: MEPT's gain over P-Tuning v2.
 - ``13`` routed:shared experts (4:0 .. 4:4).
 - ``16`` cross-task: target -> target, source -> target, all -> target.
 
-The reference MEPT of every ablation (``--reference paper``, the default) is the paper's MEPT
-(``MEPTConfig.paper()``: no balance loss, top-1, one shared expert, Xavier normal) at this
-script's training budget; ``--reference default`` uses the library default (+ balance loss 0.01).
+The reference MEPT of every ablation (``--reference paper``, the default) is the paper MEPT
+(``MEPTConfig.paper()``: no balance loss, top-1, one shared expert, Xavier normal; N_r = m = 10,
+ours) at this script's training budget (AdamW at lr 1e-2: ours, not the paper's 1e-5..1e-4); ``--reference default`` uses the library default (+ balance loss 0.01).
 ``--skip ROW ...`` leaves rows of the ablation tables out of one invocation (the reference always runs).
 
 Budget: MiniLM, batch 16, text length ``--text-length`` plus each method's prompt slots,
@@ -73,7 +74,7 @@ PAPER_MEPT: dict[str, Any] = {**{k: v for k, v in {**PAPER_UNSTATED, **PAPER_STA
 # a method whose scale differs from the text methods' (VFPT's FFT-mixed rows sum over m x d entries)
 # picks its lr on validation (seed 42) from its own grid before the seeds run; the others use 1e-2
 LR_GRIDS: dict[str, list[float]] = {"vfpt": [1e-3, 1e-4]}
-# Table 3: one setting changed from the reference per row (the reference is the paper's top-1)
+# Table 3: one setting changed from the reference per row (the reference is the paper MEPT's top-1)
 ROUTING_ROWS: dict[str, dict[str, Any]] = {
     "top1": {},
     "stochastic": {"routing": "stochastic"},
@@ -323,7 +324,7 @@ class Bench:
                       {**P.TABLE10, "task_text": "not in the paper"}, P.ABLATION_TASKS,
                       note="previous_knowledge here: every expert starts from P-Tuning v2 prompts trained by this script "
                            f"on the same data and budget (seed {a.seeds[0]}, first m of its 100 rows per layer): our "
-                           "reading, the paper gives no procedure")
+                           "reading, the paper describes it only as stored parameters from prior layer training")
 
     def table11(self) -> None:
         """Paper Table 11: MEPT's gain over P-Tuning v2 on mixtures of the first 1..k tasks."""

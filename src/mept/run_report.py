@@ -185,7 +185,8 @@ def mean_over_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation over seeds, per task and for the average (the paper reports 3 runs)."""
+    """Mean and standard deviation over seeds, per task and for the average (the MEPT paper averages 3 runs,
+    Table 1's caption)."""
     tasks = runs[0]["tasks"]
     return {
         "method": runs[0]["method"],
