@@ -21,7 +21,8 @@ from mept.data.metrics import SELECTION_METRICS
 from mept.errors import MeptError
 from mept.task_types import FORMATS
 
-DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: the paper family)
+DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: stand-ins for
+# the paper's SuperGLUE tasks)
 
 
 def paper_lr_grid(method: str) -> list[float]:
