@@ -13,6 +13,7 @@ the adjusted p decides (< 0.05):
 - the 600-step logs, which print each run's progress but not the tests: each seed's best
   validation score (its last ``best`` value) per configuration, paired by seed with
   :func:`mept.stats.paired_test`, in the families the README reports;
+- ``routing_table_*.json`` (``routing.py``, section 0b): each router setting against ``paper``, per seed;
 - ``compare_*.json`` (``mept compare``): each method's test scores per seed against MEPT's.
 """
 
@@ -103,6 +104,10 @@ def main() -> None:
                            family({r: (best[f"t5/{r}"], mixture["mept"]) for r in routings})))
     sections.append(report("600 steps, Table 3 shared experts: each row - top-1 (paper router)",
                            family({r: (best[f"t3/paper/{r}"], best["t5/top1"]) for r in ("shared-off", "shared-replaced")})))
+    settings = {name: row["per_seed"] for path in sorted(RESULTS.glob("routing_table_*.json"))
+                for name, row in json.loads(path.read_text())["rows"].items()}
+    sections.append(report("routing.py (section 0b), 300 steps: each router setting - paper (no balance loss)",
+                           family({name: (seeds, settings["paper"]) for name, seeds in settings.items() if name != "paper"})))
     for path in sorted(RESULTS.glob("compare_*.json")):
         rows = json.loads(path.read_text())["rows"]
         ref = next(r for r in rows if r["method"] == "mept")
