@@ -1,8 +1,15 @@
 #!/bin/bash
 # Issue 31: does the paper's MEPT router (--paper: top-1, no balance loss) collapse at the paper's
-# learning rates (1e-4, 5e-5; its grid is 1e-5, 5e-5, 1e-4) as it does at our 1e-2?
+# learning rates (1e-4, 5e-5; its grid is 1e-5, 5e-5, 1e-4, Appendix B.2) as it does at our 1e-2?
 # MiniLM, default bb-diverse mixture, the default run's budget (3 epochs = 834 steps of batch 16,
-# text length 384, validation after each epoch), AdamW (ours), head lr 1e-2 (ours), fp32, one thread.
+# text length 384, validation on all 1,109 examples after each epoch), AdamW (ours), head lr 1e-2 (ours),
+# fp32, one thread per run, on the shared 2-core machine (load average 4-6).
+# As run: lr 1e-4 then 1e-2 one after the other (this loop); lr 5e-5 was started by hand with the same
+# command once a test suite had left the second core, alongside lr 1e-2's second seed.
+# The routing at initialisation, for reference (one step at lr 1e-12: the router and prompts do not move):
+#   python -m mept.cli train --paper --lr 1e-12 --max-steps 1 --batch-size 16 --max-length 384 --seeds 1 2 \
+#       --no-progress --output runs/paper-lr-routing/init --overwrite > benchmarks/results/paper_lr_routing/init.log 2>&1
+# Summary: python benchmarks/results/paper_lr_routing/summarise.py > benchmarks/results/paper_lr_routing/summary.md
 set -e
 export OMP_NUM_THREADS=1
 cd "$(dirname "$0")/../../.."

@@ -32,16 +32,17 @@ def health(m: dict) -> dict:
 
 def main(root: Path) -> None:
     rows: dict[str, list[dict]] = {}
-    for folder in sorted(root.glob("lr-*")):
+    for folder in [*sorted(root.glob("lr-*")), root / "init"]:
         for path in sorted(folder.glob("seed-*/metrics.json")):
             target = HERE / folder.name / f"{path.parent.name}.metrics.json"
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(path, target)
-            rows.setdefault(folder.name[3:], []).append({"seed": path.parent.name[5:], **health(json.loads(path.read_text()))})
+            name = folder.name[3:] if folder.name.startswith("lr-") else "init (1 step at lr 1e-12)"
+            rows.setdefault(name, []).append({"seed": path.parent.name[5:], **health(json.loads(path.read_text()))})
     print("| lr | seed | best validation avg (step) | collapsed layers (of 6) | layers with >= 3 experts | "
           "mean entropy | mean top-1 prob | max pathway cosine | collapsed layers / entropy at each evaluation |")
     print("|---|---|---|---:|---:|---:|---:|---:|---|")
-    for lr, seeds in sorted(rows.items(), key=lambda kv: float(kv[0])):
+    for lr, seeds in sorted(rows.items(), key=lambda kv: float(kv[0]) if kv[0][0].isdigit() else 0.0):
         for s in seeds:
             trace = "; ".join(f"{step}: {c} / {e:.2f}" for step, c, e in s["history"])
             print(f"| {lr} | {s['seed']} | {s['average']:.2f} ({s['best_step']}) | {s['collapsed']} | {s['three']} | "
@@ -52,7 +53,7 @@ def main(root: Path) -> None:
     if "1e-2" in rows:
         ref = [s["average"] for s in rows["1e-2"]]
         tests = adjust_family({lr: paired_test([s["average"] for s in seeds], ref)
-                               for lr, seeds in rows.items() if lr != "1e-2" and len(seeds) == len(ref)})
+                               for lr, seeds in rows.items() if lr[0].isdigit() and lr != "1e-2" and len(seeds) == len(ref)})
         for lr, t in tests.items():
             print(f"\nvalidation avg, lr {lr} - lr 1e-2 paired by seed: {', '.join(f'{d:+.2f}' for d in t['diffs'])}; "
                   f"mean {t['mean_diff']:+.2f}, p = {t['p_two_sided']:.3g}, Holm p = {t['p_holm']:.3g} "
