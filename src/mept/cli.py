@@ -250,9 +250,12 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     check_writable(out, flag="--out")
     p = load_trained(args.run_dir, data=True, one_seed=True, tasks=args.tasks)
-    result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
-                         by_label=args.by == "label", sets=analysis_sets(p, args.split, args.tasks),
-                         feature_model=args.feature_model)
+    from mept.precision import autocast
+
+    with autocast(p.config.mixed_precision_ran):  # the routes the run itself took, in its precision
+        result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
+                             by_label=args.by == "label", sets=analysis_sets(p, args.split, args.tasks),
+                             feature_model=args.feature_model)
     print(result["summary"])
     for name, path in result["files"].items():
         print(f"wrote {path}")

@@ -62,7 +62,7 @@ def eval_split(folder: Path, split: str, *, tasks: list[str] | None = None, data
     if not sets:
         raise MeptError(f"split {split!r} is not available for these tasks")
     result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode,
-                      metric=p.config.metric)
+                      metric=p.config.metric, precision=p.config.mixed_precision_ran)
     result.update({"split": split, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"{split} scores (best checkpoint):")
     return write_eval(result, folder, f"eval_{split}_{'-'.join(sets)}.json")
@@ -110,7 +110,8 @@ def eval_file(folder: Path, file: str, *, tasks: list[str] | None = None, eval_m
     spec = pick_task(p, tasks[0] if tasks else None)
     features, cut = featurize_file(p, spec, file, True, fields)
     result = evaluate(p.model, p.encoder, {spec.name: spec}, {spec.name: features},
-                      p.config.eval_batch_size, p.config.eval_mode, metric=p.config.metric, per_class=True)
+                      p.config.eval_batch_size, p.config.eval_mode, metric=p.config.metric, per_class=True,
+                      precision=p.config.mixed_precision_ran)
     result.update({"split": "file", "file": str(Path(file).resolve()), "examples": len(features),
                    "truncated": {spec.name: cut}, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"scores on {file} ({len(features)} examples, best checkpoint):")
@@ -154,7 +155,8 @@ def predict_file(run_dir: str | Path, file: str, output: str | Path, *, task: st
     p = load_trained(run_dir, eval_mode=eval_mode, eval_batch_size=eval_batch_size)
     spec = pick_task(p, task)
     features, _ = featurize_file(p, spec, file, False, fields)
-    preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode)
+    preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode,
+                            precision=p.config.mixed_precision_ran)
     layers = [i + 1 for i in p.model.method.layer_ids] if p.model.method.routed else []
     write_predictions(out, rows, preds, spec, layers)
     print(f"wrote {len(preds)} predictions to {out}")

@@ -23,6 +23,7 @@ from mept.encode import ANSWER_SEP, Encoder, Feature, task_logits
 from mept.errors import MeptError
 from mept.model import PromptedModel
 from mept.pathways import RoutingTrace
+from mept.precision import autocast
 from mept.routing import trace_of
 from mept.routing_health import routing_health
 
@@ -51,14 +52,22 @@ def predict(
     eval_mode: str = "rank",
     progress: bool = False,
     routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]] | None = None,
+    precision: str | None = None,
 ) -> list[Any]:
     """Label ids for classification tasks, answer strings for generation tasks.
 
     ``routes``, when given, receives each batch's routing (:func:`mept.routing.trace_of` of the
     scored forward's ``routes``) so the routing health is measured on the very forwards that were scored.
+    ``precision``: the run's ``mixed_precision_ran`` (:mod:`mept.precision`; None: fp32).
     """
     model.eval()
     device = next(model.parameters()).device
+    with autocast(precision, device):
+        return _predict(model, encoder, spec, features, batch_size, eval_mode, progress, routes, device)
+
+
+def _predict(model: PromptedModel, encoder: Encoder, spec: TaskSpec, features: list[Feature], batch_size: int,
+             eval_mode: str, progress: bool, routes: list | None, device: torch.device) -> list[Any]:
     preds: list[Any] = []
     chunks = list(batches(features, batch_size))
     for chunk in tqdm(chunks, desc=f"eval {spec.name}", disable=not progress, leave=False):
@@ -106,6 +115,7 @@ def predict_details(
     features: list[Feature],
     batch_size: int,
     eval_mode: str = "rank",
+    precision: str | None = None,
 ) -> list[Prediction]:
     """Classification predictions with their probability and the experts the router chose.
 
@@ -115,6 +125,12 @@ def predict_details(
     """
     model.eval()
     device = next(model.parameters()).device
+    with autocast(precision, device):
+        return _predict_details(model, encoder, spec, features, batch_size, eval_mode, device)
+
+
+def _predict_details(model: PromptedModel, encoder: Encoder, spec: TaskSpec, features: list[Feature],
+                     batch_size: int, eval_mode: str, device: torch.device) -> list[Prediction]:
     out: list[Prediction] = []
     for chunk in batches(features, batch_size):
         batch = to_device(encoder.collate(chunk, train=False), device)
@@ -227,6 +243,7 @@ def evaluate(
     progress: bool = False,
     metric: str = "task",
     per_class: bool = False,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Per-task metrics plus their ``average`` over tasks of the ``metric`` that selects checkpoints
     (``task``: each task's own score, which the paper averages), the class metrics' averages
@@ -238,7 +255,8 @@ def evaluate(
     key = metric_key(metric)
     for task, features in eval_sets.items():
         routes: list = []
-        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress, routes=routes)
+        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress, routes=routes,
+                        precision=precision)
         # built-in suites selected by their own metric report exactly what they always did
         results[task] = score(specs[task], features, preds, class_scores=metric != "task" or per_class)
         if key not in results[task]:

@@ -22,6 +22,7 @@ from mept.data.registry import TaskSpec, check_splits
 from mept.encode import Encoder, Feature, LabelSpace
 from mept.errors import MeptError
 from mept.model import PromptedModel, get_model
+from mept.precision import resolve_precision
 from mept.registry import make_config
 from mept.train_config import TrainConfig
 
@@ -132,8 +133,7 @@ def _subsample(items: list, n: int | None, seed: int) -> list:
 def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
     seed_everything(cfg.seed)  # the prompts' random init is part of the run
-    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():  # Accelerate would silently ignore it
-        raise MeptError("--mixed-precision fp16 needs a CUDA GPU; on CPU use bf16 or no")
+    resolve_precision(cfg.mixed_precision)  # fp16 without CUDA is refused before anything loads
     method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
     specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
     form = resolve_format(cfg, specs)

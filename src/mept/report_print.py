@@ -26,6 +26,9 @@ def print_summary(metrics: dict[str, Any]) -> None:
     if timing and "wall_seconds" in timing:
         print(f"time: {timing['wall_seconds']:.1f} s wall, {timing['train_seconds']:.1f} s training "
               f"({timing['train_examples_per_second']:.1f} examples/s)")
+    precision = metrics.get("precision")
+    if precision:
+        print(f"precision: {precision['computed_in']} ({precision['why']})")
 
 def print_scores(metrics: dict[str, Any], title: str = "validation scores:") -> None:
     """Per task the selection metric's score (and majority baseline), then their average.

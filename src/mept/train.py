@@ -31,6 +31,7 @@ from mept.file_limits import read_json_object
 from mept.identity import write_identity
 from mept.memory import release_memory
 from mept.model import PromptedModel
+from mept.precision import resolve_precision
 from mept.prepare_run import Prepared, prepare, seed_everything, set_determinism
 from mept.progress import Progress, progress_lines
 from mept.run_folder import (
@@ -79,6 +80,14 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
     atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(cfg.to_dict(), indent=2)))
 
 
+def with_precision(cfg: TrainConfig) -> tuple[TrainConfig, str]:
+    """``cfg`` with ``mixed_precision_ran`` set, and why: a run that has one (resumed, a seed of a grid) keeps it."""
+    if cfg.mixed_precision_ran is not None:
+        return cfg, "the run's own" if cfg.mixed_precision == "auto" else "asked for"
+    ran, why = resolve_precision(cfg.mixed_precision)
+    return replace(cfg, mixed_precision_ran=ran), why
+
+
 def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
     """Train one run (one seed, one lr) and write ``metrics.json`` in ``cfg.output``."""
     from accelerate import Accelerator
@@ -91,7 +100,9 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     p = prepared or prepare(cfg)
     release_memory()  # tokenising freed much; hand it back before the training steps add theirs
     cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    cfg, why = with_precision(cfg)
+    p = replace(p, config=cfg)  # run_report reads the precision (and why) from the prepared run's config
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision_ran, cpu=not torch.cuda.is_available())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
         save_label_space(out, p)
@@ -177,7 +188,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
             t0 = time.perf_counter()
             progress.phase = "evaluating"
             result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode,
-                              metric=cfg.metric)
+                              metric=cfg.metric, precision=cfg.mixed_precision_ran)
             progress.phase = ""
             release_memory()
             state["eval_seconds"] = time.perf_counter() - t0
@@ -216,6 +227,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     out = Path(cfg.output)
     check_writable(out)
+    cfg, _ = with_precision(cfg)  # before the seeds and the grid: every part runs, and records, the same one
     if cfg.overwrite and not resume:
         check_replaceable(out)  # before the model loads: --overwrite only ever replaces a mept run
     processes = PartialState(cpu=not torch.cuda.is_available())

@@ -19,6 +19,7 @@ import yaml
 
 from mept.data.metrics import SELECTION_METRICS
 from mept.errors import MeptError
+from mept.precision import PRECISIONS
 from mept.task_types import FORMATS
 
 DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: the paper family)
@@ -144,7 +145,13 @@ class TrainConfig:
         "tasks), accuracy (default for your own file), macro_f1, weighted_f1; accuracy and macro-F1 are "
         "reported either way"))
     # hardware
-    mixed_precision: str = setting("no", help="no, fp16, bf16 (GPU)")
+    # auto: bf16 where the hardware computes it natively, fp32 elsewhere (mept.precision says why)
+    mixed_precision: str = setting("auto", choices=list(PRECISIONS), help=(
+        "auto (default: bf16 where the CPU or GPU computes bf16 natively -- a CPU with avx512_bf16 or AMX, a "
+        "bf16-capable CUDA GPU -- else fp32, since emulated bf16 is many times slower), no (fp32), bf16, fp16 "
+        "(CUDA); prompts, routers and head keep fp32 weights either way"))
+    # what auto (or the flag) resolved to when the run started: eval, predict, analyze and --resume use it
+    mixed_precision_ran: str | None = setting(None, flag=False)
     quantize: str | None = setting(None, help="8bit or 4bit backbone (bitsandbytes, GPU)")
     gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass: less memory")
     # GPU: deterministic kernels (slower); CPU runs repeat bit for bit without it
@@ -186,8 +193,10 @@ class TrainConfig:
             raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
         if self.eval_mode not in ("rank", "generate"):
             raise MeptError(f"eval_mode must be 'rank' or 'generate', got {self.eval_mode!r}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise MeptError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in PRECISIONS:
+            raise MeptError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
+        if self.mixed_precision_ran not in (None, "no", "bf16", "fp16"):
+            raise MeptError(f"mixed_precision_ran must be no, bf16 or fp16, got {self.mixed_precision_ran!r}")
         if self.quantize not in (None, "8bit", "4bit"):
             raise MeptError(f"quantize must be 8bit or 4bit, got {self.quantize!r}")
         for name in ("batch_size", "eval_batch_size", "max_length", "save_every", "gradient_accumulation_steps"):
@@ -303,12 +312,18 @@ def short_repr(value: Any) -> str:
 
 # Keys added to run_config.json after runs were first saved, with the value that says what those
 # older runs meant (a missing key must not silently take the new default's meaning).
-LEGACY_RUN_CONFIG = {"max_length_counts_slots": True}
+LEGACY_RUN_CONFIG = {"max_length_counts_slots": True, "mixed_precision": "no"}
 
 
 def migrate_run_config(data: dict[str, Any]) -> dict[str, Any]:
-    """A saved ``run_config.json`` as today's keys, keeping the meaning it was written with."""
-    return {**{k: v for k, v in LEGACY_RUN_CONFIG.items() if k not in data}, **data}
+    """A saved ``run_config.json`` as today's keys, keeping the meaning it was written with.
+
+    Runs saved before ``--mixed-precision auto`` ran in exactly the precision they asked for.
+    """
+    out = {**{k: v for k, v in LEGACY_RUN_CONFIG.items() if k not in data}, **data}
+    if "mixed_precision_ran" not in out and out["mixed_precision"] != "auto":
+        out["mixed_precision_ran"] = out["mixed_precision"]
+    return out
 
 
 # (field, low, high, low inclusive, high inclusive): ranges beyond the type, checked after it
