@@ -88,6 +88,18 @@ def with_precision(cfg: TrainConfig) -> tuple[TrainConfig, str]:
     return replace(cfg, mixed_precision_ran=ran), why
 
 
+def forget_other_precision(ran: str) -> None:
+    """Let one process train runs of different precisions (the Python API, tests): Accelerate keeps its
+    first ``mixed_precision`` for the life of a process and refuses another. In a single process the
+    shared state holds nothing else of ours, so it is reset; under ``accelerate launch`` it is left alone
+    (every run there is launched with one precision)."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("num_processes", 1) == 1 and str(state.get("_mixed_precision", ran)) != ran:
+        AcceleratorState._reset_state()
+
+
 def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
     """Train one run (one seed, one lr) and write ``metrics.json`` in ``cfg.output``."""
     from accelerate import Accelerator
@@ -102,6 +114,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
     cfg, why = with_precision(cfg)
     p = replace(p, config=cfg)  # run_report reads the precision (and why) from the prepared run's config
+    forget_other_precision(cfg.mixed_precision_ran)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision_ran, cpu=not torch.cuda.is_available())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
