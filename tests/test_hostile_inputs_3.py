@@ -50,15 +50,16 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("battery3")
     train = csv_file(root / "reviews.csv", GOOD)
+    val = csv_file(root / "reviews_val.csv", GOOD[::-1])  # the same rows in another order: not the training file
     out = root / "run"
-    assert main(["train", "--train-file", str(train), "--val-file", str(train), "--max-steps", "1",
+    assert main(["train", "--train-file", str(train), "--val-file", str(val), "--max-steps", "1",
                  "--output", str(out), *TINY]) == 0
     return out
 
 
 def own_data(trained: Path) -> list[str]:
     """The shared run's data files (a --val-file, so no tiny-validation warning joins the error line)."""
-    return ["--train-file", str(trained.parent / "reviews.csv"), "--val-file", str(trained.parent / "reviews.csv")]
+    return ["--train-file", str(trained.parent / "reviews.csv"), "--val-file", str(trained.parent / "reviews_val.csv")]
 
 
 def copy_run(trained: Path, tmp_path: Path, name: str = "copy") -> Path:
@@ -156,7 +157,7 @@ def test_predict_keeps_the_mode_of_a_replaced_file_and_the_umask_for_a_new_one(t
     os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
     out.chmod(0o640)
-    assert cli(["predict", str(trained), "--file", str(new), "--output", str(out)], capsys)[0] == 0
+    assert cli(["predict", str(trained), "--file", str(new), "--output", str(out), "--overwrite"], capsys)[0] == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
 
 
