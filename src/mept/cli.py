@@ -188,9 +188,7 @@ def train_config_from_args(args: argparse.Namespace):
             except ValueError:
                 raise MeptError(f"--lr-grid takes numbers or 'paper', got {' '.join(grid)}") from None
     if args.resume and not args.config:
-        from mept.paths import user_path
-
-        saved = resume_settings(user_path(values.get("output", "runs/latest")), values)
+        saved = resume_settings(Path(values.get("output", "runs/latest")), values)
         if saved is not None:
             return TrainConfig.from_dict(saved, origin="run_config.json")
     if args.config:
@@ -251,9 +249,7 @@ def _file_fields(args: argparse.Namespace) -> dict[str, str | None]:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from mept.eval_run import predict_file
-    from mept.paths import user_path
-
-    predict_file(args.run_dir, str(user_path(args.file)), user_path(args.output), task=args.task,
+    predict_file(args.run_dir, args.file, Path(args.output), task=args.task,
                  eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size, fields=_file_fields(args),
                  overwrite=args.overwrite, escape_formulas=not args.no_formula_escape)
 
@@ -263,12 +259,11 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from mept.analysis.report import ANALYSIS
     from mept.eval_run import analysis_sets
     from mept.ownership import claim_output
-    from mept.paths import user_path
     from mept.run_folder import load_trained, move_aside, output_lock, settle
 
     if args.max_per_task < 1:
         raise MeptError(f"--max-per-task must be >= 1, got {args.max_per_task}")
-    out = user_path(args.out) if args.out else Path(args.run_dir) / "analysis"
+    out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
     claim_output(out, ANALYSIS, overwrite=args.overwrite, flag="--out")  # before the model loads
     split_file = args.split not in ("validation", "test")  # a labelled file: the run's own data is not needed
     p = load_trained(args.run_dir, data=not split_file, one_seed=True, tasks=args.tasks)
@@ -293,7 +288,6 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> None:
     from mept.compare import DEFAULT_METHODS, CompareConfig, compare
-    from mept.paths import user_path
     from mept.train_config import TrainConfig
 
     forwarded: list[str] = []
@@ -305,7 +299,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
             forwarded += [flag, *map(str, value if isinstance(value, list) else [value])]
             values[name] = value
     cfg = CompareConfig(train_file=args.train_file, val_file=args.val_file, test_file=args.test_file,
-                        output=str(user_path(args.output)), methods=args.methods or list(DEFAULT_METHODS),
+                        output=args.output, methods=args.methods or list(DEFAULT_METHODS),
                         seeds=args.seeds, train_args=forwarded, search_lr=not args.no_lr_grid,
                         overwrite=args.overwrite, progress=not args.no_progress)
     for method in cfg.methods:  # every method's settings are checked before any folder or log is made
@@ -368,6 +362,21 @@ def join_negative_numbers(argv: list[str]) -> list[str]:
     return out
 
 
+PATH_ARGS = ("run_dir", "file", "output", "out", "config", "train_file", "val_file", "test_file", "data_dir", "split")
+
+
+def expand_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """Every path flag read as a shell would: ``--output '~/x'`` is in the home folder, like ``--train-file '~/x.csv'``
+    (quoted, the shell leaves ``~`` to us; a folder literally named ``~`` is never made)."""
+    from mept.paths import user_path
+
+    for name in PATH_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, str(user_path(value)))
+    return args
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """MeptWarnings are one ``warning: ...`` line on stderr; other libraries' warnings keep their form."""
     if issubclass(category, MeptWarning):
@@ -379,7 +388,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     from mept.signals import terminate_as_interrupt
 
-    args = build_parser().parse_args(join_negative_numbers(list(sys.argv[1:] if argv is None else argv)))
+    args = expand_paths(build_parser().parse_args(join_negative_numbers(list(sys.argv[1:] if argv is None else argv))))
     with terminate_as_interrupt(), warnings.catch_warnings():  # SIGTERM unwinds like Ctrl-C
         warnings.simplefilter("always", MeptWarning)  # every doubtful input is reported, not only the first
         warnings.showwarning = _show_warning
