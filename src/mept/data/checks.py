@@ -56,9 +56,16 @@ def check_rows(rows: list[Row], label_field: str, text_fields: list[str]) -> Non
         empty = [r for r in rows if _blank(r.get(field))]
         if empty and len(empty) == len(rows):
             raise MeptError(f"{rows[0].where}: field {field!r} is empty in every row; is it the text column?")
+    warn_empty_texts(rows, text_fields)
+
+
+def warn_empty_texts(rows: list[Row], text_fields: list[str], use: str = "trained and scored") -> None:
+    """One warning per text field that is empty (or only spaces, zero-width or bidi characters) in some rows."""
+    for field in text_fields:
+        empty = [r for r in rows if _blank(r.get(field))]
         if empty:
             warn(f"{len(empty)} row(s) have an empty {field!r} field (first at {empty[0].origin}); "
-                 f"they are trained and scored on the prompt alone")
+                 f"they are {use} on the prompt alone")
 
 
 def check_labels(train: list[Example], validation: list[Example], verbalizer: tuple[str, ...], where: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mept.data.checks import check_labels, check_no_label_leak, check_rows, check_validation_size
+from mept.data.checks import check_labels, check_no_label_leak, check_rows, check_validation_size, warn_empty_texts
 from mept.data.examples import Example
 from mept.data.jsonl import Row, read_table
 from mept.data.labels import LabelReader, check_verbalizer, is_number, normalise_label, sort_labels
@@ -125,6 +125,9 @@ def read_examples(
     if not rows:
         raise MeptError(f"{path}: no rows")
     _check_fields(rows, [text_field] + ([text_pair_field] if text_pair_field else []) + ([label_field] if labelled else []))
+    if parsed is None:
+        warn_empty_texts(rows, [text_field] + ([text_pair_field] if text_pair_field else []),
+                         "scored" if labelled else "labelled")
     reader = LabelReader(label_field)
     out = []
     for row in rows:
@@ -173,7 +176,8 @@ def load_custom(
     if not train_rows:
         raise MeptError(f"{path_train}: no rows")
     _check_fields(train_rows + val_rows + test_rows, [label_field, text_field] + ([text_pair_field] if text_pair_field else []))
-    check_rows(train_rows + val_rows, label_field, [text_field] + ([text_pair_field] if text_pair_field else []))
+    check_rows(train_rows + val_rows + test_rows, label_field,
+               [text_field] + ([text_pair_field] if text_pair_field else []))
     readers = {name: LabelReader(label_field) for name in ("train", "validation", "test")}
     labels = {name: [readers[name].read(r) for r in rows]
               for name, rows in (("train", train_rows), ("validation", val_rows), ("test", test_rows))}
