@@ -331,12 +331,14 @@ def check_data_files(run: Path, cfg: TrainConfig) -> None:
 def check_backbone_kind(run: Path, cfg: TrainConfig) -> None:
     """Before a model is built: the backbone ``run_config.json`` names must be of the kind, width and depth
     the adapter in ``best/`` was trained on (else building it fails on something else first, e.g. the head)."""
-    from mept.adapter_format import read_adapter_config
+    from mept.adapter_format import CONFIG_NAME, read_adapter_config
     from mept.backbones import backbone_config
-    from mept.baselines.base import is_baseline_checkpoint, read_baseline_meta
+    from mept.baselines.base import META_NAME, is_baseline_checkpoint, read_baseline_meta
 
     best = run / "best"
-    meta = read_baseline_meta(best) if is_baseline_checkpoint(best) else read_adapter_config(best)
+    baseline = is_baseline_checkpoint(best)
+    meta = read_baseline_meta(best) if baseline else read_adapter_config(best)
+    saved_in = best / (META_NAME if baseline else CONFIG_NAME)
     saved = meta.get("backbone") if isinstance(meta.get("backbone"), dict) else {}
     config = backbone_config(cfg.model)
     mine = {"model_type": getattr(config, "model_type", None),
@@ -347,8 +349,9 @@ def check_backbone_kind(run: Path, cfg: TrainConfig) -> None:
         def shape(d: dict) -> str:
             return f"a {d.get('model_type')} model, {d.get('hidden_size')} wide, {d.get('num_layers')} layers"
 
-        raise MeptError(f"the adapter in {run} was trained on {shape(saved)}, but {run / RUN_CONFIG} names model "
-                        f"{cfg.model!r} ({shape(mine)}); put back the model it was trained on")
+        raise MeptError(f"the adapter in {run} was trained on {shape(saved)} (says {saved_in}), but {run / RUN_CONFIG} "
+                        f"names model {cfg.model!r} ({shape(mine)}); put back the model it was trained on, or restore "
+                        f"whichever of the two files was edited")
 
 
 def pick_task(p: Prepared, task: str | None) -> TaskSpec:
