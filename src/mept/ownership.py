@@ -84,19 +84,6 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
 
 
-def is_ours(out: Path, kind: OutputKind) -> bool:
-    """Did mept write ``out`` as ``kind`` (and nothing else into it)? A missing path is not ours."""
-    out = Path(out)
-    if kind.owns_file is not None:
-        return out.is_file() and not out.is_symlink() and kind.owns_file(out)
-    if not out.is_dir() or out.is_symlink():
-        return False
-    names = sorted(p.name for p in out.iterdir())
-    if kind.foreign(names):
-        return False
-    return kind.marker in names or (kind.legacy is not None and kind.legacy(out, names))
-
-
 def claim_output(out: Path, kind: OutputKind, *, overwrite: bool, flag: str = "--output",
                  hint: str = "") -> bool:
     """Check that ``out`` may be written as ``kind``; True if it holds an earlier output to replace.
@@ -108,11 +95,11 @@ def claim_output(out: Path, kind: OutputKind, *, overwrite: bool, flag: str = "-
     if kind.owns_file is not None:
         return _claim_file(out, kind, overwrite, flag)
     check_writable(out, flag)
-    if not out.exists() or (out.is_dir() and not out.is_symlink() and not any(out.iterdir())):
-        return False
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return False  # nothing to replace (an empty folder behind a link too: the output may live on another disk)
     if out.is_symlink():
-        raise MeptError(f"{flag} {out} is a symbolic link (to {os.readlink(out)}); mept does not write through or "
-                        f"replace a link: pass the folder it points to, or another {flag}")
+        raise MeptError(f"{flag} {out} is a symbolic link (to {os.readlink(out)}); mept does not replace what a "
+                        f"link points to: pass the folder it points to, or another {flag}")
     names = sorted(p.name for p in out.iterdir())
     foreign = kind.foreign(names)
     if not (kind.marker in names or (kind.legacy is not None and kind.legacy(out, names))):
