@@ -159,6 +159,13 @@ def _choice(cfg: object, name: str, options: tuple[str, ...]) -> None:
         raise MeptError(f"{type(cfg).__name__}.{name} must be one of {', '.join(options)}, got {value!r}")
 
 
+def _positive_number(cfg: object, name: str) -> None:
+    """A finite number > 0: what a setting that divides (a temperature, Gumbel's tau) must be."""
+    value = getattr(cfg, name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):  # NaN fails
+        raise MeptError(f"{type(cfg).__name__}.{name} must be a finite number > 0, got {value!r}")
+
+
 def _non_negative(cfg: object, name: str) -> None:
     value = getattr(cfg, name)
     if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):  # NaN fails >= 0
