@@ -309,18 +309,24 @@ def load_trained(run_dir: str | Path, *, data: bool = False, tasks: list[str] | 
     elif not (run / LABELS).exists():
         prepared = prepare(cfg)
     else:
-        info = read_json_object(run / LABELS)
-        if not isinstance(info.get("tasks"), dict):
-            raise MeptError(f"{run / LABELS} lacks its tasks entry; the run folder is damaged")
-        specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
-                 for name, s in info["tasks"].items()}
-        labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
+        info, specs, labels = read_labels(run)
         method_cfg = make_config(cfg.method, **cfg.method_settings())
         model, encoder = build_model(cfg, method_cfg, info["format"], labels, info["num_labels"])
         prepared = Prepared(cfg, model, encoder, specs, [], {}, {}, {})
         check_identity(run, prepared.model.backbone, info)
     prepared.model.load_adapter(run / "best", check_config=True)
     return prepared
+
+
+def read_labels(run: Path) -> tuple[dict[str, Any], dict[str, TaskSpec], LabelSpace | None]:
+    """``labels.json`` of a trained folder: the saved object, its task specs, and the head's label space."""
+    info = read_json_object(run / LABELS)
+    if not isinstance(info.get("tasks"), dict):
+        raise MeptError(f"{run / LABELS} lacks its tasks entry; the run folder is damaged")
+    specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
+             for name, s in info["tasks"].items()}
+    labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
+    return info, specs, labels
 
 
 def pick_task(p: Prepared, task: str | None) -> TaskSpec:

@@ -88,10 +88,24 @@ def read_examples(
 
     Labels are read by the one rule of :mod:`mept.data.labels`, as in training.
     """
-    parsed = parse_template(template) if template is not None else None
     rows = read_table(path)
     if not rows:
         raise MeptError(f"{path}: no rows")
+    return examples_from_rows(rows, spec, text_field, text_pair_field, label_field, template, labelled, str(path))
+
+
+def examples_from_rows(
+    rows: list[Row],
+    spec: TaskSpec,
+    text_field: str = "text",
+    text_pair_field: str | None = None,
+    label_field: str = "label",
+    template: str | None = None,
+    labelled: bool = True,
+    where: str = "",
+) -> list[Example]:
+    """:func:`read_examples` on rows already read (a file's, or a request's in ``mept serve``)."""
+    parsed = parse_template(template) if template is not None else None
     _check_fields(rows, [text_field] + ([text_pair_field] if text_pair_field else []) + ([label_field] if labelled else []))
     reader = LabelReader(label_field)
     out = []
@@ -103,8 +117,8 @@ def read_examples(
         else:
             out.append(Example(text, -1, "", spec.name, text_pair=pair))
     if labelled:
-        reader.warn_merged(str(path))
-        reader.warn_ids(str(path), spec.verbalizer)
+        reader.warn_merged(where)
+        reader.warn_ids(where, spec.verbalizer)
     return out
 
 
