@@ -1,4 +1,4 @@
-"""``mept`` command line: train, eval, predict, analyze, and listings.
+"""``mept`` command line: train, eval, predict, analyze, serve, and listings.
 
 Subcommands mirror the package: ``train`` -> :mod:`mept.train`, ``eval`` and
 ``predict`` -> :mod:`mept.eval_run` (on a run folder read back by
@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--task", help="which of the run's tasks the rows belong to (default: the run's only task)")
     pd.add_argument("--eval-mode", choices=["rank", "generate"])
     _file_flags(pd)
+
+    from mept.serve.server import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
 
     an = sub.add_parser("analyze", help="routing pathways, expert utilisation, t-SNE of a trained routed run")
     an.add_argument("run_dir")
@@ -349,6 +353,7 @@ INTERRUPT_HINTS = {
     "predict": "no predictions were written; run `mept predict` again",
     "eval": "nothing was written; run `mept eval` again",
     "analyze": "run `mept analyze` again",
+    "serve": "the server was still loading; nothing was served",
 }
 
 
@@ -362,6 +367,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             cmd_predict(args)
         elif args.command == "analyze":
             cmd_analyze(args)
+        elif args.command == "serve":
+            from mept.serve.server import run_command
+
+            run_command(args)
         elif args.command == "compare":
             cmd_compare(args)
         elif args.command == "params":
