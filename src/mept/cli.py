@@ -205,7 +205,7 @@ def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
     from mept.train_config import migrate_run_config
 
     saved = migrate_run_config(read_json_object(path))
-    ignored = {"output", "progress", "overwrite"}
+    ignored = {"output", "progress", "overwrite", "report_to"}
     differ = [f"{k} (saved {saved.get(k)!r}, given {v!r})" for k, v in given.items()
               if k not in ignored and k in saved and saved[k] != v]
     if differ:

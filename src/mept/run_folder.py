@@ -141,7 +141,8 @@ def has_progress(out: Path) -> bool:
 
 # What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
 RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, "best",
-               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis")
+               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis",
+               "tensorboard", "wandb")  # --report-to's folders (mept.tracking)
 RUN_ENTRY_PREFIXES = ("seed-", "lr-", "eval_")
 
 

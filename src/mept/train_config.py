@@ -161,6 +161,10 @@ class TrainConfig:
                                       "shared expert, Xavier normal, 70 epochs, batch 32 of its 16-32, max length "
                                       "512, its lr grid where it states one); flags override")
     # bookkeeping
+    # trackers: bookkeeping like progress (not a setting a resumed run must repeat); mept.tracking
+    report_to: list[str] = setting(factory=list, help="log the run to these trackers too: tensorboard, mlflow, "
+                                   "wandb, trackio (several at once), or none (default); pip install "
+                                   "\"mept[tracking]\"")
     output: str = setting("runs/latest", help="run folder (default runs/latest)")
     overwrite: bool = setting(False, help="replace the run in --output (moved aside until the new one has a "
                                           "checkpoint)")
@@ -183,6 +187,9 @@ class TrainConfig:
                 told = self.tasks and self.tasks != DEFAULT_TASKS
                 self.task_name = self.tasks[0] if told else file_task_name(self.train_file)
             self.tasks = [self.task_name]
+        from mept.tracking import parse_report_to
+
+        self.report_to = parse_report_to(self.report_to)
         if self.format not in FORMATS:
             raise MeptError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.metric is None:
