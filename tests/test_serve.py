@@ -13,19 +13,15 @@ import contextlib
 import csv
 import io
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mept.cli import main
+from mept.serve.process import ServerProcess
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 TINY = ["--max-steps", "4", "--eval-every", "4", "--batch-size", "8", "--no-progress"]
@@ -76,49 +72,8 @@ def runs(tmp_path_factory):
     return {"root": root, "sentiment": sentiment, "pairs": pairs, "lora": lora}
 
 
-class Server:
-    """``python -m mept.cli serve ...`` as a child process; its port is read from the line it prints when ready."""
-
-    def __init__(self, args: list[str]) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "mept.cli", "serve", "--port", "0", *args], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        ready = threading.Event()
-
-        def read() -> None:
-            for line in self.proc.stdout:
-                self.lines.append(line)
-                if "listening on" in line:
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        ready.wait(STARTUP_SECONDS)
-        listening = [line for line in self.lines if "listening on" in line]
-        if not listening:
-            self.proc.kill()
-            raise AssertionError(f"server did not start: {''.join(self.lines)} {self.proc.stderr.read()}")
-        self.url = listening[0].split("listening on ")[1].split()[0]
-
-    def request(self, path: str, body: object = None, headers: dict | None = None, timeout: float = 120):
-        data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, json.loads(resp.read()), resp.headers
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read()), exc.headers
-
-    def predict(self, adapter: str, inputs: list, **kw):
-        return self.request("/predict", {"adapter": adapter, "inputs": inputs}, **kw)
-
-    def stop(self) -> tuple[int, str, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=120)
-        return self.proc.returncode, "".join(self.lines) + (out or ""), err
+def Server(args: list[str]) -> ServerProcess:
+    return ServerProcess(args, startup_seconds=STARTUP_SECONDS, env={"OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +249,32 @@ def test_unservable_runs_are_one_error_line_before_anything_listens(runs, capsys
         assert main(["serve", *args, "--port", "0"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("mix", [True, False])
+def test_the_batcher_mixes_adapters_in_arrival_order_or_keeps_one_adapter_per_batch(mix):
+    from mept.serve.batcher import Batcher
+
+    batches: list[list[tuple[str, int]]] = []
+    gate = threading.Event()
+
+    def run(items):
+        gate.wait(10)  # the first batch holds the worker while the rest of the requests queue up
+        batches.append(list(items))
+        return [n * 10 for _, n in items]
+
+    batcher = Batcher(run, max_batch_size=4, max_wait=0.0, max_queue=100, key=lambda item: item[0], mix=mix)
+    first = batcher.submit([("a", 0)])
+    time.sleep(0.2)  # the worker has taken the first request and waits at the gate
+    arrivals = [("a", 1), ("b", 2), ("a", 3), ("b", 4), ("b", 5), ("a", 6)]
+    futures = [batcher.submit([item]) for item in arrivals]
+    gate.set()
+    assert first.result(10) == [0] and [f.result(10) for f in futures] == [[10], [20], [30], [40], [50], [60]]
+    batcher.close(10)
+    if mix:  # arrival order, up to 4 rows a forward, adapters mixed
+        assert batches == [[("a", 0)], [("a", 1), ("b", 2), ("a", 3), ("b", 4)], [("b", 5), ("a", 6)]]
+        assert batcher.stats.mixed_batches == 2
+    else:  # the oldest request's adapter first, the others keep their place
+        assert batches == [[("a", 0)], [("a", 1), ("a", 3), ("a", 6)], [("b", 2), ("b", 4), ("b", 5)]]
+        assert batcher.stats.mixed_batches == 0
+    assert batcher.stats.rows == 7 and batcher.stats.requests == 7

@@ -124,7 +124,7 @@ def create_app(model: MultiAdapterModel, limits: Limits, on_ready: Callable[[], 
 
     batcher = Batcher(lambda items: predict_features(model, items, limits.max_batch_size),
                       max_batch_size=limits.max_batch_size, max_wait=limits.max_wait_ms / 1000,
-                      max_queue=limits.max_queue, key=lambda item: item[0])
+                      max_queue=limits.max_queue, key=lambda item: item[0], mix=limits.mix_adapters)
     tokenizing = threading.Lock()  # a fast tokenizer's truncation settings are not safe to change concurrently
     state = {"status": "ok"}
 

@@ -3,8 +3,8 @@
 One worker thread owns the model. A request's rows join a bounded queue (:meth:`Batcher.submit`
 refuses at once, :class:`Overloaded`, when the queue would hold more than ``max_queue`` rows);
 the worker takes the oldest request, waits at most ``max_wait`` for more to arrive, and runs
-every request it has, up to ``max_batch_size`` rows (a larger request runs alone, in chunks of
-``max_batch_size``), as one mixed batch. :meth:`Batcher.close` lets the worker finish every
+the requests it has in arrival order, up to ``max_batch_size`` rows (a larger request runs alone,
+in chunks of ``max_batch_size``), as one mixed batch. :meth:`Batcher.close` lets the worker finish every
 queued request before it stops: nothing accepted is dropped.
 """
 
@@ -47,12 +47,15 @@ class BatchStats:
 
 class Batcher:
     def __init__(self, run: Callable[[list[Any]], list[Any]], *, max_batch_size: int, max_wait: float, max_queue: int,
-                 key: Callable[[Any], Any] = lambda item: None) -> None:
+                 key: Callable[[Any], Any] = lambda item: None, mix: bool = True) -> None:
         """``run(items) -> results`` (one per item, in order) is called on the worker thread only.
 
-        ``key(item)`` names an item's adapter, for :class:`BatchStats`'s count of mixed batches.
+        ``key(item)`` names an item's adapter, for :class:`BatchStats`'s count of mixed batches;
+        ``mix=False`` batches only requests of the oldest request's adapter together (one adapter
+        per forward, what a server that cannot mix adapters does: ``benchmarks/serve.py`` compares).
         """
         self.run = run
+        self.mix = mix
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
         self.max_queue = max_queue
@@ -105,9 +108,20 @@ class Batcher:
                 self._cond.wait(left)
             jobs = [self._jobs.popleft()]
             rows = len(jobs[0].items)
-            while self._jobs and rows + len(self._jobs[0].items) <= self.max_batch_size:
-                rows += len(self._jobs[0].items)
-                jobs.append(self._jobs.popleft())
+            kind = self.key(jobs[0].items[0])
+            kept: deque[Job] = deque()
+            while self._jobs:
+                job = self._jobs.popleft()
+                fits = rows + len(job.items) <= self.max_batch_size
+                if fits and (self.mix or self.key(job.items[0]) == kind):
+                    rows += len(job.items)
+                    jobs.append(job)
+                else:
+                    kept.append(job)
+                    if not fits and self.mix:
+                        break
+            kept.extend(self._jobs)
+            self._jobs = kept
             self._queued_rows -= rows
             return jobs
 

@@ -17,6 +17,7 @@ class Limits:
     max_inputs: int = 64  # rows per request
     max_request_bytes: int = 1 << 20  # body size
     request_timeout: float = 60.0  # seconds a request may wait for its answer
+    mix_adapters: bool = True  # False: one adapter per forward (for comparison, benchmarks/serve.py)
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "max_inputs", "max_request_bytes"):

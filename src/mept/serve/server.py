@@ -44,6 +44,9 @@ def add_parser(sub: Any) -> None:
                     help="request body size (default %(default)s)")
     sv.add_argument("--request-timeout", type=float, default=defaults.request_timeout,
                     help="seconds a request may wait for its answer before 503 (default %(default)s)")
+    sv.add_argument("--one-adapter-per-batch", action="store_true",
+                    help="batch only requests for the same adapter together (what a server that cannot mix "
+                         "adapters does; for comparison)")
     sv.add_argument("--shutdown-timeout", type=float, default=30.0,
                     help="on SIGTERM, seconds to finish the requests in flight (default %(default)s)")
     sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
@@ -53,7 +56,7 @@ def add_parser(sub: Any) -> None:
 def run_command(args: Any) -> int:
     limits = Limits(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                     max_inputs=args.max_inputs, max_request_bytes=args.max_request_bytes,
-                    request_timeout=args.request_timeout)
+                    request_timeout=args.request_timeout, mix_adapters=not args.one_adapter_per_batch)
     return serve(args.runs, host=args.host, port=args.port, limits=limits, shutdown_timeout=args.shutdown_timeout,
                  log_level=args.log_level)
 
