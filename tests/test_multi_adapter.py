@@ -71,12 +71,29 @@ def interleave(tok, names, texts, side="right"):
     return tokenize(tok, [t for _, t in order], side), [n for n, _ in order], rows
 
 
-def experts_of(routes, rows):
-    """Top-1 experts (rows, L) from a PromptedModel's routes or a mixed model's routes for one adapter."""
-    if routes is None:
-        return None
-    return torch.stack([routes[k].chosen for k in sorted(routes)], 1)[rows] if rows is not None else \
-        torch.stack([routes[k].chosen for k in sorted(routes)], 1)
+def experts_of(routes):
+    """Top-1 experts (B, L) from a PromptedModel's routes."""
+    return torch.stack([routes[k].chosen for k in sorted(routes)], 1)
+
+
+def mixed_forward(backbone, folders, mixed, row_names):
+    """The saved adapters loaded side by side onto a copy of ``backbone``; the mixed batch's output."""
+    multi = MultiAdapterModel(copy.deepcopy(backbone))
+    for name, folder in folders.items():
+        multi.load_adapter(folder, name)
+    return multi, multi(**mixed, adapter_names=row_names)
+
+
+def assert_rows_as_alone(out, alone, rows):
+    """Each adapter's rows of the mixed output: the logits and experts its adapter gave them alone."""
+    for name, (own, _) in alone.items():
+        index = torch.tensor(rows[name])
+        torch.testing.assert_close(out.logits[index, : own.logits.shape[1]], own.logits, atol=1e-5, rtol=1e-5)
+        if own.routes is not None:
+            assert torch.equal(out.routes[name].rows, index)
+            assert torch.equal(out.routes[name].experts(), experts_of(own.routes))
+        else:
+            assert out.routes is None or name not in out.routes
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -88,21 +105,10 @@ def test_mixed_batch_on_minilm_equals_each_adapter_alone(minilm, method, tmp_pat
     alone_inputs = {k: tokenize(tok, [TEXTS[i] for i in rows[names[k]]]) for k in (0, 1)}
     folders, alone = save_adapters(lambda k: with_head(minilm.model, heads[k], "classifier"), method, tmp_path,
                                    alone_inputs)
-    multi = MultiAdapterModel(copy.deepcopy(minilm.model))
-    for name, folder in folders.items():
-        multi.load_adapter(folder, name)
-    out = multi(**mixed, adapter_names=row_names)
+    _, out = mixed_forward(minilm.model, folders, mixed, row_names)
     assert out.logits.shape == (len(TEXTS), 3)
-    for k, name in enumerate(names):
-        own, _ = alone[name]
-        index = torch.tensor(rows[name])
-        torch.testing.assert_close(out.logits[index, : heads[k]], own.logits, atol=1e-5, rtol=1e-5)
-        assert torch.isinf(out.logits[index, heads[k]:]).all()  # past its own classes: -inf
-        if own.routes is not None:
-            assert torch.equal(out.routes[name].rows, index)
-            assert torch.equal(out.routes[name].experts(), experts_of(own.routes, None))
-        else:
-            assert out.routes is None or name not in out.routes
+    assert_rows_as_alone(out, alone, rows)
+    assert torch.isinf(out.logits[torch.tensor(rows[names[0]]), 2:]).all()  # past a row's own classes: -inf
 
 
 def test_every_method_in_one_batch_on_minilm(minilm, tmp_path):
@@ -117,17 +123,11 @@ def test_every_method_in_one_batch_on_minilm(minilm, tmp_path):
                              {0: tokenize(tok, own_rows)}, seeds=(10 + j,))
         folders.update(f)
         alone.update(a)
-    multi = MultiAdapterModel(copy.deepcopy(minilm.model))
-    for name, folder in folders.items():
-        multi.load_adapter(folder, name)
-    out = multi(**mixed, adapter_names=row_names)
-    for name in names:
-        own, _ = alone[name]
-        index = torch.tensor(rows[name])
-        torch.testing.assert_close(out.logits[index, : own.logits.shape[1]], own.logits, atol=1e-5, rtol=1e-5)
-        if own.routes is not None:
-            assert torch.equal(out.routes[name].rows, index)
-            assert torch.equal(out.routes[name].experts(), experts_of(own.routes, None))
+    multi, out = mixed_forward(minilm.model, folders, mixed, row_names)
+    # four slot layouts, four forwards: prompt tuning and PT-MoE share one (m 4, layer 1), so do P-Tuning v2
+    # and VFPT (m 4, every layer); SMoP (m 3, layer 1) and MEPT (m 3, every layer) have their own
+    assert len(multi.injectors) == 4
+    assert_rows_as_alone(out, alone, rows)
 
 
 class TinyTokenizer:
@@ -154,24 +154,14 @@ def test_mixed_batch_on_a_decoder_equals_each_adapter_alone(method, tmp_path):
     mixed, row_names, rows = interleave(tok, names, TEXTS)
     alone_inputs = {k: tokenize(tok, [TEXTS[i] for i in rows[names[k]]]) for k in (0, 1)}
     folders, alone = save_adapters(lambda k: with_head(base_cls, 2 + k, "score"), method, tmp_path / "cls", alone_inputs)
-    multi = MultiAdapterModel(copy.deepcopy(base_cls))
-    for name, folder in folders.items():
-        multi.load_adapter(folder, name)
-    out = multi(**mixed, adapter_names=row_names)
-    for name in names:
-        own, _ = alone[name]
-        index = torch.tensor(rows[name])
-        torch.testing.assert_close(out.logits[index, : own.logits.shape[1]], own.logits, atol=1e-5, rtol=1e-5)
-        if own.routes is not None:
-            assert torch.equal(out.routes[name].experts(), experts_of(own.routes, None))
+    _, out = mixed_forward(base_cls, folders, mixed, row_names)
+    assert_rows_as_alone(out, alone, rows)
 
     kw = dict(max_new_tokens=5, do_sample=False, pad_token_id=0, return_dict_in_generate=True)
     mixed, row_names, rows = interleave(tok, names, TEXTS, side="left")
     alone_inputs = {k: tokenize(tok, [TEXTS[i] for i in rows[names[k]]], "left") for k in (0, 1)}
     folders, alone = save_adapters(lambda k: copy.deepcopy(base_lm), method, tmp_path / "lm", alone_inputs, generate=kw)
-    multi = MultiAdapterModel(copy.deepcopy(base_lm))
-    for name, folder in folders.items():
-        multi.load_adapter(folder, name)
+    multi, _ = mixed_forward(base_lm, folders, mixed, row_names)
     gen = multi.generate(**mixed, adapter_names=row_names, **kw)
     width = mixed["input_ids"].shape[1]
     for k, name in enumerate(names):
@@ -180,7 +170,7 @@ def test_mixed_batch_on_a_decoder_equals_each_adapter_alone(method, tmp_path):
         index = torch.tensor(rows[name])
         assert torch.equal(gen.sequences[index, width:], own.sequences[:, own_width:])  # the same new tokens
         if own.routes is not None:
-            assert torch.equal(gen.routes[name].experts(), experts_of(own.routes, None))
+            assert torch.equal(gen.routes[name].experts(), experts_of(own.routes))
 
 
 def test_smollm2_rank_predictions_of_mixed_rows_equal_each_adapter_alone(smollm2_lm, tmp_path):

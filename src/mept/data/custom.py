@@ -75,23 +75,16 @@ def _check_fields(rows: list[Row], fields: list[str]) -> None:
             row.get(name)
 
 
-def read_examples(
-    path: str | Path,
-    spec: TaskSpec,
-    text_field: str = "text",
-    text_pair_field: str | None = None,
-    label_field: str = "label",
-    template: str | None = None,
-    labelled: bool = True,
-) -> list[Example]:
+def read_examples(path: str | Path, spec: TaskSpec, labelled: bool = True, **fields: str | None) -> list[Example]:
     """Examples of ``spec``'s task from a file: labelled (to score) or not (to predict, label -1).
 
-    Labels are read by the one rule of :mod:`mept.data.labels`, as in training.
+    ``fields``: how rows are read (``text_field``, ``text_pair_field``, ``label_field``, ``template``),
+    as :func:`examples_from_rows` takes them.
     """
     rows = read_table(path)
     if not rows:
         raise MeptError(f"{path}: no rows")
-    return examples_from_rows(rows, spec, text_field, text_pair_field, label_field, template, labelled, str(path))
+    return examples_from_rows(rows, spec, labelled=labelled, where=str(path), **fields)
 
 
 def examples_from_rows(
@@ -104,7 +97,11 @@ def examples_from_rows(
     labelled: bool = True,
     where: str = "",
 ) -> list[Example]:
-    """:func:`read_examples` on rows already read (a file's, or a request's in ``mept serve``)."""
+    """Examples of ``spec``'s task from rows already read (a file's, or a request's in ``mept serve``).
+
+    Labels are read by the one rule of :mod:`mept.data.labels`, as in training; ``where`` names the
+    rows' source in warnings.
+    """
     parsed = parse_template(template) if template is not None else None
     _check_fields(rows, [text_field] + ([text_pair_field] if text_pair_field else []) + ([label_field] if labelled else []))
     reader = LabelReader(label_field)
