@@ -239,8 +239,15 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(runs):
     assert "Traceback" not in err
 
 
-def test_unservable_runs_are_one_error_line_before_anything_listens(runs, capsys):
+def test_unservable_runs_are_one_error_line_before_anything_listens(runs, capsys, tmp_path):
+    import shutil
+
+    other = tmp_path / "other-backbone"  # the same run, as if trained on MPNet: refused before any backbone loads
+    shutil.copytree(runs["sentiment"], other)
+    config = json.loads((other / "run_config.json").read_text())
+    (other / "run_config.json").write_text(json.dumps({**config, "model": "mpnet"}))
     for args, message in [
+        ([f"a={runs['sentiment']}", f"b={other}"], "was trained with backbone 'mpnet'"),
         ([str(runs["lora"])], "is a lora run; mixed batches serve prompt adapters"),
         ([f"a={runs['sentiment']}", f"a={runs['pairs']}"], "two runs are named 'a'"),
         ([str(runs["root"] / "missing")], "does not exist"),
