@@ -244,6 +244,8 @@ def test_adapters_of_another_backbone_or_output_form_are_refused(minilm, tmp_pat
         multi(input_ids=ids, adapter_names=["a", "a"])
     with pytest.raises(MeptError, match="belongs to a MultiAdapterModel"):
         multi.backbone(input_ids=ids)  # the heads answer only a mixed forward
+    with pytest.raises(MeptError, match="train each adapter alone"):
+        multi.train()
 
 
 def test_unload_gives_back_the_backbone_with_its_own_head(minilm, tmp_path):

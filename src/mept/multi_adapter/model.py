@@ -84,6 +84,11 @@ class Adapter:
     def eval_mode(self) -> str:
         return getattr(self.run_config, "eval_mode", "rank")
 
+    @property
+    def precision(self) -> str | None:
+        """The precision the run ran in (``mixed_precision_ran``), which ``mept predict`` scores in; None: fp32."""
+        return getattr(self.run_config, "mixed_precision_ran", None)
+
 
 class MultiAdapterModel(nn.Module):
     def __init__(self, backbone: nn.Module, processor: Any = None, *, modules_to_save: list[str] | None = None) -> None:
@@ -111,6 +116,13 @@ class MultiAdapterModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
+
+    def train(self, mode: bool = True) -> "MultiAdapterModel":
+        """Inference only: training mode is refused (routers would add noise); ``eval()`` is what it allows."""
+        if mode:
+            raise MeptError("a MultiAdapterModel serves trained adapters; train each adapter alone "
+                            "(mept train, or mept.get_model)")
+        return super().train(False)
 
     # --- loading ---------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ Rows are read as ``mept predict`` reads a file's (the run's fields and template:
 budget; truncation is counted and reported), and scored by the same pieces as
 :func:`mept.evaluate.predict_details`: a head's logits over the row's task words, rank
 classification over its label words (:func:`mept.evaluate.rank_scores`, per-row words), or a
-generated answer. Only the batch differs: its rows may name different adapters.
+generated answer, in the precision each run ran in. Only the batch differs: its rows may name
+different adapters (rows whose runs are scored differently, or ran in another precision, go in a
+forward of their own).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mept.encode import Feature
 from mept.errors import MeptError
 from mept.evaluate import Prediction, answer_label, batches, generate_answers, predictions_of, rank_scores, to_device
 from mept.multi_adapter.mix import AdapterRoutes
+from mept.precision import autocast
 
 if TYPE_CHECKING:
     from mept.multi_adapter.model import Adapter, MultiAdapterModel
@@ -82,13 +85,21 @@ def predict_features(model: "MultiAdapterModel", items: list[tuple[str, Feature]
 
 
 def _predict(model: "MultiAdapterModel", adapters: list["Adapter"], features: list[Feature]) -> list[Prediction]:
-    generated = [model.spec.task_type != "cls" and a.eval_mode == "generate" for a in adapters]
-    if any(generated) and not all(generated):  # rows scored and rows generated: one batch each, answers in order
-        parts = {flag: [i for i, g in enumerate(generated) if g == flag] for flag in (False, True)}
+    """Rows scored alike share a forward: how (rank / head, or generated) and in which precision their runs ran."""
+    kinds = [(model.spec.task_type != "cls" and a.eval_mode == "generate", a.precision) for a in adapters]
+    if len(set(kinds)) > 1:  # one batch per kind, answers back in order
         answers: dict[int, Prediction] = {}
-        for rows in parts.values():
+        for kind in dict.fromkeys(kinds):
+            rows = [i for i, k in enumerate(kinds) if k == kind]
             answers.update(zip(rows, _predict(model, [adapters[i] for i in rows], [features[i] for i in rows])))
         return [answers[i] for i in range(len(features))]
+    generate, precision = kinds[0]
+    with autocast(precision, model.device):  # mept predict's precision: the one the run ran in
+        return _predict_alike(model, adapters, features, generate)
+
+
+def _predict_alike(model: "MultiAdapterModel", adapters: list["Adapter"], features: list[Feature],
+                   generate: bool) -> list[Prediction]:
     encoder = adapters[0].encoder  # the adapters share the tokenizer: any of them pads the batch alike
     batch = to_device(encoder.text_inputs(features), model.device)
     names = [a.name for a in adapters]
@@ -99,7 +110,7 @@ def _predict(model: "MultiAdapterModel", adapters: list["Adapter"], features: li
         probs: list[torch.Tensor] | None = [
             logits[i, a.encoder.labels.task_words[a.task.name]].softmax(-1) for i, a in enumerate(adapters)]
         routes = output.routes
-    elif generated[0]:
+    elif generate:
         texts, output = generate_answers(model, encoder, batch, max_new_tokens=10, adapter_names=names)
         labels = [answer_label(t, a.task) for t, a in zip(texts, adapters)]
         probs, routes = None, output.routes
