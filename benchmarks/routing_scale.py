@@ -19,6 +19,10 @@ The variants test two candidate causes, each derived from the backbone's shape:
   each layer's router feels ``balance_loss / L`` of it: 0.01 / 6 on MiniLM, 0.01 / 30 on SmolLM2.
   ``balance_loss = 0.01 * L / 6`` gives every layer MiniLM's share.
 - ``both``: the two together.
+
+``default`` is the library's default at the time of the run (since ``router_lr_scale=auto``: the
+``width`` rule); ``old-default`` is the router at the prompts' rate (``router_lr_scale=1``), the
+default before. Each run's ``best/adapter_config.json`` records the settings it really used.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ def shape(model: str) -> tuple[int, int]:
 def variant_settings(name: str, width: int, depth: int) -> list[str]:
     width_scale = f"router_lr_scale={REFERENCE_WIDTH / width:.4g}"
     depth_weight = f"balance_loss={BALANCE * depth / REFERENCE_DEPTH:.4g}"
-    return {"default": [], "width": [width_scale], "depth": [depth_weight], "both": [width_scale, depth_weight]}[name]
+    return {"default": [], "old-default": ["router_lr_scale=1"], "width": [width_scale], "depth": [depth_weight],
+            "both": [width_scale, depth_weight]}[name]
 
 
 def main(argv: list[str] | None = None) -> None:

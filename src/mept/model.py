@@ -227,7 +227,8 @@ class PromptedModel(nn.Module):
         routers at ``lr`` times the method's ``router_lr_scale``, the task heads at ``head_lr``; empty
         groups are left out."""
         router_ids = {id(q) for r in self.method.routers() for q in r.parameters()}
-        scale = self.prompt_config.router_lr_scale if isinstance(self.prompt_config, RoutedConfig) else 1.0
+        config = self.prompt_config
+        scale = config.router_lr_scale_for(self.spec.hidden_size) if isinstance(config, RoutedConfig) else 1.0
         owned = [(n, q) for n, q in self.adapter_parameters().items() if q.requires_grad]
         groups = [
             {"name": "prompt", "params": [q for n, q in owned if n.startswith("method.") and id(q) not in router_ids],

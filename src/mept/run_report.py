@@ -17,6 +17,7 @@ import torch
 
 from mept.atomic_file import atomic_write
 from mept.evaluate import evaluate
+from mept.identity import IDENTITY
 from mept.model import PromptedModel
 from mept.precision import precision_record
 from mept.prepare_run import Prepared
@@ -32,6 +33,7 @@ def save_label_space(out: Path, p: Prepared) -> None:
     train_tasks = sorted({f.example.task for f in p.train}, key=list(p.specs).index)
     info = {
         "mept_version": __version__,  # the file outlives the code: say which code wrote it
+        "identity": IDENTITY,  # this run has its identity.json: a reader refuses the run without it
         "format": p.encoder.form,
         "num_labels": len(labels.words) if labels else (max(len(p.specs[t].verbalizer) for t in train_tasks)
                                                          if p.encoder.form == "image_cls" else None),

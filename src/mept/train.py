@@ -31,6 +31,7 @@ from mept.file_limits import read_json_object
 from mept.identity import write_identity
 from mept.memory import release_memory
 from mept.model import PromptedModel
+from mept.ownership import claim_output
 from mept.precision import resolve_precision
 from mept.prepare_run import Prepared, prepare, seed_everything, set_determinism
 from mept.progress import Progress, progress_lines
@@ -38,9 +39,10 @@ from mept.run_folder import (
     INCOMPLETE,
     LABELS,
     METRICS,
+    RUN,
     RUN_CONFIG,
-    check_replaceable,
     check_writable,
+    has_progress,
     move_aside,
     output_lock,
     settle,
@@ -73,9 +75,7 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
         if previous.get("output") != mine["output"]:  # a moved or copied run now lives here
             atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps({**previous, "output": mine["output"]}, indent=2)))
         return
-    if out.exists() and any(out.iterdir()):
-        if not cfg.overwrite:
-            raise MeptError(f"output folder {out} already holds files; pass --overwrite to replace them or --resume to continue")
+    if claim_run_folder(out, cfg.overwrite):
         move_aside(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(cfg.to_dict(), indent=2)))
@@ -89,6 +89,24 @@ def with_precision(cfg: TrainConfig) -> tuple[TrainConfig, str]:
     return replace(cfg, mixed_precision_ran=ran), why
 
 
+def forget_other_precision(ran: str) -> None:
+    """Let one process train runs of different precisions (the Python API, tests): Accelerate keeps its
+    first ``mixed_precision`` for the life of a process and refuses another. In a single process the
+    shared state holds nothing else of ours, so it is reset; under ``accelerate launch`` it is left alone
+    (every run there is launched with one precision)."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("num_processes", 1) == 1 and str(state.get("_mixed_precision", ran)) != ran:
+        AcceleratorState._reset_state()
+
+
+def claim_run_folder(out: Path, overwrite: bool) -> bool:
+    """The one ownership check (:func:`mept.ownership.claim_output`) for a run folder; True: a run to replace."""
+    hint = " or --resume to continue it" if has_progress(out) else ""
+    return claim_output(out, RUN, overwrite=overwrite, hint=hint)
+
+
 def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
     """Train one run (one seed, one lr) and write ``metrics.json`` in ``cfg.output``."""
     from accelerate import Accelerator
@@ -97,13 +115,17 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     out = Path(cfg.output)
-    check_writable(out)  # before the model loads, not after
-    tracking = Tracking(cfg.report_to, out, cfg.output)  # a tracker that is not installed: refused here
+    tracking = Tracking(cfg.report_to, out, cfg.output)  # a tracker that is not installed: refused first
+    if resume:
+        check_writable(out)
+    else:
+        claim_run_folder(out, cfg.overwrite)  # before the model loads, not after
     p = prepared or prepare(cfg)
     release_memory()  # tokenising freed much; hand it back before the training steps add theirs
     cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
     cfg, why = with_precision(cfg)
     p = replace(p, config=cfg)  # run_report reads the precision (and why) from the prepared run's config
+    forget_other_precision(cfg.mixed_precision_ran)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision_ran, cpu=not torch.cuda.is_available(),
                               log_with=tracking.trackers())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
@@ -148,7 +170,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
                              "train_seconds": 0.0, "wall_seconds": 0.0, "examples_seen": 0}
     ckpt = out / "checkpoint"
     if resume and find_checkpoint(ckpt) is not None:
-        state = load_checkpoint(ckpt, inner, optimizer, scheduler)
+        state = load_checkpoint(ckpt, inner, optimizer, scheduler, total)
         accelerator.print(f"resumed from step {state['step']}")
         wall_origin -= state.get("wall_seconds", 0.0)  # earlier sessions' wall time, up to their last checkpoint
     eval_every = cfg.eval_every or steps_per_epoch
@@ -233,11 +255,12 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     from accelerate import PartialState
 
     out = Path(cfg.output)
-    check_writable(out)
+    check_trackers(cfg.report_to)  # before anything is written, and before any seed of a grid starts
+    if resume:
+        check_writable(out)
+    else:
+        claim_run_folder(out, cfg.overwrite)  # before the model loads: --overwrite only ever replaces a mept run
     cfg, _ = with_precision(cfg)  # before the seeds and the grid: every part runs, and records, the same one
-    check_trackers(cfg.report_to)  # before any seed of a grid starts
-    if cfg.overwrite and not resume:
-        check_replaceable(out)  # before the model loads: --overwrite only ever replaces a mept run
     processes = PartialState(cpu=not torch.cuda.is_available())
     with output_lock(out) if processes.is_main_process else contextlib.nullcontext():
         if not cfg.lr_grid and not cfg.seeds:
