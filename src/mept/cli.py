@@ -1,4 +1,4 @@
-"""``mept`` command line: train, eval, predict, analyze, and listings.
+"""``mept`` command line: train, eval, predict, analyze, serve, and listings.
 
 Subcommands mirror the package: ``train`` -> :mod:`mept.train`, ``eval`` and
 ``predict`` -> :mod:`mept.eval_run` (on a run folder read back by
@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "shows them as text")
     _file_flags(pd)
 
+    from mept.serve.server import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+
     an = sub.add_parser("analyze", help="routing pathways, expert utilisation, t-SNE of a trained routed run")
     an.add_argument("run_dir")
     an.add_argument("--tasks", nargs="+", help="tasks to analyse (default: the run's)")
@@ -212,7 +216,7 @@ def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
 
     saved = migrate_run_config(read_json_object(path))
     given = {k: data_path(v) if k in DATA_PATHS and isinstance(v, str) else v for k, v in given.items()}
-    ignored = {"output", "progress", "overwrite"}
+    ignored = {"output", "progress", "overwrite", "report_to"}
     differ = [f"{k} (saved {saved.get(k)!r}, given {v!r})" for k, v in given.items()
               if k not in ignored and k in saved and saved[k] != v]
     if differ:  # never suggest --overwrite here: the user asked to keep this run
@@ -400,6 +404,7 @@ INTERRUPT_HINTS = {
     "predict": "no predictions were written; run `mept predict` again",
     "eval": "nothing was written; run `mept eval` again",
     "analyze": "run `mept analyze` again",
+    "serve": "the server was still loading; nothing was served",
 }
 
 
@@ -413,6 +418,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             cmd_predict(args)
         elif args.command == "analyze":
             cmd_analyze(args)
+        elif args.command == "serve":
+            from mept.serve.server import run_command
+
+            run_command(args)
         elif args.command == "compare":
             cmd_compare(args)
         elif args.command == "params":

@@ -144,7 +144,8 @@ def has_progress(out: Path) -> bool:
 
 # What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
 RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, "best",
-               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis")
+               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis",
+               "tensorboard", "wandb")  # --report-to's folders (mept.tracking)
 RUN_ENTRY_PREFIXES = ("seed-", "lr-", "eval_")
 
 
@@ -302,12 +303,7 @@ def load_trained(run_dir: str | Path, *, data: bool = False, tasks: list[str] | 
     elif not (run / LABELS).exists():
         prepared = prepare(cfg)
     else:
-        info = read_json_object(run / LABELS)
-        if not isinstance(info.get("tasks"), dict):
-            raise MeptError(f"{run / LABELS} lacks its tasks entry; the run folder is damaged")
-        specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
-                 for name, s in info["tasks"].items()}
-        labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
+        info, specs, labels = read_labels(run)
         method_cfg = make_config(cfg.method, **cfg.method_settings())
         model, encoder = build_model(cfg, method_cfg, info["format"], labels, info["num_labels"])
         prepared = Prepared(cfg, model, encoder, specs, [], {}, {}, {})
@@ -352,6 +348,17 @@ def check_backbone_kind(run: Path, cfg: TrainConfig) -> None:
         raise MeptError(f"the adapter in {run} was trained on {shape(saved)} (says {saved_in}), but {run / RUN_CONFIG} "
                         f"names model {cfg.model!r} ({shape(mine)}); put back the model it was trained on, or restore "
                         f"whichever of the two files was edited")
+
+
+def read_labels(run: Path) -> tuple[dict[str, Any], dict[str, TaskSpec], LabelSpace | None]:
+    """``labels.json`` of a trained folder: the saved object, its task specs, and the head's label space."""
+    info = read_json_object(run / LABELS)
+    if not isinstance(info.get("tasks"), dict):
+        raise MeptError(f"{run / LABELS} lacks its tasks entry; the run folder is damaged")
+    specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
+             for name, s in info["tasks"].items()}
+    labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
+    return info, specs, labels
 
 
 def pick_task(p: Prepared, task: str | None) -> TaskSpec:

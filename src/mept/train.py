@@ -48,6 +48,7 @@ from mept.run_folder import (
     settle,
 )
 from mept.run_report import aggregate, eval_line, examples_per_second, finish, save_label_space
+from mept.tracking import Tracking, check_trackers
 from mept.train_config import TrainConfig, migrate_run_config
 from mept.train_loop import accumulate_gradients, epoch_batches, micro_batches
 
@@ -67,7 +68,7 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
         previous = migrate_run_config(read_json_object(saved))
         mine = cfg.to_dict()
         # a setting an older run_config.json lacks (metric, head_pooling) cannot differ: it read as the default
-        differ = [k for k in mine if k not in ("progress", "overwrite", "output") and k in previous
+        differ = [k for k in mine if k not in ("progress", "overwrite", "output", "report_to") and k in previous
                   and previous[k] != mine[k]]
         if differ:
             raise MeptError(f"--resume: settings differ from the run in {out}: {', '.join(differ)}")
@@ -114,6 +115,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     out = Path(cfg.output)
+    tracking = Tracking(cfg.report_to, out, cfg.output)  # a tracker that is not installed: refused first
     if resume:
         check_writable(out)
     else:
@@ -124,7 +126,8 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     cfg, why = with_precision(cfg)
     p = replace(p, config=cfg)  # run_report reads the precision (and why) from the prepared run's config
     forget_other_precision(cfg.mixed_precision_ran)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision_ran, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision_ran, cpu=not torch.cuda.is_available(),
+                              log_with=tracking.trackers())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
         save_label_space(out, p)
@@ -135,17 +138,19 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     # no terminal (a log file): a plain progress line every 30 s instead of the bar (mept.progress)
     lines = cfg.progress and accelerator.is_main_process and not sys.stderr.isatty()
     try:
+        tracking.start(accelerator, cfg.to_dict())
         with progress_lines(enabled=lines) as progress:
-            metrics = _train(cfg, p, out, resume, accelerator, wall_origin, progress)
+            metrics = _train(cfg, p, out, resume, accelerator, wall_origin, progress, tracking)
         finished = True
     finally:
+        tracking.finish(accelerator)
         if accelerator.is_main_process:
             settle(out, finished)
     return metrics
 
 
 def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: Any, wall_origin: float,
-           progress: Progress) -> dict[str, Any]:
+           progress: Progress, tracking: Tracking) -> dict[str, Any]:
     """The loop of :func:`train`, in a folder already prepared (and any old run moved aside)."""
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
@@ -206,6 +211,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{examples_per_second(state):.1f}")
         progress.update(step, step_loss, examples_per_second(state))
+        tracking.log_step(accelerator, step, step_loss, optimizer)
         if step % eval_every == 0 or step == total:
             t0 = time.perf_counter()
             progress.phase = "evaluating"
@@ -221,6 +227,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
                 entry["routing_entropy"] = result["routing"]["mean_entropy"]
                 entry["collapsed_layers"] = len(result["routing"]["collapsed_layers"])
             state["history"].append(entry)
+            tracking.log_evaluation(accelerator, step, result)
             if state["best_score"] is None or result["average"] > state["best_score"]:
                 state["best_score"], state["best_step"], state["best_result"] = result["average"], step, result
                 if accelerator.is_main_process:
@@ -248,6 +255,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     from accelerate import PartialState
 
     out = Path(cfg.output)
+    check_trackers(cfg.report_to)  # before anything is written, and before any seed of a grid starts
     if resume:
         check_writable(out)
     else:

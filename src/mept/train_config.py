@@ -162,6 +162,10 @@ class TrainConfig:
                                       "shared expert, Xavier normal, 70 epochs, batch 32 of its 16-32, max length "
                                       "512, its lr grid where it states one); flags override")
     # bookkeeping
+    # trackers: bookkeeping like progress (not a setting a resumed run must repeat); mept.tracking
+    report_to: list[str] = setting(factory=list, help="log the run to these trackers too: tensorboard, mlflow, "
+                                   "wandb, trackio (several at once), or none (default); pip install "
+                                   "\"mept[tracking]\"")
     output: str = setting("runs/latest", help="run folder (default runs/latest)")
     overwrite: bool = setting(False, help="replace the run in --output (moved aside until the new one has a "
                                           "checkpoint)")
@@ -188,6 +192,9 @@ class TrainConfig:
 
             check_component(self.task_name, "task_name")  # it names files (eval_validation_TASK.json)
             self.tasks = [self.task_name]
+        from mept.tracking import parse_report_to
+
+        self.report_to = parse_report_to(self.report_to)
         if self.format not in FORMATS:
             raise MeptError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.metric is None:

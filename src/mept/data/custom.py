@@ -12,6 +12,7 @@ run needs only its own folder to read new data.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mept.data.checks import check_labels, check_no_label_leak, check_rows, check_validation_size, warn_empty_texts
 from mept.data.examples import Example
@@ -103,8 +104,20 @@ def _check_fields(rows: list[Row], fields: list[str]) -> None:
             row.get(name)
 
 
-def read_examples(
-    path: str | Path,
+def read_examples(path: str | Path, spec: TaskSpec, labelled: bool = True, **fields: Any) -> list[Example]:
+    """Examples of ``spec``'s task from a file: labelled (to score) or not (to predict, label -1).
+
+    ``fields``: how rows are read (``text_field``, ``text_pair_field``, ``label_field``, ``template``,
+    ``verbalizer_given``), as :func:`examples_from_rows` takes them.
+    """
+    rows = read_table(path)
+    if not rows:
+        raise MeptError(f"{path}: no rows")
+    return examples_from_rows(rows, spec, labelled=labelled, where=str(path), **fields)
+
+
+def examples_from_rows(
+    rows: list[Row],
     spec: TaskSpec,
     text_field: str = "text",
     text_pair_field: str | None = None,
@@ -112,18 +125,17 @@ def read_examples(
     template: str | None = None,
     labelled: bool = True,
     verbalizer_given: bool = True,
+    where: str = "",
 ) -> list[Example]:
-    """Examples of ``spec``'s task from a file: labelled (to score) or not (to predict, label -1).
+    """Examples of ``spec``'s task from rows already read (a file's, or a request's in ``mept serve``).
 
     Labels are read by the one rule of :mod:`mept.data.labels`, as in training (``verbalizer_given``:
-    the run's classes were named by ``--verbalizer`` or a built-in task, not read from its data).
+    the run's classes were named by ``--verbalizer`` or a built-in task, not read from its data);
+    ``where`` names the rows' source in warnings.
     """
     if labelled:
         check_no_label_leak(label_field, text_field, text_pair_field, template)
     parsed = parse_template(template) if template is not None else None
-    rows = read_table(path)
-    if not rows:
-        raise MeptError(f"{path}: no rows")
     _check_fields(rows, [text_field] + ([text_pair_field] if text_pair_field else []) + ([label_field] if labelled else []))
     if parsed is None:
         warn_empty_texts(rows, [text_field] + ([text_pair_field] if text_pair_field else []),
@@ -138,8 +150,8 @@ def read_examples(
         else:
             out.append(Example(text, -1, "", spec.name, text_pair=pair))
     if labelled:
-        reader.warn_merged(str(path))
-        reader.warn_ids(str(path), spec.verbalizer)
+        reader.warn_merged(where)
+        reader.warn_ids(where, spec.verbalizer)
     return out
 
 

@@ -36,6 +36,16 @@ class BackboneSpec:
         }
 
 
+def check_length(spec: BackboneSpec, length: int, num_slots: int) -> None:
+    """Text of ``length`` tokens plus ``num_slots`` prompt slots must fit the model's positions."""
+    limit = spec.max_positions
+    if limit is not None and spec.modality == "text" and length + num_slots > limit:
+        raise MeptError(
+            f"input length {length} + {num_slots} prompt slots exceeds the model's {limit} positions; "
+            f"lower --max-length to {limit - num_slots} or use fewer prompt tokens"
+        )
+
+
 def task_type_of(model: nn.Module) -> TaskType:
     name = type(model).__name__
     if name.endswith("ForSequenceClassification"):
