@@ -21,8 +21,9 @@ from pathlib import Path
 from mept.train import run
 from mept.train_config import TrainConfig
 
-# the paper's MEPT router: resolves to MEPTConfig.paper() (top-1 and no balance loss: the paper's; the linear
-# router on a layer-normed pooled state: the authors' code's and ours)
+# the paper's MEPT router: resolves to MEPTConfig.paper() (top-1, a linear router and no auxiliary loss: the
+# paper's, Sec. 3.2; reading a layer-normed masked-mean pool: ours, after the authors' code). Trained here at
+# this script's lr (1e-2 by default: ours), not the paper's 1e-5..1e-4.
 PAPER = dict(router_input="layernorm", router_type="linear", z_loss=0.0, balance_loss=0.0, router_lr_scale=1.0,
              routing="top1")
 CONFIGS: dict[str, dict] = {

@@ -4,10 +4,11 @@
     python benchmarks/scaling.py --experts 1 10 100 --rounds 7
     python benchmarks/scaling.py --quick                  # batch 4, seq 32, 2 rounds
 
-What top-1 routing should give (the paper counts the parameters one example
-activates; the compute claim is ours to test): one expert per layer, so compute
-and activation memory do not grow with N_r; only the (tiny) parameter count
-and its AdamW state do. Step = forward + backward + AdamW step, medians over
+What top-1 routing should give (the paper: "memory overhead during training and
+inference is solely dependent on the prompt length and irrelevant to the number
+of experts", Sec. 5; here measured): one expert per layer, so compute and
+activation memory do not grow with N_r; only the (tiny) parameter count and its
+AdamW state do. Step = forward + backward + AdamW step, medians over
 round-robin rounds; memory = torch allocation peak during one step (see
 benchmarks/common.py), plus the bytes of trainable parameters + AdamW state
 (3 copies: weight, exp_avg, exp_avg_sq; the gradient is counted in the step peak).

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mept.cli import main
-from mept.compare import CompareConfig, paired, train_command
+from mept.compare import CompareConfig, format_table, paired, summarise, train_command
 from mept.errors import MeptError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
@@ -23,6 +23,20 @@ def test_paired_difference_and_t_test():
     assert got["difference"] == pytest.approx(8 / 3)
     assert got["p"] == pytest.approx(0.156726, abs=1e-5)  # scipy.stats.ttest_rel([52, 61, 75], [50, 60, 70])
     assert got["ci_low"] < 0 < got["ci_high"]
+
+
+def test_the_tables_tests_are_one_family_and_decided_uses_the_holm_adjusted_p():
+    def row(method, test):
+        return {"method": method, "validation": test, "test": test, "train_seconds": [1.0] * len(test),
+                "trainable": 1, "activated": 1, "activated_prompt_tokens": 0, "lr": 0.01, "peak_memory_mb": 1.0}
+
+    rows = summarise([row("mept", [60.0, 61.0, 62.0]), row("lora", [61.0, 62.1, 62.6]),
+                      row("full", [59.0, 61.5, 62.2]), row("probe", [60.2, 61.1, 61.8])])
+    lora = rows[1]
+    assert lora["vs_reference_p"] < 0.05  # alone it would look decided
+    assert lora["vs_reference_p_holm"] == pytest.approx(3 * lora["vs_reference_p"])  # smallest of 3 tests
+    assert not lora["vs_reference_decided"] and rows[0]["vs_reference_p_holm"] is None
+    assert f"Holm {lora['vs_reference_p_holm']:.3f})" in format_table(rows)
 
 
 def test_each_method_gets_its_own_family_lr_grid_and_the_same_budget(tmp_path):
@@ -49,6 +63,7 @@ def test_compare_end_to_end_writes_the_table_json_csv_and_plot(tmp_path, capsys)
                  "--max-length", "32", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| mept | 277,250 | 69,890 | 60 |" in printed and "| probe | 770 | 770 | 0 |" in printed and "(p=" in printed
+    assert "; Holm " in printed
     rows = json.loads((out / "compare.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["mept", "probe"]
     assert all(len(r["test"]) == 2 and r["peak_memory_mb"] > 0 for r in rows)

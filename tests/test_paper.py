@@ -183,3 +183,57 @@ def test_paper_true_in_a_config_file_gives_the_papers_settings_and_the_file_wins
     assert method == MEPTConfig.paper()
     flagged = train_config_from_args(build_parser().parse_args(["train", "--config", str(path), "--epochs", "3"]))
     assert flagged.epochs == 3
+
+
+def test_paper_search_searches_the_papers_grid_of_m_nr_and_lr():
+    from mept.methods.mept import PAPER_SEARCH
+    from mept.train import point_folder, search_points
+
+    cfg = paper_config("--paper-search")
+    assert cfg.paper_search and cfg.prompt_length is None and cfg.experts is None  # picked by the search
+    points = search_points(cfg)
+    assert PAPER_SEARCH == {"prompt_length": (10, 15, 20), "num_experts": (4, 10, 20)}  # Sec. 4.3
+    assert len(points) == 27 and {(p["prompt_length"], p["experts"], p["lr"]) for p in points} == {
+        (m, n, lr) for m in (10, 15, 20) for n in (4, 10, 20) for lr in (1e-5, 5e-5, 1e-4)}
+    assert point_folder(points[0]) == "search-m10-nr4-lr1e-05" and point_folder({"lr": 0.1}) == "lr-0.1"
+    assert len(search_points(paper_config("--paper-search", "--lr", "1e-4"))) == 9  # a given lr: m x N_r only
+    fixed = paper_config()  # without the search: one setting, m = N_r = 10 (ours)
+    assert fixed.prompt_length == 10 and fixed.experts == 10 and len(search_points(fixed)) == 3  # its lr grid
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["train", "--paper-search"], "add --paper"),
+    (["train", "--paper", "--paper-search", "--method", "ptuning_v2"], "not ptuning_v2's"),
+    (["train", "--paper", "--paper-search", "--experts", "4"], "drop --experts"),
+    (["train", "--paper", "--paper-search", "--set", "prompt_length=20"], "drop --set prompt_length"),
+])
+def test_paper_search_refuses_what_it_cannot_honour(flags, message):
+    with pytest.raises(MeptError, match=message):
+        train_config_from_args(build_parser().parse_args(flags))
+
+
+def test_paper_search_trains_each_point_on_validation_and_scores_test_once(tmp_path, capsys):
+    """The real flag on a tiny budget: the paper's 3 x 3 grid of m and N_r at one given lr, 1 step each."""
+    import json
+    from pathlib import Path
+
+    from mept.cli import main
+
+    fixtures = Path(__file__).parent / "fixtures" / "superglue"
+    out = tmp_path / "search"
+    assert main(["train", "--paper", "--paper-search", "--lr", "0.01", "--task", "rte", "--source", "jsonl",
+                 "--data-dir", str(fixtures), "--max-steps", "1", "--batch-size", "4", "--max-length", "64",
+                 "--max-eval-examples", "8", "--no-progress", "--output", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    search = m["search"]
+    assert len(search["results"]) == 9 and search["grid"]["experts"] == [4, 10, 20]
+    best = max(search["results"], key=lambda r: r["average"])
+    assert search["chosen"] == {"lr": 0.01, "prompt_length": best["prompt_length"], "experts": best["experts"]}
+    for r in search["results"]:  # the search's runs are scored on validation only
+        point = json.loads((out / f"search-m{r['prompt_length']}-nr{r['experts']}" / "metrics.json").read_text())
+        assert point["test"] is None and point["average"] == r["average"]
+    final = json.loads((out / "seed-42" / "metrics.json").read_text())
+    assert final["test"]["tasks"]["rte"]["score"] >= 0  # the chosen setting, scored on test once
+    assert final["activated_prompt_tokens"] == best["prompt_length"] * 6  # MiniLM's 6 layers, the chosen m
+    printed = capsys.readouterr().out
+    assert "paper search: 9 settings" in printed and f"chose m = {best['prompt_length']}, N_r = {best['experts']}" in printed

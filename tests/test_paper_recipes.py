@@ -117,3 +117,25 @@ def test_table16_pairs_mept_with_each_baseline_in_every_column(monkeypatch):
     assert len(paired) == 6  # 2 baselines x 3 columns
     assert paired["mept vs prompt_tuning (t -> t)"]["mean_diff"] == pytest.approx(5.0)
     assert paired["mept vs ptuning_v2 (all -> t)"]["mean_diff"] == pytest.approx(-5.0)
+
+
+def test_paper_search_recipe_searches_mept_and_keeps_our_fixed_setting_apart(capsys):
+    searched = dry_run(capsys, "--table", "1", "--methods", "mept", "ptuning_v2", "--paper-search")
+    mept_runs = [argv for argv in searched if argv[argv.index("--method") + 1] == "mept"]
+    for argv in mept_runs:
+        cfg = train_config_from_args(build_parser().parse_args(argv[1:]))
+        assert cfg.paper_search and cfg.prompt_length is None and "--prompt-length" not in argv
+        assert "mept-paper-search" in argv[argv.index("--output") + 1]
+    ptv2 = next(argv for argv in searched if argv[argv.index("--method") + 1] == "ptuning_v2")
+    assert ptv2[ptv2.index("--prompt-length") + 1] == "100"  # the paper's (Appendix B.6)
+    fixed = dry_run(capsys, "--table", "1", "--methods", "mept")
+    assert all(argv[argv.index("--experts") + 1] == "10" and "--paper-search" not in argv for argv in fixed)
+
+
+def test_recipe_prints_the_papers_averages_as_printed(capsys, tmp_path):
+    paper_t5.main(["--collect", "--backbone", "llama-3.2-1b", "--methods", "prompt_tuning", "mept",
+                   "--output", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| 56.94 (printed; its cells average 58.103) |" in out and "| 63.00 |" in out
+    paper_t5.main(["--collect", "--methods", "mept", "--tasks", "rte", "cb", "--output", str(tmp_path)])
+    assert "87.2 (mean of these cells)" in capsys.readouterr().out  # (83.52 + 90.92) / 2 for a subset

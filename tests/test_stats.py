@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mept.stats import betainc, describe, paired_test, t_ppf_two_sided, t_sf_two_sided
+from mept.stats import adjust_family, betainc, describe, holm, paired_test, t_ppf_two_sided, t_sf_two_sided
 
 
 @pytest.mark.parametrize("t, df, p", [
@@ -54,3 +54,28 @@ def test_edge_cases():
     assert paired_test([1.0, 2.0], [1.0, 2.0])["p_two_sided"] == 1.0
     with pytest.raises(ValueError):
         paired_test([1.0], [1.0, 2.0])
+
+
+def test_holm_matches_the_step_down_formula_by_hand():
+    # statsmodels.stats.multitest.multipletests(p, method="holm")[1], worked by hand: sorted 0.005, 0.01,
+    # 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04, then running maximum: 0.02, 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # a table of five rows against one reference: the one raw p below 0.05 is not decided after Holm
+    assert holm([0.023, 0.16, 0.34, 0.48, 0.87]) == pytest.approx([0.115, 0.64, 1.0, 1.0, 1.0])
+    assert holm([0.2]) == [0.2] and holm([]) == []  # one test: nothing to adjust
+    adjusted = holm([0.5, float("nan"), 0.01])  # a one-seed test is not counted in the family
+    assert adjusted[0] == pytest.approx(0.5) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
+
+
+def test_a_family_decides_on_the_adjusted_p():
+    ref = [60.0, 61.0, 62.0]
+    rows = {"a": ([61.0, 62.1, 62.6], ref), "b": ([59.0, 61.5, 62.2], ref), "c": ([60.2, 61.1, 61.8], ref)}
+    tests = adjust_family({name: paired_test(a, b) for name, (a, b) in rows.items()})
+    raw = paired_test(*rows["a"])
+    assert raw["decided"] and raw["p_two_sided"] < 0.05  # alone, a looks decided
+    assert tests["a"]["p_two_sided"] == raw["p_two_sided"]
+    assert tests["a"]["p_holm"] == pytest.approx(min(1.0, 3 * raw["p_two_sided"]))
+    assert tests["a"]["decided_raw"] and not tests["a"]["decided"] and tests["a"]["family_size"] == 3
+    text = describe(tests["a"], "a", "ref")
+    assert "Holm-adjusted p" in text and "cannot decide" in text
+    assert adjust_family({"x": paired_test([1.0], [0.0])})["x"]["family_size"] == 0  # untestable: no family

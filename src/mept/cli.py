@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--by", choices=["label"], help="also break routing down by gold class")
     an.add_argument("--split", default="validation",
                     help="validation (default), test, or a labelled CSV/JSONL file; the paper's Fig. 4c uses "
-                         "validation examples (our reading: the SuperGLUE dev set, which is our test split of "
-                         "the SuperGLUE tasks)")
+                         "the SuperGLUE development set (its caption; Appendix D: up to 200 validation examples "
+                         "per task), which is our test split of the SuperGLUE tasks")
     an.add_argument("--feature-model", help="also a t-SNE of the raw inputs through this model (paper Fig. 4a: "
                                             "BERT), e.g. mpnet or a hub id")
 

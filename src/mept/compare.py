@@ -9,7 +9,7 @@ that rate. Each method runs in its own process, so its peak memory is its own.
 
 The table: trainable parameters, parameters activated per example, activated prompt tokens, chosen lr, validation and test score
 (mean ± std over seeds), the paired difference of test scores against MEPT (same seeds) with a
-paired t-test, train seconds per run, peak memory, and for routed methods how many layers' routers collapsed
+paired t-test and its Holm-adjusted p over the table's tests ("decided" uses the adjusted p), train seconds per run, peak memory, and for routed methods how many layers' routers collapsed
 on the test split after training. Written as ``compare.json``,
 ``compare.csv`` and ``compare.png`` (test score per method, ± std).
 """
@@ -217,8 +217,16 @@ def paired(reference: list[float], other: list[float]) -> dict[str, Any]:
             "ci_low": float(test["ci_low"]), "ci_high": float(test["ci_high"])}
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add mean/std and the paired comparison with MEPT (or, without MEPT, the first method)."""
+def summarise(rows: list[dict[str, Any]], alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Add mean/std and the paired comparison with MEPT (or, without MEPT, the first method).
+
+    The table's tests against the reference are one family: each row also gets its Holm-adjusted
+    p (``vs_reference_p_holm``, :func:`mept.stats.holm`), and ``vs_reference_decided`` is whether
+    that adjusted p is below ``alpha`` -- with five baselines, a raw p < 0.05 in one of them
+    happens by chance far more often than one time in twenty.
+    """
+    from mept.stats import holm
+
     ref = next((r for r in rows if r["method"] == REFERENCE), rows[0])
     for r in rows:
         for key in ("validation", "test", "train_seconds"):
@@ -226,20 +234,29 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r[f"{key}_std"] = statistics.stdev(r[key]) if len(r[key]) > 1 else 0.0
         r["reference"] = ref["method"]
         r.update({f"vs_reference_{k}": v for k, v in paired(ref["test"], r["test"]).items()})
+    others = [r for r in rows if r is not ref]
+    raw = [math.nan if r["vs_reference_p"] is None else r["vs_reference_p"] for r in others]
+    for r, p in zip(others, holm(raw)):
+        r["vs_reference_p_holm"] = None if math.isnan(p) else p
+        r["vs_reference_decided"] = not math.isnan(p) and p < alpha
+    ref.update(vs_reference_p_holm=None, vs_reference_decided=False)
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     ref = rows[0]["reference"]
     lines = [f"| method | trainable | activated per example | activated prompt tokens | lr | validation | test "
-             f"| test - {ref} (paired t-test p) | train s/run | peak MB | collapsed layers (test, mean over seeds) |",
+             f"| test - {ref} (paired t-test p; Holm-adjusted p) | train s/run | peak MB "
+             f"| collapsed layers (test, mean over seeds) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["method"] == ref:
             diff = "-"
         else:
-            p = r["vs_reference_p"]
-            diff = f"{r['vs_reference_difference']:+.2f}" + (f" (p={p:.3f})" if p is not None else " (1 seed)")
+            p, holm_p = r["vs_reference_p"], r["vs_reference_p_holm"]
+            diff = f"{r['vs_reference_difference']:+.2f}" + (
+                f" (p={p:.3f}; Holm {holm_p:.3f}{', decided' if r['vs_reference_decided'] else ''})"
+                if p is not None else " (1 seed)")
         lines.append(
             f"| {r['method']} | {r['trainable']:,} | {r['activated']:,} | {r['activated_prompt_tokens']} | {r['lr']:g} | "
             f"{r['validation_mean']:.2f} ± {r['validation_std']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
@@ -251,7 +268,8 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> dict[str
     files = {"json": out / "compare.json", "csv": out / "compare.csv", "png": out / "compare.png"}
     files["json"].write_text(json.dumps({"title": title, "rows": rows}, indent=2))
     flat = ["method", "trainable", "activated", "activated_prompt_tokens", "lr", "validation_mean", "validation_std",
-            "test_mean", "test_std", "vs_reference_difference", "vs_reference_p", "vs_reference_ci_low",
+            "test_mean", "test_std", "vs_reference_difference", "vs_reference_p", "vs_reference_p_holm",
+            "vs_reference_decided", "vs_reference_ci_low",
             "vs_reference_ci_high", "train_seconds_mean", "peak_memory_mb"]
     with open(files["csv"], "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*flat, "collapsed_layers_mean", "routed_layers"])

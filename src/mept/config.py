@@ -30,8 +30,8 @@ class PromptConfig:
     method: ClassVar[str] = ""
     # The config field that ``--experts`` sets (None: the method has no experts).
     experts_field: ClassVar[str | None] = None
-    # ``--lr-grid paper``: the MEPT paper's grid for its other prompt methods (prompt tuning, P-Tuning v2, SMoP,
-    # VFPT); PT-MoE, which it does not run, inherits it (ours).
+    # ``--lr-grid paper``: the MEPT paper's grid for "other prompt tuning methods" (Appendix B.2: prompt tuning,
+    # P-Tuning v2, SMoP, VFPT); PT-MoE, which it does not run, inherits it (ours).
     paper_lr_grid: ClassVar[tuple[float, ...]] = (0.1, 0.3, 0.5)
     # The small grid ``mept compare`` searches on validation (ours: around TrainConfig.default_lr's 1e-2).
     compare_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)
@@ -84,7 +84,7 @@ class RoutedConfig(PromptConfig):
     """Fields every routed method has (SMoP, PT-MoE, MEPT): how its routers are trained.
 
     ``balance_loss`` weighs the Switch-Transformer load-balancing loss and ``z_loss`` the
-    ST-MoE router z-loss (both 0: off, the papers' setting); ``router_lr_scale`` is the
+    ST-MoE router z-loss (both 0: off; neither the MEPT nor the SMoP paper has them); ``router_lr_scale`` is the
     routers' learning rate relative to the prompts'. Declared once here so every routed method
     reads them the same way (MEPT overrides the default ``balance_loss``: ours, see its config).
     """

@@ -291,7 +291,7 @@ def evaluate(
     precision: str | None = None,
 ) -> dict[str, Any]:
     """Per-task metrics plus their ``average`` over tasks of the ``metric`` that selects checkpoints
-    (``task``: each task's own score, which the paper averages), the class metrics' averages
+    (``task``: each task's own score, which the MEPT paper's Table 1 averages), the class metrics' averages
     (``averages``), and for routed methods the routing health of the same forwards (``routing``).
     ``per_class`` adds each task's per-class report and confusion matrix (``reports``, for ``mept eval --file``)."""
     results: dict[str, Any] = {}

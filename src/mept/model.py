@@ -246,8 +246,9 @@ class PromptedModel(nn.Module):
         """Stored trainable parameters and parameters activated per example, as counts and % of the backbone.
 
         ``trainable`` is what is stored and trained; ``activated`` is what one example uses (routed
-        experts it picks + shared experts + routers + head), the count the MEPT paper's "Para"
-        column matches for MEPT (``benchmarks/paper_numbers.py``). ``activated_prompt`` is the prompt part alone.
+        experts it picks + shared experts + routers + head); our reading is that the MEPT paper's "Para"
+        column counts this for MEPT (it matches on T5-Base and Llama, no setting matches T5-Large:
+        ``benchmarks/paper_numbers.py``). ``activated_prompt`` is the prompt part alone.
         """
         groups = self.method.parameter_groups()
         owned = self.adapter_parameters()

@@ -1,10 +1,12 @@
 """Neural activation pathways: which expert prompt each layer uses, per task.
 
-The MEPT paper's Fig. 6 shows, per task and prompted layer, the *mean expert
-probability* as a heat map. We also summarise routing as a *pathway* (our
-term here: at every layer, the expert the router picks most often) and keep
-the full per-layer distributions beside it (mean routing probability, as the
-paper's figure, and top-1 frequency) because a pathway alone hides how decisive the router is: a layer
+The MEPT paper's Fig. 6 shows, per task and prompted layer, the experts'
+probabilities as a heat map ("expert weights", Appendix H; each row sums to 1);
+we draw the mean routing probability over a task's examples (our reading). We
+also summarise routing as a *pathway* (as in its Fig. 4b, the expert with the
+highest probability at every layer; ours: the one the router picks most often)
+and keep the full per-layer distributions beside it (mean routing probability
+and top-1 frequency) because a pathway alone hides how decisive the router is: a layer
 where expert 2 wins 51% of the time looks the same as one where it wins 100%.
 
 Everything here is numpy in, numpy/plain-Python out, so the model, the CLI and

@@ -13,7 +13,9 @@ from mept.routing_health import format_health
 
 
 def print_summary(metrics: dict[str, Any]) -> None:
-    """What a person needs after training: best validation scores and their step, test, size, time."""
+    """What a person needs after training: what a search chose, best validation scores and their step, test,
+    size, time."""
+    print_search(metrics)
     best = f" (best checkpoint, step {metrics['best_step']} of {metrics['steps']})" if "best_step" in metrics else ""
     print_scores({k: metrics[k] for k in ("tasks", "average", "majority", "metric", "averages") if k in metrics},
                  title=f"validation scores{best}:")
@@ -29,6 +31,21 @@ def print_summary(metrics: dict[str, Any]) -> None:
     precision = metrics.get("precision")
     if precision:
         print(f"precision: {precision['computed_in']} ({precision['why']})")
+
+def print_search(metrics: dict[str, Any]) -> None:
+    """``--paper-search``: every setting tried with its validation average, and the one chosen."""
+    search = metrics.get("search")
+    if not search:
+        return
+    chosen = search["chosen"]
+    print(f"paper search: {len(search['results'])} settings on {search['selected_on']}:")
+    for r in search["results"]:
+        mark = "  <- chosen" if all(r.get(k, chosen[k]) == chosen[k] for k in chosen) else ""
+        lr = f"  lr {r['lr']:g}" if "lr" in r else ""
+        print(f"  m {r['prompt_length']:>3}  N_r {r['experts']:>3}{lr}  validation {r['average']:6.2f}{mark}")
+    print(f"chose m = {chosen['prompt_length']}, N_r = {chosen['experts']}, lr {chosen['lr']:g}; seed(s) "
+          f"{' '.join(map(str, metrics.get('seeds', [])))} trained with it (only these runs score the test split)")
+
 
 def print_scores(metrics: dict[str, Any], title: str = "validation scores:") -> None:
     """Per task the selection metric's score (and majority baseline), then their average.
@@ -75,7 +92,7 @@ def print_footer(metrics: dict[str, Any]) -> None:
         count = f"{stored:,} parameters = " if stored is not None else ""
         print(f"trainable: {count}{metrics['trainable_percent']:.3f}% of the backbone, "
               f"activated prompt tokens: {metrics['activated_prompt_tokens']}")
-        if "activated" in report:  # what one example uses: the count the paper's "Para" matches for MEPT
+        if "activated" in report:  # what one example uses (our reading of the paper's "Para" for MEPT)
             print(f"activated per example: {report['activated']:,} parameters = {report['activated_percent']:.3f}% "
                   f"of the backbone (prompts {report['activated_prompt']:,})")
 

@@ -27,7 +27,8 @@ of the additive kind.
 What the router reads (``input_norm``), applied to the pooled hidden state x:
 
 - ``layernorm``: a parameter-free layer norm (ours; the authors' code reads the state
-  "after a norm", and the paper states no router input).
+  "after a norm"; the paper says the router reads the previous layer's hidden state, Sec. 3.2,
+  not how it is pooled or normalised).
 - ``center``: subtract a running mean of x, then layer-norm. Pooled states of
   unrelated inputs share one dominant direction (pairwise cosine 0.4-0.6 on
   MiniLM); a linear router on them ranks experts the same way for every input

@@ -146,7 +146,7 @@ def has_progress(out: Path) -> bool:
 RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, "best",
                "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis",
                "tensorboard", "wandb")  # --report-to's folders (mept.tracking)
-RUN_ENTRY_PREFIXES = ("seed-", "lr-", "eval_")
+RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", "eval_")
 
 
 # What a run folder is to the one ownership check (mept.ownership.claim_output): ``--overwrite`` replaces

@@ -72,7 +72,8 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
     model.load_adapter(out / "best")
     validation = state["best_result"]
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode,
-                    metric=cfg.metric, precision=cfg.mixed_precision_ran) if p.test_sets else None
+                    metric=cfg.metric, precision=cfg.mixed_precision_ran
+                    ) if p.test_sets and cfg.score_test else None  # a search's runs: validation only
     report = model.parameter_report()
     train_seconds = state.get("train_seconds", 0.0)
     metrics = {
@@ -189,7 +190,8 @@ def mean_over_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation over seeds, per task and for the average (the paper reports 3 runs)."""
+    """Mean and standard deviation over seeds, per task and for the average (the MEPT paper averages 3 runs,
+    Table 1's caption)."""
     tasks = runs[0]["tasks"]
     return {
         "method": runs[0]["method"],

@@ -8,6 +8,11 @@ this module says so (``decided``) rather than printing mean +- std alone.
 No SciPy needed: the Student-t CDF comes from the regularized incomplete beta
 function (Lentz's continued fraction, as in Numerical Recipes), checked against
 known values in the tests.
+
+A table of many paired tests (every ablation row against its reference) will call some
+difference "significant" at p < 0.05 by chance alone: :func:`holm` adjusts a family's p-values
+(Holm 1979, step-down Bonferroni) and :func:`adjust_family` applies it to a table's paired tests,
+so that "decided" means the adjusted p is below alpha.
 """
 
 from __future__ import annotations
@@ -114,14 +119,46 @@ def paired_test(a: list[float], b: list[float], level: float = 0.95, alpha: floa
     return out
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-adjusted p-values of one family of tests, in the order given.
+
+    Sorted ascending, p_(i) becomes max over j <= i of min(1, (m - j + 1) p_(j)), m the number of
+    tests (statsmodels' ``multipletests(method="holm")``). Rejecting where the adjusted p < alpha
+    keeps the chance of *any* false "decided" in the family at most alpha. A NaN p-value (a test
+    with one seed) stays NaN and does not count in m.
+    """
+    finite = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(finite)
+    out = [float("nan")] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(finite):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def adjust_family(tests: dict[str, dict[str, Any]], alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """Add the Holm-adjusted p (``p_holm``) to each of ``tests`` (:func:`paired_test` results of one
+    table) and make ``decided`` use it; the raw verdict stays as ``decided_raw``."""
+    adjusted = holm([t["p_two_sided"] for t in tests.values()])
+    size = sum(not math.isnan(p) for p in adjusted)
+    for t, p in zip(tests.values(), adjusted):
+        t["decided_raw"] = bool(t["p_two_sided"] < alpha)
+        t.update(p_holm=p, family_size=size, decided=bool(p < alpha))
+    return tests
+
+
 def describe(result: dict[str, Any], name_a: str = "A", name_b: str = "B") -> str:
     """One line a reader can act on: per-seed differences, mean, p, intervals, and whether n seeds decide."""
     r = result
     diffs = ", ".join(f"{d:+.2f}" for d in r["diffs"])
     if r["n"] < 2:
         return f"{name_a} - {name_b}: {diffs or 'no pairs'} ({r['n']} seed: no test possible)"
-    verdict = (f"significant at p < {r['alpha']:g}" if r["decided"]
-               else f"{r['n']} seeds cannot decide (p >= {r['alpha']:g}); add seeds (--seeds) to tighten")
+    adjusted = "p_holm" in r  # one of a family (adjust_family): the verdict is on the adjusted p
+    p_used = "Holm-adjusted p" if adjusted else "p"
+    verdict = (f"significant at {p_used} < {r['alpha']:g}" if r["decided"]
+               else f"{r['n']} seeds cannot decide ({p_used} >= {r['alpha']:g}); add seeds (--seeds) to tighten")
+    holm_text = f", Holm-adjusted p = {r['p_holm']:.3g} over {r['family_size']} tests" if adjusted else ""
     return (f"{name_a} - {name_b} per seed: {diffs}; mean {r['mean_diff']:+.2f}, paired t = {r['t']:.2f}, "
-            f"p = {r['p_two_sided']:.3g}, {100 * r['level']:.0f}% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] "
-            f"(bootstrap [{r['boot_low']:+.2f}, {r['boot_high']:+.2f}]): {verdict}")
+            f"p = {r['p_two_sided']:.3g}{holm_text}, {100 * r['level']:.0f}% CI [{r['ci_low']:+.2f}, "
+            f"{r['ci_high']:+.2f}] (bootstrap [{r['boot_low']:+.2f}, {r['boot_high']:+.2f}]): {verdict}")

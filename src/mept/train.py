@@ -263,7 +263,7 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     cfg, _ = with_precision(cfg)  # before the seeds and the grid: every part runs, and records, the same one
     processes = PartialState(cpu=not torch.cuda.is_available())
     with output_lock(out) if processes.is_main_process else contextlib.nullcontext():
-        if not cfg.lr_grid and not cfg.seeds:
+        if not search_points(cfg) and not cfg.seeds:
             return train(cfg, resume=resume)
         if processes.is_main_process:  # one process owns the run folder (several under `accelerate launch`)
             prepare_output(out, cfg, resume)
@@ -278,22 +278,63 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         return summary
 
 
+def search_points(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The settings a run tries on validation before its seeds train, each a dict of TrainConfig fields.
+
+    ``--lr-grid``: one point per lr. ``--paper-search``: the paper's m x N_r grid
+    (:data:`mept.methods.mept.PAPER_SEARCH`) times the lr grid (or the one --lr). No search: none.
+    """
+    lrs = [{"lr": value} for value in cfg.lr_grid or []]
+    if not cfg.paper_search:
+        return lrs
+    from mept.methods.mept import PAPER_SEARCH
+
+    return [{"prompt_length": m, "experts": n, **lr} for m in PAPER_SEARCH["prompt_length"]
+            for n in PAPER_SEARCH["num_experts"] for lr in lrs or [{}]]
+
+
+SEARCH_FOLDER_KEYS = {"prompt_length": "m", "experts": "nr", "lr": "lr"}
+
+
+def point_folder(point: dict[str, Any]) -> str:
+    """Where one search point trains: ``lr-X`` for an lr grid, ``search-mM-nrN-lrX`` for the paper's search."""
+    if set(point) == {"lr"}:
+        return f"lr-{point['lr']:g}"
+    return "search-" + "-".join(f"{SEARCH_FOLDER_KEYS[k]}{v:g}" for k, v in point.items())
+
+
 def _run_grid(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
-    grid = cfg.lr_grid
-    lr = cfg.lr
-    grid_results = []
-    if grid:
-        for value in grid:
-            sub = replace(cfg, lr=value, lr_grid=None, seeds=None, output=str(out / f"lr-{value:g}"), overwrite=True)
-            grid_results.append({"lr": value, "average": _train_or_resume(sub, resume)["average"]})
-        lr = max(grid_results, key=lambda r: r["average"])["lr"]
+    """Search (each point once, with ``cfg.seed``, scored on validation only), then every seed with the choice.
+
+    The best validation average wins (the first point in grid order on a tie); the test split is scored
+    only by the seed runs of the chosen setting, so nothing about the test split picks the setting.
+    """
+    points = search_points(cfg)
+    searched = []
+    for point in points:
+        sub = replace(cfg, **point, lr_grid=None, seeds=None, paper_search=False, score_test=False,
+                      output=str(out / point_folder(point)), overwrite=True)
+        searched.append({**point, "average": _train_or_resume(sub, resume)["average"]})
+    chosen = {k: v for k, v in max(searched, key=lambda r: r["average"]).items() if k != "average"} if searched else {}
     seeds = cfg.seeds or [cfg.seed]
     runs = []
     for seed in seeds:
-        sub = replace(cfg, lr=lr, lr_grid=None, seeds=None, seed=seed, output=str(out / f"seed-{seed}"), overwrite=True)
+        sub = replace(cfg, **chosen, lr_grid=None, seeds=None, paper_search=False, seed=seed,
+                      output=str(out / f"seed-{seed}"), overwrite=True)
         runs.append(_train_or_resume(sub, resume))
     summary = aggregate(runs)
-    summary.update({"lr": lr, "lr_grid": grid_results, "seeds": seeds})
+    summary.update({"lr": chosen.get("lr", cfg.lr), "lr_grid": searched if cfg.lr_grid else [], "seeds": seeds})
+    if cfg.paper_search:
+        from mept.methods.mept import PAPER_SEARCH
+
+        summary["search"] = {
+            "what": "the MEPT paper's search (Sec. 4.3: m, N_r; Appendix B.2: lr), every combination",
+            "grid": {"prompt_length": list(PAPER_SEARCH["prompt_length"]), "experts": list(PAPER_SEARCH["num_experts"]),
+                     "lr": list(cfg.lr_grid) if cfg.lr_grid else [cfg.lr if cfg.lr is not None else cfg.default_lr()]},
+            "selected_on": f"validation average ({cfg.metric}), seed {cfg.seed}",
+            "results": searched,
+            "chosen": {"lr": cfg.lr if cfg.lr is not None else cfg.default_lr(), **chosen},
+        }
     atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
     return summary
 

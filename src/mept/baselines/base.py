@@ -54,7 +54,8 @@ class BaselineConfig:
 
     ``default_lr`` is ours, per family: what trains MiniLM on the offline suite without
     diverging. ``compare_lr_grid`` is the small grid ``mept compare`` searches on validation.
-    ``paper_lr_grid`` (``--lr-grid paper``) is ours too: the MEPT paper states no grid for any baseline.
+    ``paper_lr_grid`` (``--lr-grid paper``) is ours too: the MEPT paper states a grid only for prompt methods
+    (Appendix B.2), none for these baselines.
     """
 
     method: ClassVar[str] = ""

@@ -1,8 +1,12 @@
-"""SuperGLUE as text-to-text tasks, with the MEPT authors' code's templates and label words.
+"""SuperGLUE as text-to-text tasks, with the MEPT paper's templates and label words.
 
-The templates are T5's SuperGLUE prefixes as the authors' code writes them; the
-paper states no template. The paper reports six tasks (BoolQ, CB, COPA, MultiRC,
-RTE, WiC); WSC is here beyond the paper, with the authors' code's verbalizer.
+The templates and verbalizers of the paper's six tasks (BoolQ, CB, COPA, MultiRC, RTE,
+WiC) are those its Appendix B.5 lists (T5's SuperGLUE prefixes, "the SMoP formatting" of
+its Appendix B.3; the authors' code writes the same); ``tests/test_paper_claims.py``
+compares them. Appendix B.3 also says BoolQ's labels '0' and '1' map to 'True' and
+'False' "respectively", the reverse of B.5's verbalizer order; we follow B.5 (the
+official ``false`` is "False"). WSC is here beyond the paper's tables, with the authors'
+code's template and verbalizer.
 
 Each task is one :class:`SuperGlueTask` row below: the template that renders a
 record into the model's input, the verbalizer (label id ``i`` -> word ``i``, in

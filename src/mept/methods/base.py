@@ -87,9 +87,10 @@ class PromptMethod(nn.Module):
     def activated_groups(self) -> dict[str, int]:
         """Parameters one example uses at inference, by role (prompts, routers).
 
-        The MEPT paper's "Para" for MEPT matches this count, not the stored one (``benchmarks/paper_numbers.py``):
-        a method that picks among stored prompts uses only the picked ones per example. Methods
-        without a router use every prompt, so the default is the stored count.
+        A method that picks among stored prompts uses only the picked ones per example; methods
+        without a router use every prompt, so the default is the stored count. Our reading of the MEPT
+        paper's "Para" for MEPT is this count (it matches on T5-Base and Llama, not on T5-Large: the
+        evidence is in ``benchmarks/paper_numbers.py``); the paper calls "Para" trainable parameters.
         """
         return self.parameter_groups()
 
