@@ -4,6 +4,13 @@
     python benchmarks/speed.py --models minilm --rounds 7
     python benchmarks/speed.py --quick               # MiniLM, batch 4, seq 32, 2 rounds: a smoke test
     python benchmarks/speed.py --profile             # also: where the time of a MEPT step goes
+    python benchmarks/speed.py --precision fp32 bf16 bf16-weights --only mept   # the precision axis
+
+``--precision``: each config runs in every precision given, round-robin in one process, so the ratios
+come from one run. ``bf16`` is ``mept train``'s bf16: autocast over the fp32 backbone (prompts, routers,
+head fp32); ``bf16-weights`` also stores the frozen backbone's Linear and Embedding weights in bf16
+(half their memory, no per-forward weight casts), still under autocast. Whether bf16 is native here
+is printed (``mept.precision.native_bf16``): emulated bf16 is many times slower than fp32.
 
 Each config gets its own backbone instance (a PEFT model and a PromptedModel
 cannot wrap one instance at once). A training step is forward + cross-entropy
@@ -70,10 +77,12 @@ class Bench:
     train_cpu: list[float] = field(default_factory=list)  # process CPU seconds
     infer_cpu: list[float] = field(default_factory=list)
     memory_mb: float = float("nan")
+    weights_mb: float = float("nan")  # frozen weights: what bf16 storage halves
     error: str | None = None
 
 
-def build(label: str, kind: str, settings: dict[str, Any], model_name: str, ids, mask, labels) -> Bench:
+def build(label: str, kind: str, settings: dict[str, Any], model_name: str, ids, mask, labels,
+          precision: str = "fp32") -> Bench:
     backbone = load_backbone(model_name, "cls", num_labels=2).model
     seq = ids.shape[1]
     forward: Callable[[], Any]
@@ -104,20 +113,38 @@ def build(label: str, kind: str, settings: dict[str, Any], model_name: str, ids,
         forward = lambda: model(input_ids=ids, attention_mask=mask)  # noqa: E731
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
+    if precision == "bf16-weights":
+        store_frozen_in_bf16(model)
+    cast = precision != "fp32"
 
     def step() -> None:
         model.train()
-        loss = F.cross_entropy(forward().logits.float(), labels)
+        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=cast):
+            logits = forward().logits
+        loss = F.cross_entropy(logits.float(), labels)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     def infer() -> None:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=cast):
             forward()
 
     return Bench(label, model, step, infer, sum(p.numel() for p in params), seq)
+
+
+def store_frozen_in_bf16(model: torch.nn.Module) -> None:
+    """The frozen backbone's Linear and Embedding weights in bf16; anything trainable stays fp32."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)) and not any(
+                p.requires_grad for p in module.parameters(recurse=False)):
+            module.to(torch.bfloat16)
+
+
+def frozen_mb(model: torch.nn.Module) -> float:
+    """Memory of the model's frozen weights, MiB (what bf16 storage halves)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad) / 2**20
 
 
 def run_model(model_name: str, args) -> list[Bench]:
@@ -127,11 +154,13 @@ def run_model(model_name: str, args) -> list[Bench]:
     mask = torch.ones_like(ids)
     labels = torch.randint(0, 2, (args.batch,))
     benches = []
-    for label, kind, settings in CONFIGS:
+    runs = [(label if precision == "fp32" else f"{label} [{precision}]", kind, settings, precision)
+            for label, kind, settings in CONFIGS for precision in args.precision]
+    for label, kind, settings, precision in runs:
         if args.only and not any(o in label for o in args.only):
             continue
         try:
-            b = build(label, kind, settings, model_name, ids, mask, labels)
+            b = build(label, kind, settings, model_name, ids, mask, labels, precision)
             b.step()  # warm-up: allocator, AdamW state, lazy inits
             b.infer()
         except Exception as exc:  # a reference library may not support a backbone: report, don't abort
@@ -148,6 +177,7 @@ def run_model(model_name: str, args) -> list[Bench]:
         print(f"[{model_name}] round {r + 1}/{args.rounds} done", file=sys.stderr)
     for b in live:
         b.memory_mb = peak_step_memory_mb(b.step)
+        b.weights_mb = frozen_mb(b.model)
     if args.profile:
         profile(model_name, live, args)
     return benches
@@ -196,6 +226,7 @@ def table(model_name: str, benches: list[Bench], args) -> tuple[str, dict[str, A
                         "seq_len": b.seq_len, "memory_mb": b.memory_mb}
     rows.append("")
     rows += targets(ok)
+    rows += precision_rows(ok)
     return "\n".join(rows), out
 
 
@@ -224,9 +255,32 @@ def targets(ok: dict[str, Bench]) -> list[str]:
     return lines
 
 
+def precision_rows(ok: dict[str, Bench]) -> list[str]:
+    """Each config's bf16 variants against its fp32 run: speed-up of a training step and of inference
+    (CPU time and wall), step memory and frozen-weight memory."""
+    rows = []
+    for label, b in ok.items():
+        if not label.endswith("]") or "[" not in label:
+            continue
+        base = ok.get(label.rsplit(" [", 1)[0])
+        if base is None:
+            continue
+        if not rows:
+            rows = ["", "| config | fp32 step CPU (s) | speed-up, step CPU | step wall | inference CPU | "
+                        "step peak mem MiB (fp32 -> this) | frozen weights MiB (fp32 -> this) |",
+                    "|---|---:|---:|---:|---:|---|---|"]
+        up = lambda a, c: median(a) / median(c)  # noqa: E731  (> 1: faster than fp32)
+        rows.append(f"| {label} | {median(base.train_cpu):.3f} | {up(base.train_cpu, b.train_cpu):.2f}x "
+                    f"| {up(base.train_times, b.train_times):.2f}x | {up(base.infer_cpu, b.infer_cpu):.2f}x "
+                    f"| {base.memory_mb:.0f} -> {b.memory_mb:.0f} | {base.weights_mb:.0f} -> {b.weights_mb:.0f} |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["minilm", "smollm2"], choices=["minilm", "smollm2"])
+    ap.add_argument("--models", nargs="+", default=["minilm", "smollm2"], choices=["minilm", "smollm2", "mpnet"])
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "bf16-weights"],
+                    help="run every config in each (ratios from one run)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
@@ -242,8 +296,12 @@ def main(argv: list[str] | None = None) -> None:
         args.only = list(args.only) + ["bare"]
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"device {'cuda' if torch.cuda.is_available() else 'cpu'}", file=sys.stderr)
+    from mept.precision import native_bf16
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    native, why = native_bf16(device)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
+          f"bf16 {'native' if native else 'not native'} ({why})", flush=True)
     results = {}
     for name in args.models:
         benches = run_model(name, args)

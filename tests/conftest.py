@@ -1,8 +1,13 @@
-"""Shared fixtures: the offline backbones, loaded once per session, and tiny random configs."""
+"""Shared fixtures and helpers: the offline backbones, loaded once per session, tiny random configs, and the
+reliability batteries' checks (one ``error:`` line, a ``warning:`` line, every byte of a folder) with a tiny
+trained run on files of one's own, shared by the subject files (``test_folder_ownership.py``...)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,3 +72,75 @@ def tiny_bert(num_labels: int = 2):
         attention_probs_dropout_prob=0.0,
     )
     return transformers.BertForSequenceClassification(cfg).eval()
+
+
+# --- the reliability batteries' checks ----------------------------------------------------------------
+
+def cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run ``mept ARGS`` in this process: (exit status, stdout, stderr)."""
+    from mept.cli import main
+
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error(code: int, err: str, *needles: str) -> None:
+    """Exit 2 and exactly one line on stderr, an ``error:`` naming each needle."""
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def warned(err: str, *needles: str) -> None:
+    """A ``warning:`` line naming every needle."""
+    lines = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert any(all(n in line for n in needles) for line in lines), err
+
+
+def csv_file(path: Path, rows: list[tuple[str, str]], header: str = "text,label", encoding: str = "utf-8") -> Path:
+    path.write_bytes((header + "\n" + "\n".join(f"{t},{lab}" for t, lab in rows) + "\n").encode(encoding))
+    return path
+
+
+def jsonl_file(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes: what a data-loss test compares afterwards."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# 12 rows per file, two classes: no tiny-validation warning, so an error is the only stderr line
+GOOD = [("a great film", "pos"), ("a dull film", "neg"), ("loved it", "pos"), ("hated it", "neg")] * 3
+TINY = ["--batch-size", "4", "--max-length", "32", "--no-progress", "--experts", "2", "--prompt-length", "2"]
+
+
+def own_files(folder: Path) -> list[str]:
+    """Training, validation and test files of one's own in ``folder`` (three different files), as flags."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train = csv_file(folder / "reviews.csv", GOOD)
+    val = csv_file(folder / "reviews_val.csv", GOOD[::-1])
+    test = csv_file(folder / "reviews_test.csv", GOOD[1:] + GOOD[:1])
+    return ["--train-file", str(train), "--val-file", str(val), "--test-file", str(test)]
+
+
+@pytest.fixture(scope="session")
+def own_run(tmp_path_factory) -> Path:
+    """A tiny finished MEPT run on MiniLM (one step) trained on :func:`own_files`; copy it before changing it."""
+    from mept.cli import main
+
+    root = tmp_path_factory.mktemp("own_run")
+    out = root / "run"
+    assert main(["train", *own_files(root / "data"), "--max-steps", "1", "--output", str(out), *TINY]) == 0
+    return out
+
+
+def copy_run(run: Path, tmp_path: Path, name: str = "copy") -> Path:
+    dest = tmp_path / name
+    shutil.copytree(run, dest)
+    return dest

@@ -2,6 +2,9 @@
 
 A failure here means routing, injection or initialisation changed numbers. If that was intended,
 run ``python tests/regen_fixed_values.py`` and commit the new tests/fixtures/fixed_values.json.
+
+These values are fp32 whatever the machine: the cases run the Python API (``tests/fixed_values.py``)
+with no autocast, so ``--mixed-precision auto`` (bf16 on hardware that has it) never reaches them.
 """
 
 from __future__ import annotations

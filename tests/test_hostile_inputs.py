@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cli, copy_run, csv_file, one_error, warned
 
 import mept
 from mept.cli import join_negative_numbers, main
@@ -28,31 +29,6 @@ TINY = ["--batch-size", "2", "--max-length", "64", "--no-progress", "--experts",
 BASE = [*RTE, *TINY]
 
 
-def cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error(code: int, err: str, *needles: str) -> None:
-    """Exit 2 and exactly one line on stderr, an ``error:`` naming each needle."""
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
-def warned(err: str, *needles: str) -> None:
-    lines = [line for line in err.splitlines() if line.startswith("warning: ")]
-    assert any(all(n in line for n in needles) for line in lines), err
-
-
-def csv_file(path: Path, rows: list[tuple[str, str]], header: str = "text,label", encoding: str = "utf-8") -> Path:
-    path.write_bytes((header + "\n" + "\n".join(f"{t},{lab}" for t, lab in rows) + "\n").encode(encoding))
-    return path
-
-
 GOOD = [("a great film", "pos"), ("a dull film", "neg"), ("loved it", "pos"), ("hated it", "neg")] * 3
 
 
@@ -61,12 +37,6 @@ def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("battery") / "run"
     assert main(["train", *BASE, "--max-steps", "2", "--output", str(out)]) == 0
     return out
-
-
-def copy_run(trained: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "copy"
-    shutil.copytree(trained, dest)
-    return dest
 
 
 # --- settings: refused before anything is loaded or written -------------------------------------

@@ -22,49 +22,26 @@ import time
 from pathlib import Path
 
 import pytest
-from test_hostile_inputs import cli, one_error, warned  # the battery's own checks: one error line, a warning
+from conftest import GOOD, TINY, cli, copy_run, csv_file, jsonl_file, one_error, snapshot, warned
 
 import mept
 from mept.cli import main
-
-TINY = ["--batch-size", "4", "--max-length", "32", "--no-progress", "--experts", "2", "--prompt-length", "2"]
-GOOD = [("a great film", "pos"), ("a dull film", "neg"), ("loved it", "pos"), ("hated it", "neg")] * 3
-
-
-def csv_file(path: Path, rows: list[tuple[str, str]], header: str = "text,label") -> Path:
-    path.write_text(header + "\n" + "\n".join(f"{t},{lab}" for t, lab in rows) + "\n")
-    return path
-
-
-def jsonl_file(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes: what a data-loss test compares afterwards."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("battery3")
     train = csv_file(root / "reviews.csv", GOOD)
+    val = csv_file(root / "reviews_val.csv", GOOD[::-1])  # the same rows in another order: not the training file
     out = root / "run"
-    assert main(["train", "--train-file", str(train), "--val-file", str(train), "--max-steps", "1",
+    assert main(["train", "--train-file", str(train), "--val-file", str(val), "--max-steps", "1",
                  "--output", str(out), *TINY]) == 0
     return out
 
 
 def own_data(trained: Path) -> list[str]:
     """The shared run's data files (a --val-file, so no tiny-validation warning joins the error line)."""
-    return ["--train-file", str(trained.parent / "reviews.csv"), "--val-file", str(trained.parent / "reviews.csv")]
-
-
-def copy_run(trained: Path, tmp_path: Path, name: str = "copy") -> Path:
-    dest = tmp_path / name
-    shutil.copytree(trained, dest)
-    return dest
+    return ["--train-file", str(trained.parent / "reviews.csv"), "--val-file", str(trained.parent / "reviews_val.csv")]
 
 
 # --- data loss: --overwrite replaces only a mept run ----------------------------------------------
@@ -156,7 +133,7 @@ def test_predict_keeps_the_mode_of_a_replaced_file_and_the_umask_for_a_new_one(t
     os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
     out.chmod(0o640)
-    assert cli(["predict", str(trained), "--file", str(new), "--output", str(out)], capsys)[0] == 0
+    assert cli(["predict", str(trained), "--file", str(new), "--output", str(out), "--overwrite"], capsys)[0] == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
 
 

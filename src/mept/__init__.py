@@ -4,6 +4,9 @@
     model = mept.get_model(backbone, mept.MEPTConfig(num_experts=10, prompt_length=10))
     model.print_trainable_parameters()
     model.save_pretrained("out"); model = mept.load(backbone, "out")
+
+    many = mept.MultiAdapterModel.from_runs({"sentiment": "runs/a", "topic": "runs/b"})
+    many(input_ids=..., attention_mask=..., adapter_names=["sentiment", "topic", ...])
 """
 
 from mept.errors import MeptError
@@ -16,10 +19,11 @@ from mept.methods import (
     VFPTConfig,
 )
 from mept.model import PromptedModel, get_model, load
+from mept.multi_adapter import MultiAdapterModel
 from mept.registry import make_config, method_names
 from mept.version import __version__
 
 __all__ = [
     "MEPTConfig", "PromptTuningConfig", "PTMoEConfig", "PTuningV2Config", "SMoPConfig", "VFPTConfig",
-    "PromptedModel", "get_model", "load", "make_config", "method_names", "MeptError", "__version__",
+    "PromptedModel", "MultiAdapterModel", "get_model", "load", "make_config", "method_names", "MeptError", "__version__",
 ]

@@ -75,11 +75,12 @@ def migrate_adapter_config(meta: dict[str, Any], origin: str | os.PathLike = CON
     return meta
 
 
-def check_backbone_fits(meta: dict[str, Any], spec: Any, path: str | os.PathLike) -> None:
-    """The saved ``adapter_config.json`` must name a backbone of this width and depth."""
+def check_backbone_fits(meta: dict[str, Any], spec: Any, path: str | os.PathLike, name: str = CONFIG_NAME) -> None:
+    """The saved config (``name``: ``adapter_config.json``, a baseline's ``mept_config.json``) must name a
+    backbone of this width and depth."""
     saved = meta.get("backbone")
     if not isinstance(saved, dict) or not isinstance(meta.get("config"), dict) or "method" not in meta:
-        raise MeptError(f"{Path(path) / CONFIG_NAME} lacks its method/config/backbone entries; the checkpoint is damaged")
+        raise MeptError(f"{Path(path) / name} lacks its method/config/backbone entries; the checkpoint is damaged")
     for key in ("hidden_size", "num_layers"):
         if saved.get(key) != getattr(spec, key):
             raise MeptError(
@@ -89,10 +90,11 @@ def check_backbone_fits(meta: dict[str, Any], spec: Any, path: str | os.PathLike
             )
 
 
-def check_adapter_config(model: Any, meta: dict[str, Any], path: str | os.PathLike) -> None:
-    """A checkpoint's config must describe ``model`` (a prompted model or a baseline): same backbone, method and settings."""
-    where = Path(path) / CONFIG_NAME
-    check_backbone_fits(meta, model.spec, path)
+def check_adapter_config(model: Any, meta: dict[str, Any], path: str | os.PathLike, name: str = CONFIG_NAME) -> None:
+    """A checkpoint's config (file ``name`` in ``path``) must describe ``model`` (a prompted model or a
+    baseline): same backbone, method and settings."""
+    where = Path(path) / name
+    check_backbone_fits(meta, model.spec, path, name)
     if meta["method"] != model.prompt_config.method:
         raise MeptError(f"{where} is for method {meta['method']!r}, but the run trained "
                         f"{model.prompt_config.method!r}; the checkpoint does not belong to this run")
@@ -108,6 +110,14 @@ def check_adapter_config(model: Any, meta: dict[str, Any], path: str | os.PathLi
                         f"to this run (or was edited)")
 
 
+class UnreadableWeights(MeptError):
+    """A weight file that is not a readable safetensors file (``file``, and the reader's ``detail``)."""
+
+    def __init__(self, file: Path, detail: str) -> None:
+        super().__init__(f"{file} is not a readable safetensors file ({detail}); is it truncated?")
+        self.file, self.detail = file, detail
+
+
 def read_adapter_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of ``adapter_model.safetensors``; a truncated, empty or non-finite file is a one-line error."""
     file = Path(path) / WEIGHTS_NAME if Path(path).is_dir() else Path(path)
@@ -117,7 +127,7 @@ def read_adapter_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise MeptError(f"{file} does not exist; did the training finish?") from None
     except Exception as exc:  # safetensors raises its own SafetensorError for truncated/garbled files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MeptError(f"{file} is not a readable safetensors file ({detail}); is it truncated?") from None
+        raise UnreadableWeights(file, detail) from None
     broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:
         raise MeptError(f"{file} holds NaN or infinite values in {len(broken)} tensor(s), e.g. {broken[0]}; "
@@ -147,3 +157,6 @@ def check_adapter_state(
         if tuple(got.shape) != tuple(want.shape):
             raise MeptError(f"tensor {key} has shape {tuple(got.shape)} in the file, but this model expects "
                             f"{tuple(want.shape)}")
+        if want.is_floating_point() and not got.is_floating_point():  # would load as rounded numbers, silently
+            raise MeptError(f"tensor {key} is {str(got.dtype).removeprefix('torch.')} in the file, but this model's "
+                            f"weights are floating point ({str(want.dtype).removeprefix('torch.')})")

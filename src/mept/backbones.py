@@ -172,6 +172,49 @@ def _mpnet_cache() -> Path:
     return dest
 
 
+def backbone_config(name: str) -> Any:
+    """The ``transformers`` config of a backbone (an alias, hub id or path): read without loading any weight."""
+    import transformers
+
+    path = resolve(name)
+    try:
+        return transformers.AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise MeptError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
+
+
+def supported_formats(config: Any) -> list[str]:
+    """The ``--format`` values a backbone can be trained for, from its config (no weights read).
+
+    ``causal_lm`` needs a decoder-only language model: an encoder such as BERT has a causal-LM
+    class in ``transformers``, but a prompt before its bidirectional attention is no causal LM.
+    """
+    import transformers
+
+    from mept.inject.spec import is_decoder_only
+
+    out = []
+    for kind in (TaskType.CLS, TaskType.CAUSAL_LM, TaskType.SEQ2SEQ, TaskType.IMAGE_CLS):
+        if type(config) not in getattr(transformers, kind.auto_class)._model_mapping:
+            continue
+        if kind == TaskType.CAUSAL_LM and (getattr(config, "is_encoder_decoder", False) or not is_decoder_only(config)):
+            continue
+        out.append(kind.value)
+    return out
+
+
+def check_format(name: str, config: Any, form: str) -> None:
+    """Refuse a ``--format`` the backbone cannot take, naming the ones it can (before any weight is read)."""
+    if form == TaskType.BASE:
+        return
+    formats = supported_formats(config)
+    if form not in formats:
+        kind = getattr(config, "model_type", type(config).__name__)
+        raise MeptError(f"--format {form} does not fit {name} (a {kind} model); it supports "
+                        f"{', '.join(formats) or 'none of the formats'}: use --format "
+                        f"{formats[0] if formats else 'auto'} or another --model")
+
+
 def load_backbone(
     name: str,
     task_type: str | TaskType = TaskType.CLS,

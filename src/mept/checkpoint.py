@@ -19,14 +19,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from mept.atomic_file import naming_full_disk
 from mept.errors import MeptError
 from mept.model import PromptedModel
-
-STATE_TENSORS = "trainer_state.safetensors"
-STATE_JSON = "trainer_state.json"
+from mept.resume_state import STATE_JSON, STATE_TENSORS, read_resume_state
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -102,16 +100,28 @@ def find_checkpoint(folder: Path) -> Path | None:
     return None
 
 
+def checkpoint_step(folder: Path) -> int | None:
+    """The step a checkpoint folder was saved at, or None when its state cannot be read (for reports only)."""
+    try:
+        step = json.loads((Path(folder) / STATE_JSON).read_text()).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
+
+
 def load_checkpoint(
-    folder: Path, model: PromptedModel, optimizer: torch.optim.Optimizer, scheduler: Any
+    folder: Path, model: PromptedModel, optimizer: torch.optim.Optimizer, scheduler: Any, total: int | None = None
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and RNG; return the trainer state (step, best, history)."""
+    """Restore model, optimizer, scheduler and RNG; return the trainer state (step, best, history).
+
+    The whole state is validated first (:func:`mept.resume_state.read_resume_state`), so a damaged
+    or edited checkpoint is one error naming its file, before any of it is used.
+    """
     found = find_checkpoint(folder)
     if found is None:
         raise MeptError(f"no resumable checkpoint in {folder}; start without --resume")
+    tensors, meta = read_resume_state(found, optimizer, scheduler, total)
     model.load_adapter(found)
-    tensors = load_file(str(found / STATE_TENSORS))
-    meta = json.loads((found / STATE_JSON).read_text())
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):

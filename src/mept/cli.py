@@ -1,4 +1,4 @@
-"""``mept`` command line: train, eval, predict, analyze, and listings.
+"""``mept`` command line: train, eval, predict, analyze, serve, and listings.
 
 Subcommands mirror the package: ``train`` -> :mod:`mept.train`, ``eval`` and
 ``predict`` -> :mod:`mept.eval_run` (on a run folder read back by
@@ -113,7 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--output", required=True, help="predictions file: .csv or .jsonl")
     pd.add_argument("--task", help="which of the run's tasks the rows belong to (default: the run's only task)")
     pd.add_argument("--eval-mode", choices=["rank", "generate"])
+    pd.add_argument("--overwrite", action="store_true", help="replace an earlier predictions file at --output "
+                    "(never a file mept predict did not write)")
+    pd.add_argument("--no-formula-escape", action="store_true", help="CSV: write cells that start like a "
+                    "spreadsheet formula (= + - @) unchanged; by default they get a leading ' so a spreadsheet "
+                    "shows them as text")
     _file_flags(pd)
+
+    from mept.serve.server import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
 
     an = sub.add_parser("analyze", help="routing pathways, expert utilisation, t-SNE of a trained routed run")
     an.add_argument("run_dir")
@@ -121,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", help="output folder (default RUN_DIR/analysis)")
     an.add_argument("--max-per-task", type=int, default=200)
     an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
+    an.add_argument("--overwrite", action="store_true", help="replace an earlier analysis in --out (only a folder "
+                    "mept analyze wrote)")
     an.add_argument("--by", choices=["label"], help="also break routing down by gold class")
     an.add_argument("--split", default="validation",
                     help="validation (default), test, or a labelled CSV/JSONL file; the paper's Fig. 4c uses "
@@ -138,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     cp.add_argument("--output", default="runs/compare", help="folder for the runs and compare.json/.csv/.png")
     cp.add_argument("--no-lr-grid", action="store_true", help="each method's default lr instead of its grid (cheaper)")
+    cp.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --output (moved aside "
+                    "until the new one has a checkpoint; only a folder mept compare wrote)")
+    cp.add_argument("--no-progress", action="store_true", help="no line per method; the methods log no progress")
     by_flag = {names[0]: options for names, options in flags.values()}
     for flag in COMPARE_FORWARDED:
         cp.add_argument(flag, **by_flag[flag])
@@ -198,15 +212,17 @@ def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
     path = settings_source(out) / RUN_CONFIG  # the old run an interrupted --overwrite moved aside, if any
     if not path.exists():
         return None  # train() reports "holds no run to resume"
-    from mept.train_config import migrate_run_config
+    from mept.train_config import DATA_PATHS, data_path, migrate_run_config
 
     saved = migrate_run_config(read_json_object(path))
-    ignored = {"output", "progress", "overwrite"}
+    given = {k: data_path(v) if k in DATA_PATHS and isinstance(v, str) else v for k, v in given.items()}
+    ignored = {"output", "progress", "overwrite", "report_to"}
     differ = [f"{k} (saved {saved.get(k)!r}, given {v!r})" for k, v in given.items()
               if k not in ignored and k in saved and saved[k] != v]
-    if differ:
+    if differ:  # never suggest --overwrite here: the user asked to keep this run
         raise MeptError(f"--resume continues the run in {out} with its saved settings, but these flags differ: "
-                        f"{'; '.join(differ)}; drop them, or start a new run with --overwrite")
+                        f"{'; '.join(differ)}; drop them to continue the run as it was saved, or train with the "
+                        f"new settings into another --output")
     return {**saved, "output": str(out), **{k: v for k, v in given.items() if k == "progress"}}
 
 
@@ -237,22 +253,38 @@ def _file_fields(args: argparse.Namespace) -> dict[str, str | None]:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from mept.eval_run import predict_file
-
-    predict_file(args.run_dir, args.file, args.output, task=args.task, eval_mode=args.eval_mode,
-                 eval_batch_size=args.eval_batch_size, fields=_file_fields(args))
+    predict_file(args.run_dir, args.file, Path(args.output), task=args.task,
+                 eval_mode=args.eval_mode, eval_batch_size=args.eval_batch_size, fields=_file_fields(args),
+                 overwrite=args.overwrite, escape_formulas=not args.no_formula_escape)
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
     from mept.analysis.collect import analyze_run
+    from mept.analysis.report import ANALYSIS
     from mept.eval_run import analysis_sets
-    from mept.run_folder import check_writable, load_trained
+    from mept.ownership import claim_output
+    from mept.run_folder import load_trained, move_aside, output_lock, settle
 
+    if args.max_per_task < 1:
+        raise MeptError(f"--max-per-task must be >= 1, got {args.max_per_task}")
     out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
-    check_writable(out, flag="--out")
-    p = load_trained(args.run_dir, data=True, one_seed=True, tasks=args.tasks)
-    result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
-                         by_label=args.by == "label", sets=analysis_sets(p, args.split, args.tasks),
-                         feature_model=args.feature_model)
+    claim_output(out, ANALYSIS, overwrite=args.overwrite, flag="--out")  # before the model loads
+    split_file = args.split not in ("validation", "test")  # a labelled file: the run's own data is not needed
+    p = load_trained(args.run_dir, data=not split_file, one_seed=True, tasks=args.tasks)
+    sets = analysis_sets(p, args.split, args.tasks)
+    with output_lock(out):
+        if claim_output(out, ANALYSIS, overwrite=args.overwrite, flag="--out"):
+            move_aside(out)
+        finished = False
+        try:
+            from mept.precision import autocast
+
+            with autocast(p.config.mixed_precision_ran):  # the routes the run itself took, in its precision
+                result = analyze_run(p, out, max_per_task=args.max_per_task, baseline=not args.no_baseline,
+                                     by_label=args.by == "label", sets=sets, feature_model=args.feature_model)
+            finished = True
+        finally:
+            settle(out, finished)
     print(result["summary"])
     for name, path in result["files"].items():
         print(f"wrote {path}")
@@ -260,15 +292,23 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> None:
     from mept.compare import DEFAULT_METHODS, CompareConfig, compare
+    from mept.train_config import TrainConfig
 
     forwarded: list[str] = []
+    values: dict[str, Any] = {}
     for flag in COMPARE_FORWARDED:
-        value = getattr(args, flag[2:].replace("-", "_"))
+        name = flag[2:].replace("-", "_")
+        value = getattr(args, name)
         if value is not None:
             forwarded += [flag, *map(str, value if isinstance(value, list) else [value])]
+            values[name] = value
     cfg = CompareConfig(train_file=args.train_file, val_file=args.val_file, test_file=args.test_file,
-                        output=args.output, methods=args.methods or list(DEFAULT_METHODS), seeds=args.seeds,
-                        train_args=forwarded, search_lr=not args.no_lr_grid)
+                        output=args.output, methods=args.methods or list(DEFAULT_METHODS),
+                        seeds=args.seeds, train_args=forwarded, search_lr=not args.no_lr_grid,
+                        overwrite=args.overwrite, progress=not args.no_progress)
+    for method in cfg.methods:  # every method's settings are checked before any folder or log is made
+        TrainConfig.from_dict({**values, "method": method, "train_file": cfg.train_file, "val_file": cfg.val_file,
+                               "test_file": cfg.test_file, "seeds": cfg.seeds}, origin="command line")
     result = compare(cfg)
     print(f"\n{result['title']}\n")
     print(result["table"])
@@ -282,7 +322,10 @@ def cmd_params(args: argparse.Namespace) -> None:
 
     if args.num_labels is not None and args.num_labels < 2:
         raise MeptError(f"--num-labels must be >= 2 (a classifier needs two classes), got {args.num_labels}")
+    from mept.prepare_run import check_plan
+
     config = mept.make_config(args.method, **_method_args(args.method_args))
+    check_plan(args.model, config, "base" if args.num_labels is None else "cls", args.num_labels)
     if args.num_labels is None:
         backbone = load_backbone(args.model, "base")
     else:  # the head a `mept train` classification run trains beside the prompts
@@ -323,6 +366,21 @@ def join_negative_numbers(argv: list[str]) -> list[str]:
     return out
 
 
+PATH_ARGS = ("run_dir", "file", "output", "out", "config", "train_file", "val_file", "test_file", "data_dir", "split")
+
+
+def expand_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """Every path flag read as a shell would: ``--output '~/x'`` is in the home folder, like ``--train-file '~/x.csv'``
+    (quoted, the shell leaves ``~`` to us; a folder literally named ``~`` is never made)."""
+    from mept.paths import user_path
+
+    for name in PATH_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, str(user_path(value)))
+    return args
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """MeptWarnings are one ``warning: ...`` line on stderr; other libraries' warnings keep their form."""
     if issubclass(category, MeptWarning):
@@ -334,7 +392,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     from mept.signals import terminate_as_interrupt
 
-    args = build_parser().parse_args(join_negative_numbers(list(sys.argv[1:] if argv is None else argv)))
+    args = expand_paths(build_parser().parse_args(join_negative_numbers(list(sys.argv[1:] if argv is None else argv))))
     with terminate_as_interrupt(), warnings.catch_warnings():  # SIGTERM unwinds like Ctrl-C
         warnings.simplefilter("always", MeptWarning)  # every doubtful input is reported, not only the first
         warnings.showwarning = _show_warning
@@ -346,6 +404,7 @@ INTERRUPT_HINTS = {
     "predict": "no predictions were written; run `mept predict` again",
     "eval": "nothing was written; run `mept eval` again",
     "analyze": "run `mept analyze` again",
+    "serve": "the server was still loading; nothing was served",
 }
 
 
@@ -359,6 +418,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             cmd_predict(args)
         elif args.command == "analyze":
             cmd_analyze(args)
+        elif args.command == "serve":
+            from mept.serve.server import run_command
+
+            run_command(args)
         elif args.command == "compare":
             cmd_compare(args)
         elif args.command == "params":
@@ -382,9 +445,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         from mept.signals import Terminated
 
-        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        print(f"{what}; {INTERRUPT_HINTS.get(args.command, 'nothing was changed')}", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        cause = getattr(exc, "cause", exc)  # mept compare's Stopped: the signal, and a report of what exists
+        what = "terminated (SIGTERM)" if isinstance(cause, Terminated) else "interrupted"
+        print(f"{what}; {getattr(exc, 'report', None) or INTERRUPT_HINTS.get(args.command, 'nothing was changed')}",
+              file=sys.stderr)
+        return 143 if isinstance(cause, Terminated) else 130
     except OSError as exc:  # a full disk, a read-only folder, a vanished file: name it, no traceback
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}; check the path, its permissions and free space", file=sys.stderr)

@@ -17,6 +17,7 @@ on the test split after training. Written as ``compare.json``,
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -29,9 +30,23 @@ from pathlib import Path
 from typing import Any
 
 from mept.errors import MeptError
+from mept.ownership import OutputKind, claim_output
 
 DEFAULT_METHODS = ["mept", "prompt_tuning", "ptuning_v2", "lora", "full", "probe"]
 REFERENCE = "mept"
+CONFIG_NAME = "compare_config.json"  # written first: it marks the folder as a comparison mept writes
+RESULTS = ("compare.json", "compare.csv", "compare.png")
+STOP_SECONDS = 120  # how long a method's run may take to stop after a forwarded Ctrl-C / SIGTERM
+
+
+def _entries() -> frozenset[str]:
+    from mept.registry import all_method_names
+
+    return frozenset({CONFIG_NAME, *RESULTS, *all_method_names(), *(f"{m}.log" for m in all_method_names())})
+
+
+# What `mept compare --output` holds, for the one ownership check (mept.ownership.claim_output)
+COMPARISON = OutputKind("a mept comparison", marker=CONFIG_NAME, entries=_entries)
 
 
 @dataclass
@@ -47,6 +62,8 @@ class CompareConfig:
     train_args: list[str] = field(default_factory=list)
     lr_grid_seed: int = 42  # the grid is searched with one seed (the harness's --lr-grid), then every seed trains
     search_lr: bool = True  # False: each method's default lr, no grid (a cheaper, reduced comparison)
+    overwrite: bool = False  # replace an earlier comparison in ``output`` (only one mept wrote)
+    progress: bool = True  # a line per method as it starts and ends; the methods' own progress lines in their logs
 
     def __post_init__(self) -> None:
         from mept.registry import all_method_names
@@ -56,11 +73,12 @@ class CompareConfig:
             raise MeptError(f"--methods: unknown method(s) {', '.join(unknown)}; known: {', '.join(all_method_names())}")
         if len(set(self.methods)) != len(self.methods):
             raise MeptError("--methods names a method twice")
-        if not self.seeds:
-            raise MeptError("--seeds needs at least one seed")
+        from mept.train_config import check_seeds
+
+        check_seeds(self.seeds)
         for name in ("train_file", "test_file", "val_file"):
             value = getattr(self, name)
-            if value is not None and not Path(value).exists():
+            if value is not None and not Path(value).expanduser().exists():
                 raise MeptError(f"--{name.replace('_', '-')} {value} does not exist")
 
 
@@ -79,23 +97,70 @@ def train_command(cfg: CompareConfig, method: str) -> list[str]:
     default = ["--lr", str(TrainConfig(method=method).default_lr())]
     lr = ["--lr-grid", *map(str, lr_grid(method))] if cfg.search_lr else default
     return [sys.executable, "-m", "mept.cli", "train", "--method", method, *files, *cfg.train_args,
-            *lr, "--seed", str(cfg.lr_grid_seed),
-            "--seeds", *map(str, cfg.seeds), "--output", str(Path(cfg.output) / method), "--overwrite", "--no-progress"]
+            *lr, "--seed", str(cfg.lr_grid_seed), "--seeds", *map(str, cfg.seeds),
+            "--output", str(method_folder(cfg, method)), *([] if cfg.progress else ["--no-progress"])]
+
+
+def method_folder(cfg: CompareConfig, method: str) -> Path:
+    from mept.safe_names import file_component
+
+    return Path(cfg.output) / file_component(method)
 
 
 def run_method(cfg: CompareConfig, method: str) -> dict[str, Any]:
-    """Train ``method`` (grid, then seeds) in its own process; return its row of the table."""
-    out = Path(cfg.output) / method
-    log = Path(cfg.output) / f"{method}.log"
+    """Train ``method`` (grid, then seeds) in its own process; return its row of the table.
+
+    Ctrl-C or SIGTERM to compare is passed on to the method's process (started in a session of its
+    own, so it gets the signal once), which unwinds as ``mept train`` does -- lock released, its last
+    checkpoint kept -- before compare reports what exists (:class:`Stopped`).
+    """
+    out = method_folder(cfg, method)
+    log = out.with_name(f"{out.name}.log")
     choice = f"lr grid {', '.join(f'{x:g}' for x in lr_grid(method))}" if cfg.search_lr else "default lr"
-    print(f"compare: {method} ({choice}, seeds "
-          f"{' '.join(map(str, cfg.seeds))}); log {log}", file=sys.stderr, flush=True)
+    if cfg.progress:
+        print(f"compare: {method} ({choice}, seeds "
+              f"{' '.join(map(str, cfg.seeds))}); log {log}", file=sys.stderr, flush=True)
     with open(log, "w") as f:
-        done = subprocess.run(train_command(cfg, method), stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy())
-    if done.returncode != 0:
+        child = subprocess.Popen(train_command(cfg, method), stdout=f, stderr=subprocess.STDOUT,
+                                 env=os.environ.copy(), start_new_session=True)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt as exc:
+            stop_child(child, exc)
+            raise
+    if code != 0:
         tail = [line for line in log.read_text().splitlines() if line.startswith("error:")]
-        raise MeptError(f"{method} failed ({tail[-1] if tail else f'exit {done.returncode}'}); see {log}")
+        raise MeptError(f"{method} failed ({tail[-1] if tail else f'exit {code}'}); see {log}")
     return method_row(method, out, cfg.seeds)
+
+
+def stop_child(child: subprocess.Popen, exc: BaseException) -> None:
+    """Pass Ctrl-C (SIGINT) or SIGTERM on to ``child`` and wait for it to unwind; kill it only if it hangs."""
+    import signal
+
+    from mept.signals import Terminated
+
+    child.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    for _ in range(3):  # a second signal to compare while waiting does not abandon the child
+        try:
+            child.wait(timeout=STOP_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            break
+        except KeyboardInterrupt:
+            continue
+    child.kill()
+    child.wait()
+
+
+def method_warnings(cfg: CompareConfig, method: str) -> list[str]:
+    """The ``warning:`` lines of a method's log (small validation set, truncation...): compare shows them."""
+    log = method_folder(cfg, method).with_name(f"{method_folder(cfg, method).name}.log")
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return list(dict.fromkeys(line for line in lines if line.startswith("warning: ")))
 
 
 def method_row(method: str, out: Path, seeds: list[int]) -> dict[str, Any]:
@@ -236,12 +301,68 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during ``mept compare``, carrying what exists by then (for the CLI to print)."""
+
+    def __init__(self, cause: KeyboardInterrupt, report: str) -> None:
+        super().__init__(report)
+        self.cause, self.report = cause, report
+
+
 def compare(cfg: CompareConfig) -> dict[str, Any]:
+    """Run every method into ``cfg.output`` and write the table; the folder is claimed first
+    (:func:`mept.ownership.claim_output`), so nothing is opened before an earlier comparison, a run
+    folder or a folder of the user's is refused (or, with ``overwrite``, an earlier comparison moved aside)."""
+    from mept.run_folder import move_aside, output_lock, settle
+
     out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = summarise([run_method(cfg, m) for m in cfg.methods])
+    claim_output(out, COMPARISON, overwrite=cfg.overwrite)
+    with output_lock(out):
+        if claim_output(out, COMPARISON, overwrite=cfg.overwrite):  # again, now that no one else writes there
+            move_aside(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        finished = False
+        try:
+            result = _compare(cfg, out)
+            finished = True
+        finally:
+            settle(out, finished)
+    return result
+
+
+def _compare(cfg: CompareConfig, out: Path) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for method in cfg.methods:
+        try:
+            rows.append(run_method(cfg, method))
+        except KeyboardInterrupt as exc:
+            raise Stopped(exc, stopped_report(cfg, [r["method"] for r in rows], method)) from None
+        finally:
+            warnings += [w for w in method_warnings(cfg, method) if w not in warnings]
+    for line in warnings:  # the data's own warnings (a tiny validation set...) belong beside the table
+        print(line, file=sys.stderr)
+    rows = summarise(rows)
     how = "lr per method chosen on validation" if cfg.search_lr else "each method's default lr (no grid)"
     title = (f"{Path(cfg.train_file).name}: {len(cfg.seeds)} seed(s), {how} "
              f"({' '.join(cfg.train_args)})")
     files = write_outputs(rows, out, title)
-    return {"rows": rows, "table": format_table(rows), "files": files, "title": title}
+    return {"rows": rows, "table": format_table(rows), "files": files, "title": title,
+            "warnings": [w.removeprefix("warning: ") for w in warnings]}
+
+
+def stopped_report(cfg: CompareConfig, done: list[str], stopped: str) -> str:
+    """What a stopped comparison leaves: finished methods, the stopped one's checkpoint, what never ran."""
+    from mept.checkpoint import checkpoint_step
+
+    parts = [f"finished: {', '.join(f'{m} ({method_folder(cfg, m)})' for m in done)}" if done else "no method finished"]
+    folder = method_folder(cfg, stopped)
+    steps = sorted(folder.rglob("checkpoint/trainer_state.json"))
+    saved = [f"{p.parent.parent.name} at step {checkpoint_step(p.parent)}" for p in steps]
+    parts.append(f"stopped: {stopped} in {folder} (" + (f"checkpoints: {', '.join(saved)}; continue it with "
+                 f"`mept train --resume --output {folder}`" if saved else "no checkpoint yet") + ")")
+    rest = cfg.methods[cfg.methods.index(stopped) + 1:]
+    if rest:
+        parts.append(f"not started: {', '.join(rest)}")
+    return "; ".join(parts) + "; no table was written"

@@ -91,12 +91,31 @@ class RoutedConfig(PromptConfig):
 
     balance_loss: float = 0.0
     z_loss: float = 0.0
-    router_lr_scale: float = 1.0
+    # "auto" (ours): min(1, 384 / d), see router_lr_scale_for; a number fixes the ratio
+    router_lr_scale: float | str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("balance_loss", "z_loss", "router_lr_scale"):
+        for name in ("balance_loss", "z_loss"):
             _non_negative(self, name)
+        if self.router_lr_scale != "auto":
+            _non_negative(self, "router_lr_scale")
+
+    def router_lr_scale_for(self, hidden_size: int) -> float:
+        """The routers' learning rate relative to the prompts' on a backbone of width ``hidden_size``.
+
+        ``auto`` (ours, measured in ``benchmarks/README.md`` section 8): AdamW moves each router weight
+        by about the lr per step, so a router logit over a layer-normed input of width d moves by
+        about ``lr * 0.8 * d`` per step: twice as far on a 768-wide encoder as on the 384-wide MiniLM
+        the default lr was tuned on, which saturated the softmax and collapsed MPNet's routers. The
+        routers therefore train at ``384 / d`` of the prompts' rate on wider backbones (never faster).
+        """
+        if self.router_lr_scale == "auto":
+            return min(1.0, REFERENCE_ROUTER_WIDTH / hidden_size)
+        return float(self.router_lr_scale)
+
+
+REFERENCE_ROUTER_WIDTH = 384  # MiniLM's width, where the routed defaults were tuned
 
 
 def parse_layers(spec: str | list[int], num_layers: int | None) -> list[int]:
@@ -138,6 +157,13 @@ def _choice(cfg: object, name: str, options: tuple[str, ...]) -> None:
     value = getattr(cfg, name)
     if value not in options:
         raise MeptError(f"{type(cfg).__name__}.{name} must be one of {', '.join(options)}, got {value!r}")
+
+
+def _positive_number(cfg: object, name: str) -> None:
+    """A finite number > 0: what a setting that divides (a temperature, Gumbel's tau) must be."""
+    value = getattr(cfg, name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):  # NaN fails
+        raise MeptError(f"{type(cfg).__name__}.{name} must be a finite number > 0, got {value!r}")
 
 
 def _non_negative(cfg: object, name: str) -> None:

@@ -137,7 +137,7 @@ class Encoder:
         """Causal LM batch of ``input + target`` rows, right-padded, with labels only on the target."""
         labels = [[-100] * len(x) + y for x, y in zip(inputs, targets)]
         return {**_pad([x + y for x, y in zip(inputs, targets)], self.pad_id, "right"),
-                "labels": _pad_list(labels, -100, "right")}
+                "labels": pad_list(labels, -100, "right")}
 
     def collate(self, features: list[Feature], train: bool) -> dict[str, torch.Tensor]:
         if self.form == "image_cls":
@@ -147,10 +147,9 @@ class Encoder:
             return batch
         if self.form == "causal_lm" and train:
             return self.teacher_forced([f.input_ids for f in features], [f.target_ids for f in features])
-        side = "left" if self.form == "causal_lm" else "right"  # decoders generate from the right edge
-        batch = _pad([f.input_ids for f in features], self.pad_id, side)
+        batch = self.text_inputs(features)
         if self.form == "seq2seq":
-            batch["labels"] = _pad_list([f.target_ids for f in features], -100, "right")
+            batch["labels"] = pad_list([f.target_ids for f in features], -100, "right")
         if self.form == "cls":
             if self.labels is None:
                 raise ValueError("a 'cls' Encoder needs its LabelSpace (labels=...) to collate class ids")
@@ -159,6 +158,11 @@ class Encoder:
             )
             batch["allowed"] = torch.stack([self.labels.allowed(f.example.task) for f in features])
         return batch
+
+    def text_inputs(self, features: list[Feature]) -> dict[str, torch.Tensor]:
+        """Padded ``input_ids`` and ``attention_mask`` of text features, whatever task each belongs to."""
+        side = "left" if self.form == "causal_lm" else "right"  # decoders generate from the right edge
+        return _pad([f.input_ids for f in features], self.pad_id, side)
 
     @property
     def pad_id(self) -> int:
@@ -175,7 +179,7 @@ def task_logits(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.T
     return logits if allowed is None else logits.masked_fill(~allowed, float("-inf"))
 
 
-def _pad_list(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
+def pad_list(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
     width = max(len(r) for r in rows)
     out = np.full((len(rows), width), value, dtype=np.int64)
     for i, r in enumerate(rows):
@@ -187,6 +191,6 @@ def _pad_list(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
 
 
 def _pad(rows: list[list[int]], pad_id: int, side: str) -> dict[str, torch.Tensor]:
-    ids = _pad_list(rows, pad_id, side)
-    mask = _pad_list([[1] * len(r) for r in rows], 0, side)
+    ids = pad_list(rows, pad_id, side)
+    mask = pad_list([[1] * len(r) for r in rows], 0, side)
     return {"input_ids": ids, "attention_mask": mask}

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from mept.errors import MeptError
+from mept.atomic_file import atomic_write
+from mept.errors import MeptError, warn
+from mept.ownership import OutputKind, claim_output
 from mept.report_print import print_scores
+from mept.safe_names import file_component
 
 FILE_FIELDS = ("text_field", "text_pair_field", "label_field", "template")
 
@@ -44,9 +48,7 @@ def eval_run(run_dir: str | Path, *, split: str = "validation", file: str | None
     if len(folders) > 1:
         summary = seed_summary(results)
         print_scores(summary, title=f"mean over {len(folders)} seeds:")
-        dest = Path(run_dir) / results[0]["file_name"]
-        dest.write_text(json.dumps(summary, indent=2))
-        print(f"wrote {dest}")
+        save_eval(summary, Path(run_dir) / results[0]["file_name"])
     return results
 
 
@@ -62,16 +64,44 @@ def eval_split(folder: Path, split: str, *, tasks: list[str] | None = None, data
     if not sets:
         raise MeptError(f"split {split!r} is not available for these tasks")
     result = evaluate(p.model, p.encoder, p.specs, sets, p.config.eval_batch_size, p.config.eval_mode,
-                      metric=p.config.metric)
+                      metric=p.config.metric, precision=p.config.mixed_precision_ran)
     result.update({"split": split, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"{split} scores (best checkpoint):")
-    return write_eval(result, folder, f"eval_{split}_{'-'.join(sets)}.json")
+    return write_eval(result, folder, f"eval_{split}_{file_component('-'.join(sets))}.json")
+
+
+def _is_eval_result(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text()) if path.stat().st_size < (16 << 20) else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "split" in data and "average" in data
+
+
+# What `mept eval` writes inside a run folder, for the one ownership check (mept.ownership.claim_output):
+# its own eval_*.json, refreshed on each evaluation; never a link, a folder or a file of another shape.
+EVAL_RESULT = OutputKind("a mept eval result", owns_file=_is_eval_result)
 
 
 def write_eval(result: dict[str, Any], folder: Path, name: str) -> dict[str, Any]:
-    (folder / name).write_text(json.dumps(result, indent=2))
-    print(f"wrote {folder / name}")
+    save_eval(result, folder / name)
     return {**result, "file_name": name}
+
+
+def save_eval(result: dict[str, Any], dest: Path) -> None:
+    """Write an evaluation beside the checkpoint (only over an earlier one of ours); a run folder that
+    cannot be written keeps the printed scores and says the file was not saved (exit status 0)."""
+    def not_saved(why: str) -> None:
+        warn(f"could not write {dest} ({why}): the scores above are printed but not saved")
+
+    if not os.access(dest.parent, os.W_OK | os.X_OK):
+        return not_saved("the run folder is read-only")
+    claim_output(dest, EVAL_RESULT, overwrite=True, flag="eval result file")
+    try:
+        atomic_write(dest, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    except OSError as exc:
+        return not_saved(exc.strerror or str(exc))
+    print(f"wrote {dest}")
 
 
 def seed_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,7 +140,8 @@ def eval_file(folder: Path, file: str, *, tasks: list[str] | None = None, eval_m
     spec = pick_task(p, tasks[0] if tasks else None)
     features, cut = featurize_file(p, spec, file, True, fields)
     result = evaluate(p.model, p.encoder, {spec.name: spec}, {spec.name: features},
-                      p.config.eval_batch_size, p.config.eval_mode, metric=p.config.metric, per_class=True)
+                      p.config.eval_batch_size, p.config.eval_mode, metric=p.config.metric, per_class=True,
+                      precision=p.config.mixed_precision_ran)
     result.update({"split": "file", "file": str(Path(file).resolve()), "examples": len(features),
                    "truncated": {spec.name: cut}, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"scores on {file} ({len(features)} examples, best checkpoint):")
@@ -125,7 +156,8 @@ def eval_file(folder: Path, file: str, *, tasks: list[str] | None = None, eval_m
 def eval_file_name(folder: Path, scored: Path) -> str:
     """``eval_file_STEM.json``, unless that name holds the scores of another file with the same stem
     (``a/test.csv`` vs ``b/test.csv``): then a short hash of the full path keeps both."""
-    name = f"eval_file_{scored.stem}.json"
+    stem = file_component(scored.stem, fallback="file")
+    name = f"eval_file_{stem}.json"
     try:
         previous = json.loads((folder / name).read_text()).get("file")
     except (OSError, ValueError, AttributeError):
@@ -133,19 +165,24 @@ def eval_file_name(folder: Path, scored: Path) -> str:
     resolved = str(scored.resolve())
     if previous in (None, resolved):
         return name
-    return f"eval_file_{scored.stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}.json"
+    return f"eval_file_{stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}.json"
 
 
 def predict_file(run_dir: str | Path, file: str, output: str | Path, *, task: str | None = None,
                  eval_mode: str | None = None, eval_batch_size: int | None = None,
-                 fields: dict[str, str | None] | None = None) -> None:
-    """``mept predict RUN --file F --output P``: label each row; keep its fields, add the answer."""
+                 fields: dict[str, str | None] | None = None, overwrite: bool = False,
+                 escape_formulas: bool = True) -> None:
+    """``mept predict RUN --file F --output P``: label each row; keep its fields, add the answer.
+
+    ``overwrite``: replace an earlier predictions file at ``output`` (never another file);
+    ``escape_formulas``: in a CSV, a cell a spreadsheet would run as a formula gets a leading ``'``.
+    """
     from mept.data.jsonl import read_table
     from mept.evaluate import predict_details
     from mept.predictions import check_clashes, check_output, write_predictions
 
     out = Path(output)
-    check_output(out, Path(file))  # before the model loads, not after the whole prediction
+    check_output(out, {"the input file": Path(file), **run_data_files(run_dir)}, overwrite)  # before the model loads
     table = read_table(file)
     check_clashes(table)
     rows = [r.data for r in table]
@@ -154,10 +191,24 @@ def predict_file(run_dir: str | Path, file: str, output: str | Path, *, task: st
     p = load_trained(run_dir, eval_mode=eval_mode, eval_batch_size=eval_batch_size)
     spec = pick_task(p, task)
     features, _ = featurize_file(p, spec, file, False, fields)
-    preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode)
+    preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode,
+                            precision=p.config.mixed_precision_ran)
     layers = [i + 1 for i in p.model.method.layer_ids] if p.model.method.routed else []
-    write_predictions(out, rows, preds, spec, layers)
+    write_predictions(out, rows, preds, spec, layers, escape_formulas)
     print(f"wrote {len(preds)} predictions to {out}")
+
+
+def run_data_files(run_dir: str | Path) -> dict[str, Path]:
+    """The data files a run was trained and scored on (its ``run_config.json``), by role: never a place for
+    predictions."""
+    from mept.file_limits import read_json_object
+    from mept.run_folder import RUN_CONFIG
+
+    path = Path(run_dir) / RUN_CONFIG
+    saved = read_json_object(path) if path.is_file() else {}
+    roles = {"train_file": "the run's training file", "val_file": "the run's validation file",
+             "test_file": "the run's test file"}
+    return {role: Path(saved[k]) for k, role in roles.items() if isinstance(saved.get(k), str)}
 
 
 def analysis_sets(p: Any, split: str, tasks: list[str] | None) -> dict[str, Any]:

@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 
 from mept.data.metrics import CLASS_METRICS, answer_normalize, class_metrics, class_report, compute_metrics
 from mept.data.registry import TaskSpec
-from mept.encode import ANSWER_SEP, Encoder, Feature, task_logits
+from mept.encode import ANSWER_SEP, Encoder, Feature, pad_list, task_logits
 from mept.errors import MeptError
 from mept.model import PromptedModel
 from mept.pathways import RoutingTrace
+from mept.precision import autocast
 from mept.routing import trace_of
 from mept.routing_health import routing_health
 
@@ -51,14 +52,22 @@ def predict(
     eval_mode: str = "rank",
     progress: bool = False,
     routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]] | None = None,
+    precision: str | None = None,
 ) -> list[Any]:
     """Label ids for classification tasks, answer strings for generation tasks.
 
     ``routes``, when given, receives each batch's routing (:func:`mept.routing.trace_of` of the
     scored forward's ``routes``) so the routing health is measured on the very forwards that were scored.
+    ``precision``: the run's ``mixed_precision_ran`` (:mod:`mept.precision`; None: fp32).
     """
     model.eval()
     device = next(model.parameters()).device
+    with autocast(precision, device):
+        return _predict(model, encoder, spec, features, batch_size, eval_mode, progress, routes, device)
+
+
+def _predict(model: PromptedModel, encoder: Encoder, spec: TaskSpec, features: list[Feature], batch_size: int,
+             eval_mode: str, progress: bool, routes: list | None, device: torch.device) -> list[Any]:
     preds: list[Any] = []
     chunks = list(batches(features, batch_size))
     for chunk in tqdm(chunks, desc=f"eval {spec.name}", disable=not progress, leave=False):
@@ -72,8 +81,9 @@ def predict(
             else:
                 preds += logits.argmax(-1).tolist()
         elif spec.kind == "generation" or eval_mode == "generate":
-            texts, trace = _generate(model, encoder, batch, max_new_tokens=32 if spec.kind == "generation" else 10)
-            preds += texts if spec.kind == "generation" else [_to_label(t, spec) for t in texts]
+            texts, out = generate_answers(model, encoder, batch, max_new_tokens=32 if spec.kind == "generation" else 10)
+            trace = trace_of(out.routes)
+            preds += texts if spec.kind == "generation" else [answer_label(t, spec) for t in texts]
         else:
             scores, traces = _rank_scores(model, encoder, batch, chunk, spec)
             preds += scores.argmax(-1).tolist()
@@ -106,6 +116,7 @@ def predict_details(
     features: list[Feature],
     batch_size: int,
     eval_mode: str = "rank",
+    precision: str | None = None,
 ) -> list[Prediction]:
     """Classification predictions with their probability and the experts the router chose.
 
@@ -115,9 +126,16 @@ def predict_details(
     """
     model.eval()
     device = next(model.parameters()).device
+    with autocast(precision, device):
+        return _predict_details(model, encoder, spec, features, batch_size, eval_mode, device)
+
+
+def _predict_details(model: PromptedModel, encoder: Encoder, spec: TaskSpec, features: list[Feature],
+                     batch_size: int, eval_mode: str, device: torch.device) -> list[Prediction]:
     out: list[Prediction] = []
     for chunk in batches(features, batch_size):
         batch = to_device(encoder.collate(chunk, train=False), device)
+        labels: list[int] | None = None
         if encoder.form in ("cls", "image_cls"):
             output = model(**model_inputs(batch))
             logits, trace = output.logits.float(), trace_of(output.routes)  # (B, C)
@@ -125,42 +143,60 @@ def predict_details(
                 logits = logits[:, encoder.labels.task_words[spec.name]]  # (B, C_task), in label-id order
             probs: torch.Tensor | None = logits.softmax(-1)
         elif eval_mode == "generate":
-            texts, trace = _generate(model, encoder, batch, max_new_tokens=10)
-            labels = [_to_label(t, spec) for t in texts]
+            texts, generated = generate_answers(model, encoder, batch, max_new_tokens=10)
+            trace = trace_of(generated.routes)
+            labels = [answer_label(t, spec) for t in texts]
             probs = None
         else:
             scores, traces = _rank_scores(model, encoder, batch, chunk, spec)
             trace = traces[0]
             probs = scores.softmax(-1)  # (B, C_task): the label words' likelihoods, normalised
         experts = torch.stack([c for _, c in trace.values()], 1).tolist() if trace else [[] for _ in chunk]  # (B, L)
-        if probs is not None:
-            labels = probs.argmax(-1).tolist()
-        for i, label in enumerate(labels):
-            row = probs[i].tolist() if probs is not None else None
-            out.append(Prediction(label, row[label] if row is not None else None, row, experts[i]))
+        out += predictions_of(probs, labels, experts)
     return out
 
 
-def _to_label(text: str, spec: TaskSpec) -> int:
+def predictions_of(probs: torch.Tensor | list[torch.Tensor] | None, labels: list[int] | None,
+                   experts: list[list[int]]) -> list[Prediction]:
+    """Rows' :class:`Prediction` s: the most probable label of each row's distribution over its task's labels.
+
+    ``probs``: (B, C) or one (C_i,) tensor per row (rows of mixed adapters have their own label
+    counts); None under ``eval_mode="generate"``, where ``labels`` are the generated ones.
+    """
+    out = []
+    for i, row_experts in enumerate(experts):
+        if probs is None:
+            out.append(Prediction(labels[i], None, None, row_experts))
+            continue
+        label = int(probs[i].argmax())
+        row = probs[i].tolist()
+        out.append(Prediction(label, row[label], row, row_experts))
+    return out
+
+
+def answer_label(text: str, spec: TaskSpec) -> int:
     words = [answer_normalize(w) for w in spec.verbalizer]
     text = answer_normalize(text)
     return words.index(text) if text in words else -1  # out-of-set generations are wrong
 
 
-def _generate(
-    model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], max_new_tokens: int
-) -> tuple[list[str], dict[int, tuple[torch.Tensor, torch.Tensor]]]:
-    """Greedy answers, first line each, and the routing the generation used."""
+def generate_answers(
+    model: Any, encoder: Encoder, batch: dict[str, torch.Tensor], max_new_tokens: int, **kwargs: Any
+) -> tuple[list[str], Any]:
+    """Greedy answers, first line each, and the generation's output (its ``routes``: the routing it used).
+
+    ``kwargs`` go to ``model.generate`` (a mixed-adapter model's ``adapter_names``).
+    """
     tok = encoder.processor
     out = model.generate(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-        max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=encoder.pad_id, return_dict_in_generate=True,
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens,
+        do_sample=False, pad_token_id=encoder.pad_id, return_dict_in_generate=True, **kwargs,
     )
     sequences = out.sequences
     if encoder.form == "causal_lm":
         sequences = sequences[:, batch["input_ids"].shape[1] :]
     texts = tok.batch_decode(sequences, skip_special_tokens=True)
-    return [t.strip().split("\n")[0].strip() for t in texts], trace_of(out.routes)
+    return [t.strip().split("\n")[0].strip() for t in texts], out
 
 
 def _rank(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec) -> list[int]:
@@ -172,21 +208,46 @@ def _rank_scores(
     model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec
 ) -> tuple[torch.Tensor, list[dict[int, tuple[torch.Tensor, torch.Tensor]]]]:
     """Each verbalizer word's total log-likelihood, (B, C), and the routing of each word's pass."""
+    targets = encoder.targets(list(spec.verbalizer))
+    scores, passes = rank_scores(lambda rows, **inputs: model(**inputs), encoder, batch,
+                                 [f.input_ids for f in chunk], [targets] * len(chunk))
+    return scores, [trace_of(out.routes) for _, out in passes]
+
+
+def rank_scores(
+    forward: Any, encoder: Encoder, batch: dict[str, torch.Tensor], inputs: list[list[int]],
+    targets: list[list[list[int]]],
+) -> tuple[torch.Tensor, list[tuple[list[int], Any]]]:
+    """Rank classification: each row's label words' total log-likelihoods, one pass per word position.
+
+    ``targets[i]`` are row i's label words as token ids; rows may have different words and counts
+    (mixed adapters), so pass k scores word k of the rows that have one, calling
+    ``forward(rows, **model_inputs)``. Returns (B, max words) scores, -inf past a row's own words,
+    and each pass's rows and output.
+    """
     device = batch["input_ids"].device
-    scores = []
-    traces = []
-    for target in encoder.targets(list(spec.verbalizer)):
+    width = max(len(t) for t in targets)
+    scores = torch.full((len(inputs), width), float("-inf"), device=device)
+    passes = []
+    for k in range(width):
+        rows = [i for i, t in enumerate(targets) if len(t) > k]
+        words = [targets[i][k] for i in rows]
         if encoder.form == "seq2seq":
-            labels = torch.tensor([target] * len(chunk), device=device)
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
-            scores.append(_sequence_logprob(out.logits, labels))
+            labels = pad_list(words, -100, "right").to(device)
+            ids, mask = batch["input_ids"], batch["attention_mask"]
+            if len(rows) < len(inputs):
+                index = torch.tensor(rows, device=device)
+                ids, mask = ids.index_select(0, index), mask.index_select(0, index)
+            out = forward(rows, input_ids=ids, attention_mask=mask, labels=labels)
+            scored = _sequence_logprob(out.logits, labels)
         else:
-            forced = to_device(encoder.teacher_forced([f.input_ids for f in chunk], [target] * len(chunk)), device)
+            forced = to_device(encoder.teacher_forced([inputs[i] for i in rows], words), device)
             labels = forced.pop("labels")
-            out = model(**forced)
-            scores.append(_sequence_logprob(out.logits[:, :-1], labels[:, 1:]))
-        traces.append(trace_of(out.routes))
-    return torch.stack(scores, -1), traces
+            out = forward(rows, **forced)
+            scored = _sequence_logprob(out.logits[:, :-1], labels[:, 1:])
+        scores[rows, k] = scored.float()
+        passes.append((rows, out))
+    return scores, passes
 
 
 def _sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -227,6 +288,7 @@ def evaluate(
     progress: bool = False,
     metric: str = "task",
     per_class: bool = False,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Per-task metrics plus their ``average`` over tasks of the ``metric`` that selects checkpoints
     (``task``: each task's own score, which the MEPT paper's Table 1 averages), the class metrics' averages
@@ -238,7 +300,8 @@ def evaluate(
     key = metric_key(metric)
     for task, features in eval_sets.items():
         routes: list = []
-        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress, routes=routes)
+        preds = predict(model, encoder, specs[task], features, batch_size, eval_mode, progress, routes=routes,
+                        precision=precision)
         # built-in suites selected by their own metric report exactly what they always did
         results[task] = score(specs[task], features, preds, class_scores=metric != "task" or per_class)
         if key not in results[task]:

@@ -10,8 +10,9 @@ weights load, every prediction is one class), and ``labels.json`` with its label
 - ``backbone``: its name, hub revision when known, and a hash of its input embedding matrix (the
   weights, not the name: a fine-tuned copy under the same name is a different backbone).
 
-:func:`check_identity` refuses a mismatch with one line naming both sides. Runs written before
-this file existed load as before.
+:func:`check_identity` refuses a mismatch with one line naming both sides. ``labels.json`` says
+``"identity": "identity.json"`` in every run written since, so a removed ``identity.json`` is
+refused too instead of switching the check off; runs written before either load as before.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def check_identity(run: Path, backbone: nn.Module, labels_info: dict[str, Any] |
     """Refuse to load the adapter of ``run`` onto another backbone, or with an edited label map."""
     path = Path(run) / IDENTITY
     if not path.exists():
+        labels = Path(run) / "labels.json"
+        info = labels_info if labels_info is not None else (read_json_object(labels) if labels.exists() else {})
+        if info.get("identity") == IDENTITY:  # written by a mept that writes identity.json: it was removed
+            raise MeptError(f"{path} is missing, but the run was written with it ({labels} says so): without it "
+                            f"the label map and backbone cannot be checked; restore it from a copy of the run")
         return  # a run from before identity.json
     saved = read_json_object(path)
     want = saved.get("labels_sha256")

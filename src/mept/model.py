@@ -44,7 +44,7 @@ from mept.errors import MeptError
 from mept.file_limits import check_file_size
 from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing
-from mept.inject.spec import BackboneSpec, inspect_backbone
+from mept.inject.spec import BackboneSpec, check_length, inspect_backbone
 from mept.methods.base import PromptMethod
 from mept.registry import method_class
 from mept.routed_output import with_routing
@@ -130,15 +130,8 @@ class PromptedModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         self._check_length(input_ids.shape[1])
-        slotted: dict[str, Any] = {
-            "input_ids": self.injector.insert(input_ids, self.slot_token_id),
-            "attention_mask": self.injector.insert(attention_mask, 1),
-        }
-        if token_type_ids is not None:
-            slotted["token_type_ids"] = self.injector.insert(token_type_ids, 0)
-        if labels is not None:
-            # Causal LMs score every position: slots carry no target. Others' labels are per example / decoder side.
-            slotted["labels"] = self.injector.slot_labels(labels) if self.spec.task_type == "causal_lm" else labels
+        slotted = self.injector.slotted_inputs(input_ids, attention_mask, self.slot_token_id, self.spec.task_type,
+                                               token_type_ids, labels)
         with self.injector.forward(self.method, attention_mask) as state:
             out = self.backbone(**slotted, return_dict=True, **kwargs)
         return self._finish(out, state, return_dict)
@@ -175,12 +168,7 @@ class PromptedModel(nn.Module):
         return with_routing(out, routes or None, aux)
 
     def _check_length(self, length: int) -> None:
-        limit = self.spec.max_positions
-        if limit is not None and self.spec.modality == "text" and length + self.num_slots > limit:
-            raise MeptError(
-                f"input length {length} + {self.num_slots} prompt slots exceeds the model's {limit} positions; "
-                f"lower --max-length to {limit - self.num_slots} or use fewer prompt tokens"
-            )
+        check_length(self.spec, length, self.num_slots)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
@@ -197,14 +185,12 @@ class PromptedModel(nn.Module):
         self._check_length(input_ids.shape[1])
         with self.injector.forward(self.method, attention_mask) as state:
             out = self.backbone.generate(
-                input_ids=self.injector.insert(input_ids, self.slot_token_id),
-                attention_mask=self.injector.insert(attention_mask, 1),
+                **self.injector.slotted_inputs(input_ids, attention_mask, self.slot_token_id, self.spec.task_type),
                 **kwargs,
             )
+        out = self.injector.strip_generated(out, self.spec.task_type)
         if isinstance(out, torch.Tensor):  # the routing comes back with return_dict_in_generate=True only
-            return self.injector.remove_slots(out, dim=1) if self.spec.task_type == "causal_lm" else out
-        if self.spec.task_type == "causal_lm":
-            out.sequences = self.injector.remove_slots(out.sequences, dim=1)
+            return out
         routes = {layer: state.routes[layer].detach() for layer in sorted(state.routes)}
         return with_routing(out, routes or None, None)
 
@@ -241,7 +227,8 @@ class PromptedModel(nn.Module):
         routers at ``lr`` times the method's ``router_lr_scale``, the task heads at ``head_lr``; empty
         groups are left out."""
         router_ids = {id(q) for r in self.method.routers() for q in r.parameters()}
-        scale = self.prompt_config.router_lr_scale if isinstance(self.prompt_config, RoutedConfig) else 1.0
+        config = self.prompt_config
+        scale = config.router_lr_scale_for(self.spec.hidden_size) if isinstance(config, RoutedConfig) else 1.0
         owned = [(n, q) for n, q in self.adapter_parameters().items() if q.requires_grad]
         groups = [
             {"name": "prompt", "params": [q for n, q in owned if n.startswith("method.") and id(q) not in router_ids],

@@ -20,27 +20,59 @@ from mept.data.jsonl import Row
 from mept.data.registry import TaskSpec
 from mept.errors import MeptError
 from mept.evaluate import Prediction
+from mept.ownership import OutputKind, claim_output
 
 ADDED = ("prediction", "probability", "probabilities", "experts")  # every name a prediction record may add
 
 
-def check_output(out: Path, source: Path) -> None:
-    """Refuse an ``--output`` that would replace the input, is a folder, or cannot be written -- before predicting."""
+def _is_predictions(path: Path) -> bool:
+    """Does ``path`` start as a file ``mept predict`` writes (a CSV header or first JSONL record with its fields)?"""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline(1 << 20)
+    except OSError:
+        return False
+    if path.suffix.lower() == ".jsonl":
+        try:
+            record = json.loads(first)
+        except ValueError:
+            return False
+        return isinstance(record, dict) and "prediction" in record and "probability" in record
+    header = next(csv.reader([first]), [])
+    return "prediction" in header and "probability" in header
+
+
+# What `mept predict --output` writes, for the one ownership check (mept.ownership.claim_output)
+PREDICTIONS = OutputKind("a mept predictions file", owns_file=_is_predictions)
+
+
+def check_output(out: Path, sources: dict[str, Path], overwrite: bool = False) -> None:
+    """Refuse an ``--output`` that is one of ``sources`` (the input file, the run's data files: role -> path), a
+    folder, not writable, or an existing file mept did not write (or, without ``overwrite``, one it did) -- before
+    predicting."""
     if out.suffix.lower() not in (".csv", ".jsonl"):
         raise MeptError(f"--output must end in .csv or .jsonl, got {out.name}")
-    if out.exists() and source.exists() and os.path.samefile(out, source):
-        raise MeptError(f"--output {out} is the input file {source}; write the predictions to another file")
+    for role, source in sources.items():
+        if out.exists() and source.exists() and os.path.samefile(out, source):
+            raise MeptError(f"--output {out} is {role} {source}; write the predictions to another file")
     if out.is_dir():
         raise MeptError(f"--output {out} is a folder; name a .csv or .jsonl file")
-    folder = out.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise MeptError(f"--output {out} lies under {folder}, which is a file")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise MeptError(f"--output {out}: no permission to write in {folder}")
-    if out.exists() and not os.access(out, os.W_OK):
-        raise MeptError(f"--output {out} is read-only; pick another file")
+    claim_output(out, PREDICTIONS, overwrite=overwrite)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
+
+
+def escape_formula(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)``), prefixed with ``'`` so it shows as
+    text; numbers (``-1.5``) and everything else are left as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
 
 
 def check_clashes(rows: list[Row]) -> None:
@@ -77,9 +109,14 @@ def prediction_record(pred: Prediction, spec: TaskSpec, layers: list[int]) -> di
 
 
 def write_predictions(
-    path: Path, rows: list[dict[str, Any]], preds: list[Prediction], spec: TaskSpec, layers: list[int]
+    path: Path, rows: list[dict[str, Any]], preds: list[Prediction], spec: TaskSpec, layers: list[int],
+    escape_formulas: bool = True,
 ) -> None:
-    """Write ``rows`` with their predictions to ``path`` (.csv or .jsonl), atomically."""
+    """Write ``rows`` with their predictions to ``path`` (.csv or .jsonl), atomically.
+
+    In a CSV, ``escape_formulas`` writes a cell that a spreadsheet would run as a formula with a leading
+    ``'`` (:func:`escape_formula`); JSONL is never changed.
+    """
     if len(rows) != len(preds):
         raise MeptError(f"{len(rows)} rows but {len(preds)} predictions")
     clash = sorted({name for row in rows for name in ADDED if name in row})
@@ -101,6 +138,6 @@ def write_predictions(
                 flat = {**row, "prediction": rec["prediction"], "probability": rec["probability"]}
                 if layers:
                     flat["experts"] = " ".join(str(e) for e in rec["experts"].values())
-                writer.writerow(flat)
+                writer.writerow({k: escape_formula(v) for k, v in flat.items()} if escape_formulas else flat)
 
     atomic_write(path, write_csv)

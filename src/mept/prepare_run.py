@@ -22,6 +22,7 @@ from mept.data.registry import TaskSpec, check_splits
 from mept.encode import Encoder, Feature, LabelSpace
 from mept.errors import MeptError
 from mept.model import PromptedModel, get_model
+from mept.precision import resolve_precision
 from mept.registry import make_config
 from mept.train_config import TrainConfig
 
@@ -79,7 +80,12 @@ def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str
             verbalizer=tuple(cfg.verbalizer) if cfg.verbalizer else None, seed=SPLIT_SEED,
             task_name=cfg.task_name, path_test=cfg.test_file,
         )
-        return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
+        specs, data = {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
+        for name in expand_tasks(cfg.eval_tasks or []):  # cross-task evaluation of a run on your own file
+            if name not in specs:
+                specs[name] = mept_data.get_task(name)
+                data[name] = mept_data.load_task(name, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED)
+        return specs, data
     folder = image_folder(cfg)
     if folder is not None:
         from mept.data.images import load_image_folder
@@ -132,8 +138,7 @@ def _subsample(items: list, n: int | None, seed: int) -> list:
 def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
     seed_everything(cfg.seed)  # the prompts' random init is part of the run
-    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():  # Accelerate would silently ignore it
-        raise MeptError("--mixed-precision fp16 needs a CUDA GPU; on CPU use bf16 or no")
+    resolve_precision(cfg.mixed_precision)  # fp16 without CUDA is refused before anything loads
     method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
     specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
     form = resolve_format(cfg, specs)
@@ -183,6 +188,8 @@ def build_model(
     cfg: TrainConfig, method_cfg: Any, form: str, labels: LabelSpace | None, num_labels: int | None
 ) -> tuple[PromptedModel, Encoder]:
     """Backbone + prompt method + encoder for a resolved output form; no data needed (``mept predict``)."""
+    check_plan(cfg.model, method_cfg, form, num_labels, quantize=cfg.quantize, head_pooling=cfg.head_pooling,
+               modules_to_save=cfg.modules_to_save, max_length=cfg.max_length)
     quant = _quantization(cfg)
     backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
     model = get_model(backbone.model, method_cfg, head_pooling=cfg.head_pooling, modules_to_save=cfg.modules_to_save)
@@ -200,6 +207,28 @@ def build_model(
     return model, Encoder(form, backbone.processor, slots_in_budget, cfg.max_length, labels)
 
 
+def check_plan(model_name: str, method_cfg: Any, form: str, num_labels: int | None, *, quantize: str | None = None,
+               max_length: int | None = None, **model_kwargs: Any) -> None:
+    """What can be refused before any weight is read or allocated, from the backbone's config alone:
+    a ``--format`` it cannot take, more prompt slots than it has positions, and a model that does
+    not fit the memory available (:func:`mept.memory.footprint`, counted on the meta device).
+    ``mept train``, ``eval``, ``predict``, ``analyze`` and ``params`` all build their model after it."""
+    from mept.backbones import backbone_config, check_format
+    from mept.memory import check_fits, footprint
+
+    config = backbone_config(model_name)
+    check_format(model_name, config, form)
+    fp = footprint(config, form, method_cfg, num_labels, **model_kwargs)
+    limit = fp.max_positions
+    if form != "image_cls" and limit is not None and fp.slots >= limit:
+        keep = f"; --prompt-length {limit - max_length} or less keeps --max-length {max_length}" \
+            if max_length is not None and limit > max_length else ""
+        raise MeptError(f"{fp.slots} prompt slots leave no room for text in {model_name}'s {limit} positions (the "
+                        f"prompt and the text share them); use fewer prompt tokens{keep}")
+    check_fits(fp, f"{getattr(method_cfg, 'method', 'the method')} on {model_name}", quantize,
+               fix="use fewer experts, prompt tokens or classes, or a smaller --model")
+
+
 def check_positions(model: PromptedModel, cfg: TrainConfig, features: dict[str, list[Feature]]) -> None:
     """Text tokens + prompt slots must fit the model's positions: one error before training, not mid-run.
 
@@ -214,10 +243,11 @@ def check_positions(model: PromptedModel, cfg: TrainConfig, features: dict[str, 
     longest, where = max(((len(f.input_ids) + (len(f.target_ids) if causal else 0), name) for name, feats in features.items()
                           for f in feats), default=(0, ""))
     if longest + model.num_slots > limit:
+        room = limit - model.num_slots  # >= 1: check_plan refused slots that fill every position
         raise MeptError(
             f"{where} has inputs of {longest} text tokens (--max-length {cfg.max_length}); with "
             f"{model.num_slots} prompt slots they need {longest + model.num_slots} positions, but {cfg.model} has "
-            f"{limit}; use --max-length {limit - model.num_slots} or fewer prompt tokens"
+            f"{limit}; use --max-length {room} or fewer prompt tokens"
         )
 
 

@@ -61,7 +61,7 @@ def copy_rows_(tensor: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
 
 def read_prompt_source(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``method.*`` tensors of a saved adapter: an adapter folder, a run folder (its ``best/``) or a file."""
-    from safetensors.torch import load_file
+    from mept.adapter_format import UnreadableWeights, read_adapter_weights
 
     path = Path(path)
     candidates = [path, path / "adapter_model.safetensors", path / "best" / "adapter_model.safetensors"]
@@ -70,7 +70,12 @@ def read_prompt_source(path: str | Path) -> dict[str, torch.Tensor]:
         seeds = sorted(path.glob("seed-*/best/adapter_model.safetensors")) if path.is_dir() else []
         hint = f"; it holds seeds, point at one, e.g. {seeds[0].parent.parent}" if seeds else ""
         raise MeptError(f"init_from: {path} holds no adapter_model.safetensors (an adapter or run folder){hint}")
-    return {k[len("method."):]: v for k, v in load_file(str(found)).items() if k.startswith("method.")}
+    try:
+        state = read_adapter_weights(found)
+    except UnreadableWeights as exc:
+        raise MeptError(f"init_from: {found} is not a mept adapter (not a safetensors file: {exc.detail}); point at "
+                        f"a trained adapter or run folder") from None
+    return {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
 
 
 def source_prompts(source: dict[str, torch.Tensor], layers: int, hidden: int) -> torch.Tensor:

@@ -28,6 +28,9 @@ def print_summary(metrics: dict[str, Any]) -> None:
     if timing and "wall_seconds" in timing:
         print(f"time: {timing['wall_seconds']:.1f} s wall, {timing['train_seconds']:.1f} s training "
               f"({timing['train_examples_per_second']:.1f} examples/s)")
+    precision = metrics.get("precision")
+    if precision:
+        print(f"precision: {precision['computed_in']} ({precision['why']})")
 
 def print_search(metrics: dict[str, Any]) -> None:
     """``--paper-search``: every setting tried with its validation average, and the one chosen."""

@@ -165,8 +165,17 @@ class Router(nn.Module):
         return h / self.temperature
 
     def forward(self, x: torch.Tensor, update_stats: bool = True) -> Route:
-        """Pooled state (B, d) -> this forward's :class:`Route`, logits included (nothing is kept)."""
-        logits = self.logits(self.normalize_input(x, update_stats))  # (B, E)
+        """Pooled state (B, d) -> this forward's :class:`Route`, logits included (nothing is kept).
+
+        Always in fp32, also inside a bf16/fp16 autocast run (:mod:`mept.precision`): the top-1
+        choice is an argmax over logits that bf16's 8-bit mantissa would round into ties, and the
+        router is a (B, d) x (d, E) product, negligible beside the backbone.
+        """
+        with torch.autocast(x.device.type, enabled=False):
+            return self._route(x, update_stats)
+
+    def _route(self, x: torch.Tensor, update_stats: bool) -> Route:
+        logits = self.logits(self.normalize_input(x, update_stats))  # (B, E), fp32
         probs = logits.softmax(-1)
         chosen = probs.argmax(-1)
         B, E = logits.shape

@@ -6,8 +6,9 @@ A run folder holds ``run_config.json`` (:data:`RUN_CONFIG`, the settings), ``lab
 
 Writing it, three guarantees, each a function here so ``train`` only calls them:
 
-- :func:`check_writable` -- ``--output`` that is a file or sits in a read-only folder is refused
-  before a model is loaded, not after.
+- :data:`RUN` -- what a run folder holds, for the one ownership check
+  (:func:`mept.ownership.claim_output`): ``--output`` that is a file, sits in a read-only folder,
+  or holds anything but a mept run is refused before a model is loaded, not after.
 - :func:`output_lock` -- a lock file beside the folder (``.NAME.lock``) holds the writer's pid and
   host; a second writer is refused, a lock whose process is gone is taken over.
 - :func:`move_aside` / :func:`settle` -- ``--overwrite`` first moves the old run to
@@ -42,6 +43,7 @@ from mept.encode import LabelSpace
 from mept.errors import MeptError, warn
 from mept.file_limits import read_json_object
 from mept.identity import check_identity
+from mept.ownership import OutputKind, check_writable  # noqa: F401  (check_writable: re-exported)
 from mept.prepare_run import Prepared, build_model, prepare
 from mept.registry import make_config
 from mept.train_config import TrainConfig, migrate_run_config
@@ -60,22 +62,6 @@ def sibling(out: Path, suffix: str) -> Path:
     return out.parent / f".{out.name}{suffix}"
 
 
-def check_writable(out: Path, flag: str = "--output") -> None:
-    """Refuse an output folder that is a file, or lies under a file or a folder we cannot write."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise MeptError(f"{flag} {out} is a file, not a folder; pick a folder path")
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise MeptError(f"{flag} {out} lies under {probe}, which is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise MeptError(f"{flag} {out}: no permission to write in {probe}")
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -88,9 +74,27 @@ def _pid_alive(pid: int) -> bool:
 
 def _read_lock(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        holder = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _live(holder: dict[str, Any] | None) -> bool:
+    """Is the process that wrote this lock still running (one on another host is taken to be)?"""
+    if holder is None:
+        return False
+    try:
+        pid = int(holder.get("pid", -1))
+    except (TypeError, ValueError):
+        return False
+    return holder.get("host") != socket.gethostname() or _pid_alive(pid)
+
+
+def writer_of(out: Path) -> dict[str, Any] | None:
+    """The live process holding the lock of ``out`` (``{"pid", "host"}``), or None when no run writes there."""
+    holder = _read_lock(sibling(Path(out), LOCK_SUFFIX))
+    return holder if _live(holder) else None
 
 
 @contextlib.contextmanager
@@ -108,8 +112,7 @@ def output_lock(out: Path) -> Iterator[None]:
             if holder and holder.get("host") == me["host"] and holder.get("pid") == me["pid"]:
                 yield  # re-entered by the same process (a seed of a multi-seed run): already ours
                 return
-            live = holder is not None and (holder.get("host") != me["host"] or _pid_alive(int(holder.get("pid", -1))))
-            if live:
+            if _live(holder):
                 raise MeptError(
                     f"output folder {out} is in use by another mept run (pid {holder['pid']} on {holder['host']}); "
                     f"wait for it to end or pick another --output (if that process is gone, delete {lock})"
@@ -141,41 +144,22 @@ def has_progress(out: Path) -> bool:
 
 # What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
 RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, "best",
-               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis")
+               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis",
+               "tensorboard", "wandb")  # --report-to's folders (mept.tracking)
 RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", "eval_")
 
 
-def check_replaceable(out: Path) -> None:
-    """``--overwrite`` only ever replaces a mept run: refuse a link, or a folder with files mept did not write.
-
-    A mept run holds ``run_config.json``; every other entry must be one of :data:`RUN_ENTRIES`
-    (or ``seed-N``, ``lr-X``, ``search-*``, ``eval_*.json``, a hidden temp file of ours). Anything else is named,
-    so the user moves it out or picks another ``--output``: a notes file or the training CSV in
-    the folder is never deleted.
-    """
-    out = Path(out)
-    if out.is_symlink():
-        raise MeptError(f"--output {out} is a symbolic link (to {os.readlink(out)}); --overwrite does not replace "
-                        f"a link: pass the folder it points to, or another --output")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    names = sorted(p.name for p in out.iterdir())
-    if RUN_CONFIG not in names:
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        raise MeptError(f"--overwrite replaces only a mept run, but {out} is not one (no run_config.json; it holds "
-                        f"{shown}); pick another --output or move those files out")
-    foreign = [n for n in names if n not in RUN_ENTRIES and not n.startswith(RUN_ENTRY_PREFIXES)
-               and not (n.startswith(".") and n.endswith(".tmp"))]
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise MeptError(f"--overwrite would delete the run in {out}, but it also holds files mept did not write "
-                        f"({shown}); move them out first, or pick another --output")
+# What a run folder is to the one ownership check (mept.ownership.claim_output): ``--overwrite`` replaces
+# a folder holding run_config.json and only these entries, and nothing else.
+RUN = OutputKind("a mept run", marker=RUN_CONFIG, entries=lambda: frozenset(RUN_ENTRIES), prefixes=RUN_ENTRY_PREFIXES)
 
 
 def move_aside(out: Path) -> None:
-    """``--overwrite``: move the old run to ``.NAME.replaced`` (kept until :func:`settle`)."""
+    """``--overwrite``: move the old output to ``.NAME.replaced`` (kept until :func:`settle`).
+
+    Only after :func:`mept.ownership.claim_output` said the folder is ours to replace.
+    """
     out = Path(out)
-    check_replaceable(out)
     backup = sibling(out, REPLACED_SUFFIX)
     if backup.exists():
         if has_progress(out):  # the folder is newer and real: the older backup goes
@@ -224,6 +208,10 @@ def hidden_run_hint(run: Path) -> str:
     backup = sibling(Path(run), REPLACED_SUFFIX)
     if not backup.exists():
         return ""
+    writer = writer_of(run)
+    if writer is not None:  # not interrupted: a `mept train --overwrite` is running there now
+        return (f"; a `mept train --overwrite` is writing {run} now (pid {writer.get('pid')} on {writer.get('host')}): "
+                f"the previous run waits in {backup} until the new one has a checkpoint; evaluate that, or wait")
     return (f"; an interrupted `mept train --overwrite` left the previous run in {backup}: the next "
             f"`mept train` into {run} puts it back, or move it back yourself")
 
@@ -279,7 +267,11 @@ def trained_folder(run_dir: str | Path) -> Path:
 def read_config(run: Path) -> TrainConfig:
     """``run_config.json`` of a trained folder, with a warning when the run never finished."""
     if (run / INCOMPLETE).exists():
-        warn(f"{run} is an unfinished run ({INCOMPLETE} is present); using its best checkpoint so far")
+        writer = writer_of(run) or writer_of(run.parent)  # a seed folder is written under its run's lock
+        if writer is not None:
+            warn(f"{run} is being trained right now (pid {writer.get('pid')}); using its best checkpoint so far")
+        else:
+            warn(f"{run} is an unfinished run ({INCOMPLETE} is present); using its best checkpoint so far")
     return TrainConfig.from_dict(migrate_run_config(read_json_object(run / RUN_CONFIG)), origin=str(run / RUN_CONFIG))
 
 
@@ -303,24 +295,70 @@ def load_trained(run_dir: str | Path, *, data: bool = False, tasks: list[str] | 
     else:
         run = trained_folder(run_dir)
     cfg = replace(read_config(run), progress=False, **{k: v for k, v in overrides.items() if v is not None})
+    check_backbone_kind(run, cfg)
     if data:
+        check_data_files(run, cfg)
         prepared = prepare(cfg, eval_tasks=tasks)
         check_identity(run, prepared.model.backbone, None)  # labels are rebuilt from the data here, not read
     elif not (run / LABELS).exists():
         prepared = prepare(cfg)
     else:
-        info = read_json_object(run / LABELS)
-        if not isinstance(info.get("tasks"), dict):
-            raise MeptError(f"{run / LABELS} lacks its tasks entry; the run folder is damaged")
-        specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
-                 for name, s in info["tasks"].items()}
-        labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
+        info, specs, labels = read_labels(run)
         method_cfg = make_config(cfg.method, **cfg.method_settings())
         model, encoder = build_model(cfg, method_cfg, info["format"], labels, info["num_labels"])
         prepared = Prepared(cfg, model, encoder, specs, [], {}, {}, {})
         check_identity(run, prepared.model.backbone, info)
     prepared.model.load_adapter(run / "best", check_config=True)
     return prepared
+
+
+def check_data_files(run: Path, cfg: TrainConfig) -> None:
+    """A run's validation and test splits (and, from its own file, its classes) are rebuilt from the files it
+    was trained with: say so, naming the one that is gone, instead of failing on a file the user did not name."""
+    for name, role in (("train_file", "training file"), ("val_file", "validation file"), ("test_file", "test file")):
+        path = getattr(cfg, name)
+        if path is not None and not Path(path).exists():
+            raise MeptError(f"{run}'s validation and test splits are rebuilt from the files it was trained with "
+                            f"(its classes and held-out rows come from them), but its {role} {path} is gone; "
+                            f"put it back (or fix the path in {run / RUN_CONFIG}), or score a labelled file of your "
+                            f"own with `mept eval --file` / `mept analyze --split FILE`")
+
+
+def check_backbone_kind(run: Path, cfg: TrainConfig) -> None:
+    """Before a model is built: the backbone ``run_config.json`` names must be of the kind, width and depth
+    the adapter in ``best/`` was trained on (else building it fails on something else first, e.g. the head)."""
+    from mept.adapter_format import CONFIG_NAME, read_adapter_config
+    from mept.backbones import backbone_config
+    from mept.baselines.base import META_NAME, is_baseline_checkpoint, read_baseline_meta
+
+    best = run / "best"
+    baseline = is_baseline_checkpoint(best)
+    meta = read_baseline_meta(best) if baseline else read_adapter_config(best)
+    saved_in = best / (META_NAME if baseline else CONFIG_NAME)
+    saved = meta.get("backbone") if isinstance(meta.get("backbone"), dict) else {}
+    config = backbone_config(cfg.model)
+    mine = {"model_type": getattr(config, "model_type", None),
+            "hidden_size": getattr(config, "hidden_size", None) or getattr(config, "d_model", None),
+            "num_layers": getattr(config, "num_hidden_layers", None) or getattr(config, "num_layers", None)}
+    differ = [k for k, v in mine.items() if saved.get(k) is not None and v is not None and saved[k] != v]
+    if differ:
+        def shape(d: dict) -> str:
+            return f"a {d.get('model_type')} model, {d.get('hidden_size')} wide, {d.get('num_layers')} layers"
+
+        raise MeptError(f"the adapter in {run} was trained on {shape(saved)} (says {saved_in}), but {run / RUN_CONFIG} "
+                        f"names model {cfg.model!r} ({shape(mine)}); put back the model it was trained on, or restore "
+                        f"whichever of the two files was edited")
+
+
+def read_labels(run: Path) -> tuple[dict[str, Any], dict[str, TaskSpec], LabelSpace | None]:
+    """``labels.json`` of a trained folder: the saved object, its task specs, and the head's label space."""
+    info = read_json_object(run / LABELS)
+    if not isinstance(info.get("tasks"), dict):
+        raise MeptError(f"{run / LABELS} lacks its tasks entry; the run folder is damaged")
+    specs = {name: TaskSpec(name, tuple(s["verbalizer"]), s["metric"], s["kind"], s.get("description", ""))
+             for name, s in info["tasks"].items()}
+    labels = LabelSpace(info["words"], info["task_words"]) if info["words"] is not None else None
+    return info, specs, labels
 
 
 def pick_task(p: Prepared, task: str | None) -> TaskSpec:
@@ -343,4 +381,5 @@ def read_task_file(p: Prepared, spec: TaskSpec, path: str, labelled: bool, **fie
     cfg = p.config
     chosen = {name: fields.get(name) or getattr(cfg, name)
               for name in ("text_field", "text_pair_field", "label_field", "template")}
-    return read_examples(path, spec, labelled=labelled, **chosen)
+    given = cfg.verbalizer is not None or not cfg.train_file  # classes named by --verbalizer or a built-in task
+    return read_examples(path, spec, labelled=labelled, verbalizer_given=given, **chosen)

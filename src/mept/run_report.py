@@ -17,7 +17,9 @@ import torch
 
 from mept.atomic_file import atomic_write
 from mept.evaluate import evaluate
+from mept.identity import IDENTITY
 from mept.model import PromptedModel
+from mept.precision import precision_record
 from mept.prepare_run import Prepared
 from mept.run_folder import INCOMPLETE, LABELS, METRICS
 
@@ -31,6 +33,7 @@ def save_label_space(out: Path, p: Prepared) -> None:
     train_tasks = sorted({f.example.task for f in p.train}, key=list(p.specs).index)
     info = {
         "mept_version": __version__,  # the file outlives the code: say which code wrote it
+        "identity": IDENTITY,  # this run has its identity.json: a reader refuses the run without it
         "format": p.encoder.form,
         "num_labels": len(labels.words) if labels else (max(len(p.specs[t].verbalizer) for t in train_tasks)
                                                          if p.encoder.form == "image_cls" else None),
@@ -69,7 +72,8 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
     model.load_adapter(out / "best")
     validation = state["best_result"]
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode,
-                    metric=cfg.metric) if p.test_sets and cfg.score_test else None  # a search's runs: validation only
+                    metric=cfg.metric, precision=cfg.mixed_precision_ran
+                    ) if p.test_sets and cfg.score_test else None  # a search's runs: validation only
     report = model.parameter_report()
     train_seconds = state.get("train_seconds", 0.0)
     metrics = {
@@ -94,6 +98,7 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
         "parameters": report,
         "truncated": p.truncated,
         "train_examples": len(p.train),
+        "precision": precision_record(cfg.mixed_precision, cfg.mixed_precision_ran),
         "determinism": determinism(),
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
             "train_seconds": round(train_seconds, 3),  # forward/backward/update only
@@ -195,6 +200,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "trainable_percent": runs[0]["trainable_percent"],
         "activated_prompt_tokens": runs[0]["activated_prompt_tokens"],
         "parameters": runs[0].get("parameters"),  # stored and activated per example: the same for every seed
+        "precision": runs[0].get("precision"),  # resolved once for the whole grid (train.run)
         "runs": [{"seed": r["seed"], "average": r["average"], "tasks": {t: r["tasks"][t]["score"] for t in tasks},
                   "routing": routing_summary(r.get("routing"))} for r in runs],
     }

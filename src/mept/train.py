@@ -31,20 +31,24 @@ from mept.file_limits import read_json_object
 from mept.identity import write_identity
 from mept.memory import release_memory
 from mept.model import PromptedModel
+from mept.ownership import claim_output
+from mept.precision import resolve_precision
 from mept.prepare_run import Prepared, prepare, seed_everything, set_determinism
 from mept.progress import Progress, progress_lines
 from mept.run_folder import (
     INCOMPLETE,
     LABELS,
     METRICS,
+    RUN,
     RUN_CONFIG,
-    check_replaceable,
     check_writable,
+    has_progress,
     move_aside,
     output_lock,
     settle,
 )
 from mept.run_report import aggregate, eval_line, examples_per_second, finish, save_label_space
+from mept.tracking import Tracking, check_trackers
 from mept.train_config import TrainConfig, migrate_run_config
 from mept.train_loop import accumulate_gradients, epoch_batches, micro_batches
 
@@ -64,19 +68,43 @@ def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
         previous = migrate_run_config(read_json_object(saved))
         mine = cfg.to_dict()
         # a setting an older run_config.json lacks (metric, head_pooling) cannot differ: it read as the default
-        differ = [k for k in mine if k not in ("progress", "overwrite", "output") and k in previous
+        differ = [k for k in mine if k not in ("progress", "overwrite", "output", "report_to") and k in previous
                   and previous[k] != mine[k]]
         if differ:
             raise MeptError(f"--resume: settings differ from the run in {out}: {', '.join(differ)}")
         if previous.get("output") != mine["output"]:  # a moved or copied run now lives here
             atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps({**previous, "output": mine["output"]}, indent=2)))
         return
-    if out.exists() and any(out.iterdir()):
-        if not cfg.overwrite:
-            raise MeptError(f"output folder {out} already holds files; pass --overwrite to replace them or --resume to continue")
+    if claim_run_folder(out, cfg.overwrite):
         move_aside(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(cfg.to_dict(), indent=2)))
+
+
+def with_precision(cfg: TrainConfig) -> tuple[TrainConfig, str]:
+    """``cfg`` with ``mixed_precision_ran`` set, and why: a run that has one (resumed, a seed of a grid) keeps it."""
+    if cfg.mixed_precision_ran is not None:
+        return cfg, "the run's own" if cfg.mixed_precision == "auto" else "asked for"
+    ran, why = resolve_precision(cfg.mixed_precision)
+    return replace(cfg, mixed_precision_ran=ran), why
+
+
+def forget_other_precision(ran: str) -> None:
+    """Let one process train runs of different precisions (the Python API, tests): Accelerate keeps its
+    first ``mixed_precision`` for the life of a process and refuses another. In a single process the
+    shared state holds nothing else of ours, so it is reset; under ``accelerate launch`` it is left alone
+    (every run there is launched with one precision)."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("num_processes", 1) == 1 and str(state.get("_mixed_precision", ran)) != ran:
+        AcceleratorState._reset_state()
+
+
+def claim_run_folder(out: Path, overwrite: bool) -> bool:
+    """The one ownership check (:func:`mept.ownership.claim_output`) for a run folder; True: a run to replace."""
+    hint = " or --resume to continue it" if has_progress(out) else ""
+    return claim_output(out, RUN, overwrite=overwrite, hint=hint)
 
 
 def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
@@ -87,11 +115,19 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     out = Path(cfg.output)
-    check_writable(out)  # before the model loads, not after
+    tracking = Tracking(cfg.report_to, out, cfg.output)  # a tracker that is not installed: refused first
+    if resume:
+        check_writable(out)
+    else:
+        claim_run_folder(out, cfg.overwrite)  # before the model loads, not after
     p = prepared or prepare(cfg)
     release_memory()  # tokenising freed much; hand it back before the training steps add theirs
     cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    cfg, why = with_precision(cfg)
+    p = replace(p, config=cfg)  # run_report reads the precision (and why) from the prepared run's config
+    forget_other_precision(cfg.mixed_precision_ran)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision_ran, cpu=not torch.cuda.is_available(),
+                              log_with=tracking.trackers())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         prepare_output(out, cfg, resume)
         save_label_space(out, p)
@@ -102,17 +138,19 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     # no terminal (a log file): a plain progress line every 30 s instead of the bar (mept.progress)
     lines = cfg.progress and accelerator.is_main_process and not sys.stderr.isatty()
     try:
+        tracking.start(accelerator, cfg.to_dict())
         with progress_lines(enabled=lines) as progress:
-            metrics = _train(cfg, p, out, resume, accelerator, wall_origin, progress)
+            metrics = _train(cfg, p, out, resume, accelerator, wall_origin, progress, tracking)
         finished = True
     finally:
+        tracking.finish(accelerator)
         if accelerator.is_main_process:
             settle(out, finished)
     return metrics
 
 
 def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: Any, wall_origin: float,
-           progress: Progress) -> dict[str, Any]:
+           progress: Progress, tracking: Tracking) -> dict[str, Any]:
     """The loop of :func:`train`, in a folder already prepared (and any old run moved aside)."""
     model = p.model.to(accelerator.device)
     lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
@@ -132,7 +170,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
                              "train_seconds": 0.0, "wall_seconds": 0.0, "examples_seen": 0}
     ckpt = out / "checkpoint"
     if resume and find_checkpoint(ckpt) is not None:
-        state = load_checkpoint(ckpt, inner, optimizer, scheduler)
+        state = load_checkpoint(ckpt, inner, optimizer, scheduler, total)
         accelerator.print(f"resumed from step {state['step']}")
         wall_origin -= state.get("wall_seconds", 0.0)  # earlier sessions' wall time, up to their last checkpoint
     eval_every = cfg.eval_every or steps_per_epoch
@@ -173,11 +211,12 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{examples_per_second(state):.1f}")
         progress.update(step, step_loss, examples_per_second(state))
+        tracking.log_step(accelerator, step, step_loss, optimizer)
         if step % eval_every == 0 or step == total:
             t0 = time.perf_counter()
             progress.phase = "evaluating"
             result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode,
-                              metric=cfg.metric)
+                              metric=cfg.metric, precision=cfg.mixed_precision_ran)
             progress.phase = ""
             release_memory()
             state["eval_seconds"] = time.perf_counter() - t0
@@ -188,6 +227,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
                 entry["routing_entropy"] = result["routing"]["mean_entropy"]
                 entry["collapsed_layers"] = len(result["routing"]["collapsed_layers"])
             state["history"].append(entry)
+            tracking.log_evaluation(accelerator, step, result)
             if state["best_score"] is None or result["average"] > state["best_score"]:
                 state["best_score"], state["best_step"], state["best_result"] = result["average"], step, result
                 if accelerator.is_main_process:
@@ -215,9 +255,12 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     from accelerate import PartialState
 
     out = Path(cfg.output)
-    check_writable(out)
-    if cfg.overwrite and not resume:
-        check_replaceable(out)  # before the model loads: --overwrite only ever replaces a mept run
+    check_trackers(cfg.report_to)  # before anything is written, and before any seed of a grid starts
+    if resume:
+        check_writable(out)
+    else:
+        claim_run_folder(out, cfg.overwrite)  # before the model loads: --overwrite only ever replaces a mept run
+    cfg, _ = with_precision(cfg)  # before the seeds and the grid: every part runs, and records, the same one
     processes = PartialState(cpu=not torch.cuda.is_available())
     with output_lock(out) if processes.is_main_process else contextlib.nullcontext():
         if not search_points(cfg) and not cfg.seeds:

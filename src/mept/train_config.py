@@ -19,6 +19,8 @@ import yaml
 
 from mept.data.metrics import SELECTION_METRICS
 from mept.errors import MeptError
+from mept.paths import user_path
+from mept.precision import PRECISIONS
 from mept.task_types import FORMATS
 
 DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: stand-ins for
@@ -171,7 +173,13 @@ class TrainConfig:
         "tasks), accuracy (default for your own file), macro_f1, weighted_f1; accuracy and macro-F1 are "
         "reported either way"))
     # hardware
-    mixed_precision: str = setting("no", help="no, fp16, bf16 (GPU)")
+    # auto: bf16 where the hardware computes it natively, fp32 elsewhere (mept.precision says why)
+    mixed_precision: str = setting("auto", choices=list(PRECISIONS), help=(
+        "auto (default: bf16 where the CPU or GPU computes bf16 natively -- a CPU with avx512_bf16 or AMX, a "
+        "bf16-capable CUDA GPU -- else fp32, since emulated bf16 is many times slower), no (fp32), bf16, fp16 "
+        "(CUDA); prompts, routers and head keep fp32 weights either way"))
+    # what auto (or the flag) resolved to when the run started: eval, predict, analyze and --resume use it
+    mixed_precision_ran: str | None = setting(None, flag=False)
     quantize: str | None = setting(None, help="8bit or 4bit backbone (bitsandbytes, GPU)")
     gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass: less memory")
     # GPU: deterministic kernels (slower); CPU runs repeat bit for bit without it
@@ -189,6 +197,10 @@ class TrainConfig:
     # False for the runs of a search: only the runs of the chosen setting score the test split
     score_test: bool = setting(True, flag=False)
     # bookkeeping
+    # trackers: bookkeeping like progress (not a setting a resumed run must repeat); mept.tracking
+    report_to: list[str] = setting(factory=list, help="log the run to these trackers too: tensorboard, mlflow, "
+                                   "wandb, trackio (several at once), or none (default); pip install "
+                                   "\"mept[tracking]\"")
     output: str = setting("runs/latest", help="run folder (default runs/latest)")
     overwrite: bool = setting(False, help="replace the run in --output (moved aside until the new one has a "
                                           "checkpoint)")
@@ -198,10 +210,11 @@ class TrainConfig:
         if isinstance(self.tasks, str):
             self.tasks = [t for t in self.tasks.replace(",", " ").split() if t]
         # run_config.json must rebuild the run from any directory: keep data paths absolute
-        for name in ("train_file", "val_file", "test_file", "data_dir"):
+        for name in DATA_PATHS:
             value = getattr(self, name)
             if value is not None:
-                setattr(self, name, str(Path(value).expanduser().resolve()))
+                setattr(self, name, data_path(value))
+        self.output = str(user_path(self.output))  # `--output ~/x` is in the home folder, as `--train-file ~/x.csv`
         if self.test_file and not self.train_file:
             raise MeptError("test_file needs train_file (built-in tasks bring their own test split)")
         if self.train_file:  # a file-based run is one task, named after the file unless told otherwise
@@ -210,7 +223,13 @@ class TrainConfig:
             if self.task_name is None:
                 told = self.tasks and self.tasks != DEFAULT_TASKS
                 self.task_name = self.tasks[0] if told else file_task_name(self.train_file)
+            from mept.safe_names import check_component
+
+            check_component(self.task_name, "task_name")  # it names files (eval_validation_TASK.json)
             self.tasks = [self.task_name]
+        from mept.tracking import parse_report_to
+
+        self.report_to = parse_report_to(self.report_to)
         if self.format not in FORMATS:
             raise MeptError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.metric is None:
@@ -221,8 +240,10 @@ class TrainConfig:
             raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
         if self.eval_mode not in ("rank", "generate"):
             raise MeptError(f"eval_mode must be 'rank' or 'generate', got {self.eval_mode!r}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise MeptError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in PRECISIONS:
+            raise MeptError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
+        if self.mixed_precision_ran not in (None, "no", "bf16", "fp16"):
+            raise MeptError(f"mixed_precision_ran must be no, bf16 or fp16, got {self.mixed_precision_ran!r}")
         if self.quantize not in (None, "8bit", "4bit"):
             raise MeptError(f"quantize must be 8bit or 4bit, got {self.quantize!r}")
         for name in ("batch_size", "eval_batch_size", "max_length", "save_every", "gradient_accumulation_steps"):
@@ -235,6 +256,13 @@ class TrainConfig:
         if self.paper_search:
             check_paper_search(self)
         check_ranges(self)
+        from mept.data.checks import check_no_label_leak
+        from mept.data.labels import check_verbalizer
+
+        if self.train_file:
+            check_no_label_leak(self.label_field, self.text_field, self.text_pair_field, self.template)
+        if self.verbalizer is not None:
+            check_verbalizer(self.verbalizer, "verbalizer")
 
     @classmethod
     def paper_mode(cls, **values: Any) -> "TrainConfig":
@@ -282,7 +310,12 @@ class TrainConfig:
         for key, value in data.items():
             if not _type_ok(value, hints[key]):
                 raise MeptError(f"{origin}: {key} should be {_type_name(hints[key])}, got {short_repr(value)}")
-        return cls(**data)
+        if origin in FLAG_ORIGINS:  # the message names the flag's setting, as the user typed it
+            return cls(**data)
+        try:
+            return cls(**data)
+        except MeptError as exc:  # a bad value inside a file: say which file, not only which setting
+            raise MeptError(f"{origin}: {exc}") from None
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
@@ -296,9 +329,15 @@ class TrainConfig:
                             f"{MAX_CONFIG_BYTES:,} (is it the right file?)")
         try:
             text = path.read_text(encoding="utf-8-sig")
-            data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+            if path.suffix in (".yaml", ".yml"):
+                data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no tag is ever executed
+            else:
+                data = json.loads(text, object_pairs_hook=unique_keys)
         except UnicodeDecodeError:
             raise MeptError(f"config file {path} is not UTF-8 text; write it as YAML (.yaml) or JSON") from None
+        except DuplicateKey as exc:
+            raise MeptError(f"config file {path}: {exc}; a setting given twice would silently take the last value, "
+                            f"keep one") from None
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
             raise MeptError(f"config file {path} cannot be parsed: {str(exc).splitlines()[0]}") from None
         if not isinstance(data, dict):
@@ -310,6 +349,28 @@ class TrainConfig:
 
 
 MAX_CONFIG_BYTES = 1 << 20
+FLAG_ORIGINS = ("command line", "paper mode")  # from_dict origins that are flags, not a file to name
+DATA_PATHS = ("train_file", "val_file", "test_file", "data_dir")
+
+
+def data_path(value: str) -> str:
+    """A data path as ``run_config.json`` keeps it: ``~`` expanded, absolute (the run rebuilds from any directory)."""
+    return str(user_path(value).resolve())
+
+
+def check_seeds(seeds: list[int]) -> None:
+    """``--seeds``: each a valid seed, none twice (a repeated seed would train into the same folder again)."""
+    for value in seeds:
+        _check_range("seeds", value, 0, 2**32 - 1, True, True)
+    check_distinct("seeds", seeds)
+
+
+def check_distinct(name: str, values: list[Any]) -> None:
+    """Refuse a list setting that names a value twice (``--seeds 1 1``, ``--lr-grid 0.01 0.01``)."""
+    twice = sorted({v for v in values if values.count(v) > 1}, key=values.index)
+    if twice:
+        raise MeptError(f"{name} names {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in twice)} more "
+                        f"than once; each would be trained into the same folder again and counted twice")
 # A YAML alias is one node however often it is used; expanded, ten nested aliases of ten make 10^10
 # values (the "billion laughs"), and echoing one in an error message ran for minutes at 1.7 GB.
 MAX_CONFIG_VALUES = 100_000
@@ -329,6 +390,39 @@ def count_values(data: Any, limit: int) -> int:
     return seen
 
 
+class DuplicateKey(ValueError):
+    """A mapping in a settings file names one key twice."""
+
+
+def unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """``json.loads``' ``object_pairs_hook``: a dict, refusing a key given twice (JSON would keep the last)."""
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (YAML would keep the last).
+
+    Merge keys (``<<: *defaults``) still work: what a mapping states itself overrides what it merges.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen:
+                raise DuplicateKey(f"key {key!r} appears twice (lines {seen[key] + 1} and "
+                                   f"{key_node.start_mark.line + 1})")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def short_repr(value: Any) -> str:
     """``repr`` cut to a readable length: what we echo back from a user's file stays small."""
     import reprlib
@@ -340,12 +434,18 @@ def short_repr(value: Any) -> str:
 
 # Keys added to run_config.json after runs were first saved, with the value that says what those
 # older runs meant (a missing key must not silently take the new default's meaning).
-LEGACY_RUN_CONFIG = {"max_length_counts_slots": True}
+LEGACY_RUN_CONFIG = {"max_length_counts_slots": True, "mixed_precision": "no"}
 
 
 def migrate_run_config(data: dict[str, Any]) -> dict[str, Any]:
-    """A saved ``run_config.json`` as today's keys, keeping the meaning it was written with."""
-    return {**{k: v for k, v in LEGACY_RUN_CONFIG.items() if k not in data}, **data}
+    """A saved ``run_config.json`` as today's keys, keeping the meaning it was written with.
+
+    Runs saved before ``--mixed-precision auto`` ran in exactly the precision they asked for.
+    """
+    out = {**{k: v for k, v in LEGACY_RUN_CONFIG.items() if k not in data}, **data}
+    if "mixed_precision_ran" not in out and out["mixed_precision"] != "auto":
+        out["mixed_precision_ran"] = out["mixed_precision"]
+    return out
 
 
 # (field, low, high, low inclusive, high inclusive): ranges beyond the type, checked after it
@@ -376,10 +476,10 @@ def check_ranges(cfg: "TrainConfig") -> None:
         if value is None or (name == "epochs" and cfg.max_steps and math.isfinite(value)):
             continue
         _check_range(name, value, low, high, low_in, high_in)
-    for value in cfg.seeds or []:
-        _check_range("seeds", value, 0, 2**32 - 1, True, True)
+    check_seeds(cfg.seeds or [])
     for value in cfg.lr_grid or []:
         _check_range("lr_grid", value, 0.0, math.inf, False, False)
+    check_distinct("lr_grid", cfg.lr_grid or [])
 
 
 def _check_range(name: str, value: float, low: float, high: float, low_in: bool, high_in: bool) -> None:

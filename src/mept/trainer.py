@@ -23,6 +23,7 @@ from transformers import Trainer
 from mept.adapter_format import WEIGHTS_NAME
 from mept.errors import MeptError
 from mept.model import PromptedModel
+from mept.precision import resolve_precision
 
 TRAINING_ARGS_NAME = "training_args.bin"  # what Trainer writes beside a model, kept for its resume logic
 
@@ -30,7 +31,17 @@ TRAINING_ARGS_NAME = "training_args.bin"  # what Trainer writes beside a model, 
 class PromptTrainer(Trainer):
     """``transformers.Trainer`` whose checkpoints hold only the prompt method (and head)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, mixed_precision: str = "auto", **kwargs) -> None:
+        """``mixed_precision``: as ``mept train --mixed-precision`` (:mod:`mept.precision`). ``auto`` turns on
+        ``bf16`` where the hardware computes it natively, unless the ``TrainingArguments`` already ask for
+        ``bf16`` or ``fp16`` (then they decide); ``no`` leaves the arguments as they are."""
+        training_args = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
+        if training_args is not None and not (training_args.bf16 or training_args.fp16):
+            ran, _ = resolve_precision(mixed_precision)
+            if ran in ("bf16", "fp16"):
+                setattr(training_args, ran, True)
+                if hasattr(training_args, "mixed_precision"):  # transformers 5 reads this one when it builds Accelerate
+                    training_args.mixed_precision = ran
         super().__init__(*args, **kwargs)
         if not isinstance(self._prompted(), PromptedModel):
             raise MeptError("PromptTrainer trains a PromptedModel; wrap the backbone with mept.get_model first")

@@ -17,6 +17,7 @@ import torch
 
 from mept.analysis.report import write_report
 from mept.encode import Encoder, Feature
+from mept.errors import MeptError
 from mept.evaluate import batches, model_inputs, routing_trace, to_device
 from mept.model import PromptedModel
 from mept.routing import masked_mean, trace_of
@@ -97,6 +98,8 @@ def analyze_run(
     ``by_label``: also summarise routing per gold class (``mept analyze --by label``).
     ``feature_model``: also embed the raw inputs with this model for a t-SNE of the data (Fig. 4a).
     """
+    if max_per_task < 1:
+        raise MeptError(f"max_per_task must be >= 1, got {max_per_task}")
     model, encoder = prepared.model, prepared.encoder
     baseline = baseline and getattr(model, "can_disable", True)  # full fine-tuning keeps no frozen backbone
     traces, features, labels, base, inputs, raw = [], {}, {}, {}, {}, {}
@@ -109,7 +112,6 @@ def analyze_run(
             base[task], inputs[task] = got["baseline_features"], got["input_embeddings"]
         if feature_model:
             raw[task] = embed_texts([f.example.text for f in feats[:max_per_task]], feature_model)
-    out.mkdir(parents=True, exist_ok=True)
     if not model.method.routed:  # no router: the representation sections only
         from mept.analysis.report import write_representation_report
 

@@ -28,14 +28,17 @@ def subsample_per_task(task_ids, max_per_task: int = 200, seed: int = 42) -> np.
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
 
+MIN_TSNE_POINTS = 3
+
+
 def tsne_embed(features: np.ndarray, seed: int = 42, perplexity: float = 30.0) -> np.ndarray:
     """(N, d) -> (N, 2) with scikit-learn TSNE; deterministic for a given seed."""
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
         raise MeptError(f"t-SNE features must be (N, d), got shape {x.shape}")
     n = x.shape[0]
-    if n < 3:
-        raise MeptError(f"t-SNE needs at least 3 points, got {n}")
+    if n < MIN_TSNE_POINTS:
+        raise MeptError(f"t-SNE needs at least {MIN_TSNE_POINTS} points, got {n}")
     # sklearn requires perplexity < n_samples; clip for small evaluation sets.
     perplexity = float(min(perplexity, max(1.0, n - 2)))
     tsne = TSNE(

@@ -18,6 +18,10 @@ Files written to ``out_dir``:
 - ``task_similarity.json``      when ``input_embeddings`` is given
 - ``manifold_tsne_raw.png``     Fig. 4a: the raw inputs through a chosen feature model, when
                                 ``raw_features`` is given (with ``task_similarity_raw.json``)
+- ``analysis.json``             written first: marks the folder as a mept analysis (for the one
+                                ownership check, :data:`ANALYSIS`), and at the end lists the files
+
+Everything that can be refused (too few points for a t-SNE) is refused before the first file.
 """
 from __future__ import annotations
 
@@ -27,14 +31,31 @@ from pathlib import Path
 import numpy as np
 
 from mept.analysis.by_label import format_by_label, format_layer_use, pathways_by_label
-from mept.analysis.manifold import subsample_per_task, tsne_embed
+from mept.analysis.manifold import MIN_TSNE_POINTS, subsample_per_task, tsne_embed
 from mept.analysis.plots import plot_expert_utilization, plot_pathway_heatmap, plot_tsne
 from mept.analysis.similarity import format_table, pairwise_similarity, task_similarity
 from mept.errors import MeptError
+from mept.ownership import OutputKind
 from mept.pathways import RoutingTrace, compute_pathway, pathway_vector
 from mept.routing_health import format_health, routing_health
 
 MAX_TSNE_PER_TASK = 200
+MARKER = "analysis.json"
+FILES = {name: name + (".json" if name in ("pathways", "pathway_similarity", "routing_health", "task_similarity",
+                                            "task_similarity_raw") else ".png")
+         for name in ("pathways", "pathway_heatmap_probs", "pathway_heatmap", "expert_utilization", "pathway_similarity",
+                      "routing_health", "manifold_tsne", "manifold_tsne_backbone", "task_similarity",
+                      "manifold_tsne_raw", "task_similarity_raw")}
+
+
+def _legacy_analysis(out: Path, names: list[str]) -> bool:
+    """An analysis written before the marker existed: the ``analysis`` folder of a run, holding only our files."""
+    return out.name == "analysis" and (out.parent / "run_config.json").is_file()
+
+
+# What `mept analyze --out` holds, for the one ownership check (mept.ownership.claim_output)
+ANALYSIS = OutputKind("a mept analysis", marker=MARKER, entries=lambda: frozenset(FILES.values()),
+                      legacy=_legacy_analysis)
 
 
 def _write_json(path: Path, obj: dict) -> Path:
@@ -103,8 +124,8 @@ def write_report(
     names = [t.task for t in traces]
     if len(set(names)) != len(names):
         raise MeptError(f"duplicate task names in routing traces: {names}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_tsne_inputs(features, baseline_features, raw_features)
+    out = begin(out_dir)
     files: dict[str, Path] = {}
 
     pathways = [compute_pathway(t) for t in traces]
@@ -112,15 +133,15 @@ def write_report(
     by_label = {t.task: pathways_by_label(t, label_names.get(t.task)) for t in traces} if label_names else {}
     for task, classes in by_label.items():
         saved[task]["by_label"] = classes
-    files["pathways"] = _write_json(out / "pathways.json", saved)
-    files["pathway_heatmap_probs"] = plot_pathway_heatmap(pathways, out / "pathway_heatmap_probs.png", "mean_probs")
-    files["pathway_heatmap"] = plot_pathway_heatmap(pathways, out / "pathway_heatmap.png")
-    files["expert_utilization"] = plot_expert_utilization(traces, out / "expert_utilization.png")
+    files["pathways"] = _write_json(out / FILES["pathways"], saved)
+    files["pathway_heatmap_probs"] = plot_pathway_heatmap(pathways, out / FILES["pathway_heatmap_probs"], "mean_probs")
+    files["pathway_heatmap"] = plot_pathway_heatmap(pathways, out / FILES["pathway_heatmap"])
+    files["expert_utilization"] = plot_expert_utilization(traces, out / FILES["expert_utilization"])
 
     sim = pairwise_similarity({p.task: pathway_vector(p) for p in pathways})
-    files["pathway_similarity"] = _write_json(out / "pathway_similarity.json", sim)
+    files["pathway_similarity"] = _write_json(out / FILES["pathway_similarity"], sim)
     health = routing_health(traces)
-    files["routing_health"] = _write_json(out / "routing_health.json", health)
+    files["routing_health"] = _write_json(out / FILES["routing_health"], health)
     summary = format_table(sim) if len(traces) > 1 else format_layer_use(traces[0].task, saved[traces[0].task])
     summary = format_health(health) + "\n\n" + summary
     if by_label:
@@ -131,7 +152,7 @@ def write_report(
         labels.update(feature_labels)
     files.update(_write_representations(out, features, labels, baseline_features, input_embeddings, seed,
                                         raw_features, feature_model))
-    return {"files": files, "summary": summary}
+    return {"files": end(out, files), "summary": summary}
 def write_representation_report(
     out_dir: str | Path,
     features: dict[str, np.ndarray],
@@ -144,11 +165,41 @@ def write_representation_report(
 ) -> dict:
     """The report of a method without routing (prompt tuning, LoRA, probe...): the representation
     plots and task similarity of :func:`write_report`, with the routing sections simply absent."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_tsne_inputs(features, baseline_features, raw_features)
+    out = begin(out_dir)
     files = _write_representations(out, features, dict(feature_labels), baseline_features, input_embeddings, seed,
                                    raw_features, feature_model)
-    return {"files": files, "summary": "no routing to report (the method has no router); wrote the representations"}
+    return {"files": end(out, files),
+            "summary": "no routing to report (the method has no router); wrote the representations"}
+
+
+def check_tsne_inputs(*feature_sets: dict[str, np.ndarray] | None) -> None:
+    """Refuse, before any file is written, a t-SNE that cannot be drawn (fewer than 3 points in all)."""
+    for features in feature_sets:
+        if not features:
+            continue
+        n = sum(min(len(f), MAX_TSNE_PER_TASK) for f in features.values())
+        if n < MIN_TSNE_POINTS:
+            raise MeptError(f"a t-SNE needs at least {MIN_TSNE_POINTS} examples, but the analysed split gives {n} "
+                            f"over {len(features)} task(s); raise --max-per-task or analyse a larger split")
+
+
+def begin(out_dir: str | Path) -> Path:
+    """Create the folder and its marker first, so even an interrupted analysis is known as mept's."""
+    from mept.version import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / MARKER, {"mept_version": __version__, "complete": False, "files": []})
+    return out
+
+
+def end(out: Path, files: dict[str, Path]) -> dict[str, Path]:
+    from mept.version import __version__
+
+    _write_json(out / MARKER, {"mept_version": __version__, "complete": True,
+                               "files": sorted(p.name for p in files.values())})
+    return files
 
 
 def _write_representations(out: Path, features, labels, baseline_features, input_embeddings, seed: int,
@@ -156,25 +207,25 @@ def _write_representations(out: Path, features, labels, baseline_features, input
     files: dict[str, Path] = {}
     if features:
         files["manifold_tsne"] = _tsne_plot(
-            features, labels, out / "manifold_tsne.png", "Final-layer hidden states, with prompts", seed
+            features, labels, out / FILES["manifold_tsne"], "Final-layer hidden states, with prompts", seed
         )
     if baseline_features:
         files["manifold_tsne_backbone"] = _tsne_plot(
-            baseline_features, labels, out / "manifold_tsne_backbone.png",
+            baseline_features, labels, out / FILES["manifold_tsne_backbone"],
             "Final-layer hidden states, frozen backbone", seed,
         )
     if input_embeddings:
         matrix = task_similarity(input_embeddings)
         files["task_similarity"] = _write_json(
-            out / "task_similarity.json",
+            out / FILES["task_similarity"],
             {"tasks": list(input_embeddings), "cosine": matrix.tolist()},
         )
     if raw_features:
         files["manifold_tsne_raw"] = _tsne_plot(
-            raw_features, labels, out / "manifold_tsne_raw.png", f"Raw inputs, {feature_model or 'feature model'} features", seed
+            raw_features, labels, out / FILES["manifold_tsne_raw"], f"Raw inputs, {feature_model or 'feature model'} features", seed
         )
         files["task_similarity_raw"] = _write_json(
-            out / "task_similarity_raw.json",
+            out / FILES["task_similarity_raw"],
             {"tasks": list(raw_features), "feature_model": feature_model,
              "cosine": task_similarity(raw_features).tolist()},
         )

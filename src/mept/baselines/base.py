@@ -260,7 +260,7 @@ class BaselineModel(nn.Module):
         """Load a folder :meth:`save_pretrained` wrote; ``check_config``: it must be this run's method and settings."""
         meta = read_baseline_meta(path)
         if check_config:
-            check_adapter_config(self, meta, path)
+            check_adapter_config(self, meta, path, META_NAME)
         try:
             self.load_weights(Path(path))
         except MeptError as exc:
@@ -277,7 +277,7 @@ class BaselineModel(nn.Module):
         meta = read_baseline_meta(path)
         model_cls = method_class(meta["method"])
         config = model_cls.config_class.from_dict(meta["config"])
-        check_backbone_fits(meta, inspect_backbone(backbone), path)
+        check_backbone_fits(meta, inspect_backbone(backbone), path, META_NAME)
         model = model_cls(backbone, config, head_pooling=meta.get("head_pooling"), modules_to_save=meta["modules_to_save"])
         model.load_adapter(path)
         return model.to(next(backbone.parameters()).device)

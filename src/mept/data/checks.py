@@ -18,7 +18,33 @@ from mept.errors import MeptError, warn
 
 
 def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    """No visible text: ``None``, or only spaces, control and format characters (zero-width, bidi controls)."""
+    import unicodedata
+
+    return value is None or (isinstance(value, str) and all(
+        c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in value))
+
+
+def reads_field(name: str, other: str) -> bool:
+    """Does reading field ``name`` read ``other`` too (the same field, or one nested in the other)?"""
+    return name == other or name.startswith(other + ".") or other.startswith(name + ".")
+
+
+def check_no_label_leak(label_field: str, text_field: str | None, text_pair_field: str | None,
+                        template: str | None) -> None:
+    """Refuse an input that reads the label: ``--template "{text} {label}"`` or ``--text-field label`` trains to
+    100% on any data, because the answer is in the question."""
+    from mept.data.template import parse_template
+
+    if template is not None:
+        read = [("--template", f) for f in parse_template(template).fields]
+    else:
+        read = [(flag, f) for flag, f in (("--text-field", text_field), ("--text-pair-field", text_pair_field)) if f]
+    for flag, name in read:
+        if reads_field(name, label_field):
+            shown = f"{{{name}}}" if flag == "--template" else name
+            raise MeptError(f"{flag} reads {shown}, which is the label field {label_field!r}: the model would see "
+                            f"the answer in its input (scores of 100 that mean nothing); read only text fields")
 
 
 def check_rows(rows: list[Row], label_field: str, text_fields: list[str]) -> None:
@@ -30,9 +56,16 @@ def check_rows(rows: list[Row], label_field: str, text_fields: list[str]) -> Non
         empty = [r for r in rows if _blank(r.get(field))]
         if empty and len(empty) == len(rows):
             raise MeptError(f"{rows[0].where}: field {field!r} is empty in every row; is it the text column?")
+    warn_empty_texts(rows, text_fields)
+
+
+def warn_empty_texts(rows: list[Row], text_fields: list[str], use: str = "trained and scored") -> None:
+    """One warning per text field that is empty (or only spaces, zero-width or bidi characters) in some rows."""
+    for field in text_fields:
+        empty = [r for r in rows if _blank(r.get(field))]
         if empty:
             warn(f"{len(empty)} row(s) have an empty {field!r} field (first at {empty[0].origin}); "
-                 f"they are trained and scored on the prompt alone")
+                 f"they are {use} on the prompt alone")
 
 
 def check_labels(train: list[Example], validation: list[Example], verbalizer: tuple[str, ...], where: str) -> None:

@@ -45,6 +45,26 @@ def normalise_label(raw: object, row: Row, field: str = "label") -> str:
     raise row.fail(f"label in field {field!r} is {kind} ({shown}); a label must be one value, text or a whole number")
 
 
+def check_verbalizer(words: list[str] | tuple[str, ...], where: str) -> None:
+    """Refuse label words that name one class twice (``--verbalizer good good``: a one-class head).
+
+    Words are compared as labels are read (spaces around dropped, whole numbers by value).
+    """
+    from mept.errors import MeptError
+
+    seen: dict[str, str] = {}
+    for word in words:
+        if not isinstance(word, str):
+            raise MeptError(f"{where}: label word {word!r} is not text")
+        name = normalise_label(word, None, "verbalizer")  # type: ignore[arg-type]  (text never fails)
+        if not name:
+            raise MeptError(f"{where}: a label word is empty")
+        if name in seen:
+            raise MeptError(f"{where}: {seen[name]!r} and {word!r} name the same class; each label word must be a "
+                            f"class of its own")
+        seen[name] = word
+
+
 def is_number(label: str) -> bool:
     """Is a normalised label a whole number (so it may also be read as a label id)?"""
     return bool(re.fullmatch(r"-?\d{1,30}", label))

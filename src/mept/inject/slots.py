@@ -97,6 +97,11 @@ _FORWARD: ContextVar[ForwardState | None] = ContextVar("mept_forward", default=N
 _DISABLED: ContextVar[tuple["SlotInjector", ...]] = ContextVar("mept_disabled", default=())
 
 
+def current_forward() -> ForwardState | None:
+    """The state of the prompted forward running in this context (any injector's), or None."""
+    return _FORWARD.get()
+
+
 class SlotInjector:
     def __init__(self, method: PromptMethod, layers: nn.ModuleList, offset: int) -> None:
         self.method = method  # only for num_slots and layer ids; prompts come from the forward's state
@@ -168,6 +173,27 @@ class SlotInjector:
 
     # --- building slotted inputs -------------------------------------------------
 
+    def slotted_inputs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        slot_token_id: int,
+        task_type: str,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """A text backbone's inputs with the m slots inserted: (B, T) -> (B, T + m) each.
+
+        Slots are attended (mask 1), of token type 0; a causal LM's labels get -100 there
+        (:meth:`slot_labels`), other labels are per example or on the decoder side and stay as given.
+        """
+        slotted = {"input_ids": self.insert(input_ids, slot_token_id), "attention_mask": self.insert(attention_mask, 1)}
+        if token_type_ids is not None:
+            slotted["token_type_ids"] = self.insert(token_type_ids, 0)
+        if labels is not None:
+            slotted["labels"] = self.slot_labels(labels) if task_type == "causal_lm" else labels
+        return slotted
+
     def insert(self, x: torch.Tensor, fill: float | int) -> torch.Tensor:
         """Insert m slot columns filled with ``fill`` at the offset: (B, T, ...) -> (B, T + m, ...)."""
         o, m = self.offset, self.num_slots
@@ -207,6 +233,15 @@ class SlotInjector:
                 out[key] = tuple(self._strip(v, key) for v in value)
             else:
                 out[key] = self._strip(value, key)
+
+    def strip_generated(self, out: Any, task_type: str) -> Any:
+        """A generation's sequences without the slots (a causal LM's sequences start with them), in place."""
+        if task_type != "causal_lm":
+            return out
+        if isinstance(out, torch.Tensor):
+            return self.remove_slots(out, dim=1)
+        out.sequences = self.remove_slots(out.sequences, dim=1)
+        return out
 
     def _strip(self, value: torch.Tensor, key: str) -> torch.Tensor:
         value = self.remove_slots(value, dim=1 if "attentions" not in key else 2)

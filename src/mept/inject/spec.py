@@ -36,6 +36,16 @@ class BackboneSpec:
         }
 
 
+def check_length(spec: BackboneSpec, length: int, num_slots: int) -> None:
+    """Text of ``length`` tokens plus ``num_slots`` prompt slots must fit the model's positions."""
+    limit = spec.max_positions
+    if limit is not None and spec.modality == "text" and length + num_slots > limit:
+        raise MeptError(
+            f"input length {length} + {num_slots} prompt slots exceeds the model's {limit} positions; "
+            f"lower --max-length to {limit - num_slots} or use fewer prompt tokens"
+        )
+
+
 def task_type_of(model: nn.Module) -> TaskType:
     name = type(model).__name__
     if name.endswith("ForSequenceClassification"):
@@ -83,8 +93,13 @@ def inspect_backbone(model: nn.Module) -> BackboneSpec:
 
 
 def _is_decoder_only(model: nn.Module) -> bool:
-    # Llama-style sequence classifiers have no ``is_decoder`` flag; their architecture list says CausalLM.
-    archs = getattr(model.config, "architectures", None) or []
-    return any(a.endswith("ForCausalLM") for a in archs) or model.config.model_type in (
-        "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2", "gpt_neox", "opt", "falcon",
-    )
+    return is_decoder_only(model.config)
+
+
+def is_decoder_only(cfg: object) -> bool:
+    """A decoder-only language model's config (Llama-style sequence classifiers have no ``is_decoder`` flag;
+    their architecture list says CausalLM)."""
+    archs = getattr(cfg, "architectures", None) or []
+    return bool(getattr(cfg, "is_decoder", False)) or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) \
+        or getattr(cfg, "model_type", "") in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2",
+                                              "gpt_neox", "opt", "falcon")

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import RoutedConfig, _choice, _non_negative, _positive
+from mept.config import RoutedConfig, _choice, _non_negative, _positive, _positive_number
 from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
 from mept.registry import register_method
@@ -109,14 +109,14 @@ class MEPTConfig(RoutedConfig):
         _choice(self, "routing", ROUTINGS)
         _choice(self, "router_input", INPUT_NORMS)
         _choice(self, "router_type", ROUTER_TYPES)
-        for name in ("noise_sigma", "gumbel_tau", "router_dropout", "num_shared"):
+        for name in ("noise_sigma", "router_dropout", "num_shared"):
             _non_negative(self, name)
+        for name in ("gumbel_tau", "router_temperature"):  # both divide the router's logits
+            _positive_number(self, name)
         if self.router_dropout >= 1:
             raise MeptError(f"MEPTConfig.router_dropout must be in [0, 1), got {self.router_dropout!r}")
         if self.routing == "topk" and self.top_k > self.router_experts:  # as PT-MoE: refused, not capped
             raise MeptError(f"MEPTConfig.top_k ({self.top_k}) exceeds the {self.router_experts} router experts")
-        if not self.router_temperature > 0:
-            raise MeptError(f"MEPTConfig.router_temperature must be > 0, got {self.router_temperature!r}")
 
     @classmethod
     def paper(cls, **overrides) -> "MEPTConfig":
