@@ -27,7 +27,8 @@ relative to the prompts'). All but the linear router are ours, not the paper's.
 :meth:`MEPTConfig.paper` (``mept train --paper``) is the paper's MEPT: what the
 paper states (``PAPER_STATED``), and for what it leaves open the authors'
 code's choice or ours, each labelled (``PAPER_UNSTATED``). The library default
-differs in one setting: ``balance_loss=0.01``, our addition, because without it
+differs in two router-training settings of ours: ``router_lr_scale="auto"`` (see
+:class:`~mept.config.RoutedConfig`) and ``balance_loss=0.01``, added because without it
 the router collapsed to one expert in 1-3 of MiniLM's 6 layers when trained with
 AdamW at our lr 1e-2 (``benchmarks/README.md``, section 0b). At the paper's rates
 (1e-4 and 5e-5, 3 epochs on MiniLM) no layer collapsed, and the router had moved
