@@ -31,7 +31,7 @@ by chance alone about four times in ten):
 
 The reference MEPT of every ablation (``--reference paper``, the default) is the paper MEPT
 (``MEPTConfig.paper()``: no balance loss, top-1, one shared expert, Xavier normal; N_r = m = 10,
-ours) at this script's training budget (AdamW at lr 1e-2: ours, not the paper's 1e-5..1e-4); ``--reference default`` uses the library default (+ balance loss 0.01).
+ours) at this script's training budget (AdamW at lr 1e-2: ours, not the paper's 1e-5..1e-4); ``--reference default`` uses the library default (+ balance loss 0.01; router_lr_scale "auto", 1 on MiniLM).
 ``--skip ROW ...`` leaves rows of the ablation tables out of one invocation (the reference always runs).
 
 Budget: MiniLM, batch 16, text length ``--text-length`` plus each method's prompt slots,
@@ -68,7 +68,8 @@ METHODS: dict[str, dict[str, Any]] = {  # each method's usual settings, scaled t
     "mept": {"num_experts": 10, "prompt_length": 10},
 }
 # MEPTConfig.paper()'s settings (the paper's where it states them, labelled choices elsewhere; N_r and m stay
-# METHODS["mept"]'s): differs from the library default in balance_loss only
+# METHODS["mept"]'s): differs from the library default in balance_loss and router_lr_scale ("auto", which is
+# the paper's 1 on MiniLM's width)
 PAPER_MEPT: dict[str, Any] = {**{k: v for k, v in {**PAPER_UNSTATED, **PAPER_STATED}.items()
                                  if k not in ("num_experts", "prompt_length")}, **METHODS["mept"]}
 # a method whose scale differs from the text methods' (VFPT's FFT-mixed rows sum over m x d entries)
