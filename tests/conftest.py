@@ -144,3 +144,20 @@ def copy_run(run: Path, tmp_path: Path, name: str = "copy") -> Path:
     dest = tmp_path / name
     shutil.copytree(run, dest)
     return dest
+
+
+def interrupt_training_at_step(monkeypatch, step: int) -> None:
+    """Make the next `mept train` in this process stop with Ctrl-C as step ``step`` starts (exit 130),
+    after the earlier steps ran and checkpointed; a later train in the same test runs normally."""
+    import mept.train as train_mod
+
+    real, calls = train_mod.accumulate_gradients, []
+
+    def stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            monkeypatch.setattr(train_mod, "accumulate_gradients", real)  # the resumed run trains normally
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "accumulate_gradients", stop)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import interrupt_training_at_step
 
 import mept
 from mept.cli import main
@@ -69,21 +70,10 @@ def test_predict_labels_new_rows_with_probabilities(trained, method, tmp_path):
 
 @pytest.mark.parametrize("method", SUITE)
 def test_interrupted_then_resumed_run_ends_with_the_uninterrupted_metrics(trained, method, tmp_path, monkeypatch):
-    import mept.train as train_mod
-
     run = tmp_path / "run"
     extra = ["--experts", "2", "--prompt-length", "4"] if method == "mept" else []
-    real, calls = train_mod.accumulate_gradients, []
-
-    def stop_at_step_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "accumulate_gradients", stop_at_step_3)
+    interrupt_training_at_step(monkeypatch, 3)
     assert main(["train", "--method", method, *TINY, *extra, "--max-steps", "4", "--output", str(run)]) == 130
-    monkeypatch.setattr(train_mod, "accumulate_gradients", real)
     assert main(["train", "--resume", "--output", str(run), "--no-progress"]) == 0
     resumed, straight = without_timing(metrics(run)), without_timing(metrics(trained[method]))
     assert resumed["history"] == straight["history"] and resumed["test"] == straight["test"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import interrupt_training_at_step
 
 import mept.precision as precision
 from mept.cli import main
@@ -108,20 +109,9 @@ def test_eval_and_predict_of_a_bf16_run_reproduce_its_own_test_score(bf16_run, t
 
 
 def test_resumed_bf16_run_is_bit_identical_to_an_uninterrupted_one(bf16_run, tmp_path, monkeypatch):
-    import mept.train as train_mod
-
     run = tmp_path / "run"
-    real, calls = train_mod.accumulate_gradients, []
-
-    def stop_at_step_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "accumulate_gradients", stop_at_step_3)
+    interrupt_training_at_step(monkeypatch, 3)
     assert main(["train", *TINY, "--max-steps", "4", "--mixed-precision", "bf16", "--output", str(run)]) == 130
-    monkeypatch.setattr(train_mod, "accumulate_gradients", real)
     assert main(["train", "--resume", "--output", str(run), "--no-progress"]) == 0
     resumed, straight = (json.loads((r / "metrics.json").read_text()) for r in (run, bf16_run))
     assert resumed["history"] == straight["history"] and resumed["test"] == straight["test"]
