@@ -39,6 +39,8 @@ CONFIGS: dict[str, dict] = {
     "center+balance-0.01": {**PAPER, "router_input": "center", "balance_loss": 0.01},
     "center+router-lr-0.1x": {**PAPER, "router_input": "center", "router_lr_scale": 0.1},
     "default": {},  # whatever MEPTConfig's defaults are now
+    # the default before section 9 of benchmarks/README.md (layer-normed input; balance 0.01, router lr "auto")
+    "layernorm-default": {"router_input": "layernorm"},
 }
 
 

@@ -18,6 +18,12 @@ INITS = ("xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_kno
 SOURCE_INITS = ("task_text", "previous_knowledge")
 
 
+# The generation of the methods' defaults: raise it when a default changes, and list the old value in the
+# method config's ``changed_defaults``. ``run_config.json`` records it (``method_defaults``); 2: MEPT's
+# router reads a centred input (benchmarks/README.md section 9).
+DEFAULTS_GENERATION = 2
+
+
 @dataclass
 class PromptConfig:
     """Fields every method has.
@@ -38,6 +44,9 @@ class PromptConfig:
     # Methods that prompt the input layer only refuse other ``layers``, pointing at their deep variant.
     input_only: ClassVar[bool] = False
     deep_variant: ClassVar[str | None] = None
+    # Defaults that changed, keyed by the defaults generation (DEFAULTS_GENERATION) that changed them, with
+    # the values they had before: a run saved under an older generation keeps what it trained with.
+    changed_defaults: ClassVar[dict[int, dict[str, Any]]] = {}
     prompt_length: int = 10
     layers: str | list[int] = "all"
     init: str = "xavier_normal"
@@ -66,6 +75,15 @@ class PromptConfig:
         if self.input_only and self.layers not in ("1", [1]):
             hint = f"; use {self.deep_variant} for deep prompts" if self.deep_variant else ""
             raise MeptError(f"{type(self).__name__}.layers must be '1' ({self.method} prompts the input only){hint}")
+
+    @classmethod
+    def defaults_of(cls, generation: int) -> dict[str, Any]:
+        """The settings whose default changed after ``generation``, with the values they had in it."""
+        before: dict[str, Any] = {}
+        for changed in sorted(g for g in cls.changed_defaults if g > generation):
+            for key, value in cls.changed_defaults[changed].items():
+                before.setdefault(key, value)  # the earliest change after it holds that generation's value
+        return before
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
