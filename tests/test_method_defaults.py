@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mept
 from conftest import interrupt_training_at_step
+
+import mept
 from mept.cli import main
 from mept.config import DEFAULTS_GENERATION
 from mept.run_folder import load_trained
