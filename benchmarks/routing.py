@@ -5,7 +5,7 @@ seeds, and reports the validation average beside the routing health of the train
 (:mod:`mept.routing_health`): collapsed layers (one expert >= 90% of the examples), layers
 using >= 3 experts, mean normalised entropy, and the largest pathway cosine between two tasks.
 
-    python benchmarks/routing.py --seeds 1 2 3 --steps 300          # the table in benchmarks/README.md
+    python benchmarks/routing.py --seeds 1 2 3 --steps 300          # the table in benchmarks/studies/router_settings.md
     python benchmarks/routing.py --configs paper center --seeds 1   # a quick look
 """
 

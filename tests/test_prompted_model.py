@@ -1,4 +1,5 @@
-"""Claims of the core library, checked on MiniLM (real weights) and tiny random T5 / Llama / ViT / BERT."""
+"""Claims of the prompted model (``mept.get_model`` and every method in it), checked on MiniLM (real weights) and
+tiny random T5 / Llama / ViT / BERT."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import mept
 from mept.errors import MeptError
 from mept.methods.vfpt import fourier_transform
 from mept.routing import trace_of
-from tests.conftest import tiny_bert, tiny_llama, tiny_t5, tiny_vit
+from tests.conftest import SMALL, tiny_bert, tiny_llama, tiny_t5, tiny_vit
 
 SENTENCES = [
     "The cat sat quietly on the warm mat.",
@@ -23,16 +24,6 @@ SENTENCES = [
     "The proof follows from the triangle inequality.",
     "She plays the violin in the city orchestra every Sunday.",
 ]
-
-SMALL = {  # settings that keep every method quick on CPU
-    "prompt_tuning": {},
-    "ptuning_v2": {"prompt_length": 8},
-    "smop": {},
-    "mept": {"num_experts": 4, "prompt_length": 6},
-    "vfpt": {"prompt_length": 6},
-    "ptmoe": {},
-}
-
 
 @pytest.fixture
 def wrap():
@@ -384,3 +375,15 @@ def test_encoder_head_reads_the_mean_of_real_tokens_without_slots(minilm, wrap):
             assert not torch.allclose(native(**batch).logits, expected)
     finally:
         native.unload()
+
+
+def test_forward_after_unload_is_refused():
+    import torch
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=32, num_labels=2)
+    model = mept.get_model(transformers.BertForSequenceClassification(cfg).eval(), mept.make_config("mept", num_experts=2, prompt_length=2))
+    model.unload()
+    with pytest.raises(mept.MeptError, match="unload"):
+        model(input_ids=torch.tensor([[1, 2, 3]]))
