@@ -8,8 +8,9 @@ from pathlib import Path
 from conftest import interrupt_training_at_step
 
 import mept
+from mept.baselines.lora import LoRAConfig
 from mept.cli import main
-from mept.config import DEFAULTS_GENERATION
+from mept.config import DEFAULTS_GENERATION, defaults_of
 from mept.run_folder import load_trained
 from mept.train_config import TrainConfig, migrate_run_config
 
@@ -18,8 +19,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 
 def test_each_generation_keeps_the_defaults_it_had():
     assert mept.MEPTConfig().router_input == "center"  # generation 2 (benchmarks/README.md section 9)
-    assert mept.MEPTConfig.defaults_of(1) == {"router_input": "layernorm"}
-    assert mept.MEPTConfig.defaults_of(DEFAULTS_GENERATION) == {}
+    assert defaults_of(mept.MEPTConfig, 1) == {"router_input": "layernorm"}
+    assert defaults_of(mept.MEPTConfig, DEFAULTS_GENERATION) == {}
+    assert defaults_of(LoRAConfig, 1) == {}  # a baseline's config never changed a default
     assert TrainConfig(method="mept").method_defaults == DEFAULTS_GENERATION
     old = migrate_run_config({k: v for k, v in TrainConfig(method="mept").to_dict().items() if k != "method_defaults"})
     assert TrainConfig.from_dict(old).method_settings() == {"router_input": "layernorm"}

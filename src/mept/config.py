@@ -24,6 +24,17 @@ SOURCE_INITS = ("task_text", "previous_knowledge")
 DEFAULTS_GENERATION = 2
 
 
+def defaults_of(config_class: type, generation: int) -> dict[str, Any]:
+    """The settings of ``config_class`` (any method's or baseline's config) whose default changed after
+    ``generation``, with the values they had in it; {} for a class that never changed one."""
+    changes: dict[int, dict[str, Any]] = getattr(config_class, "changed_defaults", {})
+    before: dict[str, Any] = {}
+    for changed in sorted(g for g in changes if g > generation):
+        for key, value in changes[changed].items():
+            before.setdefault(key, value)  # the earliest change after it holds that generation's value
+    return before
+
+
 @dataclass
 class PromptConfig:
     """Fields every method has.
@@ -75,15 +86,6 @@ class PromptConfig:
         if self.input_only and self.layers not in ("1", [1]):
             hint = f"; use {self.deep_variant} for deep prompts" if self.deep_variant else ""
             raise MeptError(f"{type(self).__name__}.layers must be '1' ({self.method} prompts the input only){hint}")
-
-    @classmethod
-    def defaults_of(cls, generation: int) -> dict[str, Any]:
-        """The settings whose default changed after ``generation``, with the values they had in it."""
-        before: dict[str, Any] = {}
-        for changed in sorted(g for g in cls.changed_defaults if g > generation):
-            for key, value in cls.changed_defaults[changed].items():
-                before.setdefault(key, value)  # the earliest change after it holds that generation's value
-        return before
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mept.config import DEFAULTS_GENERATION
+from mept.config import DEFAULTS_GENERATION, defaults_of
 from mept.data.metrics import SELECTION_METRICS
 from mept.errors import MeptError
 from mept.paths import user_path
@@ -288,7 +288,7 @@ class TrainConfig:
         from mept.registry import method_class
 
         method_class(self.method)  # an unknown method is named before anything else
-        settings = {**method_class(self.method).config_class.defaults_of(self.method_defaults), **self.method_args}
+        settings = {**defaults_of(method_class(self.method).config_class, self.method_defaults), **self.method_args}
         if self.prompt_length is not None:
             settings["prompt_length"] = self.prompt_length
         if self.experts is not None:
