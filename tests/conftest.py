@@ -13,7 +13,7 @@ import pytest
 import torch
 import transformers
 
-from mept.backbones import load_backbone
+from mept.model.backbones import load_backbone
 
 # Tests capture stderr, so a slow run on a loaded machine would add progress lines (one per 30 s) to
 # stderr that tests count; tests/test_progress.py sets its own interval.
@@ -149,7 +149,7 @@ def copy_run(run: Path, tmp_path: Path, name: str = "copy") -> Path:
 def interrupt_training_at_step(monkeypatch, step: int) -> None:
     """Make the next `mept train` in this process stop with Ctrl-C as step ``step`` starts (exit 130),
     after the earlier steps ran and checkpointed; a later train in the same test runs normally."""
-    import mept.train as train_mod
+    import mept.harness.train as train_mod
 
     real, calls = train_mod.accumulate_gradients, []
 

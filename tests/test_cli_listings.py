@@ -10,8 +10,8 @@ import numpy as np
 
 from mept.analysis import plots
 from mept.cli import main
-from mept.pathways import RoutingTrace
-from mept.routing_health import format_health, routing_health
+from mept.core.pathways import RoutingTrace
+from mept.core.routing_health import format_health, routing_health
 
 
 def test_methods_lists_each_methods_default_prompt_length_and_layers(capsys):

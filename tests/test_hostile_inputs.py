@@ -76,9 +76,9 @@ def test_negative_numbers_reach_validation_not_argparse():
 
 
 def test_output_that_is_a_file_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
-    import mept.prepare_run
+    import mept.harness.prepare_run
 
-    monkeypatch.setattr(mept.prepare_run, "load_backbone", lambda *a, **k: pytest.fail("model loaded first"))
+    monkeypatch.setattr(mept.harness.prepare_run, "load_backbone", lambda *a, **k: pytest.fail("model loaded first"))
     target = tmp_path / "file"
     target.write_text("x")
     code, _, err = cli(["train", *BASE, "--output", str(target)], capsys)
@@ -147,7 +147,7 @@ def test_missing_field_lists_the_columns_found(tmp_path, capsys):
 
 
 def test_config_file_yaml_strings_and_a_single_task_are_accepted(tmp_path):
-    from mept.train_config import TrainConfig
+    from mept.harness.train_config import TrainConfig
 
     cfg = tmp_path / "run.yaml"
     cfg.write_text("tasks: bb-rte\nlr: 1e-2\nepochs: 2\nseeds: [1, 2]\n")
@@ -223,7 +223,7 @@ def test_damaged_checkpoints_are_one_line(trained, tmp_path, capsys, how, needle
                                          ("shapes", "in the file, but this model expects"),
                                          ("no_head", "missing 1 tensor(s), e.g. head.classifier.weight")])
 def test_api_load_of_a_damaged_adapter_is_a_mept_error_with_detail(trained, tmp_path, how, needle):
-    from mept.backbones import load_backbone
+    from mept.model.backbones import load_backbone
 
     run = copy_run(trained, tmp_path)
     _damage(run, how)
@@ -291,7 +291,7 @@ def test_overwrite_validates_first_and_keeps_the_old_run_until_the_new_one_has_s
 
 
 def test_failed_overwrite_mid_training_restores_the_old_run(trained, tmp_path, capsys, monkeypatch):
-    import mept.train_loop as loop
+    import mept.harness.train_loop as loop
 
     run = copy_run(trained, tmp_path)
     before = (run / "metrics.json").read_text()

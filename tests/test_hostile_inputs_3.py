@@ -68,13 +68,13 @@ def test_overwrite_refuses_a_run_folder_holding_the_users_files(trained, tmp_pat
 
 
 def test_overwrite_onto_a_symlinked_run_is_refused_before_training(trained, tmp_path, capsys, monkeypatch):
-    import mept.prepare_run
+    import mept.harness.prepare_run
 
     run = copy_run(trained, tmp_path)
     link = tmp_path / "link"
     link.symlink_to(run)
     before = snapshot(run)
-    monkeypatch.setattr(mept.prepare_run, "load_backbone", lambda *a, **k: pytest.fail("model loaded first"))
+    monkeypatch.setattr(mept.harness.prepare_run, "load_backbone", lambda *a, **k: pytest.fail("model loaded first"))
     code, _, err = cli(["train", *own_data(trained), "--output", str(link),
                         "--overwrite", *TINY], capsys)
     one_error(code, err, "is a symbolic link")
@@ -191,20 +191,20 @@ def test_a_truncated_cached_task_file_is_one_line(tmp_path, capsys, monkeypatch)
 
 
 def _minilm_dir() -> Path:
-    from mept.backbones import resolve
+    from mept.model.backbones import resolve
 
     return Path(resolve("minilm"))
 
 
 def test_truncated_offline_weights_are_one_line_with_the_fix(trained, tmp_path, capsys, monkeypatch):
-    import mept.backbones
+    import mept.model.backbones
 
     broken = tmp_path / "mpnet"
     broken.mkdir()
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(_minilm_dir() / name, broken / name)
     (broken / "model.safetensors").write_bytes((_minilm_dir() / "model.safetensors").read_bytes()[: 1 << 20])
-    monkeypatch.setattr(mept.backbones, "_mpnet_cache", lambda: broken)
+    monkeypatch.setattr(mept.model.backbones, "_mpnet_cache", lambda: broken)
     code, _, err = cli(["train", *own_data(trained), "--model", "mpnet",
                         "--output", str(tmp_path / "o"), *TINY], capsys)
     one_error(code, err, str(broken), "rerun `bash scripts/setup.sh`")
@@ -222,7 +222,7 @@ def test_deleted_tokenizer_files_are_one_line(trained, tmp_path, capsys):
 
 
 def test_a_full_disk_is_one_line_naming_the_path_and_keeps_the_old_run(trained, tmp_path, capsys, monkeypatch):
-    import mept.model
+    import mept.model.prompted
 
     run = copy_run(trained, tmp_path)
     before = snapshot(run)
@@ -231,7 +231,7 @@ def test_a_full_disk_is_one_line_naming_the_path_and_keeps_the_old_run(trained, 
         raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
                            'message: "No space left on device" })')
 
-    monkeypatch.setattr(mept.model, "save_file", full)
+    monkeypatch.setattr(mept.model.prompted, "save_file", full)
     code, _, err = cli(["train", *own_data(trained), "--output", str(run),
                         "--overwrite", "--max-steps", "1", *TINY], capsys)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -369,7 +369,7 @@ def test_an_edited_label_map_is_refused(trained, tmp_path, capsys):
 def test_an_adapter_on_another_backbone_of_the_same_shape_is_refused(trained, tmp_path, capsys):
     import torch
 
-    from mept.backbones import load_backbone
+    from mept.model.backbones import load_backbone
 
     other = tmp_path / "other-bert"
     backbone = load_backbone("minilm", "cls", num_labels=2)
@@ -409,8 +409,8 @@ def test_a_huge_labels_json_is_refused_before_it_is_read(trained, tmp_path, caps
 # --- pairs, unload --------------------------------------------------------------------------------
 
 def test_pairs_use_the_tokenizers_own_pair_encoding(minilm):
+    from mept.data.encode import Encoder
     from mept.data.examples import Example
-    from mept.encode import Encoder
 
     encoder = Encoder("cls", minilm.processor, num_slots=4, max_length=64, labels=None)
     (feature,), _ = encoder.featurize([Example("a cat sat", 0, "x", "t", text_pair="it sat")])
@@ -459,7 +459,7 @@ def test_sigterm_during_overwrite_puts_the_old_run_back(trained, tmp_path):
 
 def test_sigterm_inside_a_finaliser_is_delivered_again():
     """Python swallows an exception raised in ``__del__``; the SIGTERM must not be lost with it."""
-    from mept.signals import Terminated, terminate_as_interrupt
+    from mept.harness.signals import Terminated, terminate_as_interrupt
 
     class Dying:
         def __del__(self):
@@ -470,9 +470,9 @@ def test_sigterm_inside_a_finaliser_is_delivered_again():
         Dying()
         for _ in range(200):
             time.sleep(0.01)
-    import mept.signals
+    import mept.harness.signals
 
-    assert signal.getsignal(signal.SIGTERM) is not mept.signals._terminate  # the handler is put back
+    assert signal.getsignal(signal.SIGTERM) is not mept.harness.signals._terminate  # the handler is put back
 
 
 def _interrupted_overwrite(trained: Path, tmp_path: Path) -> Path:
@@ -502,9 +502,9 @@ def test_resume_after_an_interrupted_overwrite_continues_the_old_run(trained, tm
 
 
 def test_the_interrupt_hint_of_predict_is_about_predict(trained, tmp_path, capsys, monkeypatch):
-    import mept.evaluate
+    import mept.harness.eval_run
 
-    monkeypatch.setattr(mept.evaluate, "predict_details", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(mept.harness.eval_run, "predict_details", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     new = csv_file(tmp_path / "new.csv", GOOD[:2])
     code, _, err = cli(["predict", str(trained), "--file", str(new), "--output", str(tmp_path / "p.csv")], capsys)
     assert code == 130 and "mept predict" in err and "--resume" not in err
@@ -528,9 +528,9 @@ def test_a_pipe_is_not_reported_missing(tmp_path, capsys):
 
 
 def test_predict_output_problems_come_before_the_model_loads(trained, tmp_path, capsys, monkeypatch):
-    import mept.run_folder
+    import mept.harness.eval_run
 
-    monkeypatch.setattr(mept.run_folder, "load_trained", lambda *a, **k: pytest.fail("model loaded first"))
+    monkeypatch.setattr(mept.harness.eval_run, "load_trained", lambda *a, **k: pytest.fail("model loaded first"))
     new = csv_file(tmp_path / "new.csv", GOOD[:2])
     folder = tmp_path / "out.csv"
     folder.mkdir()
@@ -543,7 +543,7 @@ def test_predict_output_problems_come_before_the_model_loads(trained, tmp_path, 
 
 
 def test_routing_entropy_never_prints_minus_zero():
-    from mept.routing_health import format_health
+    from mept.core.routing_health import format_health
 
     health = {"experts": 2, "examples": 4, "layers": [{"layer": 1, "experts_in_use": 1, "entropy": -0.0,
                                                        "mean_top1_prob": 1.0, "share": [1.0, 0.0], "collapsed": True}]}

@@ -95,7 +95,7 @@ def _tiny_t5_with_a_real_tokenizer(folder: Path) -> Path:
     """No T5 checkpoint ships offline: a small random T5 that reads MiniLM's WordPiece vocabulary."""
     import transformers
 
-    from mept.backbones import resolve
+    from mept.model.backbones import resolve
 
     tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm"))
     cfg = transformers.T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,

@@ -3,7 +3,7 @@
 The harness (``prepare_run`` -> ``train`` -> ``run_report``, ``mept eval / predict``) talks to
 its model through a handful of names -- ``forward``, ``param_groups``, ``parameter_report``,
 ``save_pretrained`` / ``load_adapter``, ``num_slots``, ``method.routed`` -- that
-:class:`~mept.model.PromptedModel` defines for prompt methods. :class:`BaselineModel` defines
+:class:`~mept.model.prompted.PromptedModel` defines for prompt methods. :class:`BaselineModel` defines
 the same names for models that change the backbone's weights (LoRA through PEFT, full
 fine-tuning) or only train its head (a linear probe), so the harness never branches per method:
 same data, templates, label spaces, heads, head pooling, budget, checkpoints and metrics.
@@ -33,12 +33,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mept.adapter_format import check_adapter_config, check_backbone_fits
-from mept.config import PromptConfig
+from mept.core.adapter_format import check_adapter_config, check_backbone_fits
+from mept.core.config import PromptConfig
+from mept.core.registry import method_class
+from mept.core.routed_output import with_routing
 from mept.errors import MeptError
 from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
 from mept.inject.spec import BackboneSpec, inspect_backbone
-from mept.routed_output import with_routing
 from mept.version import __version__
 
 META_NAME = "mept_config.json"
@@ -272,8 +273,6 @@ class BaselineModel(nn.Module):
     @classmethod
     def from_pretrained(cls, backbone: nn.Module, path: str | os.PathLike) -> "BaselineModel":
         """Rebuild the baseline a folder names on ``backbone`` and load its weights."""
-        from mept.registry import method_class
-
         meta = read_baseline_meta(path)
         model_cls = method_class(meta["method"])
         config = model_cls.config_class.from_dict(meta["config"])

@@ -22,7 +22,7 @@ from mept.data.registry import Splits, TaskSpec, register_task, task_names
 from mept.data.splits import stratified_split
 from mept.data.template import Template, field_text, parse_template
 from mept.errors import MeptError, warn
-from mept.safe_names import check_component, file_component
+from mept.files.safe_names import check_component, file_component
 
 VALIDATION_FRACTION = 0.1
 MAX_HELD_OUT = 0.2  # never hold out more than this share of train for validation, however many labels

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from mept.core.routing import masked_mean
 from mept.errors import MeptError
 from mept.inject.spec import BackboneSpec
-from mept.routing import masked_mean
 
 # Task heads Hugging Face adds on top of a base model, found by name when ``modules_to_save`` is not given:
 # ``classification_head`` is BART's and T5ForSequenceClassification's, ``pre_classifier`` DistilBERT's first layer.

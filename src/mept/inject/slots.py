@@ -27,7 +27,7 @@ statistics do not move again; torch restores the RNG state, its default
 ``preserve_rng_state=True``, so noisy routings choose the same experts).
 
 Routing reads the layer's input hidden state over real tokens only
-(``pool_mask``); each router normalises it as configured (:mod:`mept.routing`).
+(``pool_mask``); each router normalises it as configured (:mod:`mept.core.routing`).
 
 When ``layers`` does not start at 1 (e.g. ``"7-12"``), the slots exist from
 the input on and real tokens attend to them in the layers below the first
@@ -59,8 +59,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mept.core.routing import Route, masked_mean
 from mept.methods.base import PromptMethod
-from mept.routing import Route, masked_mean
 
 
 @dataclass

@@ -16,10 +16,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from mept.config import PromptConfig, RoutedConfig, parse_layers
+from mept.core.config import PromptConfig, RoutedConfig, parse_layers
+from mept.core.prompt_init import copy_rows_, fill_rows_, init_prompt_, read_prompt_source, source_prompts
+from mept.core.routing import Route, Router, balance_loss, combine_experts, z_loss
 from mept.errors import MeptError
-from mept.prompt_init import copy_rows_, fill_rows_, init_prompt_, read_prompt_source, source_prompts
-from mept.routing import Route, Router, balance_loss, combine_experts, z_loss
 
 
 class PromptMethod(nn.Module):

@@ -16,7 +16,7 @@ shared experts become extra router experts), ``layers`` (depth),
 ``train_router`` / ``train_prompts``, ``init`` (xavier_normal, he_normal).
 ``balance_loss`` > 0 adds a Switch-style load-balancing loss (0.01 by default: ours; the paper describes
 none, and :meth:`MEPTConfig.paper` has 0); it, ``z_loss`` and ``router_lr_scale`` are declared by
-:class:`~mept.config.RoutedConfig`, shared with SMoP and PT-MoE.
+:class:`~mept.core.config.RoutedConfig`, shared with SMoP and PT-MoE.
 
 Router switches (issue: routers that collapse to one expert per layer):
 ``router_input`` (layernorm | center | standardize: what the router reads),
@@ -28,7 +28,7 @@ relative to the prompts'). All but the linear router are ours, not the paper's.
 paper states (``PAPER_STATED``), and for what it leaves open the authors'
 code's choice or ours, each labelled (``PAPER_UNSTATED``). The library default
 differs in two router-training settings of ours: ``router_lr_scale="auto"`` (see
-:class:`~mept.config.RoutedConfig`) and ``balance_loss=0.01``, added because without it
+:class:`~mept.core.config.RoutedConfig`) and ``balance_loss=0.01``, added because without it
 the router collapsed to one expert in 1-3 of MiniLM's 6 layers when trained with
 AdamW at our lr 1e-2 (``benchmarks/README.md``, section 0b). At the paper's rates
 (1e-4 and 5e-5, 3 epochs on MiniLM) no layer collapsed, and the router had moved
@@ -39,11 +39,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import RoutedConfig, _choice, _non_negative, _positive, _positive_number
+from mept.core.config import RoutedConfig, _choice, _non_negative, _positive, _positive_number
+from mept.core.registry import register_method
+from mept.core.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS
 from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
-from mept.registry import register_method
-from mept.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS
 
 # What the paper states (benchmarks/paper_numbers.py lists each with its place and words).
 PAPER_STATED: dict[str, object] = dict(
@@ -75,7 +75,7 @@ PAPER_UNSTATED: dict[str, object] = dict(
     router_temperature=1.0, z_loss=0.0, router_lr_scale=1.0,
     router_dropout=0.0,  # ours (the authors' code has dropout 0.2 on the router when not perturbing)
 )
-# The router's weights start orthogonal (mept.routing.Router): the authors' code's choice. The paper states
+# The router's weights start orthogonal (mept.core.routing.Router): the authors' code's choice. The paper states
 # Xavier normal for the prompts (Appendix E, Table 10) and no initialisation for the router.
 ROUTER_INIT = "orthogonal (the authors' code; the paper states none for the router)"
 

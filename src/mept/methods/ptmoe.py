@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mept.config import RoutedConfig, _non_negative, _positive
+from mept.core.config import RoutedConfig, _non_negative, _positive
+from mept.core.prompt_init import init_prompt_
+from mept.core.registry import register_method
+from mept.core.routing import Route, Router, combine_experts
 from mept.errors import MeptError
 from mept.methods.base import PromptMethod, needs_pooled
-from mept.prompt_init import init_prompt_
-from mept.registry import register_method
-from mept.routing import Route, Router, combine_experts
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import RoutedConfig, _choice, _non_negative, _positive
+from mept.core.config import RoutedConfig, _choice, _non_negative, _positive
+from mept.core.registry import register_method
 from mept.methods.base import RoutedPrompts
-from mept.registry import register_method
 
 
 @dataclass

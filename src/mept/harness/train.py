@@ -1,0 +1,346 @@
+"""Training: one linear loop, from a :class:`TrainConfig` to ``metrics.json``.
+
+The harness follows the data one way: :mod:`mept.harness.prepare_run` (config -> examples -> features,
+label space, model), then this module's ``train`` loop (with the step pieces of
+:mod:`mept.harness.train_loop`), then :mod:`mept.harness.run_report` (metrics, labels, aggregates). ``train`` runs
+the loop with Accelerate (CPU, one GPU, or ``accelerate launch`` on many), checkpointing every
+``save_every`` steps so ``--resume`` after a crash ends with the same metrics as an uninterrupted
+run; ``run`` adds seeds and the learning-rate grid on top. The run folder itself (the lock,
+``--overwrite``, reading a run back) is :mod:`mept.harness.run_folder`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mept.errors import MeptError
+from mept.files.atomic_file import atomic_write
+from mept.files.file_limits import read_json_object
+from mept.files.ownership import claim_output
+from mept.harness.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from mept.harness.evaluate import evaluate, to_device
+from mept.harness.identity import write_identity
+from mept.harness.memory import release_memory
+from mept.harness.precision import resolve_precision
+from mept.harness.prepare_run import Prepared, prepare, seed_everything, set_determinism
+from mept.harness.progress import Progress, progress_lines
+from mept.harness.run_folder import (
+    INCOMPLETE,
+    LABELS,
+    METRICS,
+    RUN,
+    RUN_CONFIG,
+    check_writable,
+    has_progress,
+    move_aside,
+    output_lock,
+    settle,
+)
+from mept.harness.run_report import aggregate, eval_line, examples_per_second, finish, save_label_space
+from mept.harness.tracking import Tracking, check_trackers
+from mept.harness.train_config import TrainConfig, migrate_run_config
+from mept.harness.train_loop import accumulate_gradients, epoch_batches, micro_batches
+from mept.methods.mept import PAPER_SEARCH
+from mept.model.prompted import PromptedModel
+
+
+def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
+    """Refuse to mix runs: an existing run is replaced only with --overwrite, continued only with --resume.
+
+    ``--overwrite`` moves the old run aside (:func:`mept.harness.run_folder.move_aside`); it is deleted only
+    once the new run has written something resumable, and put back if the new one fails first.
+    A resumed run continues in ``out`` even if its ``run_config.json`` was written elsewhere (a
+    copied or moved run): the saved settings must match except for the folder itself.
+    """
+    if resume:
+        saved = out / RUN_CONFIG
+        if not saved.exists():
+            raise MeptError(f"--resume: {out} holds no run to resume (no {RUN_CONFIG})")
+        previous = migrate_run_config(read_json_object(saved))
+        mine = cfg.to_dict()
+        # a setting an older run_config.json lacks (metric, head_pooling) cannot differ: it read as the default
+        differ = [k for k in mine if k not in ("progress", "overwrite", "output", "report_to") and k in previous
+                  and previous[k] != mine[k]]
+        if differ:
+            raise MeptError(f"--resume: settings differ from the run in {out}: {', '.join(differ)}")
+        if previous.get("output") != mine["output"]:  # a moved or copied run now lives here
+            atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps({**previous, "output": mine["output"]}, indent=2)))
+        return
+    if claim_run_folder(out, cfg.overwrite):
+        move_aside(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(cfg.to_dict(), indent=2)))
+
+
+def with_precision(cfg: TrainConfig) -> tuple[TrainConfig, str]:
+    """``cfg`` with ``mixed_precision_ran`` set, and why: a run that has one (resumed, a seed of a grid) keeps it."""
+    if cfg.mixed_precision_ran is not None:
+        return cfg, "the run's own" if cfg.mixed_precision == "auto" else "asked for"
+    ran, why = resolve_precision(cfg.mixed_precision)
+    return replace(cfg, mixed_precision_ran=ran), why
+
+
+def forget_other_precision(ran: str) -> None:
+    """Let one process train runs of different precisions (the Python API, tests): Accelerate keeps its
+    first ``mixed_precision`` for the life of a process and refuses another. In a single process the
+    shared state holds nothing else of ours, so it is reset; under ``accelerate launch`` it is left alone
+    (every run there is launched with one precision)."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("num_processes", 1) == 1 and str(state.get("_mixed_precision", ran)) != ran:
+        AcceleratorState._reset_state()
+
+
+def claim_run_folder(out: Path, overwrite: bool) -> bool:
+    """The one ownership check (:func:`mept.files.ownership.claim_output`) for a run folder; True: a run to replace."""
+    hint = " or --resume to continue it" if has_progress(out) else ""
+    return claim_output(out, RUN, overwrite=overwrite, hint=hint)
+
+
+def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
+    """Train one run (one seed, one lr) and write ``metrics.json`` in ``cfg.output``."""
+    from accelerate import Accelerator
+
+    wall_origin = time.perf_counter()  # wall time counts everything: loading, tokenising, evaluating, saving
+    seed_everything(cfg.seed)
+    set_determinism(cfg.deterministic)
+    out = Path(cfg.output)
+    tracking = Tracking(cfg.report_to, out, cfg.output)  # a tracker that is not installed: refused first
+    if resume:
+        check_writable(out)
+    else:
+        claim_run_folder(out, cfg.overwrite)  # before the model loads, not after
+    p = prepared or prepare(cfg)
+    release_memory()  # tokenising freed much; hand it back before the training steps add theirs
+    cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
+    cfg, why = with_precision(cfg)
+    p = replace(p, config=cfg)  # run_report reads the precision (and why) from the prepared run's config
+    forget_other_precision(cfg.mixed_precision_ran)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision_ran, cpu=not torch.cuda.is_available(),
+                              log_with=tracking.trackers())
+    if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
+        prepare_output(out, cfg, resume)
+        save_label_space(out, p)
+        write_identity(out, read_json_object(out / LABELS), p.model.backbone)
+        (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
+    accelerator.wait_for_everyone()
+    finished = False
+    # no terminal (a log file): a plain progress line every 30 s instead of the bar (mept.harness.progress)
+    lines = cfg.progress and accelerator.is_main_process and not sys.stderr.isatty()
+    try:
+        tracking.start(accelerator, cfg.to_dict())
+        with progress_lines(enabled=lines) as progress:
+            metrics = _train(cfg, p, out, resume, accelerator, wall_origin, progress, tracking)
+        finished = True
+    finally:
+        tracking.finish(accelerator)
+        if accelerator.is_main_process:
+            settle(out, finished)
+    return metrics
+
+
+def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: Any, wall_origin: float,
+           progress: Progress, tracking: Tracking) -> dict[str, Any]:
+    """The loop of :func:`train`, in a folder already prepared (and any old run moved aside)."""
+    model = p.model.to(accelerator.device)
+    lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
+    groups = model.param_groups(lr, cfg.head_lr)
+    if not groups:
+        raise MeptError("nothing to train: prompts, routers and head are all frozen")
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    lengths = [len(f.input_ids) + len(f.target_ids) for f in p.train]
+    steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, cfg.seed, 0))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    inner: PromptedModel = accelerator.unwrap_model(model)
+    state: dict[str, Any] = {"step": 0, "best_score": None, "best_step": None, "history": [],
+                             "train_seconds": 0.0, "wall_seconds": 0.0, "examples_seen": 0}
+    ckpt = out / "checkpoint"
+    if resume and find_checkpoint(ckpt) is not None:
+        state = load_checkpoint(ckpt, inner, optimizer, scheduler, total)
+        accelerator.print(f"resumed from step {state['step']}")
+        wall_origin -= state.get("wall_seconds", 0.0)  # earlier sessions' wall time, up to their last checkpoint
+    eval_every = cfg.eval_every or steps_per_epoch
+    # a progress bar only on a terminal: in a log file it is noise, the per-evaluation lines say enough
+    show_bar = cfg.progress and accelerator.is_main_process and sys.stderr.isatty()
+    bar = tqdm(total=total, initial=state["step"], desc="train", disable=not show_bar)
+    log = bar.write if show_bar else print
+    rank, world = accelerator.process_index, accelerator.num_processes
+    step = state["step"]
+    progress.begin(total, step)
+    plan, plan_epoch = [], -1
+    last_ckpt = str(ckpt) if find_checkpoint(ckpt) else None
+    while step < total:
+        epoch, index = divmod(step, steps_per_epoch)
+        if plan_epoch != epoch:
+            plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch), epoch
+        step_start = time.perf_counter()  # train-only time: batch, forward, backward, update
+        chosen = plan[index][rank::world]
+        idle = not chosen  # a batch smaller than the process count: this process runs one example, weighted 0
+        parts = micro_batches(chosen or plan[index][:1], cfg.gradient_accumulation_steps)
+        batches = [to_device(p.encoder.collate([p.train[i] for i in part], train=True), accelerator.device) for part in parts]
+        model.train()
+        loss = accumulate_gradients(model, inner, batches, p.encoder.form, accelerator, idle)
+        if not torch.isfinite(loss):
+            bar.close()
+            where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+            raise MeptError(f"loss became {loss.item()} at step {step + 1}; stopped ({where}); try a lower --lr")
+        if cfg.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        step_loss = loss.item()  # also waits for the device, so the step's time is real
+        step += 1
+        state["step"] = step
+        state["train_seconds"] = state.get("train_seconds", 0.0) + time.perf_counter() - step_start
+        state["examples_seen"] = state.get("examples_seen", 0) + len(plan[index])
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{examples_per_second(state):.1f}")
+        progress.update(step, step_loss, examples_per_second(state))
+        tracking.log_step(accelerator, step, step_loss, optimizer)
+        if step % eval_every == 0 or step == total:
+            t0 = time.perf_counter()
+            progress.phase = "evaluating"
+            result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode,
+                              metric=cfg.metric, precision=cfg.mixed_precision_ran)
+            progress.phase = ""
+            release_memory()
+            state["eval_seconds"] = time.perf_counter() - t0
+            entry = {"step": step, "loss": round(step_loss, 6), "validation": result["average"]}
+            # measured, so kept apart from the history (which identical runs reproduce exactly)
+            state.setdefault("eval_train_seconds", []).append([step, round(state["train_seconds"], 3)])
+            if result.get("routing"):
+                entry["routing_entropy"] = result["routing"]["mean_entropy"]
+                entry["collapsed_layers"] = len(result["routing"]["collapsed_layers"])
+            state["history"].append(entry)
+            tracking.log_evaluation(accelerator, step, result)
+            if state["best_score"] is None or result["average"] > state["best_score"]:
+                state["best_score"], state["best_step"], state["best_result"] = result["average"], step, result
+                if accelerator.is_main_process:
+                    inner.save_pretrained(out / "best")
+            if accelerator.is_main_process:
+                log(eval_line(step, total, step_loss, result["average"], state))
+        if accelerator.is_main_process and (step % cfg.save_every == 0 or step == total):
+            state["wall_seconds"] = time.perf_counter() - wall_origin
+            save_checkpoint(ckpt, inner, optimizer, scheduler, state)
+            last_ckpt = str(ckpt)
+            settle(out, True)  # resumable now: a run that --overwrite moved aside is not needed any more
+    bar.close()
+    progress.phase = "scoring the best checkpoint"
+    accelerator.wait_for_everyone()  # every process reloads the best adapter the main one wrote
+    metrics = finish(inner, p, state, out, wall_origin)
+    return metrics
+
+
+def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Single run, or a learning-rate grid and/or several seeds, aggregated into one metrics.json.
+
+    The output folder is locked for the whole run (:func:`mept.harness.run_folder.output_lock`): a second
+    writer is refused instead of mixing its files with this run's.
+    """
+    from accelerate import PartialState
+
+    out = Path(cfg.output)
+    check_trackers(cfg.report_to)  # before anything is written, and before any seed of a grid starts
+    if resume:
+        check_writable(out)
+    else:
+        claim_run_folder(out, cfg.overwrite)  # before the model loads: --overwrite only ever replaces a mept run
+    cfg, _ = with_precision(cfg)  # before the seeds and the grid: every part runs, and records, the same one
+    processes = PartialState(cpu=not torch.cuda.is_available())
+    with output_lock(out) if processes.is_main_process else contextlib.nullcontext():
+        if not search_points(cfg) and not cfg.seeds:
+            return train(cfg, resume=resume)
+        if processes.is_main_process:  # one process owns the run folder (several under `accelerate launch`)
+            prepare_output(out, cfg, resume)
+        processes.wait_for_everyone()
+        finished = False
+        try:
+            summary = _run_grid(cfg, out, resume)
+            finished = True
+        finally:
+            if processes.is_main_process:
+                settle(out, finished)
+        return summary
+
+
+def search_points(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The settings a run tries on validation before its seeds train, each a dict of TrainConfig fields.
+
+    ``--lr-grid``: one point per lr. ``--paper-search``: the paper's m x N_r grid
+    (:data:`mept.methods.mept.PAPER_SEARCH`) times the lr grid (or the one --lr). No search: none.
+    """
+    lrs = [{"lr": value} for value in cfg.lr_grid or []]
+    if not cfg.paper_search:
+        return lrs
+    return [{"prompt_length": m, "experts": n, **lr} for m in PAPER_SEARCH["prompt_length"]
+            for n in PAPER_SEARCH["num_experts"] for lr in lrs or [{}]]
+
+
+SEARCH_FOLDER_KEYS = {"prompt_length": "m", "experts": "nr", "lr": "lr"}
+
+
+def point_folder(point: dict[str, Any]) -> str:
+    """Where one search point trains: ``lr-X`` for an lr grid, ``search-mM-nrN-lrX`` for the paper's search."""
+    if set(point) == {"lr"}:
+        return f"lr-{point['lr']:g}"
+    return "search-" + "-".join(f"{SEARCH_FOLDER_KEYS[k]}{v:g}" for k, v in point.items())
+
+
+def _run_grid(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
+    """Search (each point once, with ``cfg.seed``, scored on validation only), then every seed with the choice.
+
+    The best validation average wins (the first point in grid order on a tie); the test split is scored
+    only by the seed runs of the chosen setting, so nothing about the test split picks the setting.
+    """
+    points = search_points(cfg)
+    searched = []
+    for point in points:
+        sub = replace(cfg, **point, lr_grid=None, seeds=None, paper_search=False, score_test=False,
+                      output=str(out / point_folder(point)), overwrite=True)
+        searched.append({**point, "average": _train_or_resume(sub, resume)["average"]})
+    chosen = {k: v for k, v in max(searched, key=lambda r: r["average"]).items() if k != "average"} if searched else {}
+    seeds = cfg.seeds or [cfg.seed]
+    runs = []
+    for seed in seeds:
+        sub = replace(cfg, **chosen, lr_grid=None, seeds=None, paper_search=False, seed=seed,
+                      output=str(out / f"seed-{seed}"), overwrite=True)
+        runs.append(_train_or_resume(sub, resume))
+    summary = aggregate(runs)
+    summary.update({"lr": chosen.get("lr", cfg.lr), "lr_grid": searched if cfg.lr_grid else [], "seeds": seeds})
+    if cfg.paper_search:
+        summary["search"] = {
+            "what": "the MEPT paper's search (Sec. 4.3: m, N_r; Appendix B.2: lr), every combination",
+            "grid": {"prompt_length": list(PAPER_SEARCH["prompt_length"]), "experts": list(PAPER_SEARCH["num_experts"]),
+                     "lr": list(cfg.lr_grid) if cfg.lr_grid else [cfg.lr if cfg.lr is not None else cfg.default_lr()]},
+            "selected_on": f"validation average ({cfg.metric}), seed {cfg.seed}",
+            "results": searched,
+            "chosen": {"lr": cfg.lr if cfg.lr is not None else cfg.default_lr(), **chosen},
+        }
+    atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    return summary
+
+
+def _train_or_resume(sub: TrainConfig, resume: bool) -> dict[str, Any]:
+    """One part of a grid or multi-seed run; on --resume a finished part is read back, a started one continued."""
+    folder = Path(sub.output)
+    if resume and (folder / METRICS).exists():
+        return read_json_object(folder / METRICS)
+    if resume and (folder / RUN_CONFIG).exists():
+        return train(replace(sub, overwrite=False), resume=True)
+    return train(sub)
