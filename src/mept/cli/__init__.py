@@ -26,7 +26,6 @@ from mept import data
 from mept.cli.listing import print_methods
 from mept.core.registry import all_method_names
 from mept.errors import MeptError, MeptWarning
-from mept.files.file_limits import read_json_object
 from mept.files.ownership import claim_output
 from mept.files.paths import user_path
 from mept.harness.compare import DEFAULT_METHODS, CompareConfig, compare
@@ -34,10 +33,10 @@ from mept.harness.eval_run import FILE_FIELDS, analysis_sets, eval_run, predict_
 from mept.harness.precision import autocast
 from mept.harness.prepare_run import check_plan
 from mept.harness.report_print import print_summary
-from mept.harness.run_folder import RUN_CONFIG, load_trained, move_aside, output_lock, settings_source, settle
+from mept.harness.run_folder import RUN_CONFIG, RunFolder, load_trained, move_aside, output_lock, settle
 from mept.harness.signals import Terminated, terminate_as_interrupt
 from mept.harness.train import run
-from mept.harness.train_config import DATA_PATHS, TrainConfig, data_path, migrate_run_config, paper_lr_grid
+from mept.harness.train_config import TrainConfig, paper_lr_grid
 from mept.model.backbones import load_backbone
 from mept.serve.server import add_parser as add_serve_parser
 from mept.serve.server import run_command
@@ -201,40 +200,19 @@ def train_config_from_args(args: argparse.Namespace):
             except ValueError:
                 raise MeptError(f"--lr-grid takes numbers or 'paper', got {' '.join(grid)}") from None
     if args.resume and not args.config:
-        saved = resume_settings(Path(values.get("output", "runs/latest")), values)
+        saved = RunFolder(Path(values.get("output", "runs/latest"))).resume_settings(values)
         if saved is not None:
-            return TrainConfig.from_dict(saved, origin="run_config.json")
+            return TrainConfig.from_dict(saved, origin=RUN_CONFIG)
     if args.config:
         return TrainConfig.from_file(args.config, **values)
     return TrainConfig.from_dict(values, origin="command line")
-
-
-def resume_settings(out: Path, given: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved settings of the run in ``out``, to continue it *there* (it may have been moved or copied).
-
-    Flags repeated with ``--resume`` must agree with the saved run: a different value would
-    silently not apply, so it is refused, naming each flag with both values.
-    """
-    path = settings_source(out) / RUN_CONFIG  # the old run an interrupted --overwrite moved aside, if any
-    if not path.exists():
-        return None  # train() reports "holds no run to resume"
-    saved = migrate_run_config(read_json_object(path))
-    given = {k: data_path(v) if k in DATA_PATHS and isinstance(v, str) else v for k, v in given.items()}
-    ignored = {"output", "progress", "overwrite", "report_to"}
-    differ = [f"{k} (saved {saved.get(k)!r}, given {v!r})" for k, v in given.items()
-              if k not in ignored and k in saved and saved[k] != v]
-    if differ:  # never suggest --overwrite here: the user asked to keep this run
-        raise MeptError(f"--resume continues the run in {out} with its saved settings, but these flags differ: "
-                        f"{'; '.join(differ)}; drop them to continue the run as it was saved, or train with the "
-                        f"new settings into another --output")
-    return {**saved, "output": str(out), **{k: v for k, v in given.items() if k == "progress"}}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     cfg = train_config_from_args(args)
     metrics = run(cfg, resume=args.resume)
     print_summary(metrics)
-    print(f"wrote {Path(cfg.output) / 'metrics.json'}")
+    print(f"wrote {RunFolder(Path(cfg.output)).metrics}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

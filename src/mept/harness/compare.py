@@ -34,7 +34,7 @@ from mept.errors import MeptError
 from mept.files.ownership import OutputKind, claim_output
 from mept.files.safe_names import file_component
 from mept.harness.checkpoint import checkpoint_step
-from mept.harness.run_folder import move_aside, output_lock, settle
+from mept.harness.run_folder import RunFolder, move_aside, output_lock, settle
 from mept.harness.signals import Terminated
 from mept.harness.stats import holm, paired_test
 from mept.harness.train_config import TrainConfig, check_seeds
@@ -157,8 +157,8 @@ def method_warnings(cfg: CompareConfig, method: str) -> list[str]:
 
 
 def method_row(method: str, out: Path, seeds: list[int]) -> dict[str, Any]:
-    summary = json.loads((out / "metrics.json").read_text())
-    runs = [json.loads((out / f"seed-{s}" / "metrics.json").read_text()) for s in seeds]
+    summary = json.loads(RunFolder(out).metrics.read_text())
+    runs = [json.loads(RunFolder(out).seed(s).metrics.read_text()) for s in seeds]
     return {
         "method": method,
         "trainable": runs[0]["trainable_params"],

@@ -25,7 +25,7 @@ from mept.harness.evaluate import evaluate, predict_details
 from mept.harness.predictions import check_clashes, check_output, write_predictions
 from mept.harness.prepare_run import warn_truncation
 from mept.harness.report_print import print_scores
-from mept.harness.run_folder import RUN_CONFIG, load_trained, pick_task, read_task_file, trained_folders
+from mept.harness.run_folder import RunFolder, load_trained, pick_task, read_task_file, trained_folders
 from mept.harness.run_report import mean_over_seeds
 
 FILE_FIELDS = ("text_field", "text_pair_field", "label_field", "template")
@@ -188,7 +188,7 @@ def predict_file(run_dir: str | Path, file: str, output: str | Path, *, task: st
 def run_data_files(run_dir: str | Path) -> dict[str, Path]:
     """The data files a run was trained and scored on (its ``run_config.json``), by role: never a place for
     predictions."""
-    path = Path(run_dir) / RUN_CONFIG
+    path = RunFolder(Path(run_dir)).config
     saved = read_json_object(path) if path.is_file() else {}
     roles = {"train_file": "the run's training file", "val_file": "the run's validation file",
              "test_file": "the run's test file"}

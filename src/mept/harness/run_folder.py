@@ -45,7 +45,7 @@ from mept.data.registry import TaskSpec
 from mept.errors import MeptError, warn
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import read_json_object
-from mept.files.ownership import OutputKind, check_writable, claim_output  # noqa: F401  (check_writable: re-exported)
+from mept.files.ownership import OutputKind, claim_output
 from mept.harness.identity import check_identity
 from mept.harness.prepare_run import Prepared, build_model, prepare
 from mept.harness.train_config import DATA_PATHS, TrainConfig, data_path, migrate_run_config
@@ -150,7 +150,7 @@ def has_progress(out: Path) -> bool:
 
 
 # What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
-RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, "best",
+RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, BEST,
                "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis",
                "tensorboard", "wandb")  # --report-to's folders (mept.harness.tracking)
 RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", "eval_")
@@ -336,7 +336,7 @@ def _restore(out: Path, backup: Path, message: str) -> None:
 def trained_folders(run_dir: str | Path) -> list[Path]:
     """The folders holding ``best/``: the run itself, or each ``seed-N`` of a multi-seed run (by seed)."""
     def trained(folder: Path) -> bool:  # a prompt adapter, or a baseline's folder (LoRA, full, probe)
-        return (folder / "best" / WEIGHTS_NAME).exists() or (folder / "best" / META_NAME).exists()
+        return (folder / BEST / WEIGHTS_NAME).exists() or (folder / BEST / META_NAME).exists()
 
     run = Path(run_dir)
     if not (run / RUN_CONFIG).exists():
@@ -416,7 +416,7 @@ def load_trained(run_dir: str | Path, *, data: bool = False, tasks: list[str] | 
         model, encoder = build_model(cfg, method_cfg, info["format"], labels, info["num_labels"])
         prepared = Prepared(cfg, model, encoder, specs, [], {}, {}, {})
         check_identity(run, prepared.model.backbone, info)
-    prepared.model.load_adapter(run / "best", check_config=True)
+    prepared.model.load_adapter(run / BEST, check_config=True)
     return prepared
 
 
@@ -435,7 +435,7 @@ def check_data_files(run: Path, cfg: TrainConfig) -> None:
 def check_backbone_kind(run: Path, cfg: TrainConfig) -> None:
     """Before a model is built: the backbone ``run_config.json`` names must be of the kind, width and depth
     the adapter in ``best/`` was trained on (else building it fails on something else first, e.g. the head)."""
-    best = run / "best"
+    best = run / BEST
     baseline = is_baseline_checkpoint(best)
     meta = read_baseline_meta(best) if baseline else read_adapter_config(best)
     saved_in = best / (META_NAME if baseline else CONFIG_NAME)

@@ -20,7 +20,7 @@ from mept.harness.evaluate import evaluate, metric_key, score
 from mept.harness.identity import IDENTITY
 from mept.harness.precision import precision_record
 from mept.harness.prepare_run import Prepared
-from mept.harness.run_folder import INCOMPLETE, LABELS, METRICS
+from mept.harness.run_folder import RunFolder
 from mept.model.prompted import PromptedModel
 from mept.version import __version__
 
@@ -43,7 +43,7 @@ def save_label_space(out: Path, p: Prepared) -> None:
         "tasks": {name: {"verbalizer": list(s.verbalizer), "metric": s.metric, "kind": s.kind,
                          "description": s.description} for name, s in p.specs.items()},
     }
-    atomic_write(out / LABELS, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
+    atomic_write(RunFolder(out).labels, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
 
 
 def examples_per_second(state: dict[str, Any]) -> float:
@@ -68,7 +68,7 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
     ``wall_origin``: the ``time.perf_counter()`` the run started at (shifted back by earlier sessions' time on resume).
     """
     cfg = p.config
-    model.load_adapter(out / "best")
+    model.load_adapter(RunFolder(out).best)
     validation = state["best_result"]
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode,
                     metric=cfg.metric, precision=cfg.mixed_precision_ran
@@ -110,8 +110,8 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
     }
     if wall_origin is not None:  # everything since train() began: loading, tokenising, training, evaluating, saving
         metrics["timing"]["wall_seconds"] = round(time.perf_counter() - wall_origin, 3)
-    atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
-    (out / INCOMPLETE).unlink(missing_ok=True)
+    RunFolder(out).write_metrics(metrics)
+    RunFolder(out).incomplete.unlink(missing_ok=True)
     return metrics
 
 

@@ -12,7 +12,6 @@ run; ``run`` adds seeds and the learning-rate grid on top. The run folder itself
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import time
@@ -24,9 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from mept.errors import MeptError
-from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import read_json_object
-from mept.files.ownership import claim_output
+from mept.files.ownership import check_writable
 from mept.harness.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.harness.evaluate import evaluate, to_device
 from mept.harness.identity import write_identity
@@ -34,52 +32,13 @@ from mept.harness.memory import release_memory
 from mept.harness.precision import resolve_precision
 from mept.harness.prepare_run import Prepared, prepare, seed_everything, set_determinism
 from mept.harness.progress import Progress, progress_lines
-from mept.harness.run_folder import (
-    INCOMPLETE,
-    LABELS,
-    METRICS,
-    RUN,
-    RUN_CONFIG,
-    check_writable,
-    has_progress,
-    move_aside,
-    output_lock,
-    settle,
-)
+from mept.harness.run_folder import RunFolder, output_lock, settle
 from mept.harness.run_report import aggregate, eval_line, examples_per_second, finish, save_label_space
 from mept.harness.tracking import Tracking, check_trackers
-from mept.harness.train_config import TrainConfig, migrate_run_config
+from mept.harness.train_config import TrainConfig
 from mept.harness.train_loop import accumulate_gradients, epoch_batches, micro_batches
 from mept.methods.mept import PAPER_SEARCH
 from mept.model.prompted import PromptedModel
-
-
-def prepare_output(out: Path, cfg: TrainConfig, resume: bool) -> None:
-    """Refuse to mix runs: an existing run is replaced only with --overwrite, continued only with --resume.
-
-    ``--overwrite`` moves the old run aside (:func:`mept.harness.run_folder.move_aside`); it is deleted only
-    once the new run has written something resumable, and put back if the new one fails first.
-    A resumed run continues in ``out`` even if its ``run_config.json`` was written elsewhere (a
-    copied or moved run): the saved settings must match except for the folder itself.
-    """
-    if resume:
-        saved = out / RUN_CONFIG
-        if not saved.exists():
-            raise MeptError(f"--resume: {out} holds no run to resume (no {RUN_CONFIG})")
-        previous = migrate_run_config(read_json_object(saved))
-        mine = cfg.to_dict()
-        # a setting an older run_config.json lacks (metric, head_pooling) cannot differ: it read as the default
-        differ = [k for k in mine if k not in ("progress", "overwrite", "output", "report_to") and k in previous
-                  and previous[k] != mine[k]]
-        if differ:
-            raise MeptError(f"--resume: settings differ from the run in {out}: {', '.join(differ)}")
-        if previous.get("output") != mine["output"]:  # a moved or copied run now lives here
-            atomic_write(saved, lambda tmp: Path(tmp).write_text(json.dumps({**previous, "output": mine["output"]}, indent=2)))
-        return
-    if claim_run_folder(out, cfg.overwrite):
-        move_aside(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(cfg.to_dict(), indent=2)))
 
 
 def with_precision(cfg: TrainConfig) -> tuple[TrainConfig, str]:
@@ -102,12 +61,6 @@ def forget_other_precision(ran: str) -> None:
         AcceleratorState._reset_state()
 
 
-def claim_run_folder(out: Path, overwrite: bool) -> bool:
-    """The one ownership check (:func:`mept.files.ownership.claim_output`) for a run folder; True: a run to replace."""
-    hint = " or --resume to continue it" if has_progress(out) else ""
-    return claim_output(out, RUN, overwrite=overwrite, hint=hint)
-
-
 def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = None) -> dict[str, Any]:
     """Train one run (one seed, one lr) and write ``metrics.json`` in ``cfg.output``."""
     from accelerate import Accelerator
@@ -116,11 +69,12 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     out = Path(cfg.output)
+    folder = RunFolder(out)
     tracking = Tracking(cfg.report_to, out, cfg.output)  # a tracker that is not installed: refused first
     if resume:
         check_writable(out)
     else:
-        claim_run_folder(out, cfg.overwrite)  # before the model loads, not after
+        folder.claim(cfg.overwrite)  # before the model loads, not after
     p = prepared or prepare(cfg)
     release_memory()  # tokenising freed much; hand it back before the training steps add theirs
     cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
@@ -130,10 +84,10 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision_ran, cpu=not torch.cuda.is_available(),
                               log_with=tracking.trackers())
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
-        prepare_output(out, cfg, resume)
+        folder.prepare(cfg, resume)
         save_label_space(out, p)
-        write_identity(out, read_json_object(out / LABELS), p.model.backbone)
-        (out / INCOMPLETE).write_text("training in progress; metrics.json appears when the run ends\n")
+        write_identity(out, read_json_object(folder.labels), p.model.backbone)
+        folder.incomplete.write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator.wait_for_everyone()
     finished = False
     # no terminal (a log file): a plain progress line every 30 s instead of the bar (mept.harness.progress)
@@ -169,7 +123,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
     inner: PromptedModel = accelerator.unwrap_model(model)
     state: dict[str, Any] = {"step": 0, "best_score": None, "best_step": None, "history": [],
                              "train_seconds": 0.0, "wall_seconds": 0.0, "examples_seen": 0}
-    ckpt = out / "checkpoint"
+    ckpt = RunFolder(out).checkpoint
     if resume and find_checkpoint(ckpt) is not None:
         state = load_checkpoint(ckpt, inner, optimizer, scheduler, total)
         accelerator.print(f"resumed from step {state['step']}")
@@ -232,7 +186,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
             if state["best_score"] is None or result["average"] > state["best_score"]:
                 state["best_score"], state["best_step"], state["best_result"] = result["average"], step, result
                 if accelerator.is_main_process:
-                    inner.save_pretrained(out / "best")
+                    inner.save_pretrained(RunFolder(out).best)
             if accelerator.is_main_process:
                 log(eval_line(step, total, step_loss, result["average"], state))
         if accelerator.is_main_process and (step % cfg.save_every == 0 or step == total):
@@ -260,14 +214,14 @@ def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if resume:
         check_writable(out)
     else:
-        claim_run_folder(out, cfg.overwrite)  # before the model loads: --overwrite only ever replaces a mept run
+        RunFolder(out).claim(cfg.overwrite)  # before the model loads: --overwrite only ever replaces a mept run
     cfg, _ = with_precision(cfg)  # before the seeds and the grid: every part runs, and records, the same one
     processes = PartialState(cpu=not torch.cuda.is_available())
     with output_lock(out) if processes.is_main_process else contextlib.nullcontext():
         if not search_points(cfg) and not cfg.seeds:
             return train(cfg, resume=resume)
         if processes.is_main_process:  # one process owns the run folder (several under `accelerate launch`)
-            prepare_output(out, cfg, resume)
+            RunFolder(out).prepare(cfg, resume)
         processes.wait_for_everyone()
         finished = False
         try:
@@ -319,7 +273,7 @@ def _run_grid(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
     runs = []
     for seed in seeds:
         sub = replace(cfg, **chosen, lr_grid=None, seeds=None, paper_search=False, seed=seed,
-                      output=str(out / f"seed-{seed}"), overwrite=True)
+                      output=str(RunFolder(out).seed(seed).path), overwrite=True)
         runs.append(_train_or_resume(sub, resume))
     summary = aggregate(runs)
     summary.update({"lr": chosen.get("lr", cfg.lr), "lr_grid": searched if cfg.lr_grid else [], "seeds": seeds})
@@ -332,15 +286,15 @@ def _run_grid(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
             "results": searched,
             "chosen": {"lr": cfg.lr if cfg.lr is not None else cfg.default_lr(), **chosen},
         }
-    atomic_write(out / METRICS, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    RunFolder(out).write_metrics(summary)
     return summary
 
 
 def _train_or_resume(sub: TrainConfig, resume: bool) -> dict[str, Any]:
     """One part of a grid or multi-seed run; on --resume a finished part is read back, a started one continued."""
-    folder = Path(sub.output)
-    if resume and (folder / METRICS).exists():
-        return read_json_object(folder / METRICS)
-    if resume and (folder / RUN_CONFIG).exists():
+    folder = RunFolder(Path(sub.output))
+    if resume and folder.metrics.exists():
+        return read_json_object(folder.metrics)
+    if resume and folder.config.exists():
         return train(replace(sub, overwrite=False), resume=True)
     return train(sub)

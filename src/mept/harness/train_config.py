@@ -93,7 +93,7 @@ def check_paper_search(cfg: "TrainConfig") -> None:
 
 def setting(default: Any = dataclasses.MISSING, *, help: str | None = None, factory: Any = dataclasses.MISSING,
             **cli: Any) -> Any:
-    """A :class:`TrainConfig` field with what ``mept train`` offers for it (read by :func:`mept.cli.add_train_flags`).
+    """A :class:`TrainConfig` field with what ``mept train`` offers for it (read by :func:`mept.cli.train_flags`).
 
     ``help``: the flag's help text. ``cli`` (all optional): ``flags`` (names; default ``--the-name``),
     ``nargs``, ``choices``, ``type`` (default: from the annotation; lists take ``nargs="+"``),

@@ -239,10 +239,6 @@ class PromptedModel(nn.Module):
         ]
         return [g for g in groups if g["params"]]
 
-    def head_parameters(self) -> dict[str, torch.Tensor]:
-        """The task heads' tensors, keyed ``<head>.<name>`` (the saved ``head.`` entries)."""
-        return {k[len("backbone."):]: v for k, v in self.state_dict().items() if k.startswith("backbone.") and self.owns(k)}
-
     def parameter_report(self) -> dict[str, Any]:
         """Stored trainable parameters and parameters activated per example, as counts and % of the backbone.
 

@@ -46,6 +46,7 @@ from mept.data.registry import TaskSpec
 from mept.errors import MeptError
 from mept.files.file_limits import check_file_size
 from mept.harness.identity import check_identity
+from mept.harness.run_folder import RunFolder
 from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import SlotInjector, current_forward
 from mept.inject.spec import BackboneSpec, check_length, inspect_backbone
@@ -121,7 +122,7 @@ class MultiAdapterModel(nn.Module):
         path = Path(path)
         name = adapter_name or path.resolve().name
         self._check_name(name)
-        if (path / "run_config.json").exists():
+        if RunFolder(path).config.exists():
             run = read_run(path, name, task)
             return self._add(name, run.adapter_folder, run=run)
         return self._add(name, path, labels=labels, max_length=max_length)

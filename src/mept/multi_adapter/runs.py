@@ -19,7 +19,7 @@ from mept.data.encode import LabelSpace
 from mept.data.registry import TaskSpec
 from mept.errors import MeptError
 from mept.harness.prepare_run import _quantization
-from mept.harness.run_folder import LABELS, pick_task, read_config, read_labels, trained_folder
+from mept.harness.run_folder import LABELS, RunFolder, pick_task, read_config, read_labels, trained_folder
 from mept.model.backbones import load_backbone
 
 
@@ -39,7 +39,7 @@ class RunAdapter:
 
     @property
     def adapter_folder(self) -> Path:
-        return self.folder / "best"
+        return RunFolder(self.folder).best
 
     @property
     def form(self) -> str:
