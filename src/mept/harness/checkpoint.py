@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from mept.errors import MeptError
 from mept.files.atomic_file import naming_full_disk
 from mept.harness.resume_state import STATE_JSON, STATE_TENSORS, read_resume_state
+from mept.harness.train_state import TrainState
 from mept.model.prompted import PromptedModel
 
 
@@ -64,7 +65,7 @@ def save_checkpoint(
     model: PromptedModel,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    state: dict[str, Any],
+    state: TrainState,
 ) -> None:
     """Atomically replace ``folder`` with a checkpoint of the current training state."""
     folder = Path(folder)
@@ -82,7 +83,7 @@ def save_checkpoint(
     tensors.update(rng_tensors)
     with naming_full_disk(tmp / STATE_TENSORS):
         save_file(tensors, str(tmp / STATE_TENSORS))
-    meta = {**state, "optimizer_groups": opt["param_groups"], "scheduler": scheduler.state_dict(), "rng": rng_meta}
+    meta = {**state.to_json(), "optimizer_groups": opt["param_groups"], "scheduler": scheduler.state_dict(), "rng": rng_meta}
     (tmp / STATE_JSON).write_text(json.dumps(meta))
     if folder.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -111,7 +112,7 @@ def checkpoint_step(folder: Path) -> int | None:
 
 def load_checkpoint(
     folder: Path, model: PromptedModel, optimizer: torch.optim.Optimizer, scheduler: Any, total: int | None = None
-) -> dict[str, Any]:
+) -> TrainState:
     """Restore model, optimizer, scheduler and RNG; return the trainer state (step, best, history).
 
     The whole state is validated first (:func:`mept.harness.resume_state.read_resume_state`), so a damaged
@@ -130,4 +131,4 @@ def load_checkpoint(
     optimizer.load_state_dict({"state": state, "param_groups": meta.pop("optimizer_groups")})
     scheduler.load_state_dict(meta.pop("scheduler"))
     set_rng_state(tensors, meta.pop("rng"))
-    return meta
+    return TrainState.from_json(meta)

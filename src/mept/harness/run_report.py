@@ -21,6 +21,7 @@ from mept.harness.identity import IDENTITY
 from mept.harness.precision import precision_record
 from mept.harness.prepare_run import Prepared
 from mept.harness.run_folder import RunFolder
+from mept.harness.train_state import TrainState
 from mept.model.prompted import PromptedModel
 from mept.version import __version__
 
@@ -46,35 +47,30 @@ def save_label_space(out: Path, p: Prepared) -> None:
     atomic_write(RunFolder(out).labels, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2)))
 
 
-def examples_per_second(state: dict[str, Any]) -> float:
-    """Training throughput over train-only time (evaluation and checkpoint I/O excluded)."""
-    return state.get("examples_seen", 0) / max(state.get("train_seconds", 0.0), 1e-9)
-
-
-def eval_line(step: int, total: int, loss: float, score: float, state: dict[str, Any]) -> str:
+def eval_line(step: int, total: int, loss: float, score: float, state: TrainState) -> str:
     """One log line per evaluation: readable in a terminal and in a log file alike."""
     width = len(str(total))
     line = (f"step {step:>{width}}/{total}  loss {loss:.4f}  validation {score:6.2f}  "
-            f"best {state['best_score']:6.2f} (step {state['best_step']})  {examples_per_second(state):.1f} ex/s")
-    last = state["history"][-1] if state.get("history") else {}
+            f"best {state.best_score:6.2f} (step {state.best_step})  {state.examples_per_second:.1f} ex/s")
+    last = state.history[-1] if state.history else {}
     if "routing_entropy" in last:  # routed methods: is the router still routing?
         line += f"  routing entropy {max(0.0, last['routing_entropy']):.2f}, collapsed layers {last['collapsed_layers']}"
     return line
 
 
-def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, wall_origin: float | None = None) -> dict[str, Any]:
+def finish(model: PromptedModel, p: Prepared, state: TrainState, out: Path, wall_origin: float | None = None) -> dict[str, Any]:
     """Reload the best checkpoint, score test (validation was scored when it was best), write metrics.json.
 
     ``wall_origin``: the ``time.perf_counter()`` the run started at (shifted back by earlier sessions' time on resume).
     """
     cfg = p.config
     model.load_adapter(RunFolder(out).best)
-    validation = state["best_result"]
+    validation = state.best_result
     test = evaluate(model, p.encoder, p.specs, p.test_sets, cfg.eval_batch_size, cfg.eval_mode,
                     metric=cfg.metric, precision=cfg.mixed_precision_ran
                     ) if p.test_sets and cfg.score_test else None  # a search's runs: validation only
     report = model.parameter_report()
-    train_seconds = state.get("train_seconds", 0.0)
+    train_seconds = state.train_seconds
     metrics = {
         "method": cfg.method,
         "model": cfg.model,
@@ -88,9 +84,9 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
         "majority": majority_baseline(p),
         "test": test,
         "routing": validation.get("routing"),
-        "best_step": state["best_step"],
-        "steps": state["step"],
-        "history": state["history"],
+        "best_step": state.best_step,
+        "steps": state.step,
+        "history": state.history,
         "trainable_params": report["trainable"],
         "trainable_percent": report["trainable_percent"],
         "activated_prompt_tokens": report["activated_prompt_tokens"],
@@ -101,11 +97,11 @@ def finish(model: PromptedModel, p: Prepared, state: dict[str, Any], out: Path, 
         "determinism": determinism(),
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
             "train_seconds": round(train_seconds, 3),  # forward/backward/update only
-            "train_examples_per_second": round(examples_per_second(state), 2),
-            "examples_seen": state.get("examples_seen", 0),
-            "eval_seconds": round(state.get("eval_seconds", 0.0), 3),  # one pass over validation
+            "train_examples_per_second": round(state.examples_per_second, 2),
+            "examples_seen": state.examples_seen,
+            "eval_seconds": round(state.eval_seconds or 0.0, 3),  # one pass over validation
             "peak_memory_mb": round(peak_memory_mb(), 1),
-            "train_seconds_at_eval": state.get("eval_train_seconds", []),  # [step, train seconds] per evaluation
+            "train_seconds_at_eval": state.eval_train_seconds,  # [step, train seconds] per evaluation
         },
     }
     if wall_origin is not None:  # everything since train() began: loading, tokenising, training, evaluating, saving

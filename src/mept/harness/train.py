@@ -15,7 +15,7 @@ import contextlib
 import math
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,11 @@ from mept.harness.precision import resolve_precision
 from mept.harness.prepare_run import Prepared, prepare, seed_everything, set_determinism
 from mept.harness.progress import Progress, progress_lines
 from mept.harness.run_folder import RunFolder, output_lock, settle
-from mept.harness.run_report import aggregate, eval_line, examples_per_second, finish, save_label_space
+from mept.harness.run_report import aggregate, eval_line, finish, save_label_space
 from mept.harness.tracking import Tracking, check_trackers
 from mept.harness.train_config import TrainConfig
 from mept.harness.train_loop import accumulate_gradients, epoch_batches, micro_batches
+from mept.harness.train_state import TrainState
 from mept.methods.mept import PAPER_SEARCH
 from mept.model.prompted import PromptedModel
 
@@ -104,6 +105,28 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     return metrics
 
 
+@dataclass
+class _Run:
+    """What one run's steps and evaluations share, built once by :func:`_train`."""
+
+    cfg: TrainConfig
+    p: Prepared
+    folder: RunFolder
+    accelerator: Any
+    model: Any  # as Accelerate wraps it (forward, backward)
+    inner: PromptedModel  # the model itself (evaluate, save)
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    total: int
+    progress: Progress
+    tracking: Tracking
+    bar: Any = None
+    last_checkpoint: str | None = None  # named by the error of a loss that is no longer finite
+
+    def log(self, line: str) -> None:
+        (self.bar.write if not self.bar.disable else print)(line)
+
+
 def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: Any, wall_origin: float,
            progress: Progress, tracking: Tracking) -> dict[str, Any]:
     """The loop of :func:`train`, in a folder already prepared (and any old run moved aside)."""
@@ -116,89 +139,89 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
     lengths = [len(f.input_ids) + len(f.target_ids) for f in p.train]
     steps_per_epoch = len(epoch_batches(lengths, cfg.batch_size, cfg.seed, 0))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    # Here, not at the top: transformers' optimization module loads its Trainer utilities, 3.9 s of start-up
+    # for every mept command (`python -X importtime -c "import mept.cli"`: transformers.trainer_utils 3,206 ms).
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
-    inner: PromptedModel = accelerator.unwrap_model(model)
-    state: dict[str, Any] = {"step": 0, "best_score": None, "best_step": None, "history": [],
-                             "train_seconds": 0.0, "wall_seconds": 0.0, "examples_seen": 0}
-    ckpt = RunFolder(out).checkpoint
+    run = _Run(cfg, p, RunFolder(out), accelerator, model, accelerator.unwrap_model(model), optimizer, scheduler,
+               total, progress, tracking)
+    state = TrainState()
+    ckpt = run.folder.checkpoint
     if resume and find_checkpoint(ckpt) is not None:
-        state = load_checkpoint(ckpt, inner, optimizer, scheduler, total)
-        accelerator.print(f"resumed from step {state['step']}")
-        wall_origin -= state.get("wall_seconds", 0.0)  # earlier sessions' wall time, up to their last checkpoint
+        state = load_checkpoint(ckpt, run.inner, optimizer, scheduler, total)
+        accelerator.print(f"resumed from step {state.step}")
+        wall_origin -= state.wall_seconds  # earlier sessions' wall time, up to their last checkpoint
     eval_every = cfg.eval_every or steps_per_epoch
     # a progress bar only on a terminal: in a log file it is noise, the per-evaluation lines say enough
     show_bar = cfg.progress and accelerator.is_main_process and sys.stderr.isatty()
-    bar = tqdm(total=total, initial=state["step"], desc="train", disable=not show_bar)
-    log = bar.write if show_bar else print
-    rank, world = accelerator.process_index, accelerator.num_processes
-    step = state["step"]
-    progress.begin(total, step)
+    run.bar = tqdm(total=total, initial=state.step, desc="train", disable=not show_bar)
+    progress.begin(total, state.step)
     plan, plan_epoch = [], -1
-    last_ckpt = str(ckpt) if find_checkpoint(ckpt) else None
-    while step < total:
-        epoch, index = divmod(step, steps_per_epoch)
+    run.last_checkpoint = str(ckpt) if find_checkpoint(ckpt) else None
+    while state.step < total:
+        epoch, index = divmod(state.step, steps_per_epoch)
         if plan_epoch != epoch:
             plan, plan_epoch = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch), epoch
-        step_start = time.perf_counter()  # train-only time: batch, forward, backward, update
-        chosen = plan[index][rank::world]
-        idle = not chosen  # a batch smaller than the process count: this process runs one example, weighted 0
-        parts = micro_batches(chosen or plan[index][:1], cfg.gradient_accumulation_steps)
-        batches = [to_device(p.encoder.collate([p.train[i] for i in part], train=True), accelerator.device) for part in parts]
-        model.train()
-        loss = accumulate_gradients(model, inner, batches, p.encoder.form, accelerator, idle)
-        if not torch.isfinite(loss):
-            bar.close()
-            where = f"the last good checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
-            raise MeptError(f"loss became {loss.item()} at step {step + 1}; stopped ({where}); try a lower --lr")
-        if cfg.max_grad_norm is not None:
-            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        step_loss = loss.item()  # also waits for the device, so the step's time is real
-        step += 1
-        state["step"] = step
-        state["train_seconds"] = state.get("train_seconds", 0.0) + time.perf_counter() - step_start
-        state["examples_seen"] = state.get("examples_seen", 0) + len(plan[index])
-        bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{examples_per_second(state):.1f}")
-        progress.update(step, step_loss, examples_per_second(state))
-        tracking.log_step(accelerator, step, step_loss, optimizer)
-        if step % eval_every == 0 or step == total:
-            t0 = time.perf_counter()
-            progress.phase = "evaluating"
-            result = evaluate(inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode,
-                              metric=cfg.metric, precision=cfg.mixed_precision_ran)
-            progress.phase = ""
-            release_memory()
-            state["eval_seconds"] = time.perf_counter() - t0
-            entry = {"step": step, "loss": round(step_loss, 6), "validation": result["average"]}
-            # measured, so kept apart from the history (which identical runs reproduce exactly)
-            state.setdefault("eval_train_seconds", []).append([step, round(state["train_seconds"], 3)])
-            if result.get("routing"):
-                entry["routing_entropy"] = result["routing"]["mean_entropy"]
-                entry["collapsed_layers"] = len(result["routing"]["collapsed_layers"])
-            state["history"].append(entry)
-            tracking.log_evaluation(accelerator, step, result)
-            if state["best_score"] is None or result["average"] > state["best_score"]:
-                state["best_score"], state["best_step"], state["best_result"] = result["average"], step, result
-                if accelerator.is_main_process:
-                    inner.save_pretrained(RunFolder(out).best)
-            if accelerator.is_main_process:
-                log(eval_line(step, total, step_loss, result["average"], state))
-        if accelerator.is_main_process and (step % cfg.save_every == 0 or step == total):
-            state["wall_seconds"] = time.perf_counter() - wall_origin
-            save_checkpoint(ckpt, inner, optimizer, scheduler, state)
-            last_ckpt = str(ckpt)
-            settle(out, True)  # resumable now: a run that --overwrite moved aside is not needed any more
-    bar.close()
+        loss = _step(run, state, plan[index])
+        _evaluate_and_save(run, state, loss, evaluate_now=state.step % eval_every == 0 or state.step == total,
+                           wall_origin=wall_origin)
+    run.bar.close()
     progress.phase = "scoring the best checkpoint"
     accelerator.wait_for_everyone()  # every process reloads the best adapter the main one wrote
-    metrics = finish(inner, p, state, out, wall_origin)
-    return metrics
+    return finish(run.inner, p, state, out, wall_origin)
+
+
+def _step(run: _Run, state: TrainState, batch: list[int]) -> float:
+    """One optimizer step on ``batch`` (example indices; each process takes its share); its loss."""
+    cfg, p, accelerator = run.cfg, run.p, run.accelerator
+    step_start = time.perf_counter()  # train-only time: batch, forward, backward, update
+    chosen = batch[accelerator.process_index::accelerator.num_processes]
+    idle = not chosen  # a batch smaller than the process count: this process runs one example, weighted 0
+    parts = micro_batches(chosen or batch[:1], cfg.gradient_accumulation_steps)
+    batches = [to_device(p.encoder.collate([p.train[i] for i in part], train=True), accelerator.device) for part in parts]
+    run.model.train()
+    loss = accumulate_gradients(run.model, run.inner, batches, p.encoder.form, accelerator, idle)
+    if not torch.isfinite(loss):
+        run.bar.close()
+        where = f"the last good checkpoint is {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint was written yet"
+        raise MeptError(f"loss became {loss.item()} at step {state.step + 1}; stopped ({where}); try a lower --lr")
+    if cfg.max_grad_norm is not None:
+        accelerator.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad()
+    step_loss = loss.item()  # also waits for the device, so the step's time is real
+    state.record_step(step_start, time.perf_counter(), len(batch))
+    run.bar.update(1)
+    run.bar.set_postfix(loss=f"{step_loss:.4f}", ex_s=f"{state.examples_per_second:.1f}")
+    run.progress.update(state.step, step_loss, state.examples_per_second)
+    run.tracking.log_step(accelerator, state.step, step_loss, run.optimizer)
+    return step_loss
+
+
+def _evaluate_and_save(run: _Run, state: TrainState, loss: float, evaluate_now: bool, wall_origin: float) -> None:
+    """After a step: score validation when it is due (a new best writes ``best/``), checkpoint when due."""
+    cfg, p, main = run.cfg, run.p, run.accelerator.is_main_process
+    if evaluate_now:
+        t0 = time.perf_counter()
+        run.progress.phase = "evaluating"
+        result = evaluate(run.inner, p.encoder, p.specs, p.eval_sets, cfg.eval_batch_size, cfg.eval_mode,
+                          metric=cfg.metric, precision=cfg.mixed_precision_ran)
+        run.progress.phase = ""
+        release_memory()
+        best = state.record_evaluation(loss, result, time.perf_counter() - t0)
+        run.tracking.log_evaluation(run.accelerator, state.step, result)
+        if best and main:
+            run.inner.save_pretrained(run.folder.best)
+        if main:
+            run.log(eval_line(state.step, run.total, loss, result["average"], state))
+    if main and (state.step % cfg.save_every == 0 or state.step == run.total):
+        state.wall_seconds = time.perf_counter() - wall_origin
+        save_checkpoint(run.folder.checkpoint, run.inner, run.optimizer, run.scheduler, state)
+        run.last_checkpoint = str(run.folder.checkpoint)
+        settle(run.folder.path, True)  # resumable now: a run that --overwrite moved aside is not needed any more
 
 
 def run(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
