@@ -39,3 +39,20 @@ def test_the_contracts_catch_an_upward_import_and_a_cycle(tmp_path, file, line, 
     target.write_text(target.read_text() + f"\n{line}  # added by the test\n")
     done = lint(tmp_path)
     assert done.returncode == 1 and broken in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("method", ["mept", "prompt_tuning", "lora", "full", "probe"])
+def test_prompt_methods_and_baselines_are_one_adapter_model(method):
+    import mept
+    from mept.model.adapter import AdapterModel
+    from tests.conftest import tiny_bert
+
+    model = mept.get_model(tiny_bert(), mept.make_config(method))
+    assert isinstance(model, AdapterModel)
+    report = model.parameter_report()
+    assert report["method"] == method and report["trainable"] == sum(p.numel() for p in model.adapter_parameters().values()
+                                                                       if p.requires_grad)
+    routed = method == "mept"  # of these, only MEPT routes; a baseline has no prompt slots at all
+    assert model.routed == routed
+    assert model.routed_layers == ([i + 1 for i in model.method.layer_ids] if routed else [])
+    assert model.num_slots == (model.prompt_config.prompt_length if method in ("mept", "prompt_tuning") else 0)

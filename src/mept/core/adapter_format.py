@@ -28,8 +28,9 @@ FORMAT_VERSION = 1
 
 
 def adapter_metadata(model: Any) -> dict[str, Any]:
-    """What ``adapter_config.json`` holds for a prompted ``model``: the format, the method and its settings,
-    the backbone it fits, the saved task heads and their pooling."""
+    """The one metadata writer: what ``adapter_config.json`` (a prompted model) or ``mept_config.json`` (a
+    baseline) holds for an adapter ``model``: the format, the method and its settings, the backbone it fits,
+    the saved task heads and their pooling."""
     return {
         "library": "mept",
         "mept_version": __version__,
@@ -62,17 +63,23 @@ def migrate_adapter_config(meta: dict[str, Any], origin: str | os.PathLike = CON
     if meta.get("library", "mept") != "mept":
         raise MeptError(f"{origin} was written by {meta['library']!r}, not mept")
     version = meta.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise MeptError(
-            f"{origin} has adapter format {version!r} (written by mept {meta.get('mept_version', '?')}), but this "
-            f"mept {__version__} reads formats up to {FORMAT_VERSION}; upgrade mept to load it"
-        )
+    check_format_version(version, meta, origin)
     meta = dict(meta)
     if version < 1:  # format 0 named the task heads "head"
         meta["modules_to_save"] = meta.pop("head", [])
     meta.update(library="mept", format_version=FORMAT_VERSION)
     meta.setdefault("mept_version", "unknown")
     return meta
+
+
+def check_format_version(version: Any, meta: dict[str, Any], origin: str | os.PathLike) -> None:
+    """The one check of a saved file's format (an adapter's ``adapter_config.json``, a baseline's
+    ``mept_config.json``): a whole number this mept reads, else one error saying to upgrade."""
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise MeptError(
+            f"{origin} has adapter format {version!r} (written by mept {meta.get('mept_version', '?')}), but this "
+            f"mept {__version__} reads formats up to {FORMAT_VERSION}; upgrade mept to load it"
+        )
 
 
 def check_backbone_fits(meta: dict[str, Any], spec: Any, path: str | os.PathLike, name: str = CONFIG_NAME) -> None:

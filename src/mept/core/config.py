@@ -38,6 +38,9 @@ class PromptConfig:
     # Methods that prompt the input layer only refuse other ``layers``, pointing at their deep variant.
     input_only: ClassVar[bool] = False
     deep_variant: ClassVar[str | None] = None
+    # The method settings ``--paper`` sets (the method paper's stated values, and labelled choices where it states
+    # none): a method whose paper is its defaults leaves it empty (MEPT's: MEPTConfig.paper()).
+    paper_settings: ClassVar[dict[str, object]] = {}
     prompt_length: int = 10
     layers: str | list[int] = "all"
     init: str = "xavier_normal"

@@ -20,13 +20,13 @@ from mept.core.routing import masked_mean, trace_of
 from mept.data.encode import Encoder, Feature
 from mept.errors import MeptError
 from mept.harness.evaluate import batches, model_inputs, routing_trace, to_device
+from mept.model.adapter import AdapterModel
 from mept.model.backbones import load_backbone
-from mept.model.prompted import PromptedModel
 
 
 @torch.no_grad()
 def collect(
-    model: PromptedModel, encoder: Encoder, task: str, features: list[Feature], batch_size: int = 32, baseline: bool = False
+    model: AdapterModel, encoder: Encoder, task: str, features: list[Feature], batch_size: int = 32, baseline: bool = False
 ) -> dict[str, Any]:
     """Routing trace and pooled representations of one task's examples."""
     model.eval()
@@ -111,7 +111,7 @@ def analyze_run(
             base[task], inputs[task] = got["baseline_features"], got["input_embeddings"]
         if feature_model:
             raw[task] = embed_texts([f.example.text for f in feats[:max_per_task]], feature_model)
-    if not model.method.routed:  # no router: the representation sections only
+    if not model.routed:  # no router: the representation sections only
         return write_representation_report(out, features, labels, base or None, inputs or None,
                                            raw_features=raw or None, feature_model=feature_model or "")
     return write_report(

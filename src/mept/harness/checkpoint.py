@@ -25,7 +25,7 @@ from mept.errors import MeptError
 from mept.files.atomic_file import naming_full_disk
 from mept.harness.resume_state import STATE_JSON, STATE_TENSORS, read_resume_state
 from mept.harness.train_state import TrainState
-from mept.model.prompted import PromptedModel
+from mept.model.adapter import AdapterModel
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -62,7 +62,7 @@ def _tupleify(x: Any) -> Any:
 
 def save_checkpoint(
     folder: Path,
-    model: PromptedModel,
+    model: AdapterModel,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     state: TrainState,
@@ -111,7 +111,7 @@ def checkpoint_step(folder: Path) -> int | None:
 
 
 def load_checkpoint(
-    folder: Path, model: PromptedModel, optimizer: torch.optim.Optimizer, scheduler: Any, total: int | None = None
+    folder: Path, model: AdapterModel, optimizer: torch.optim.Optimizer, scheduler: Any, total: int | None = None
 ) -> TrainState:
     """Restore model, optimizer, scheduler and RNG; return the trainer state (step, best, history).
 

@@ -180,7 +180,7 @@ def predict_file(run_dir: str | Path, file: str, output: str | Path, *, task: st
     features, _ = featurize_file(p, spec, file, False, fields)
     preds = predict_details(p.model, p.encoder, spec, features, p.config.eval_batch_size, p.config.eval_mode,
                             precision=p.config.mixed_precision_ran)
-    layers = [i + 1 for i in p.model.method.layer_ids] if p.model.method.routed else []
+    layers = p.model.routed_layers
     write_predictions(out, rows, preds, spec, layers, escape_formulas)
     print(f"wrote {len(preds)} predictions to {out}")
 

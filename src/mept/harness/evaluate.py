@@ -25,7 +25,7 @@ from mept.data.metrics import CLASS_METRICS, answer_normalize, class_metrics, cl
 from mept.data.registry import TaskSpec
 from mept.errors import MeptError
 from mept.harness.precision import autocast
-from mept.model.prompted import PromptedModel
+from mept.model.adapter import AdapterModel
 
 
 def batches(features: list[Feature], size: int) -> Iterator[list[Feature]]:
@@ -44,7 +44,7 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def predict(
-    model: PromptedModel,
+    model: AdapterModel,
     encoder: Encoder,
     spec: TaskSpec,
     features: list[Feature],
@@ -66,7 +66,7 @@ def predict(
         return _predict(model, encoder, spec, features, batch_size, eval_mode, progress, routes, device)
 
 
-def _predict(model: PromptedModel, encoder: Encoder, spec: TaskSpec, features: list[Feature], batch_size: int,
+def _predict(model: AdapterModel, encoder: Encoder, spec: TaskSpec, features: list[Feature], batch_size: int,
              eval_mode: str, progress: bool, routes: list | None, device: torch.device) -> list[Any]:
     preds: list[Any] = []
     chunks = list(batches(features, batch_size))
@@ -88,7 +88,7 @@ def _predict(model: PromptedModel, encoder: Encoder, spec: TaskSpec, features: l
             scores, traces = _rank_scores(model, encoder, batch, chunk, spec)
             preds += scores.argmax(-1).tolist()
             trace = traces[-1]  # the last label word's pass, as the health report always read
-        if routes is not None and model.method.routed:
+        if routes is not None and model.routed:
             routes.append(trace)
     return preds
 
@@ -110,7 +110,7 @@ class Prediction:
 
 @torch.no_grad()
 def predict_details(
-    model: PromptedModel,
+    model: AdapterModel,
     encoder: Encoder,
     spec: TaskSpec,
     features: list[Feature],
@@ -130,7 +130,7 @@ def predict_details(
         return _predict_details(model, encoder, spec, features, batch_size, eval_mode, device)
 
 
-def _predict_details(model: PromptedModel, encoder: Encoder, spec: TaskSpec, features: list[Feature],
+def _predict_details(model: AdapterModel, encoder: Encoder, spec: TaskSpec, features: list[Feature],
                      batch_size: int, eval_mode: str, device: torch.device) -> list[Prediction]:
     out: list[Prediction] = []
     for chunk in batches(features, batch_size):
@@ -199,13 +199,13 @@ def generate_answers(
     return [t.strip().split("\n")[0].strip() for t in texts], out
 
 
-def _rank(model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec) -> list[int]:
+def _rank(model: AdapterModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec) -> list[int]:
     """Pick, per example, the verbalizer word with the highest total log-likelihood."""
     return _rank_scores(model, encoder, batch, chunk, spec)[0].argmax(-1).tolist()
 
 
 def _rank_scores(
-    model: PromptedModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec
+    model: AdapterModel, encoder: Encoder, batch: dict[str, torch.Tensor], chunk: list[Feature], spec: TaskSpec
 ) -> tuple[torch.Tensor, list[dict[int, tuple[torch.Tensor, torch.Tensor]]]]:
     """Each verbalizer word's total log-likelihood, (B, C), and the routing of each word's pass."""
     targets = encoder.targets(list(spec.verbalizer))
@@ -279,7 +279,7 @@ def metric_key(metric: str) -> str:
 
 
 def evaluate(
-    model: PromptedModel,
+    model: AdapterModel,
     encoder: Encoder,
     specs: dict[str, TaskSpec],
     eval_sets: dict[str, list[Feature]],

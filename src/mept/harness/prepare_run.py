@@ -25,6 +25,7 @@ from mept.errors import MeptError
 from mept.harness.memory import check_fits, footprint
 from mept.harness.precision import resolve_precision
 from mept.harness.train_config import TrainConfig
+from mept.model.adapter import AdapterModel
 from mept.model.backbones import backbone_config, check_format, load_backbone, resolve
 from mept.model.prompted import PromptedModel, get_model
 
@@ -54,7 +55,7 @@ def set_determinism(on: bool) -> None:
 @dataclass
 class Prepared:
     config: TrainConfig
-    model: PromptedModel
+    model: AdapterModel
     encoder: Encoder
     specs: dict[str, TaskSpec]
     train: list[Feature]
@@ -166,7 +167,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         feats, cut = encoder.featurize(_subsample(splits[t]["train"], cfg.max_train_examples, SPLIT_SEED))
         train += feats
         truncated[f"{t}/train"] = cut
-    if model.method.wants_text_init:
+    if isinstance(model, PromptedModel) and model.method.wants_text_init:  # a baseline has no prompts to initialise
         init_from_task_text(model, train, encoder)
     eval_sets, test_sets = {}, {}
     for t in eval_names:
@@ -186,7 +187,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
 
 def build_model(
     cfg: TrainConfig, method_cfg: Any, form: str, labels: LabelSpace | None, num_labels: int | None
-) -> tuple[PromptedModel, Encoder]:
+) -> tuple[AdapterModel, Encoder]:
     """Backbone + prompt method + encoder for a resolved output form; no data needed (``mept predict``)."""
     check_plan(cfg.model, method_cfg, form, num_labels, quantize=cfg.quantize, head_pooling=cfg.head_pooling,
                modules_to_save=cfg.modules_to_save, max_length=cfg.max_length)
@@ -226,7 +227,7 @@ def check_plan(model_name: str, method_cfg: Any, form: str, num_labels: int | No
                fix="use fewer experts, prompt tokens or classes, or a smaller --model")
 
 
-def check_positions(model: PromptedModel, cfg: TrainConfig, features: dict[str, list[Feature]]) -> None:
+def check_positions(model: AdapterModel, cfg: TrainConfig, features: dict[str, list[Feature]]) -> None:
     """Text tokens + prompt slots must fit the model's positions: one error before training, not mid-run.
 
     ``--max-length`` counts text only, so with long texts a method with many slots (P-Tuning v2's

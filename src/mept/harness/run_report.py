@@ -22,7 +22,7 @@ from mept.harness.precision import precision_record
 from mept.harness.prepare_run import Prepared
 from mept.harness.run_folder import RunFolder
 from mept.harness.train_state import TrainState
-from mept.model.prompted import PromptedModel
+from mept.model.adapter import AdapterModel
 from mept.version import __version__
 
 
@@ -58,7 +58,7 @@ def eval_line(step: int, total: int, loss: float, score: float, state: TrainStat
     return line
 
 
-def finish(model: PromptedModel, p: Prepared, state: TrainState, out: Path, wall_origin: float | None = None) -> dict[str, Any]:
+def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_origin: float | None = None) -> dict[str, Any]:
     """Reload the best checkpoint, score test (validation was scored when it was best), write metrics.json.
 
     ``wall_origin``: the ``time.perf_counter()`` the run started at (shifted back by earlier sessions' time on resume).

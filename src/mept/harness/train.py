@@ -39,7 +39,7 @@ from mept.harness.train_config import TrainConfig
 from mept.harness.train_loop import accumulate_gradients, epoch_batches, micro_batches
 from mept.harness.train_state import TrainState
 from mept.methods.mept import PAPER_SEARCH
-from mept.model.prompted import PromptedModel
+from mept.model.adapter import AdapterModel
 
 
 def with_precision(cfg: TrainConfig) -> tuple[TrainConfig, str]:
@@ -114,7 +114,7 @@ class _Run:
     folder: RunFolder
     accelerator: Any
     model: Any  # as Accelerate wraps it (forward, backward)
-    inner: PromptedModel  # the model itself (evaluate, save)
+    inner: AdapterModel  # the model itself (evaluate, save)
     optimizer: torch.optim.Optimizer
     scheduler: Any
     total: int

@@ -28,7 +28,6 @@ from mept.files.paths import user_path
 from mept.files.safe_names import check_component
 from mept.harness.precision import PRECISIONS
 from mept.harness.tracking import parse_report_to
-from mept.methods.mept import PAPER_STATED, PAPER_UNSTATED
 
 DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: stand-ins for
 # the paper's SuperGLUE tasks)
@@ -57,21 +56,22 @@ PAPER_TRAINING_UNSTATED: dict[str, str] = {
 def paper_settings(values: dict[str, Any]) -> dict[str, Any]:
     """``mept train --paper``: the paper's settings under ``values`` (what the user gave wins, key by key).
 
-    Adds the paper's training settings and, for MEPT, the paper's method settings
-    (:meth:`mept.methods.mept.MEPTConfig.paper`: no balance loss, top-1, one shared expert, Xavier normal).
+    Adds the paper's training settings and the method's own (its config's ``paper_settings``; MEPT's
+    :meth:`mept.methods.mept.MEPTConfig.paper`: no balance loss, top-1, one shared expert, Xavier normal).
     """
     method = values.get("method", "mept")
+    config_class = method_class(method).config_class
     grid = {} if "lr" in values else {"lr_grid": paper_lr_grid(method)}  # a given --lr replaces the grid
     out = {**PAPER_TRAINING, **grid, **values, "paper": True}
     if "max_length" not in values:  # the paper's 512 counts the prompts; a given --max-length counts text tokens
         out.setdefault("max_length_counts_slots", True)
-    if method == "mept":  # MEPTConfig.paper()'s method settings; m and N_r: flags win, else its values
-        paper = {**PAPER_UNSTATED, **PAPER_STATED}
-        out["method_args"] = {**{k: v for k, v in paper.items() if k not in ("prompt_length", "num_experts")},
-                              **values.get("method_args", {})}
+    paper = config_class.paper_settings
+    if paper:  # the method's paper settings; m and N_r: flags win, else its values
+        sized = ("prompt_length", config_class.experts_field)
+        out["method_args"] = {**{k: v for k, v in paper.items() if k not in sized}, **values.get("method_args", {})}
         if not values.get("paper_search"):  # fixed m = N_r = 10 (ours); --paper-search picks them as the paper does
             out.setdefault("prompt_length", paper["prompt_length"])
-            out.setdefault("experts", paper["num_experts"])
+            out.setdefault("experts", paper[config_class.experts_field])
     return out
 
 

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 
 from mept.data.encode import task_logits
 from mept.harness.evaluate import model_inputs
-from mept.model.prompted import PromptedModel
+from mept.model.adapter import AdapterModel
 
 
-def task_loss(model: PromptedModel, batch: dict[str, torch.Tensor], form: str, forward: Any = None) -> torch.Tensor:
+def task_loss(model: AdapterModel, batch: dict[str, torch.Tensor], form: str, forward: Any = None) -> torch.Tensor:
     """The training loss; ``forward`` is the Accelerate-wrapped model (DDP syncs gradients through it)."""
     forward = forward or model
     out = forward(**model_inputs(batch))
@@ -44,7 +44,7 @@ def micro_batches(chosen: list[int], accumulation_steps: int) -> list[list[int]]
 
 
 def accumulate_gradients(
-    model: Any, inner: PromptedModel, batches: list[dict[str, torch.Tensor]], form: str, accelerator: Any, idle: bool = False
+    model: Any, inner: AdapterModel, batches: list[dict[str, torch.Tensor]], form: str, accelerator: Any, idle: bool = False
 ) -> torch.Tensor:
     """Forward and backward over one step's micro-batches; returns the step's loss.
 

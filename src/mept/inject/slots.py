@@ -311,3 +311,12 @@ def _bound(checkpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     bound_checkpoint._mept_bound = True  # type: ignore[attr-defined]
     return bound_checkpoint
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    """Non-reentrant activation checkpointing on a Hugging Face model, under either transformers' name."""
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5 name
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

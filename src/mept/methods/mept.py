@@ -101,6 +101,7 @@ class MEPTConfig(RoutedConfig):
     router_input: str = "layernorm"
     router_type: str = "linear"
     router_temperature: float = 1.0
+    paper_settings = {**PAPER_UNSTATED, **PAPER_STATED}  # what --paper sets (a class fact, not a field)
 
     def __post_init__(self) -> None:
         super().__post_init__()

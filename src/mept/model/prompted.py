@@ -46,15 +46,18 @@ from mept.errors import MeptError
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import check_file_size
 from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
-from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing
+from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing, enable_checkpointing
 from mept.inject.spec import BackboneSpec, check_length, inspect_backbone
 from mept.methods.base import PromptMethod
+from mept.model.adapter import AdapterModel, ParameterReport
 
 if TYPE_CHECKING:  # importing transformers at run time would load PIL with mept (tests/test_package.py)
     from transformers.utils import ModelOutput
 
 
 class PromptedModel(nn.Module):
+    """A prompt method in a frozen backbone: an :class:`~mept.model.adapter.AdapterModel`."""
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -95,6 +98,15 @@ class PromptedModel(nn.Module):
         return self.backbone
 
     # --- forward --------------------------------------------------------------------
+
+    @property
+    def routed(self) -> bool:
+        return self.method.routed
+
+    @property
+    def routed_layers(self) -> list[int]:
+        """1-based prompted layers whose experts a prediction reports (empty for unrouted methods)."""
+        return [i + 1 for i in self.method.layer_ids] if self.method.routed else []
 
     @property
     def num_slots(self) -> int:
@@ -201,11 +213,7 @@ class PromptedModel(nn.Module):
         Gradients equal those without checkpointing on every transformers we support
         (``tests/test_checkpointing.py``); see :func:`mept.inject.slots.bind_checkpointing`.
         """
-        enable = getattr(self.backbone, "activation_checkpointing_enable", None)  # transformers >= 5 name
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(self.backbone)
         self._bind_checkpointing()
 
     # --- introspection ----------------------------------------------------------------
@@ -239,7 +247,7 @@ class PromptedModel(nn.Module):
         ]
         return [g for g in groups if g["params"]]
 
-    def parameter_report(self) -> dict[str, Any]:
+    def parameter_report(self) -> ParameterReport:
         """Stored trainable parameters and parameters activated per example, as counts and % of the backbone.
 
         ``trainable`` is what is stored and trained; ``activated`` is what one example uses (routed
@@ -353,7 +361,7 @@ class PromptedModel(nn.Module):
 
 def get_model(
     backbone: nn.Module, config: PromptConfig, head_pooling: str | None = None, modules_to_save: list[str] | None = None
-) -> PromptedModel:
+) -> AdapterModel:
     """Wrap a frozen backbone with the method ``config`` names (PEFT's ``get_peft_model``).
 
     ``head_pooling``: what a BERT-like classification head reads -- ``"mean"`` of the final
@@ -368,7 +376,7 @@ def get_model(
     return PromptedModel(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
 
 
-def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = None) -> PromptedModel:
+def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = None) -> AdapterModel:
     """Restore a saved prompt method onto ``backbone``, from a folder or a Hugging Face Hub repo id.
 
     A string shaped ``owner/name`` that is not an existing path is taken as a hub id; only the two
