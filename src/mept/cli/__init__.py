@@ -24,12 +24,15 @@ from typing import Any
 import mept
 from mept import data
 from mept.cli.listing import print_methods
+from mept.core.config import choices_of
 from mept.core.registry import all_method_names
+from mept.data.custom import FILE_FIELDS
 from mept.errors import MeptError, MeptWarning
 from mept.files.ownership import claim_output
 from mept.files.paths import user_path
 from mept.harness.compare import DEFAULT_METHODS, CompareConfig, compare
-from mept.harness.eval_run import FILE_FIELDS, analysis_sets, eval_run, predict_file
+from mept.harness.eval_run import analysis_sets, eval_run, predict_file
+from mept.harness.evaluate import EvalMode
 from mept.harness.precision import autocast
 from mept.harness.prepare_run import check_plan
 from mept.harness.report_print import print_summary
@@ -64,6 +67,9 @@ def train_flags() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
             help_text = help_text.replace("{methods}", ", ".join(all_method_names()))
         options: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
         kind = hints[f.name]
+        choices = choices_of(kind)
+        if choices is not None:  # a choice setting: its Literal type's values
+            kind, options["choices"] = str, list(choices)
         if typing.get_origin(kind) in (typing.Union, types.UnionType):  # ``X | None``: the flag takes an X
             kind = next(t for t in typing.get_args(kind) if t is not type(None))
         if kind is bool:
@@ -116,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--file", help="a labelled CSV/JSONL file to score (read like the run's training file)")
     ev.add_argument("--data-dir")
     ev.add_argument("--max-eval-examples", type=int)
-    ev.add_argument("--eval-mode", choices=["rank", "generate"])
+    ev.add_argument("--eval-mode", choices=list(typing.get_args(EvalMode)))
     _file_flags(ev)
 
     pd = sub.add_parser("predict", help="label new (unlabelled) data with a trained run")
@@ -124,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--file", required=True, help="CSV/JSONL rows to label (a label column, if any, is ignored)")
     pd.add_argument("--output", required=True, help="predictions file: .csv or .jsonl")
     pd.add_argument("--task", help="which of the run's tasks the rows belong to (default: the run's only task)")
-    pd.add_argument("--eval-mode", choices=["rank", "generate"])
+    pd.add_argument("--eval-mode", choices=list(typing.get_args(EvalMode)))
     pd.add_argument("--overwrite", action="store_true", help="replace an earlier predictions file at --output "
                     "(never a file mept predict did not write)")
     pd.add_argument("--no-formula-escape", action="store_true", help="CSV: write cells that start like a "
@@ -179,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _file_flags(parser: argparse.ArgumentParser) -> None:
     """How to read a new file; each defaults to what the run was trained with."""
-    for flag in ("--text-field", "--text-pair-field", "--label-field", "--template"):
-        parser.add_argument(flag, help="default: the run's own setting")
+    for name in FILE_FIELDS:
+        parser.add_argument(f"--{name.replace('_', '-')}", help="default: the run's own setting")
     parser.add_argument("--batch-size", type=int, dest="eval_batch_size")
 
 

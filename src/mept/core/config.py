@@ -8,6 +8,8 @@ bad value fails where it was written, naming the field.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -154,6 +156,28 @@ def _positive(cfg: object, name: str) -> None:
     value = getattr(cfg, name)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise MeptError(f"{type(cfg).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+def choices_of(hint: Any) -> tuple[str, ...] | None:
+    """The values a ``Literal[...]`` type (or ``Literal[...] | None``) allows; None for any other type.
+
+    A choice setting is declared once, as a Literal type; its CLI choices and its check derive from it.
+    """
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if typing.get_origin(arg) is typing.Literal:
+                return typing.get_args(arg)
+    return None
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...], none_ok: bool = False) -> None:
+    """One error for a value outside a choice setting's values, naming the setting and every value."""
+    if value in choices or (none_ok and value is None):
+        return
+    allowed = " or ".join(repr(c) for c in choices) if len(choices) == 2 else f"one of {', '.join(choices)}"
+    raise MeptError(f"{name} must be {allowed}, got {value!r}")
 
 
 def _choice(cfg: object, name: str, options: tuple[str, ...]) -> None:

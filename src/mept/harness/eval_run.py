@@ -28,8 +28,6 @@ from mept.harness.report_print import print_scores
 from mept.harness.run_folder import RunFolder, load_trained, pick_task, read_task_file, trained_folders
 from mept.harness.run_report import mean_over_seeds
 
-FILE_FIELDS = ("text_field", "text_pair_field", "label_field", "template")
-
 
 def eval_run(run_dir: str | Path, *, split: str = "validation", file: str | None = None,
              tasks: list[str] | None = None, data_dir: str | None = None, max_eval_examples: int | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,6 +26,10 @@ from mept.data.registry import TaskSpec
 from mept.errors import MeptError
 from mept.harness.precision import autocast
 from mept.model.adapter import AdapterModel
+
+# How a text-to-text or causal model answers a classification task: the label word it scores highest, or the
+# text it generates (matched against the label words).
+EvalMode = Literal["rank", "generate"]
 
 
 def batches(features: list[Feature], size: int) -> Iterator[list[Feature]]:

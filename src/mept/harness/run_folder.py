@@ -38,7 +38,7 @@ from typing import Any
 from mept.baselines.base import META_NAME, is_baseline_checkpoint, read_baseline_meta
 from mept.core.adapter_format import CONFIG_NAME, WEIGHTS_NAME, read_adapter_config
 from mept.core.registry import make_config
-from mept.data.custom import read_examples
+from mept.data.custom import FILE_FIELDS, read_examples
 from mept.data.encode import LabelSpace
 from mept.data.examples import Example
 from mept.data.registry import TaskSpec
@@ -484,6 +484,6 @@ def read_task_file(p: Prepared, spec: TaskSpec, path: str, labelled: bool, **fie
         raise MeptError(f"--file reads classification data; task {spec.name!r} is {spec.kind}")
     cfg = p.config
     chosen = {name: fields.get(name) or getattr(cfg, name)
-              for name in ("text_field", "text_pair_field", "label_field", "template")}
+              for name in FILE_FIELDS}
     given = cfg.verbalizer is not None or not cfg.train_file  # classes named by --verbalizer or a built-in task
     return read_examples(path, spec, labelled=labelled, verbalizer_given=given, **chosen)

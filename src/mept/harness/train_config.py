@@ -8,6 +8,7 @@ Python API, and is saved as ``run_config.json`` in the output folder so that
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import typing
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from mept.core.config import check_choice, choices_of
 from mept.core.registry import method_class
 from mept.core.task_types import FORMATS
 from mept.data.checks import check_no_label_leak
@@ -26,8 +28,10 @@ from mept.data.metrics import SELECTION_METRICS
 from mept.errors import MeptError
 from mept.files.paths import user_path
 from mept.files.safe_names import check_component
+from mept.harness.evaluate import EvalMode
 from mept.harness.precision import PRECISIONS
 from mept.harness.tracking import parse_report_to
+from mept.inject.heads import HeadPooling
 
 DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: stand-ins for
 # the paper's SuperGLUE tasks)
@@ -134,7 +138,7 @@ class TrainConfig:
     modules_to_save: list[str] | None = setting(None, help="backbone modules trained and saved beside the prompts "
                                                            "(default: the task head, e.g. classifier)")
     # None: the model's default, written into run_config.json as resolved once the model is built
-    head_pooling: str | None = setting(None, choices=["mean", "native"], help=(
+    head_pooling: HeadPooling | None = setting(None, help=(
         "what a BERT-like classification head reads: mean (default) of the final states over real tokens -- "
         "sentence encoders such as MiniLM are trained for mean pooling, and their [CLS] pooler is not -- or "
         "native (the backbone's own [CLS] pooler); recorded in run_config.json and used again by eval, "
@@ -168,7 +172,7 @@ class TrainConfig:
     save_every: int = setting(100, help="steps between resumable checkpoints (default 100)")
     seed: int = setting(42, help="random seed (default 42)")
     seeds: list[int] | None = setting(None, help="several runs: mean and std")
-    eval_mode: str = setting("rank", help="rank (default) or generate, for text-to-text / causal classification")
+    eval_mode: EvalMode = setting("rank", help="rank (default) or generate, for text-to-text / causal classification")
     # None: "accuracy" for your own file (what it meant before the flag existed, so old run_config.json
     # files read the same), "task" for built-in tasks
     metric: str | None = setting(None, choices=SELECTION_METRICS, help=(
@@ -233,10 +237,10 @@ class TrainConfig:
             self.metric = "accuracy" if self.train_file else "task"
         if self.metric not in SELECTION_METRICS:
             raise MeptError(f"metric must be one of {', '.join(SELECTION_METRICS)}, got {self.metric!r}")
-        if self.head_pooling not in (None, "mean", "native"):
-            raise MeptError(f"head_pooling must be 'mean' or 'native', got {self.head_pooling!r}")
-        if self.eval_mode not in ("rank", "generate"):
-            raise MeptError(f"eval_mode must be 'rank' or 'generate', got {self.eval_mode!r}")
+        for f in dataclasses.fields(self):  # every choice setting (a Literal type): its values, from that type
+            choices = choices_of(_hints()[f.name])
+            if choices is not None:
+                check_choice(f.name, getattr(self, f.name), choices, none_ok=f.default is None)
         if self.mixed_precision not in PRECISIONS:
             raise MeptError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
         if self.mixed_precision_ran not in (None, "no", "bf16", "fp16"):
@@ -495,11 +499,19 @@ def _coerce(value: Any, hint: Any) -> Any:
     return value
 
 
+@functools.cache
+def _hints() -> dict[str, Any]:
+    """TrainConfig's field types, resolved once."""
+    return typing.get_type_hints(TrainConfig)
+
+
 def _type_ok(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if hint is Any:
         return True
+    if origin is typing.Literal:  # a choice setting: a string here, checked against its values in __post_init__
+        return isinstance(value, str)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         return any(_type_ok(value, a) for a in args)
     if hint is type(None):
@@ -516,4 +528,6 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 
 def _type_name(hint: Any) -> str:
+    if choices_of(hint) is not None:
+        return "str" if typing.get_origin(hint) is typing.Literal else "str | None"
     return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import torch
 
-from mept.data.custom import examples_from_rows
+from mept.data.custom import FILE_FIELDS, examples_from_rows
 from mept.data.encode import Feature
 from mept.data.jsonl import Row
 from mept.data.template import parse_template
@@ -45,7 +45,6 @@ class MultiAdapterModel(Protocol):
 
     def __call__(self, **inputs: Any) -> Any: ...
 
-SETTINGS = ("text_field", "text_pair_field", "label_field", "template")
 
 
 def input_fields(adapter: "Adapter") -> list[str]:
@@ -78,7 +77,7 @@ def featurize_rows(adapter: "Adapter", inputs: list[Any], where: str = "input") 
             raise MeptError(f"{where}:{i + 1}: expected a text or an object of fields, got {type(value).__name__}")
         rows.append(Row(value, where, i + 1))
     cfg = adapter.run_config
-    settings = {name: getattr(cfg, name) for name in SETTINGS} if cfg is not None else {}
+    settings = {name: getattr(cfg, name) for name in FILE_FIELDS} if cfg is not None else {}
     examples = examples_from_rows(rows, adapter.task, **settings, labelled=False, where=where)
     return adapter.encoder.featurize(examples)
 
