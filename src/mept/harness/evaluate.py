@@ -46,14 +46,54 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in batch.items() if k not in ("class_ids", "allowed")}
 
 
-@torch.no_grad()
+@dataclass
+class BatchScores:
+    """One batch through the model, the way its task is answered: the one dispatch behind :func:`predict` and
+    :func:`predict_details`. Exactly one of ``logits``, ``texts``, ``scores`` is set."""
+
+    logits: torch.Tensor | None = None  # (B, C): the head's class logits (cls, image_cls)
+    texts: list[str] | None = None  # generated answers (generation tasks, eval_mode="generate")
+    scores: torch.Tensor | None = None  # (B, C_task): rank scores of the task's label words
+    traces: list[dict[int, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=list)  # per forward
+
+    def experts(self, trace: dict[int, tuple[torch.Tensor, torch.Tensor]], rows: int) -> list[list[int]]:
+        """Top-1 expert per row and prompted layer (B, L) of one forward's trace (empty lists: nothing routed)."""
+        return torch.stack([c for _, c in trace.values()], 1).tolist() if trace else [[] for _ in range(rows)]
+
+
+def score_batch(model: AdapterModel, encoder: Encoder, spec: TaskSpec, batch: dict[str, torch.Tensor],
+                chunk: list[Feature], eval_mode: EvalMode) -> BatchScores:
+    """The model's answer material for one batch: the head's logits, generated text, or rank scores."""
+    if encoder.form in ("cls", "image_cls"):
+        out = model(**model_inputs(batch))
+        return BatchScores(logits=out.logits.float(), traces=[trace_of(out.routes)])
+    if spec.kind == "generation" or eval_mode == "generate":
+        texts, out = generate_answers(model, encoder, batch, max_new_tokens=32 if spec.kind == "generation" else 10)
+        return BatchScores(texts=texts, traces=[trace_of(out.routes)])
+    scores, traces = _rank_scores(model, encoder, batch, chunk, spec)
+    return BatchScores(scores=scores, traces=traces)
+
+
+def _scored_batches(model: AdapterModel, encoder: Encoder, spec: TaskSpec, features: list[Feature], batch_size: int,
+                    eval_mode: EvalMode, precision: str | None, progress: bool = False
+                    ) -> Iterator[tuple[list[Feature], dict[str, torch.Tensor], BatchScores]]:
+    """Every batch of ``features`` scored in eval mode, in the run's precision (``mixed_precision_ran``)."""
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad(), autocast(precision, device):
+        for chunk in tqdm(list(batches(features, batch_size)), desc=f"eval {spec.name}", disable=not progress,
+                          leave=False):
+            batch = to_device(encoder.collate(chunk, train=False), device)
+            yield chunk, batch, score_batch(model, encoder, spec, batch, chunk, eval_mode)
+
+
 def predict(
     model: AdapterModel,
     encoder: Encoder,
     spec: TaskSpec,
     features: list[Feature],
     batch_size: int,
-    eval_mode: str = "rank",
+    eval_mode: EvalMode = "rank",
     progress: bool = False,
     routes: list[dict[int, tuple[torch.Tensor, torch.Tensor]]] | None = None,
     precision: str | None = None,
@@ -64,36 +104,21 @@ def predict(
     scored forward's ``routes``) so the routing health is measured on the very forwards that were scored.
     ``precision``: the run's ``mixed_precision_ran`` (:mod:`mept.harness.precision`; None: fp32).
     """
-    model.eval()
-    device = next(model.parameters()).device
-    with autocast(precision, device):
-        return _predict(model, encoder, spec, features, batch_size, eval_mode, progress, routes, device)
-
-
-def _predict(model: AdapterModel, encoder: Encoder, spec: TaskSpec, features: list[Feature], batch_size: int,
-             eval_mode: str, progress: bool, routes: list | None, device: torch.device) -> list[Any]:
     preds: list[Any] = []
-    chunks = list(batches(features, batch_size))
-    for chunk in tqdm(chunks, desc=f"eval {spec.name}", disable=not progress, leave=False):
-        batch = to_device(encoder.collate(chunk, train=False), device)
-        if encoder.form in ("cls", "image_cls"):
-            out = model(**model_inputs(batch))
-            logits, trace = task_logits(out.logits.float(), batch), trace_of(out.routes)  # (B, C)
+    for _, batch, s in _scored_batches(model, encoder, spec, features, batch_size, eval_mode, precision, progress):
+        if s.logits is not None:
+            logits = task_logits(s.logits, batch)  # (B, C)
             if encoder.form == "cls":
                 words = encoder.labels.task_words[spec.name]
                 preds += [words.index(c) for c in logits.argmax(-1).tolist()]
             else:
                 preds += logits.argmax(-1).tolist()
-        elif spec.kind == "generation" or eval_mode == "generate":
-            texts, out = generate_answers(model, encoder, batch, max_new_tokens=32 if spec.kind == "generation" else 10)
-            trace = trace_of(out.routes)
-            preds += texts if spec.kind == "generation" else [answer_label(t, spec) for t in texts]
+        elif s.texts is not None:
+            preds += s.texts if spec.kind == "generation" else [answer_label(t, spec) for t in s.texts]
         else:
-            scores, traces = _rank_scores(model, encoder, batch, chunk, spec)
-            preds += scores.argmax(-1).tolist()
-            trace = traces[-1]  # the last label word's pass, as the health report always read
+            preds += s.scores.argmax(-1).tolist()
         if routes is not None and model.routed:
-            routes.append(trace)
+            routes.append(s.traces[-1])  # rank: the last label word's pass, as the health report always read
     return preds
 
 
@@ -112,14 +137,13 @@ class Prediction:
     experts: list[int] = field(default_factory=list)
 
 
-@torch.no_grad()
 def predict_details(
     model: AdapterModel,
     encoder: Encoder,
     spec: TaskSpec,
     features: list[Feature],
     batch_size: int,
-    eval_mode: str = "rank",
+    eval_mode: EvalMode = "rank",
     precision: str | None = None,
 ) -> list[Prediction]:
     """Classification predictions with their probability and the experts the router chose.
@@ -128,35 +152,18 @@ def predict_details(
     model that is the pass scoring the first label word (its text tokens route the same way
     up to the answer, which the pooled router input includes).
     """
-    model.eval()
-    device = next(model.parameters()).device
-    with autocast(precision, device):
-        return _predict_details(model, encoder, spec, features, batch_size, eval_mode, device)
-
-
-def _predict_details(model: AdapterModel, encoder: Encoder, spec: TaskSpec, features: list[Feature],
-                     batch_size: int, eval_mode: str, device: torch.device) -> list[Prediction]:
     out: list[Prediction] = []
-    for chunk in batches(features, batch_size):
-        batch = to_device(encoder.collate(chunk, train=False), device)
+    for chunk, _, s in _scored_batches(model, encoder, spec, features, batch_size, eval_mode, precision):
         labels: list[int] | None = None
-        if encoder.form in ("cls", "image_cls"):
-            output = model(**model_inputs(batch))
-            logits, trace = output.logits.float(), trace_of(output.routes)  # (B, C)
-            if encoder.form == "cls":
-                logits = logits[:, encoder.labels.task_words[spec.name]]  # (B, C_task), in label-id order
-            probs: torch.Tensor | None = logits.softmax(-1)
-        elif eval_mode == "generate":
-            texts, generated = generate_answers(model, encoder, batch, max_new_tokens=10)
-            trace = trace_of(generated.routes)
-            labels = [answer_label(t, spec) for t in texts]
-            probs = None
+        probs: torch.Tensor | None = None
+        if s.logits is not None:
+            logits = s.logits[:, encoder.labels.task_words[spec.name]] if encoder.form == "cls" else s.logits
+            probs = logits.softmax(-1)  # (B, C_task), in label-id order
+        elif s.texts is not None:
+            labels = [answer_label(t, spec) for t in s.texts]
         else:
-            scores, traces = _rank_scores(model, encoder, batch, chunk, spec)
-            trace = traces[0]
-            probs = scores.softmax(-1)  # (B, C_task): the label words' likelihoods, normalised
-        experts = torch.stack([c for _, c in trace.values()], 1).tolist() if trace else [[] for _ in chunk]  # (B, L)
-        out += predictions_of(probs, labels, experts)
+            probs = s.scores.softmax(-1)  # (B, C_task): the label words' likelihoods, normalised
+        out += predictions_of(probs, labels, s.experts(s.traces[0], len(chunk)))
     return out
 
 
