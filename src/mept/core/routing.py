@@ -54,6 +54,7 @@ it returns is the only record, and it travels out with the model's output.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,44 +79,52 @@ class Route:
                      None if self.logits is None else self.logits.detach())
 
 
+@dataclass(frozen=True)
+class RouterConfig:
+    """How a router routes, handed to :class:`Router` whole (a method builds it from its own config:
+    :meth:`mept.methods.mept.MEPTConfig.router_config`)."""
+
+    routing: str = "top1"
+    top_k: int = 1
+    noise_sigma: float = 1.0
+    noise: str = "additive"
+    gumbel_tau: float = 1.0
+    renormalize: bool = False
+    bias: bool = False
+    dropout: float = 0.0
+    input_norm: str = "layernorm"
+    router_type: str = "linear"
+    temperature: float = 1.0
+    cosine_dim: int = 16
+    stats_momentum: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {ROUTINGS}, got {self.routing!r}")
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
+        if self.router_type not in ROUTER_TYPES:
+            raise ValueError(f"router_type must be one of {ROUTER_TYPES}, got {self.router_type!r}")
+
+
 class Router(nn.Module):
-    def __init__(
-        self,
-        hidden_size: int,
-        num_experts: int,
-        routing: str = "top1",
-        *,
-        top_k: int = 1,
-        noise_sigma: float = 1.0,
-        noise: str = "additive",
-        gumbel_tau: float = 1.0,
-        renormalize: bool = False,
-        bias: bool = False,
-        dropout: float = 0.0,
-        input_norm: str = "layernorm",
-        router_type: str = "linear",
-        temperature: float = 1.0,
-        cosine_dim: int = 16,
-        stats_momentum: float = 0.01,
-    ) -> None:
+    def __init__(self, hidden_size: int, num_experts: int, config: RouterConfig | None = None, **settings: Any) -> None:
+        """``config`` (or its fields as keywords: ``Router(d, E, input_norm="center")``) says how it routes."""
         super().__init__()
-        if routing not in ROUTINGS:
-            raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}")
-        if input_norm not in INPUT_NORMS:
-            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
-        if router_type not in ROUTER_TYPES:
-            raise ValueError(f"router_type must be one of {ROUTER_TYPES}, got {router_type!r}")
+        config = config if config is not None else RouterConfig(**settings)
+        routing, top_k, input_norm, router_type, bias = (config.routing, config.top_k, config.input_norm,
+                                                         config.router_type, config.bias)
         self.input_norm = input_norm
         self.router_type = router_type
-        self.temperature = temperature
-        self.stats_momentum = stats_momentum
+        self.temperature = config.temperature
+        self.stats_momentum = config.stats_momentum
         if input_norm != "layernorm":
             self.register_buffer("running_mean", torch.zeros(hidden_size))
             self.register_buffer("running_var", torch.ones(hidden_size))
             self.register_buffer("stats_updates", torch.zeros((), dtype=torch.long))
         if router_type == "cosine":
-            self.linear = nn.Linear(hidden_size, cosine_dim, bias=bias)  # the projection P
-            self.expert_embed = nn.Parameter(torch.empty(num_experts, cosine_dim))  # (E, r)
+            self.linear = nn.Linear(hidden_size, config.cosine_dim, bias=bias)  # the projection P
+            self.expert_embed = nn.Parameter(torch.empty(num_experts, config.cosine_dim))  # (E, r)
             nn.init.orthogonal_(self.expert_embed)
         else:
             self.linear = nn.Linear(hidden_size, num_experts, bias=bias)
@@ -125,11 +134,11 @@ class Router(nn.Module):
         self.num_experts = num_experts
         self.routing = routing
         self.top_k = num_experts if routing == "dense" else (top_k if routing == "topk" else 1)
-        self.noise_sigma = noise_sigma
-        self.noise = noise
-        self.gumbel_tau = gumbel_tau
-        self.renormalize = renormalize
-        self.dropout = nn.Dropout(dropout)
+        self.noise_sigma = config.noise_sigma
+        self.noise = config.noise
+        self.gumbel_tau = config.gumbel_tau
+        self.renormalize = config.renormalize
+        self.dropout = nn.Dropout(config.dropout)
 
     def normalize_input(self, x: torch.Tensor, update_stats: bool = True) -> torch.Tensor:
         """Pooled state (B, d) -> what the router reads (B, d), per ``input_norm``.

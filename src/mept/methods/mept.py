@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from mept.core.config import RoutedConfig, _choice, _non_negative, _positive, _positive_number
 from mept.core.registry import register_method
-from mept.core.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS
+from mept.core.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS, RouterConfig
 from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
 
@@ -125,6 +125,12 @@ class MEPTConfig(RoutedConfig):
         """The paper's MEPT: what it states, and labelled choices where it states nothing (see the constants)."""
         return cls(**{**PAPER_UNSTATED, **PAPER_STATED, **overrides})
 
+    def router_config(self) -> RouterConfig:
+        """The router settings, under the names :class:`~mept.core.routing.Router` reads."""
+        return RouterConfig(routing=self.routing, top_k=self.top_k, noise_sigma=self.noise_sigma,
+                            gumbel_tau=self.gumbel_tau, dropout=self.router_dropout, input_norm=self.router_input,
+                            router_type=self.router_type, temperature=self.router_temperature)
+
     @property
     def router_experts(self) -> int:
         return self.num_experts + (self.num_shared if self.shared == "replace" else 0)
@@ -145,15 +151,6 @@ class MEPT(RoutedPrompts):
             num_layers,
             num_experts=config.router_experts,
             num_shared=config.shared_experts,
-            router_kwargs=dict(
-                routing=config.routing,
-                top_k=config.top_k,
-                noise_sigma=config.noise_sigma,
-                gumbel_tau=config.gumbel_tau,
-                dropout=config.router_dropout,
-                input_norm=config.router_input,
-                router_type=config.router_type,
-                temperature=config.router_temperature,
-            ),
+            router=config.router_config(),
             train_router=config.train_router,
         )
