@@ -46,7 +46,7 @@ from mept.errors import MeptError, warn
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import read_json_object
 from mept.files.ownership import OutputKind, claim_output
-from mept.harness.identity import check_identity
+from mept.harness.identity import IDENTITY, check_identity
 from mept.harness.prepare_run import Prepared, build_model, prepare
 from mept.harness.train_config import DATA_PATHS, TrainConfig, data_path, migrate_run_config
 from mept.model.backbones import backbone_config
@@ -150,7 +150,7 @@ def has_progress(out: Path) -> bool:
 
 
 # What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
-RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, "identity.json", INCOMPLETE, BEST,
+RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, IDENTITY, INCOMPLETE, BEST,
                "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis",
                "tensorboard", "wandb")  # --report-to's folders (mept.harness.tracking)
 RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", "eval_")
