@@ -1,4 +1,4 @@
-"""Holm-adjusted p-values for the paired tests this folder's README reports, from the stored results.
+"""Holm-adjusted p-values for the paired tests the studies in ``benchmarks/studies/`` report, from the stored results.
 
     python benchmarks/holm_results.py > benchmarks/results/holm_results.txt
 
@@ -12,8 +12,8 @@ the adjusted p decides (< 0.05):
   the p printed there (3 significant digits), grouped by the table header above them;
 - the 600-step logs, which print each run's progress but not the tests: each seed's best
   validation score (its last ``best`` value) per configuration, paired by seed with
-  :func:`mept.harness.stats.paired_test`, in the families the README reports;
-- ``routing_table_*.json`` (``routing.py``, section 0b): each router setting against ``paper``, per seed;
+  :func:`mept.harness.stats.paired_test`, in the families the studies report;
+- ``routing_table_*.json`` (``routing.py``, ``studies/router_settings.md``): each router setting against ``paper``, per seed;
 - ``compare_*.json`` (``mept compare``): each method's test scores per seed against MEPT's.
 """
 
@@ -106,7 +106,7 @@ def main() -> None:
                            family({r: (best[f"t3/paper/{r}"], best["t5/top1"]) for r in ("shared-off", "shared-replaced")})))
     settings = {name: row["per_seed"] for path in sorted(RESULTS.glob("routing_table_*.json"))
                 for name, row in json.loads(path.read_text())["rows"].items()}
-    sections.append(report("routing.py (section 0b), 300 steps: each router setting - paper (no balance loss)",
+    sections.append(report("routing.py (studies/router_settings.md), 300 steps: each router setting - paper (no balance loss)",
                            family({name: (seeds, settings["paper"]) for name, seeds in settings.items() if name != "paper"})))
     for path in sorted(RESULTS.glob("compare_*.json")):
         rows = json.loads(path.read_text())["rows"]

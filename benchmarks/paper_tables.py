@@ -37,7 +37,7 @@ ours) at this script's training budget (AdamW at lr 1e-2: ours, not the paper's 
 Budget: MiniLM, batch 16, text length ``--text-length`` plus each method's prompt slots,
 ``--steps`` mixture steps, validation every ``--eval-every`` steps on at most
 ``--max-eval-examples`` per task. The GPU budget matching the paper (T5-Base / 70 epochs) is in
-``benchmarks/README.md``.
+``benchmarks/studies/paper_t5_superglue.md``.
 """
 
 from __future__ import annotations

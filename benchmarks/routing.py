@@ -5,7 +5,7 @@ seeds, and reports the validation average beside the routing health of the train
 (:mod:`mept.core.routing_health`): collapsed layers (one expert >= 90% of the examples), layers
 using >= 3 experts, mean normalised entropy, and the largest pathway cosine between two tasks.
 
-    python benchmarks/routing.py --seeds 1 2 3 --steps 300          # the table in benchmarks/README.md
+    python benchmarks/routing.py --seeds 1 2 3 --steps 300          # the table in benchmarks/studies/router_settings.md
     python benchmarks/routing.py --configs paper center --seeds 1   # a quick look
 """
 
@@ -39,6 +39,8 @@ CONFIGS: dict[str, dict] = {
     "center+balance-0.01": {**PAPER, "router_input": "center", "balance_loss": 0.01},
     "center+router-lr-0.1x": {**PAPER, "router_input": "center", "router_lr_scale": 0.1},
     "default": {},  # whatever MEPTConfig's defaults are now
+    # the default before section 9 of benchmarks/README.md (layer-normed input; balance 0.01, router lr "auto")
+    "layernorm-default": {"router_input": "layernorm"},
 }
 
 

@@ -19,13 +19,16 @@ The variants test two candidate causes, each derived from the backbone's shape:
   each layer's router feels ``balance_loss / L`` of it: 0.01 / 6 on MiniLM, 0.01 / 30 on SmolLM2.
   ``balance_loss = 0.01 * L / 6`` gives every layer MiniLM's share.
 - ``both``: the two together.
-- ``center``: the router reads its pooled input minus a running mean (``router_input=center``):
+- ``center-slow``: the router reads its pooled input minus a running mean (``router_input=center``)
+  that moves by 1% per step (``router_stats_momentum=0.01``, the momentum before section 9's fix):
   before any training the pooled states of unrelated inputs share one dominant direction, so a
   layer-normed linear router ranks the experts alike for every input.
+- ``center``: the same with a running mean that keeps up with the hidden states as the prompts move
+  them (momentum 0.3); ``benchmarks/router_dynamics.py`` measures why the slow one does not.
 
-``default`` is the library's default at the time of the run (since ``router_lr_scale=auto``: the
-``width`` rule); ``old-default`` is the router at the prompts' rate (``router_lr_scale=1``), the
-default before. Each run's ``best/adapter_config.json`` records the settings it really used.
+``default`` is the library's default at the time of the run (since section 9: the ``width`` rule,
+the centred input and momentum 0.3); ``old-default`` is the default before section 9 (routers at the
+prompts' rate, layer-normed input). ``width``, ``depth`` and ``both`` read the layer-normed input. Each run's ``best/adapter_config.json`` records the settings it really used.
 """
 
 from __future__ import annotations
@@ -52,8 +55,11 @@ def shape(model: str) -> tuple[int, int]:
 def variant_settings(name: str, width: int, depth: int) -> list[str]:
     width_scale = f"router_lr_scale={REFERENCE_WIDTH / width:.4g}"
     depth_weight = f"balance_loss={BALANCE * depth / REFERENCE_DEPTH:.4g}"
-    return {"default": [], "old-default": ["router_lr_scale=1"], "width": [width_scale], "depth": [depth_weight],
-            "both": [width_scale, depth_weight], "center": ["router_input=center"]}[name]
+    layernorm = "router_input=layernorm"  # the router input before the tracking centre became the default
+    return {"default": [], "old-default": ["router_lr_scale=1", layernorm], "width": [width_scale, layernorm],
+            "depth": [depth_weight, layernorm], "both": [width_scale, depth_weight, layernorm],
+            "center-slow": ["router_input=center", "router_stats_momentum=0.01"],
+            "center": ["router_input=center", "router_stats_momentum=0.3"]}[name]
 
 
 def main(argv: list[str] | None = None) -> None:

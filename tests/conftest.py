@@ -1,6 +1,8 @@
-"""Shared fixtures and helpers: the offline backbones, loaded once per session, tiny random configs, and the
-reliability batteries' checks (one ``error:`` line, a ``warning:`` line, every byte of a folder) with a tiny
-trained run on files of one's own, shared by the subject files (``test_folder_ownership.py``...)."""
+"""Shared fixtures and helpers: the offline backbones, loaded once per session, tiny random configs, tiny models
+with a real tokenizer written to a folder, and the reliability checks (one ``error:`` line, a ``warning:`` line,
+every byte of a folder) with the tiny trained runs they start from (``own_run``, ``rte_run``, ``reviews_run``),
+shared by the subject files (``test_folder_ownership.py``, ``test_run_folder_safety.py``...). A test file imports
+what it needs from here, never from another test file."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 import torch
 import transformers
 
-from mept.model.backbones import load_backbone
+from mept.model.backbones import load_backbone, resolve
 
 # Tests capture stderr, so a slow run on a loaded machine would add progress lines (one per 30 s) to
 # stderr that tests count; tests/test_progress.py sets its own interval.
@@ -72,6 +74,62 @@ def tiny_bert(num_labels: int = 2):
         attention_probs_dropout_prob=0.0,
     )
     return transformers.BertForSequenceClassification(cfg).eval()
+
+
+# --- tiny models with a real tokenizer, written to a folder, and data for them -------------------------
+
+WORDS = ["great", "awful", "superb", "dull", "lovely", "boring", "moving", "tedious", "fine", "weak"]
+
+
+def tiny_model_dir(path: Path, family: str = "bert") -> Path:
+    """A 2-layer random BERT (or Llama) with MiniLM's tokenizer: real tokenisation, seconds to train."""
+    tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm"))
+    torch.manual_seed(0)
+    if family == "llama":
+        cfg = transformers.LlamaConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+            initializer_range=0.5,  # peaked predictions: token losses differ, so a wrong weighting would show
+        )
+        model = transformers.LlamaForCausalLM(cfg)
+    else:
+        cfg = transformers.BertConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+            max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        )
+        model = transformers.BertModel(cfg)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def reviews(path: Path, n: int, labels: tuple[str, str] = ("neg", "pos")) -> Path:
+    # texts of 1 to 5 judgements, so length-grouped batches still mix both labels
+    texts = ["the film was " + " and ".join(WORDS[(i + 3 * j) % 10] for j in range(1 + (7 * i) % 5)) for i in range(n)]
+    rows = ["text,label"] + [f"\"{text}\",{labels[i % 2]}" for i, text in enumerate(texts)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def tiny_t5_with_a_real_tokenizer(folder: Path) -> Path:
+    """No T5 checkpoint ships offline: a small random T5 that reads MiniLM's WordPiece vocabulary."""
+    tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm"))
+    cfg = transformers.T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+                                num_heads=4, decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
+                                eos_token_id=tok.sep_token_id, dropout_rate=0.0)
+    transformers.T5ForConditionalGeneration(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+SMALL = {  # settings that keep every method quick on CPU
+    "prompt_tuning": {},
+    "ptuning_v2": {"prompt_length": 8},
+    "smop": {},
+    "mept": {"num_experts": 4, "prompt_length": 6},
+    "vfpt": {"prompt_length": 6},
+    "ptmoe": {},
+}
 
 
 # --- the reliability batteries' checks ----------------------------------------------------------------
@@ -144,6 +202,44 @@ def copy_run(run: Path, tmp_path: Path, name: str = "copy") -> Path:
     dest = tmp_path / name
     shutil.copytree(run, dest)
     return dest
+
+
+# A MEPT run on the RTE fixture with these flags (``rte_run``); a test that resumes or overwrites a copy passes them too
+FIXTURES = Path(__file__).parent / "fixtures"
+RTE_BASE = ["--task", "rte", "--source", "jsonl", "--data-dir", str(FIXTURES / "superglue"),
+            "--batch-size", "2", "--max-length", "64", "--no-progress", "--experts", "2", "--prompt-length", "4"]
+
+
+@pytest.fixture(scope="module")
+def rte_run(tmp_path_factory) -> Path:
+    """A tiny MEPT run on the RTE fixture (MiniLM, 2 steps, :data:`RTE_BASE`), trained once per test module;
+    copy it before damaging it."""
+    from mept.cli import main
+
+    out = tmp_path_factory.mktemp("battery") / "run"
+    assert main(["train", *RTE_BASE, "--max-steps", "2", "--output", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def reviews_run(tmp_path_factory) -> Path:
+    """A tiny MEPT run (MiniLM, 12 rows, one step) with its data files beside it (:func:`reviews_run_files`),
+    trained once per test module; copy it before editing it."""
+    from mept.cli import main
+
+    root = tmp_path_factory.mktemp("battery3")
+    train = csv_file(root / "reviews.csv", GOOD)
+    val = csv_file(root / "reviews_val.csv", GOOD[::-1])  # the same rows in another order: not the training file
+    out = root / "run"
+    assert main(["train", "--train-file", str(train), "--val-file", str(val), "--max-steps", "1",
+                 "--output", str(out), *TINY]) == 0
+    return out
+
+
+def reviews_run_files(reviews_run: Path) -> list[str]:
+    """The data flags of :func:`reviews_run` (a --val-file, so no tiny-validation warning joins the error line)."""
+    return ["--train-file", str(reviews_run.parent / "reviews.csv"),
+            "--val-file", str(reviews_run.parent / "reviews_val.csv")]
 
 
 def interrupt_training_at_step(monkeypatch, step: int) -> None:

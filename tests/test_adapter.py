@@ -27,7 +27,10 @@ def test_saving_counting_and_the_optimizer_agree_on_what_the_adapter_owns():
     model = wrapped(num_experts=3, train_router=False)  # frozen routers: owned and saved, not optimised
     owned = model.adapter_parameters()
     saved = model.adapter_state_dict()
-    assert {k.replace("backbone.", "head.", 1) for k in owned} == set(saved)
+    # saved: the owned parameters and the routers' running statistics of their centred input (buffers)
+    stats = {n for n, _ in model.named_buffers() if n.startswith("method.")}
+    assert stats and all(n.rsplit(".", 1)[1] in ("running_mean", "running_var", "stats_updates") for n in stats)
+    assert {k.replace("backbone.", "head.", 1) for k in owned} | stats == set(saved)
     in_optimizer = {id(p) for g in model.param_groups(1e-2, 1e-3) for p in g["params"]}
     assert in_optimizer == {id(p) for p in owned.values() if p.requires_grad}
     assert in_optimizer == {id(p) for p in model.parameters() if p.requires_grad}

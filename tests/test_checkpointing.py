@@ -17,7 +17,7 @@ import mept
 from mept.inject.slots import ForwardState
 from tests.conftest import tiny_bert, tiny_llama, tiny_t5
 
-SMALL = {  # quick settings per method (as tests/test_core.py)
+SMALL = {  # quick settings per method (as conftest.SMALL, plus the routings checkpointing must replay)
     "prompt_tuning": ("prompt_tuning", {}),
     "ptuning_v2": ("ptuning_v2", {"prompt_length": 8}),
     "smop": ("smop", {"balance_loss": 0.1, "z_loss": 0.01}),

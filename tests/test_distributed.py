@@ -16,44 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 from safetensors.torch import load_file
 
 from mept.cli import main
-from mept.model.backbones import resolve
+from tests.conftest import reviews, tiny_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = ["great", "awful", "superb", "dull", "lovely", "boring", "moving", "tedious", "fine", "weak"]
-
-
-def tiny_model_dir(path: Path, family: str = "bert") -> Path:
-    """A 2-layer random BERT (or Llama) with MiniLM's tokenizer: real tokenisation, seconds to train."""
-    tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm"))
-    torch.manual_seed(0)
-    if family == "llama":
-        cfg = transformers.LlamaConfig(
-            vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
-            initializer_range=0.5,  # peaked predictions: token losses differ, so a wrong weighting would show
-        )
-        model = transformers.LlamaForCausalLM(cfg)
-    else:
-        cfg = transformers.BertConfig(
-            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-            max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        )
-        model = transformers.BertModel(cfg)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
-def reviews(path: Path, n: int, labels: tuple[str, str] = ("neg", "pos")) -> Path:
-    # texts of 1 to 5 judgements, so length-grouped batches still mix both labels
-    texts = ["the film was " + " and ".join(WORDS[(i + 3 * j) % 10] for j in range(1 + (7 * i) % 5)) for i in range(n)]
-    rows = ["text,label"] + [f"\"{text}\",{labels[i % 2]}" for i, text in enumerate(texts)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
 
 
 def launch_two(args: list[str]) -> subprocess.CompletedProcess:

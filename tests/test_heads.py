@@ -9,7 +9,7 @@ from torch import nn
 
 import mept
 from mept.errors import MeptError
-from tests.conftest import tiny_bert, tiny_llama
+from tests.conftest import reviews, tiny_bert, tiny_llama, tiny_model_dir
 
 PROMPTS = {"prompt_length": 4, "num_experts": 3}
 
@@ -144,7 +144,6 @@ def test_base_and_causal_models_need_no_head():
 
 def test_cli_modules_to_save_is_checked_before_anything_is_written(tmp_path, capsys):
     from mept.cli import main
-    from tests.test_distributed import reviews, tiny_model_dir
 
     model = tiny_model_dir(tmp_path / "tiny-bert")
     args = ["train", "--model", str(model), "--train-file", str(reviews(tmp_path / "train.csv", 8)),

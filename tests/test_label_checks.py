@@ -13,6 +13,7 @@ import json
 import pytest
 from conftest import GOOD, TINY, cli, copy_run, csv_file, jsonl_file, one_error, own_files, warned
 
+import mept
 from mept.errors import MeptError
 
 
@@ -160,3 +161,92 @@ def test_empty_texts_in_a_file_to_label_are_warned_about_too(own_run, tmp_path, 
     code, _, err = cli(["predict", str(own_run), "--file", str(new), "--output", str(tmp_path / "p.jsonl")], capsys)
     assert code == 0, err
     warned(err, "1 row(s) have an empty 'text' field", "labelled on the prompt alone")
+
+
+def test_a_list_label_is_one_line_naming_the_row(tmp_path, capsys):
+    rows = [{"text": t, "label": lab} for t, lab in GOOD] + [{"text": "odd", "label": ["pos", "neg"]}]
+    train = jsonl_file(tmp_path / "t.jsonl", rows)
+    code, _, err = cli(["train", "--train-file", str(train), "--output", str(tmp_path / "o"), *TINY], capsys)
+    one_error(code, err, f"{train}:13", "is a list")
+
+
+def test_label_spellings_of_one_class_merge_with_a_warning(tmp_path, capsys):
+    rows = [("a", "1"), ("b", "01"), ("c", "1.0"), ("d", " 1"), ("e", "0"), ("f", "0"), ("g", "0"), ("h", "1")] * 2
+    train = csv_file(tmp_path / "nums.csv", rows)
+    out = tmp_path / "o"
+    code, _, err = cli(["train", "--train-file", str(train), "--val-file", str(train), "--max-steps", "1",
+                        "--output", str(out), *TINY], capsys)
+    assert code == 0, err
+    assert json.loads((out / "labels.json").read_text())["tasks"]["nums"]["verbalizer"] == ["0", "1"]
+    warned(err, "read as one class", "'01'", "'1.0'", "' 1'")
+
+
+def test_trailing_spaces_are_not_a_class_of_their_own_in_train_and_eval(reviews_run, tmp_path, capsys):
+    rows = [(t, lab + " " if i % 3 else lab) for i, (t, lab) in enumerate(GOOD)]
+    train = csv_file(tmp_path / "spaces.csv", rows)
+    out = tmp_path / "o"
+    code, _, err = cli(["train", "--train-file", str(train), "--max-steps", "1", "--output", str(out), *TINY], capsys)
+    assert code == 0, err
+    assert json.loads((out / "labels.json").read_text())["tasks"]["spaces"]["verbalizer"] == ["neg", "pos"]
+    warned(err, "read as one class", "'pos '")
+    code, _, err = cli(["eval", str(reviews_run), "--file", str(train)], capsys)  # the same rule for eval files
+    assert code == 0, err
+    warned(err, "read as one class")
+
+
+def test_integer_labels_read_as_ids_are_named(reviews_run, tmp_path, capsys):
+    scored = csv_file(tmp_path / "ids.csv", [("a great film", "1"), ("a dull film", "0")])
+    code, _, err = cli(["eval", str(reviews_run), "--file", str(scored)], capsys)
+    assert code == 0, err
+    warned(err, "read as label ids", "0 = 'neg'", "1 = 'pos'")
+
+
+def test_a_tiny_validation_split_is_warned_about(tmp_path, capsys):
+    train = csv_file(tmp_path / "small.csv", GOOD[:4])
+    code, _, err = cli(["train", "--train-file", str(train), "--max-steps", "1", "--output", str(tmp_path / "o"),
+                        *TINY], capsys)
+    assert code == 0, err
+    warned(err, "validation set has only", "mean little")
+
+
+def test_held_out_validation_is_capped_when_labels_are_many(tmp_path):
+    from mept.data.custom import MAX_HELD_OUT, load_custom
+    from mept.errors import MeptWarning
+
+    train = csv_file(tmp_path / "many.csv", [(f"row {i}", f"c{i // 2}") for i in range(1000)])
+    with pytest.warns(MeptWarning, match="too few rows to hold one out"):
+        _, splits = load_custom(train, task_name="many")
+    assert len(splits["validation"]) <= MAX_HELD_OUT * 1000 and len(splits["train"]) >= 800
+
+
+def test_an_edited_label_map_is_refused(reviews_run, tmp_path, capsys):
+    run = copy_run(reviews_run, tmp_path)
+    info = json.loads((run / "labels.json").read_text())
+    for task in info["tasks"].values():
+        task["verbalizer"] = task["verbalizer"][::-1]
+    info["words"] = info["words"][::-1]
+    (run / "labels.json").write_text(json.dumps(info))
+    new = csv_file(tmp_path / "new.csv", GOOD[:2])
+    code, _, err = cli(["predict", str(run), "--file", str(new), "--output", str(tmp_path / "p.csv")], capsys)
+    one_error(code, err, "labels.json was changed after training")
+
+
+def test_a_non_finite_label_is_refused(tmp_path, capsys):
+    train = tmp_path / "t.jsonl"
+    train.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in GOOD) + '{"text": "x", "label": NaN}\n')
+    code, _, err = cli(["train", "--train-file", str(train), "--output", str(tmp_path / "o"), *TINY], capsys)
+    one_error(code, err, f"{train}:13", "not a class name")
+
+
+def test_label_normalisation_rule_table():
+    from mept.data.jsonl import Row
+    from mept.data.labels import normalise_label
+
+    row = Row({}, "f.csv", 2)
+    cases = [("1", "1"), ("01", "1"), ("+1", "1"), ("1.0", "1"), (" 1 ", "1"), (1, "1"), (1.0, "1"), (True, "1"),
+             (False, "0"), ("-0", "0"), ("pos ", "pos"), ("Pos", "Pos"), ("0.5", "0.5"), (0.5, "0.5"),
+             ("9" * 5000, "9" * 5000)]  # a list: 1, 1.0 and True are one dict key
+    assert [normalise_label(raw, row) for raw, _ in cases] == [want for _, want in cases]
+    for bad in (None, ["a"], {"a": 1}, float("inf")):
+        with pytest.raises(mept.MeptError, match="f.csv:2"):
+            normalise_label(bad, row)

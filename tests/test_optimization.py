@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from mept.cli import main
 from mept.errors import MeptError
 from mept.harness.train_config import TrainConfig
-from tests.test_distributed import reviews, tiny_model_dir
+from tests.conftest import reviews, tiny_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -231,9 +231,9 @@ def test_truncation_is_announced_before_training_and_transformers_stays_quiet(tm
 @pytest.mark.parametrize("mode", ["rank", "generate"])
 def test_predict_on_a_text_to_text_run_ranks_label_words(tmp_path, mode):
     """seq2seq runs have no head: predict ranks (or generates) the label words, from labels.json alone."""
-    from tests.test_train import _tiny_t5_with_a_real_tokenizer
+    from tests.conftest import tiny_t5_with_a_real_tokenizer
 
-    model = _tiny_t5_with_a_real_tokenizer(tmp_path / "t5")
+    model = tiny_t5_with_a_real_tokenizer(tmp_path / "t5")
     out = tmp_path / "run"
     assert main(["train", "--model", str(model), "--train-file", str(FIXTURES / "train.csv"), "--format", "seq2seq",
                  "--eval-mode", mode, "--output", str(out), "--max-steps", "2", "--batch-size", "8",

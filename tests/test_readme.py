@@ -36,3 +36,45 @@ def test_example_config_is_documented_and_trains(tmp_path, capsys):
                  "--max-eval-examples", "8", "--max-train-examples", "16", "--no-progress", "--output", str(out)]) == 0
     saved = json.loads((out / "run_config.json").read_text())
     assert saved["experts"] == 10 and saved["method_args"]["balance_loss"] == 0.01
+
+
+def _outside_fences(text: str) -> list[str]:
+    lines, fenced = [], False
+    for line in text.split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def _anchors(markdown: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens, repeats numbered."""
+    seen: dict[str, int] = {}
+    for line in _outside_fences(markdown.read_text()):
+        heading = re.match(r"#{1,6} (.*)", line)
+        if heading:
+            text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.group(1))
+            slug = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+            seen[slug if slug not in seen else f"{slug}-{seen[slug]}"] = 0
+            seen[slug] = seen.get(slug, 0) + 1
+    return set(seen)
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    """A link in README.md, docs/ or benchmarks/ names a file that exists, and a heading that exists in it."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "benchmarks").rglob("*.md"))]
+    broken, checked = [], 0
+    for page in pages:
+        for line in _outside_fences(page.read_text()):
+            for target in re.findall(r"\]\(([^)\s]+)\)", line):
+                if re.match(r"[a-z]+:", target):
+                    continue  # http(s), mailto: not ours to check offline
+                checked += 1
+                path, _, anchor = target.partition("#")
+                dest = (page.parent / path).resolve() if path else page
+                if not dest.exists():
+                    broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+                elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                    broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert checked > 50 and not broken, "\n".join(broken)

@@ -12,11 +12,11 @@ from mept.core.registry import method_class, method_names, register_method
 from mept.errors import MeptError
 from mept.harness.train_config import TrainConfig, paper_lr_grid
 from mept.methods.base import DeepPrompts
-from tests.test_core import SMALL
+from tests.conftest import SMALL
 
 
 def test_every_registered_method_is_covered_by_the_core_tests():
-    # test_core parametrizes over SMALL: a method missing there would skip every core claim.
+    # test_prompted_model.py parametrizes over SMALL: a method missing there would skip every core claim.
     assert sorted(SMALL) == method_names()
 
 

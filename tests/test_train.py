@@ -9,6 +9,7 @@ import pytest
 
 from mept.cli import main
 from mept.data.bigbench import tarball_path
+from tests.conftest import tiny_t5_with_a_real_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "superglue"
 needs_bigbench = pytest.mark.skipif(not tarball_path().exists(), reason="BIG-bench tarball not downloaded")
@@ -91,24 +92,9 @@ def test_own_csv_data_trains_with_a_template_and_verbalizer(tmp_path):
     assert set(scores(out)["tasks"]) == {"reviews"}
 
 
-def _tiny_t5_with_a_real_tokenizer(folder: Path) -> Path:
-    """No T5 checkpoint ships offline: a small random T5 that reads MiniLM's WordPiece vocabulary."""
-    import transformers
-
-    from mept.model.backbones import resolve
-
-    tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm"))
-    cfg = transformers.T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
-                                num_heads=4, decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
-                                eos_token_id=tok.sep_token_id, dropout_rate=0.0)
-    transformers.T5ForConditionalGeneration(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.parametrize("mode", ["rank", "generate"])
 def test_t5_text_to_text_trains_and_scores(tmp_path, mode):
-    model = _tiny_t5_with_a_real_tokenizer(tmp_path / "t5")
+    model = tiny_t5_with_a_real_tokenizer(tmp_path / "t5")
     out = tmp_path / "t5run"
     assert main(["train", "--model", str(model), "--task", "cb", "--source", "jsonl", "--data-dir", str(FIXTURES),
                  "--eval-mode", mode, "--output", str(out), *QUICK]) == 0

@@ -20,6 +20,23 @@ INITS = ("xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_kno
 SOURCE_INITS = ("task_text", "previous_knowledge")
 
 
+# The generation of the methods' defaults: raise it when a default changes, and list the old value in the
+# method config's ``changed_defaults``. ``run_config.json`` records it (``method_defaults``); 2: MEPT's
+# router reads a centred input (benchmarks/README.md section 9).
+DEFAULTS_GENERATION = 2
+
+
+def defaults_of(config_class: type, generation: int) -> dict[str, Any]:
+    """The settings of ``config_class`` (any method's or baseline's config) whose default changed after
+    ``generation``, with the values they had in it; {} for a class that never changed one."""
+    changes: dict[int, dict[str, Any]] = getattr(config_class, "changed_defaults", {})
+    before: dict[str, Any] = {}
+    for changed in sorted(g for g in changes if g > generation):
+        for key, value in changes[changed].items():
+            before.setdefault(key, value)  # the earliest change after it holds that generation's value
+    return before
+
+
 @dataclass
 class PromptConfig:
     """Fields every method has.
@@ -43,6 +60,9 @@ class PromptConfig:
     # The method settings ``--paper`` sets (the method paper's stated values, and labelled choices where it states
     # none): a method whose paper is its defaults leaves it empty (MEPT's: MEPTConfig.paper()).
     paper_settings: ClassVar[dict[str, object]] = {}
+    # Defaults that changed, keyed by the defaults generation (DEFAULTS_GENERATION) that changed them, with
+    # the values they had before: a run saved under an older generation keeps what it trained with.
+    changed_defaults: ClassVar[dict[int, dict[str, Any]]] = {}
     prompt_length: int = 10
     layers: str | list[int] = "all"
     init: str = "xavier_normal"

@@ -29,16 +29,22 @@ What the router reads (``input_norm``), applied to the pooled hidden state x:
 - ``layernorm``: a parameter-free layer norm (ours; the authors' code reads the state
   "after a norm"; the paper says the router reads the previous layer's hidden state, Sec. 3.2,
   not how it is pooled or normalised).
-- ``center``: subtract a running mean of x, then layer-norm. Pooled states of
-  unrelated inputs share one dominant direction (pairwise cosine 0.4-0.6 on
-  MiniLM); a linear router on them ranks experts the same way for every input
-  and collapses. Centring removes the shared part, so what is left is what
-  tells inputs apart.
+- ``center``: subtract a running mean of x, then layer-norm (MEPT's default: ours).
+  Pooled states of unrelated inputs share one dominant direction (pairwise cosine
+  0.4-0.6 on MiniLM); a linear router on them ranks experts the same way for every
+  input, and its weight gradient ``sum_b g_b x_b^T`` is mostly one push along that
+  shared direction -- a bias that sends every input to one expert (measured:
+  ``benchmarks/router_dynamics.py``). Centring removes the shared part, so what is
+  left is what tells inputs apart. The mean must keep up with the hidden states,
+  which the prompts move as they train: ``stats_momentum`` 0.01 lagged by 1-4
+  input spreads on SmolLM2 and the routers collapsed all the same; MEPT's
+  default is 0.3.
 - ``standardize``: per-feature z-score with running mean and variance.
 
 Running statistics are buffers (saved in the adapter), updated in training
-from each batch and used as they stand in both training and evaluation, so an
-example's routing never depends on its batch mates.
+from each batch (which so contributes ``stats_momentum`` of its own centring)
+and used as they stand in evaluation, so an example's routing at evaluation
+never depends on its batch mates.
 
 How logits are formed (``router_type``): ``linear`` ``W x`` (the authors' code) or
 ``cosine`` (X-MoE): ``cos(P x, e_i) / temperature`` with a low-dimensional

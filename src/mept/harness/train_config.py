@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from mept.core.config import check_choice, choices_of
+from mept.core.config import DEFAULTS_GENERATION, check_choice, choices_of, defaults_of
 from mept.core.registry import method_class
 from mept.core.task_types import FORMATS
 from mept.data.checks import check_no_label_leak
@@ -187,6 +187,9 @@ class TrainConfig:
         "(CUDA); prompts, routers and head keep fp32 weights either way"))
     # what auto (or the flag) resolved to when the run started: eval, predict, analyze and --resume use it
     mixed_precision_ran: str | None = setting(None, flag=False)
+    # the generation of the methods' defaults the run trained with (mept.core.config.DEFAULTS_GENERATION); a run
+    # saved before the key existed has 1, so a later default change never changes what it means
+    method_defaults: int = setting(DEFAULTS_GENERATION, flag=False)
     quantize: str | None = setting(None, help="8bit or 4bit backbone (bitsandbytes, GPU)")
     gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass: less memory")
     # GPU: deterministic kernels (slower); CPU runs repeat bit for bit without it
@@ -278,7 +281,7 @@ class TrainConfig:
 
     def method_settings(self) -> dict[str, Any]:
         method_class(self.method)  # an unknown method is named before anything else
-        settings = dict(self.method_args)
+        settings = {**defaults_of(method_class(self.method).config_class, self.method_defaults), **self.method_args}
         if self.prompt_length is not None:
             settings["prompt_length"] = self.prompt_length
         if self.experts is not None:
@@ -428,7 +431,7 @@ def short_repr(value: Any) -> str:
 
 # Keys added to run_config.json after runs were first saved, with the value that says what those
 # older runs meant (a missing key must not silently take the new default's meaning).
-LEGACY_RUN_CONFIG = {"max_length_counts_slots": True, "mixed_precision": "no"}
+LEGACY_RUN_CONFIG = {"max_length_counts_slots": True, "mixed_precision": "no", "method_defaults": 1}
 
 
 def migrate_run_config(data: dict[str, Any]) -> dict[str, Any]:

@@ -27,10 +27,13 @@ relative to the prompts'). All but the linear router are ours, not the paper's.
 :meth:`MEPTConfig.paper` (``mept train --paper``) is the paper's MEPT: what the
 paper states (``PAPER_STATED``), and for what it leaves open the authors'
 code's choice or ours, each labelled (``PAPER_UNSTATED``). The library default
-differs in two router-training settings of ours: ``router_lr_scale="auto"`` (see
-:class:`~mept.core.config.RoutedConfig`) and ``balance_loss=0.01``, added because without it
+differs in three router settings of ours: ``router_lr_scale="auto"`` (see
+:class:`~mept.core.config.RoutedConfig`); ``balance_loss=0.01``, added because without it
 the router collapsed to one expert in 1-3 of MiniLM's 6 layers when trained with
-AdamW at our lr 1e-2 (``benchmarks/README.md``, section 0b). At the paper's rates
+AdamW at our lr 1e-2 (``benchmarks/README.md``, section 0b); and ``router_input="center"``
+with ``router_stats_momentum=0.3``: on SmolLM2 (30 layers) the layer-normed input taught
+every router a bias that sent all inputs to one expert on 19-29 of 30 layers
+(``benchmarks/README.md``, section 9; :mod:`mept.core.routing` says why). At the paper's rates
 (1e-4 and 5e-5, 3 epochs on MiniLM) no layer collapsed, and the router had moved
 little from its initialisation; the paper's 70 epochs at those rates are untested here.
 """
@@ -86,6 +89,7 @@ class MEPTConfig(RoutedConfig):
     experts_field = "num_experts"
     # the paper's lr grid for MEPT; the optimiser is not stated (the authors' code: Adafactor; ours: AdamW)
     paper_lr_grid = (1e-5, 5e-5, 1e-4)
+    changed_defaults = {2: {"router_input": "layernorm"}}
     num_experts: int = 10
     num_shared: int = 1
     shared: str = "on"
@@ -98,7 +102,10 @@ class MEPTConfig(RoutedConfig):
     # ours, not the paper's (which describes none): keeps every layer routing at our lr 1e-2 (benchmarks/routing.py);
     # paper() has 0
     balance_loss: float = 0.01
-    router_input: str = "layernorm"
+    # ours (benchmarks/README.md section 9): the router reads its pooled input minus a running mean that
+    # follows the hidden states as the prompts move them; see the class docstring
+    router_input: str = "center"
+    router_stats_momentum: float = 0.3
     router_type: str = "linear"
     router_temperature: float = 1.0
     paper_settings = {**PAPER_UNSTATED, **PAPER_STATED}  # what --paper sets (a class fact, not a field)
@@ -115,6 +122,8 @@ class MEPTConfig(RoutedConfig):
             _non_negative(self, name)
         for name in ("gumbel_tau", "router_temperature"):  # both divide the router's logits
             _positive_number(self, name)
+        if not 0 < self.router_stats_momentum <= 1:
+            raise MeptError(f"MEPTConfig.router_stats_momentum must be in (0, 1], got {self.router_stats_momentum!r}")
         if self.router_dropout >= 1:
             raise MeptError(f"MEPTConfig.router_dropout must be in [0, 1), got {self.router_dropout!r}")
         if self.routing == "topk" and self.top_k > self.router_experts:  # as PT-MoE: refused, not capped
@@ -129,7 +138,8 @@ class MEPTConfig(RoutedConfig):
         """The router settings, under the names :class:`~mept.core.routing.Router` reads."""
         return RouterConfig(routing=self.routing, top_k=self.top_k, noise_sigma=self.noise_sigma,
                             gumbel_tau=self.gumbel_tau, dropout=self.router_dropout, input_norm=self.router_input,
-                            router_type=self.router_type, temperature=self.router_temperature)
+                            stats_momentum=self.router_stats_momentum, router_type=self.router_type,
+                            temperature=self.router_temperature)
 
     @property
     def router_experts(self) -> int:

@@ -1,4 +1,5 @@
-"""Claims of the core library, checked on MiniLM (real weights) and tiny random T5 / Llama / ViT / BERT."""
+"""Claims of the prompted model (``mept.get_model`` and every method in it), checked on MiniLM (real weights) and
+tiny random T5 / Llama / ViT / BERT."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import mept
 from mept.core.routing import trace_of
 from mept.errors import MeptError
 from mept.methods.vfpt import fourier_transform
-from tests.conftest import tiny_bert, tiny_llama, tiny_t5, tiny_vit
+from tests.conftest import SMALL, tiny_bert, tiny_llama, tiny_t5, tiny_vit
 
 SENTENCES = [
     "The cat sat quietly on the warm mat.",
@@ -23,16 +24,6 @@ SENTENCES = [
     "The proof follows from the triangle inequality.",
     "She plays the violin in the city orchestra every Sunday.",
 ]
-
-SMALL = {  # settings that keep every method quick on CPU
-    "prompt_tuning": {},
-    "ptuning_v2": {"prompt_length": 8},
-    "smop": {},
-    "mept": {"num_experts": 4, "prompt_length": 6},
-    "vfpt": {"prompt_length": 6},
-    "ptmoe": {},
-}
-
 
 @pytest.fixture
 def wrap():
@@ -109,7 +100,9 @@ def test_mept_on_smollm2_routes_per_input_and_trains_its_routers(smollm2_cls, wr
 
 
 def test_llama_classification_reads_last_real_token_of_right_padded_rows(wrap):
-    model = wrap(tiny_llama("cls"), "mept")
+    # eval: a training-mode forward moves the routers' running mean (the centred input), so two
+    # training forwards centre differently; a trained model's routing depends on no batch mate
+    model = wrap(tiny_llama("cls"), "mept").eval()
     ids = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     with torch.no_grad():
@@ -288,7 +281,8 @@ def test_save_and_load_restore_identical_logits(minilm, tmp_path, name):
     model.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     size = (tmp_path / "adapter_model.safetensors").stat().st_size
-    assert size < 4 * model.parameter_report()["trainable"] + 10_000  # trained weights only
+    stats = sum(b.numel() for b in model.method.buffers())  # the routers' running statistics (centred input)
+    assert size < 4 * (model.parameter_report()["trainable"] + stats) + 10_000  # trained weights only
     model.unload()
     with torch.no_grad():  # scramble the head so the load must restore it
         minilm.model.classifier.weight.normal_()
@@ -381,3 +375,15 @@ def test_encoder_head_reads_the_mean_of_real_tokens_without_slots(minilm, wrap):
             assert not torch.allclose(native(**batch).logits, expected)
     finally:
         native.unload()
+
+
+def test_forward_after_unload_is_refused():
+    import torch
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=32, num_labels=2)
+    model = mept.get_model(transformers.BertForSequenceClassification(cfg).eval(), mept.make_config("mept", num_experts=2, prompt_length=2))
+    model.unload()
+    with pytest.raises(mept.MeptError, match="unload"):
+        model(input_ids=torch.tensor([[1, 2, 3]]))

@@ -1,4 +1,5 @@
-"""Small things a user sees: ``mept methods`` defaults, a closed pipe, collapsed layers' entropy, plot layer numbers."""
+"""What the CLI prints and draws: ``mept methods`` defaults, a closed pipe, collapsed layers' entropy (never -0.00),
+plot layer numbers."""
 
 from __future__ import annotations
 
@@ -56,3 +57,11 @@ def test_plots_number_layers_from_one_like_the_text_and_preds_files(tmp_path, mo
     heat, util = figures
     assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["1", "3", "6"]
     assert [t.get_text() for t in util.axes[0].get_xticklabels()] == ["1", "3", "6"]
+
+
+def test_routing_entropy_never_prints_minus_zero():
+    from mept.core.routing_health import format_health
+
+    health = {"experts": 2, "examples": 4, "layers": [{"layer": 1, "experts_in_use": 1, "entropy": -0.0,
+                                                       "mean_top1_prob": 1.0, "share": [1.0, 0.0], "collapsed": True}]}
+    assert "entropy 0.00" in format_health(health) and "-0.00" not in format_health(health)

@@ -1,4 +1,5 @@
-"""Never lose work, never fail silently: bad input, crash-safe checkpoints, reproducible runs."""
+"""Never lose work: a NaN loss stops with the last good checkpoint kept, a run killed mid-epoch resumes to the
+same result, the same seed gives the same metrics, and a resume or a checkpoint that does not match is refused."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cli
 
 from mept.cli import main
 
@@ -19,63 +21,17 @@ BASE = ["--task", "rte", "--source", "jsonl", "--data-dir", str(FIXTURES), "--ba
         "--no-progress", "--experts", "2", "--prompt-length", "4"]
 
 
-def run_cli(args, capsys):
-    code = main(args)
-    err = capsys.readouterr().err
-    return code, err
-
-
 def without_timing(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k != "timing"}
-
-
-def test_malformed_jsonl_names_file_and_line(tmp_path, capsys):
-    rte = tmp_path / "RTE"
-    rte.mkdir()
-    good = (FIXTURES / "RTE" / "train.jsonl").read_text().splitlines()
-    (rte / "train.jsonl").write_text("\n".join(good[:3] + ['{"premise": "cut off'] + good[3:]) + "\n")
-    (rte / "val.jsonl").write_text((FIXTURES / "RTE" / "val.jsonl").read_text())
-    code, err = run_cli(["train", *BASE[:4], "--data-dir", str(tmp_path), "--output", str(tmp_path / "o")], capsys)
-    assert code == 2 and f"{rte / 'train.jsonl'}:4" in err
-
-
-def test_missing_field_and_unknown_label_are_named(tmp_path, capsys):
-    rte = tmp_path / "RTE"
-    rte.mkdir()
-    (rte / "val.jsonl").write_text((FIXTURES / "RTE" / "val.jsonl").read_text())
-    (rte / "train.jsonl").write_text('{"premise": "a", "label": "entailment", "idx": 0}\n')
-    code, err = run_cli(["train", *BASE[:4], "--data-dir", str(tmp_path), "--output", str(tmp_path / "o")], capsys)
-    assert code == 2 and "hypothesis" in err
-    (rte / "train.jsonl").write_text('{"premise": "a", "hypothesis": "b", "label": "maybe", "idx": 0}\n')
-    code, err = run_cli(["train", *BASE[:4], "--data-dir", str(tmp_path), "--output", str(tmp_path / "o")], capsys)
-    assert code == 2 and "maybe" in err
-
-
-def test_own_data_with_an_empty_split_is_refused(tmp_path, capsys):
-    (tmp_path / "train.csv").write_text("text,label\nhello,a\nbye,b\n")
-    (tmp_path / "val.csv").write_text("text,label\n")
-    code, err = run_cli(["train", "--train-file", str(tmp_path / "train.csv"), "--val-file", str(tmp_path / "val.csv"),
-                         "--output", str(tmp_path / "o")], capsys)
-    assert code == 2 and "empty" in err
-
-
-def test_config_file_with_unknown_keys_or_wrong_types(tmp_path, capsys):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("method: mept\nlearning_rate: 0.1\n")
-    code, err = run_cli(["train", "--config", str(bad)], capsys)
-    assert code == 2 and "unknown key(s) learning_rate" in err
-    bad.write_text("batch_size: sixteen\n")
-    code, err = run_cli(["train", "--config", str(bad)], capsys)
-    assert code == 2 and "batch_size should be int" in err
 
 
 def test_output_folder_of_another_run_is_not_overwritten(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *BASE, "--max-steps", "1", "--output", str(out)]) == 0
     before = (out / "metrics.json").read_text()
-    code, err = run_cli(["train", *BASE, "--max-steps", "2", "--output", str(out)], capsys)
+    code, _, err = cli(["train", *BASE, "--max-steps", "2", "--output", str(out)], capsys)
     assert code == 2 and "--overwrite" in err and (out / "metrics.json").read_text() == before
-    code, err = run_cli(["train", *BASE, "--max-steps", "2", "--output", str(out), "--resume", "--method", "smop"], capsys)
+    code, _, err = cli(["train", *BASE, "--max-steps", "2", "--output", str(out), "--resume", "--method", "smop"], capsys)
     assert code == 2 and "method (saved 'mept', given 'smop')" in err
     assert main(["train", *BASE, "--max-steps", "2", "--output", str(out), "--overwrite"]) == 0
 
@@ -108,7 +64,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 
     monkeypatch.setattr(train_mod, "task_loss", poisoned)
     out = tmp_path / "run"
-    code, err = run_cli(["train", *BASE, "--max-steps", "6", "--save-every", "2", "--output", str(out)], capsys)
+    code, _, err = cli(["train", *BASE, "--max-steps", "6", "--save-every", "2", "--output", str(out)], capsys)
     assert code == 2 and "loss became nan at step 4" in err and "last good checkpoint" in err
     state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
     assert state["step"] == 2

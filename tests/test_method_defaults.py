@@ -1,0 +1,48 @@
+"""A changed default never changes what a saved run means: runs keep the defaults generation they trained with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import interrupt_training_at_step
+
+import mept
+from mept.baselines.lora import LoRAConfig
+from mept.cli import main
+from mept.core.config import DEFAULTS_GENERATION, defaults_of
+from mept.harness.run_folder import load_trained
+from mept.harness.train_config import TrainConfig, migrate_run_config
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
+
+
+def test_each_generation_keeps_the_defaults_it_had():
+    assert mept.MEPTConfig().router_input == "center"  # generation 2 (benchmarks/README.md section 9)
+    assert defaults_of(mept.MEPTConfig, 1) == {"router_input": "layernorm"}
+    assert defaults_of(mept.MEPTConfig, DEFAULTS_GENERATION) == {}
+    assert defaults_of(LoRAConfig, 1) == {}  # a baseline's config never changed a default
+    assert TrainConfig(method="mept").method_defaults == DEFAULTS_GENERATION
+    old = migrate_run_config({k: v for k, v in TrainConfig(method="mept").to_dict().items() if k != "method_defaults"})
+    assert TrainConfig.from_dict(old).method_settings() == {"router_input": "layernorm"}
+    # what the old run set itself wins over the generation's default
+    old["method_args"] = {"router_input": "standardize"}
+    assert TrainConfig.from_dict(old).method_settings() == {"router_input": "standardize"}
+
+
+def test_a_run_saved_before_the_centred_router_resumes_and_evaluates_as_it_trained(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "old"
+    args = ["train", "--method", "mept", "--experts", "2", "--prompt-length", "2", "--set", "router_input=layernorm",
+            "--train-file", str(FIXTURES / "train.csv"), "--max-steps", "4", "--save-every", "1", "--batch-size", "8",
+            "--max-length", "16", "--no-progress", "--output", str(run)]
+    interrupt_training_at_step(monkeypatch, 3)
+    assert main(args) == 130  # interrupted after two saved steps
+    config = json.loads((run / "run_config.json").read_text())
+    assert config["method_defaults"] == DEFAULTS_GENERATION
+    del config["method_defaults"]  # as a run written before generation 2: it had no such key ...
+    config["method_args"] = {}  # ... and trained the layer-normed router input as its default
+    (run / "run_config.json").write_text(json.dumps(config))
+    assert main(["train", "--resume", "--output", str(run), "--no-progress"]) == 0
+    resumed = load_trained(run)
+    assert resumed.model.prompt_config.router_input == "layernorm"
+    assert main(["eval", str(run)]) == 0
