@@ -139,9 +139,12 @@ def test_prompt_trainer_turns_bf16_on_under_auto_and_leaves_explicit_arguments(t
     from mept.harness.trainer import PromptTrainer
 
     model = mept.get_model(minilm.model, mept.make_config("prompt_tuning", prompt_length=2))
-    args = TrainingArguments(output_dir=str(tmp_path / "a"), use_cpu=True, report_to=[])
-    PromptTrainer(model=model, args=args)
-    assert args.bf16
-    fp32 = TrainingArguments(output_dir=str(tmp_path / "b"), use_cpu=True, report_to=[])
-    PromptTrainer(model=model, args=fp32, mixed_precision="no")
-    assert not fp32.bf16
+    try:
+        args = TrainingArguments(output_dir=str(tmp_path / "a"), use_cpu=True, report_to=[])
+        PromptTrainer(model=model, args=args)
+        assert args.bf16
+        fp32 = TrainingArguments(output_dir=str(tmp_path / "b"), use_cpu=True, report_to=[])
+        PromptTrainer(model=model, args=fp32, mixed_precision="no")
+        assert not fp32.bf16
+    finally:
+        model.unload()  # the session's MiniLM stays bare for the tests after this one (test_prompted_model)
