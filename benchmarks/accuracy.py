@@ -5,7 +5,7 @@
     python benchmarks/accuracy.py --tasks bb-superglue --steps-per-task 300 --text-length 256 \\
         --max-eval-examples 300 --seeds 1 2 3      # a real comparison (hours on CPU, minutes on a GPU)
 
-What runs (every run through ``mept.train.train`` / ``TrainConfig``):
+What runs (every run through ``mept.harness.train.train`` / ``TrainConfig``):
 
 - every method trained on the *mixture* of the tasks (one run, one shared head,
   evaluated per task), for ``steps_per_task x n_tasks`` steps;
@@ -41,8 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mept.train import train
-from mept.train_config import TrainConfig
+from mept.harness.train import train
+from mept.harness.train_config import TrainConfig
 
 METHODS = ["prompt_tuning", "ptuning_v2", "smop", "mept", "vfpt", "ptmoe"]
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {  # as in benchmarks/speed.py
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="2 tasks, 1 seed, 6 steps/task, short texts: smoke test")
     ap.add_argument("--table-from", metavar="JSON", help="print the table of an earlier --json file, train nothing")
     args = ap.parse_args(argv)
-    from mept.prepare_run import expand_tasks
+    from mept.harness.prepare_run import expand_tasks
 
     if args.table_from:
         saved = json.loads(Path(args.table_from).read_text())

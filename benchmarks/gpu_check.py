@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 import mept
-from mept.registry import all_method_names
+from mept.core.registry import all_method_names
 
 # Settings that keep the default configs but make P-Tuning v2 (100 slots) fit tiny position tables.
 TINY_SETTINGS: dict[str, dict[str, Any]] = {"ptuning_v2": {"prompt_length": 8}}
@@ -88,7 +88,7 @@ def tiny_llama() -> torch.nn.Module:
 
 def offline_backbone(name: str) -> Callable[[], torch.nn.Module]:
     def load() -> torch.nn.Module:
-        from mept.backbones import load_backbone
+        from mept.model.backbones import load_backbone
 
         return load_backbone(name, "cls", num_labels=2).model
 
@@ -163,7 +163,7 @@ def check_quantised(llama: str, bits: str, device) -> Row:
     try:
         from transformers import BitsAndBytesConfig
 
-        from mept.backbones import load_backbone
+        from mept.model.backbones import load_backbone
 
         quant = (BitsAndBytesConfig(load_in_8bit=True) if bits == "8bit" else
                  BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16))

@@ -5,14 +5,14 @@
 A table that reports several paired tests at once must not call one "decided" at a raw p < 0.05:
 with five rows against one reference, one of them falls below 0.05 by chance alone about one time
 in five. This script reads what the runs left in ``benchmarks/results/`` and prints, per table (one
-family of tests), each test's raw p and its Holm-adjusted p (:func:`mept.stats.holm`), and whether
+family of tests), each test's raw p and its Holm-adjusted p (:func:`mept.harness.stats.holm`), and whether
 the adjusted p decides (< 0.05):
 
 - ``paper_tables_*.log`` files that print their paired tests (``... per seed: ...; p = ...``):
   the p printed there (3 significant digits), grouped by the table header above them;
 - the 600-step logs, which print each run's progress but not the tests: each seed's best
   validation score (its last ``best`` value) per configuration, paired by seed with
-  :func:`mept.stats.paired_test`, in the families the studies report;
+  :func:`mept.harness.stats.paired_test`, in the families the studies report;
 - ``routing_table_*.json`` (``routing.py``, ``studies/router_settings.md``): each router setting against ``paper``, per seed;
 - ``compare_*.json`` (``mept compare``): each method's test scores per seed against MEPT's.
 """
@@ -24,7 +24,7 @@ import re
 import statistics
 from pathlib import Path
 
-from mept.stats import adjust_family, paired_test
+from mept.harness.stats import adjust_family, paired_test
 
 RESULTS = Path(__file__).parent / "results"
 TESTS = re.compile(r"^(?P<name>.+?) per seed: .*?; mean (?P<mean>[+-][\d.]+), paired t = [^,]+, p = (?P<p>[^,]+),")

@@ -4,7 +4,7 @@
 
 Builds MEPT (N_r = 10, m = 10, seed 1) on the backbone, routes the first ``--examples`` rows of a
 real CSV (column ``text``) and prints, per prompted layer, the largest share of the examples one
-expert takes (>= 0.9: collapsed, as ``mept.routing_health`` counts it). ``center`` sets its running
+expert takes (>= 0.9: collapsed, as ``mept.core.routing_health`` counts it). ``center`` sets its running
 mean from one training-mode pass over the same rows, then routes in eval mode.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import mept
-from mept.backbones import load_backbone
+from mept.model.backbones import load_backbone
 
 
 def shares(model_name: str, router_input: str, texts: list[str], max_length: int) -> list[float]:

@@ -75,8 +75,8 @@ def trainer_run(folder: Path, out: Path) -> None:
     from transformers import TrainingArguments
 
     import mept
-    from mept.backbones import load_backbone
-    from mept.trainer import PromptTrainer
+    from mept.harness.trainer import PromptTrainer
+    from mept.model.backbones import load_backbone
 
     torch.manual_seed(42)
     s = SETTINGS
@@ -119,7 +119,7 @@ def main() -> None:
     if args.trainer_run:
         trainer_run(*args.trainer_run)
         return
-    from mept.paths import cache_dir
+    from mept.files.paths import cache_dir
 
     folder = args.data or cache_dir() / "memory-benchmark"
     data = build_csv(folder)

@@ -28,7 +28,7 @@ choice fills it in ``mept train --paper``, is ``UNSTATED``.
 
 from __future__ import annotations
 
-from mept.train_config import PAPER_TRAINING_UNSTATED
+from mept.harness.train_config import PAPER_TRAINING_UNSTATED
 
 SUPERGLUE6 = ("boolq", "cb", "copa", "multirc", "rte", "wic")  # the paper's six tasks (no WSC)
 
@@ -203,7 +203,7 @@ STATED: dict[str, tuple[str, str, str]] = {
              "Appendix D", "t-SNE with a perplexity of 30 and random seed 42"),
 }
 # setting: whose choice fills it in ``mept train --paper`` (the paper does not state it); the training ones are
-# the library's own list (mept.train_config.PAPER_TRAINING_UNSTATED)
+# the library's own list (mept.harness.train_config.PAPER_TRAINING_UNSTATED)
 UNSTATED: dict[str, str] = {
     **PAPER_TRAINING_UNSTATED,
     "m and N_r of one run": "10 and 10: ours, a point of the paper's search (--paper-search runs the search)",

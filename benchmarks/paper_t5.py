@@ -54,7 +54,7 @@ from pathlib import Path
 
 import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures, from its text
 
-from mept.stats import adjust_family, describe, paired_test
+from mept.harness.stats import adjust_family, describe, paired_test
 
 TASKS = list(P.SUPERGLUE6)  # the six of the paper's tables; "wsc" (named in its Sec. 4.1, in no table) with --tasks
 ALL_TASKS = TASKS + ["wsc"]

@@ -6,8 +6,8 @@
 
 Tables are named by the paper's table numbers; each prints the paper's numbers
 (``paper_numbers.py``) beside ours, and every comparison is paired by seed with a t-test and
-a bootstrap interval (:func:`mept.stats.paired_test`), saying when the seeds cannot decide. A table's
-tests are one family: each also gets its Holm-adjusted p over the table (:func:`mept.stats.holm`), and
+a bootstrap interval (:func:`mept.harness.stats.paired_test`), saying when the seeds cannot decide. A table's
+tests are one family: each also gets its Holm-adjusted p over the table (:func:`mept.harness.stats.holm`), and
 "decided" means the *adjusted* p < 0.05 (ten rows against one reference would show a raw p < 0.05
 by chance alone about four times in ten):
 
@@ -52,12 +52,12 @@ from typing import Any
 
 import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures
 
+from mept.core.registry import make_config
+from mept.harness.run_report import mean_std
+from mept.harness.stats import adjust_family, describe, paired_test
+from mept.harness.train import run
+from mept.harness.train_config import TrainConfig, migrate_run_config
 from mept.methods.mept import PAPER_STATED, PAPER_UNSTATED
-from mept.registry import make_config
-from mept.run_report import mean_std
-from mept.stats import adjust_family, describe, paired_test
-from mept.train import run
-from mept.train_config import TrainConfig, migrate_run_config
 
 METHODS: dict[str, dict[str, Any]] = {  # each method's usual settings, scaled to the suite
     "prompt_tuning": {"prompt_length": 10},
@@ -203,7 +203,7 @@ class Bench:
             return
         single = {}
         if a.single:
-            from mept.prepare_run import expand_tasks
+            from mept.harness.prepare_run import expand_tasks
 
             names = expand_tasks(a.tasks)
             print("Table 1/6: single-task training")
@@ -329,7 +329,7 @@ class Bench:
 
     def table11(self) -> None:
         """Paper Table 11: MEPT's gain over P-Tuning v2 on mixtures of the first 1..k tasks."""
-        from mept.prepare_run import expand_tasks
+        from mept.harness.prepare_run import expand_tasks
 
         a, ref = self.args, self.reference()
         names = expand_tasks(a.tasks)[: a.max_mixture]
@@ -467,7 +467,7 @@ def _finished(folder: Path, cfg: TrainConfig) -> bool:
 
 
 def _paired(per_seed: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
-    """Every MEPT row against every baseline, paired by seed (:func:`mept.stats.paired_test`), Holm-adjusted
+    """Every MEPT row against every baseline, paired by seed (:func:`mept.harness.stats.paired_test`), Holm-adjusted
     over all of them (one family)."""
     mepts = [m for m in per_seed if m.startswith("mept")]
     return adjust_family({f"{m} vs {b}": paired_test(per_seed[m], per_seed[b])
@@ -520,7 +520,7 @@ def _num_layers(model: str) -> int:
     """The backbone's layer count, read from its config (no weights loaded)."""
     from transformers import AutoConfig
 
-    from mept.backbones import resolve
+    from mept.model.backbones import resolve
 
     return int(AutoConfig.from_pretrained(resolve(model)).num_hidden_layers)
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 import mept
-from mept.backbones import load_backbone
-from mept.routing import Router
+from mept.core.routing import Router
+from mept.model.backbones import load_backbone
 
 
 def read_rows(path: Path) -> list[tuple[str, str]]:

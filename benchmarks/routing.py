@@ -2,7 +2,7 @@
 
 Each configuration trains MEPT (N_r=10, m=10) on the offline mixture with the same budget and
 seeds, and reports the validation average beside the routing health of the trained model
-(:mod:`mept.routing_health`): collapsed layers (one expert >= 90% of the examples), layers
+(:mod:`mept.core.routing_health`): collapsed layers (one expert >= 90% of the examples), layers
 using >= 3 experts, mean normalised entropy, and the largest pathway cosine between two tasks.
 
     python benchmarks/routing.py --seeds 1 2 3 --steps 300          # the table in benchmarks/studies/router_settings.md
@@ -18,8 +18,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from mept.train import run
-from mept.train_config import TrainConfig
+from mept.harness.train import run
+from mept.harness.train_config import TrainConfig
 
 # the paper's MEPT router: resolves to MEPTConfig.paper() (top-1, a linear router and no auxiliary loss: the
 # paper's, Sec. 3.2; reading a layer-normed masked-mean pool: ours, after the authors' code). Trained here at

@@ -40,7 +40,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mept.backbones import resolve
+from mept.model.backbones import resolve
 
 REFERENCE_WIDTH, REFERENCE_DEPTH, BALANCE = 384, 6, 0.01  # MiniLM, where the defaults were tuned
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mept.backbones import load_backbone
+from mept.core.routing import masked_mean
 from mept.data.bigbench import extract_tasks, read_task
-from mept.routing import masked_mean
+from mept.model.backbones import load_backbone
 
 CANDIDATES = [
     "intent_recognition", "geometric_shapes", "navigate", "implicatures", "metaphor_boolean",

@@ -193,8 +193,8 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def paired(results: list[dict[str, Any]]) -> str:
-    """Each mode against ``mixed``, paired by round: CPU ms per request and requests/s (mept.stats.paired_test)."""
-    from mept.stats import paired_test
+    """Each mode against ``mixed``, paired by round: CPU ms per request and requests/s (mept.harness.stats.paired_test)."""
+    from mept.harness.stats import paired_test
 
     by_mode: dict[str, list[dict[str, Any]]] = {}
     for r in results:

@@ -10,7 +10,7 @@
 come from one run. ``bf16`` is ``mept train``'s bf16: autocast over the fp32 backbone (prompts, routers,
 head fp32); ``bf16-weights`` also stores the frozen backbone's Linear and Embedding weights in bf16
 (half their memory, no per-forward weight casts), still under autocast. Whether bf16 is native here
-is printed (``mept.precision.native_bf16``): emulated bf16 is many times slower than fp32.
+is printed (``mept.harness.precision.native_bf16``): emulated bf16 is many times slower than fp32.
 
 Each config gets its own backbone instance (a PEFT model and a PromptedModel
 cannot wrap one instance at once). A training step is forward + cross-entropy
@@ -46,8 +46,8 @@ import torch.nn.functional as F  # noqa: E402
 from common import median, peak_step_memory_mb, timed  # noqa: E402  (sets profiler env before torch)
 
 import mept  # noqa: E402
-from mept.backbones import load_backbone  # noqa: E402
 from mept.inject.heads import HEAD_NAMES  # noqa: E402
+from mept.model.backbones import load_backbone  # noqa: E402
 
 # (label, kind, settings): kind "bare" / "bare_grad" / a mept method name / "peft_prompt" / "peft_prefix"
 CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         args.only = list(args.only) + ["bare"]
     if args.threads:
         torch.set_num_threads(args.threads)
-    from mept.precision import native_bf16
+    from mept.harness.precision import native_bf16
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     native, why = native_bf16(device)

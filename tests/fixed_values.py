@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 import mept
-from mept.routing import trace_of
+from mept.core.routing import trace_of
 from tests.conftest import tiny_bert, tiny_llama
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fixed_values.json"

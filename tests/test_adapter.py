@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 import mept
-from mept.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, read_adapter_config
+from mept.core.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, read_adapter_config
 from mept.errors import MeptError
 from tests.conftest import tiny_bert, tiny_llama, tiny_vit
 
@@ -195,7 +195,7 @@ def test_return_dict_false_gives_the_tuple_in_training_too():
 def test_loading_a_backbone_keeps_the_callers_progress_bar_setting():
     import transformers
 
-    from mept.backbones import load_backbone
+    from mept.model.backbones import load_backbone
 
     transformers.logging.disable_progress_bar()
     try:

@@ -18,8 +18,8 @@ from mept.analysis import (
     tsne_embed,
     write_report,
 )
+from mept.core.pathways import RoutingTrace, compute_pathway, pathway_vector, pathways_json
 from mept.errors import MeptError
-from mept.pathways import RoutingTrace, compute_pathway, pathway_vector, pathways_json
 
 N, L, E = 40, 6, 4
 LAYERS = [0, 2, 4, 6, 8, 10]

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mept.analysis.collect import analyze_run, collect
 from mept.cli import main
+from mept.core.pathways import compute_pathway, pathway_vector
 from mept.data.bigbench import tarball_path
-from mept.pathways import compute_pathway, pathway_vector
-from mept.run_folder import load_trained
+from mept.harness.analyze_run import analyze_run, collect
+from mept.harness.run_folder import load_trained
 
 pytestmark = pytest.mark.skipif(not tarball_path().exists(), reason="BIG-bench tarball not downloaded")
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import mept
-from mept.backbones import load_backbone, mpnet_wheel_dir, resolve
 from mept.errors import MeptError
-from mept.paths import cache_dir
+from mept.files.paths import cache_dir
+from mept.model.backbones import load_backbone, mpnet_wheel_dir, resolve
 
 pytestmark = pytest.mark.skipif(
     not (cache_dir() / "models" / "all-mpnet-base-v2" / "config.json").exists() and not mpnet_wheel_dir().exists(),

@@ -47,9 +47,9 @@ def test_negative_numbers_reach_validation_not_argparse():
 
 
 def test_output_that_is_a_file_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
-    import mept.prepare_run
+    import mept.harness.prepare_run
 
-    monkeypatch.setattr(mept.prepare_run, "load_backbone", lambda *a, **k: pytest.fail("model loaded first"))
+    monkeypatch.setattr(mept.harness.prepare_run, "load_backbone", lambda *a, **k: pytest.fail("model loaded first"))
     target = tmp_path / "file"
     target.write_text("x")
     code, _, err = cli(["train", *RTE_BASE, "--output", str(target)], capsys)
@@ -59,7 +59,7 @@ def test_output_that_is_a_file_is_refused_before_the_model_loads(tmp_path, capsy
 
 
 def test_config_file_yaml_strings_and_a_single_task_are_accepted(tmp_path):
-    from mept.train_config import TrainConfig
+    from mept.harness.train_config import TrainConfig
 
     cfg = tmp_path / "run.yaml"
     cfg.write_text("tasks: bb-rte\nlr: 1e-2\nepochs: 2\nseeds: [1, 2]\n")

@@ -114,7 +114,7 @@ def test_lora_folder_loads_with_peft_and_gives_the_same_logits(trained, tmp_path
     with torch.no_grad():
         got = ours(**batch).logits
         if pooling == "mean":  # mept's heads read the mean of the final states: give PEFT's model the same
-            from mept.routing import masked_mean
+            from mept.core.routing import masked_mean
 
             mask = batch["attention_mask"].float()
             pooler = theirs.get_base_model().bert.pooler

@@ -11,8 +11,8 @@ import numpy as np
 
 from mept.analysis import plots
 from mept.cli import main
-from mept.pathways import RoutingTrace
-from mept.routing_health import format_health, routing_health
+from mept.core.pathways import RoutingTrace
+from mept.core.routing_health import format_health, routing_health
 
 
 def test_methods_lists_each_methods_default_prompt_length_and_layers(capsys):
@@ -60,7 +60,7 @@ def test_plots_number_layers_from_one_like_the_text_and_preds_files(tmp_path, mo
 
 
 def test_routing_entropy_never_prints_minus_zero():
-    from mept.routing_health import format_health
+    from mept.core.routing_health import format_health
 
     health = {"experts": 2, "examples": 4, "layers": [{"layer": 1, "experts_in_use": 1, "entropy": -0.0,
                                                        "mean_top1_prob": 1.0, "share": [1.0, 0.0], "collapsed": True}]}

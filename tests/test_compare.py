@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mept.cli import main
-from mept.compare import CompareConfig, format_table, paired, summarise, train_command
 from mept.errors import MeptError
+from mept.harness.compare import CompareConfig, format_table, paired, summarise, train_command
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 

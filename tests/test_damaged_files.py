@@ -71,7 +71,7 @@ def test_damaged_checkpoints_are_one_line(rte_run, tmp_path, capsys, how, needle
                                          ("shapes", "in the file, but this model expects"),
                                          ("no_head", "missing 1 tensor(s), e.g. head.classifier.weight")])
 def test_api_load_of_a_damaged_adapter_is_a_mept_error_with_detail(rte_run, tmp_path, how, needle):
-    from mept.backbones import load_backbone
+    from mept.model.backbones import load_backbone
 
     run = copy_run(rte_run, tmp_path)
     _damage(run, how)
@@ -118,20 +118,20 @@ def test_a_truncated_cached_task_file_is_one_line(tmp_path, capsys, monkeypatch)
 
 
 def _minilm_dir() -> Path:
-    from mept.backbones import resolve
+    from mept.model.backbones import resolve
 
     return Path(resolve("minilm"))
 
 
 def test_truncated_offline_weights_are_one_line_with_the_fix(reviews_run, tmp_path, capsys, monkeypatch):
-    import mept.backbones
+    import mept.model.backbones
 
     broken = tmp_path / "mpnet"
     broken.mkdir()
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(_minilm_dir() / name, broken / name)
     (broken / "model.safetensors").write_bytes((_minilm_dir() / "model.safetensors").read_bytes()[: 1 << 20])
-    monkeypatch.setattr(mept.backbones, "_mpnet_cache", lambda: broken)
+    monkeypatch.setattr(mept.model.backbones, "_mpnet_cache", lambda: broken)
     code, _, err = cli(["train", *reviews_run_files(reviews_run), "--model", "mpnet",
                         "--output", str(tmp_path / "o"), *TINY], capsys)
     one_error(code, err, str(broken), "rerun `bash scripts/setup.sh`")
@@ -149,7 +149,7 @@ def test_deleted_tokenizer_files_are_one_line(reviews_run, tmp_path, capsys):
 
 
 def test_a_full_disk_is_one_line_naming_the_path_and_keeps_the_old_run(reviews_run, tmp_path, capsys, monkeypatch):
-    import mept.model
+    import mept.model.prompted
 
     run = copy_run(reviews_run, tmp_path)
     before = snapshot(run)
@@ -158,7 +158,7 @@ def test_a_full_disk_is_one_line_naming_the_path_and_keeps_the_old_run(reviews_r
         raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
                            'message: "No space left on device" })')
 
-    monkeypatch.setattr(mept.model, "save_file", full)
+    monkeypatch.setattr(mept.model.prompted, "save_file", full)
     code, _, err = cli(["train", *reviews_run_files(reviews_run), "--output", str(run),
                         "--overwrite", "--max-steps", "1", *TINY], capsys)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -171,7 +171,7 @@ def test_a_full_disk_is_one_line_naming_the_path_and_keeps_the_old_run(reviews_r
 def test_an_adapter_on_another_backbone_of_the_same_shape_is_refused(reviews_run, tmp_path, capsys):
     import torch
 
-    from mept.backbones import load_backbone
+    from mept.model.backbones import load_backbone
 
     other = tmp_path / "other-bert"
     backbone = load_backbone("minilm", "cls", num_labels=2)

@@ -1,7 +1,7 @@
 """Multi-process training through Accelerate, on CPU (gloo): two processes learn what one does.
 
 The trainer splits each global batch across processes (``plan[index][rank::world]``) and weights
-each process's loss by its share of the batch (:func:`mept.train.accumulate_gradients`), so DDP's gradient
+each process's loss by its share of the batch (:func:`mept.harness.train.accumulate_gradients`), so DDP's gradient
 average is the one-process gradient -- also when a batch does not split evenly, or when a process
 gets no example at all.
 """

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 import transformers
 
 import mept
-from mept.backbones import resolve
 from mept.data import get_task
+from mept.data.encode import Encoder, LabelSpace, task_logits
 from mept.data.examples import Example
-from mept.encode import Encoder, LabelSpace, task_logits
-from mept.evaluate import _rank, predict, to_device
-from mept.train_loop import task_loss
+from mept.harness.evaluate import _rank, predict, to_device
+from mept.harness.train_loop import task_loss
+from mept.model.backbones import resolve
 
 TEXTS = ["the film was great", "a dull and tedious plot", "i loved every minute", "nothing happens at all"]
 

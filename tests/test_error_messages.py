@@ -58,7 +58,7 @@ def test_a_config_file_giving_a_setting_twice_is_refused(tmp_path, capsys, text,
 def test_yaml_merge_keys_still_work():
     import yaml
 
-    from mept.train_config import UniqueKeyLoader
+    from mept.harness.train_config import UniqueKeyLoader
 
     text = "defaults: &d {lr: 0.01, epochs: 2}\nrun:\n  <<: *d\n  lr: 0.02\n"
     assert yaml.load(text, Loader=UniqueKeyLoader)["run"] == {"lr": 0.02, "epochs": 2}  # stated over merged

@@ -89,18 +89,18 @@ def test_predict_keeps_the_mode_of_a_replaced_file_and_the_umask_for_a_new_one(r
 
 
 def test_the_interrupt_hint_of_predict_is_about_predict(reviews_run, tmp_path, capsys, monkeypatch):
-    import mept.evaluate
+    import mept.harness.eval_run
 
-    monkeypatch.setattr(mept.evaluate, "predict_details", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(mept.harness.eval_run, "predict_details", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     new = csv_file(tmp_path / "new.csv", GOOD[:2])
     code, _, err = cli(["predict", str(reviews_run), "--file", str(new), "--output", str(tmp_path / "p.csv")], capsys)
     assert code == 130 and "mept predict" in err and "--resume" not in err
 
 
 def test_predict_output_problems_come_before_the_model_loads(reviews_run, tmp_path, capsys, monkeypatch):
-    import mept.run_folder
+    import mept.harness.eval_run
 
-    monkeypatch.setattr(mept.run_folder, "load_trained", lambda *a, **k: pytest.fail("model loaded first"))
+    monkeypatch.setattr(mept.harness.eval_run, "load_trained", lambda *a, **k: pytest.fail("model loaded first"))
     new = csv_file(tmp_path / "new.csv", GOOD[:2])
     folder = tmp_path / "out.csv"
     folder.mkdir()

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from mept.registry import method_names
+from mept.core.registry import method_names
 from tests.fixed_values import FIXTURE, SETTINGS, TOLERANCE, case_names, run_case
 
 EXPECTED = json.loads(FIXTURE.read_text())

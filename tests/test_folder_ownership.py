@@ -1,4 +1,4 @@
-"""One ownership check for every command that writes where the user points it (``mept.ownership``).
+"""One ownership check for every command that writes where the user points it (``mept.files.ownership``).
 
 A folder (or file) is replaced only if mept wrote it, only with ``--overwrite``, and nothing is opened
 for writing before the check passes: ``train --output``, ``compare --output``, ``analyze --out``,
@@ -224,13 +224,13 @@ def test_eval_on_a_read_only_file_system_keeps_the_scores_and_says_they_were_not
                                                                                          monkeypatch):
     import errno
 
-    import mept.eval_run
+    import mept.harness.eval_run
 
     def read_only(dest, write):
         raise OSError(errno.EROFS, "Read-only file system", str(dest))
 
     run = copy_run(own_run, tmp_path)
-    monkeypatch.setattr(mept.eval_run, "atomic_write", read_only)
+    monkeypatch.setattr(mept.harness.eval_run, "atomic_write", read_only)
     code, out, err = cli(["eval", str(run)], capsys)
     assert code == 0 and "validation scores" in out
     warned(err, "could not write", "Read-only file system", "not saved")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from mept.registry import all_method_names
+from mept.core.registry import all_method_names
 
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "gpu_check.py"
 

@@ -86,7 +86,7 @@ def test_each_family_trains_its_whole_head_and_saves_it(family, method, tmp_path
     opt.step()
     assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in expected), "a head did not train"
     model.save_pretrained(tmp_path)
-    saved = mept.adapter_format.read_adapter_config(tmp_path)
+    saved = mept.core.adapter_format.read_adapter_config(tmp_path)
     assert saved["modules_to_save"] == heads
     model.eval()
     want = model(**batch)
@@ -153,7 +153,7 @@ def test_cli_modules_to_save_is_checked_before_anything_is_written(tmp_path, cap
     assert "error: modules_to_save: BertForSequenceClassification has no submodule 'clasifier'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     assert main([*args, "--modules-to-save", "classifier", "bert.pooler", "--output", str(tmp_path / "ok")]) == 0
-    saved = mept.adapter_format.read_adapter_config(tmp_path / "ok" / "best")
+    saved = mept.core.adapter_format.read_adapter_config(tmp_path / "ok" / "best")
     assert saved["modules_to_save"] == ["classifier", "bert.pooler"]
     assert saved_keys(tmp_path / "ok" / "best") >= {"head.bert.pooler.dense.weight", "head.classifier.weight"}
 

@@ -9,9 +9,9 @@ import torch
 from transformers import TrainingArguments
 
 import mept
-from mept.adapter_format import CONFIG_NAME, WEIGHTS_NAME
+from mept.core.adapter_format import CONFIG_NAME, WEIGHTS_NAME
 from mept.errors import MeptError
-from mept.trainer import PromptTrainer
+from mept.harness.trainer import PromptTrainer
 from tests.conftest import tiny_bert
 
 

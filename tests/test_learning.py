@@ -13,8 +13,8 @@ import itertools
 import pytest
 
 from mept.data.bigbench import tarball_path
-from mept.train import run
-from mept.train_config import TrainConfig
+from mept.harness.train import run
+from mept.harness.train_config import TrainConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not tarball_path().exists(), reason="BIG-bench tarball not downloaded")]
 

@@ -1,4 +1,4 @@
-"""One memory estimate before allocation (``mept.memory.footprint`` / ``check_fits``, via ``check_plan``).
+"""One memory estimate before allocation (``mept.harness.memory.footprint`` / ``check_fits``, via ``check_plan``).
 
 Issue 34: ``--experts 100000`` and ``mept params --num-labels 100000000`` allocated ~21 GB until the
 kernel killed them (exit 137, a lock and a half-written run left), and ``--prompt-length 100000`` was
@@ -14,11 +14,11 @@ import time
 import pytest
 from conftest import TINY, cli, copy_run, one_error, own_files
 
-import mept.memory
-from mept.backbones import backbone_config, load_backbone
-from mept.memory import available_bytes, footprint
-from mept.model import get_model
-from mept.registry import make_config
+import mept.harness.memory
+from mept.core.registry import make_config
+from mept.harness.memory import available_bytes, footprint
+from mept.model.backbones import backbone_config, load_backbone
+from mept.model.prompted import get_model
 
 GIB = 2**30
 
@@ -79,7 +79,7 @@ def test_a_shared_run_asking_for_a_million_experts_is_refused_before_eval_alloca
 def test_what_cannot_fit_is_refused_whatever_the_machine(tmp_path, capsys, monkeypatch):
     """The refusal, pinned: with 100 MiB available, full fine-tuning of MiniLM (22.7M parameters, each with
     a gradient and two AdamW moments: 347 MiB) is refused; the probe (its head only) fits."""
-    monkeypatch.setattr(mept.memory, "available_bytes", lambda: {"cpu": 100 * 2**20})
+    monkeypatch.setattr(mept.harness.memory, "available_bytes", lambda: {"cpu": 100 * 2**20})
     refused_fast(["params", "--method", "full", "--num-labels", "2"], capsys, "needs about 0.3 GiB",
                  "22,713,986 parameters", "0.1 GiB is available")
     assert cli(["params", "--method", "probe", "--num-labels", "2"], capsys)[0] == 0

@@ -10,9 +10,9 @@ from conftest import interrupt_training_at_step
 import mept
 from mept.baselines.lora import LoRAConfig
 from mept.cli import main
-from mept.config import DEFAULTS_GENERATION, defaults_of
-from mept.run_folder import load_trained
-from mept.train_config import TrainConfig, migrate_run_config
+from mept.core.config import DEFAULTS_GENERATION, defaults_of
+from mept.harness.run_folder import load_trained
+from mept.harness.train_config import TrainConfig, migrate_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 

@@ -175,10 +175,10 @@ def test_mixed_batch_on_a_decoder_equals_each_adapter_alone(method, tmp_path):
 
 def test_smollm2_rank_predictions_of_mixed_rows_equal_each_adapter_alone(smollm2_lm, tmp_path):
     """Real SmolLM2: MEPT and prompt tuning adapters with their own label words, scored by rank classification."""
+    from mept.data.encode import Encoder
     from mept.data.examples import Example
     from mept.data.registry import TaskSpec
-    from mept.encode import Encoder
-    from mept.evaluate import predict_details
+    from mept.harness.evaluate import predict_details
     from mept.multi_adapter.predict import predict_features
 
     tok = smollm2_lm.processor

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from mept.cli import main
 from mept.errors import MeptError
-from mept.train_config import TrainConfig
+from mept.harness.train_config import TrainConfig
 from tests.conftest import reviews, tiny_model_dir
 
 

@@ -20,7 +20,7 @@ import pytest
 from mept.cli import main
 from mept.data.custom import file_task_name, load_custom, read_examples
 from mept.errors import MeptError
-from mept.train_config import TrainConfig
+from mept.harness.train_config import TrainConfig
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 RUN = ["--max-steps", "12", "--eval-every", "4", "--save-every", "1", "--batch-size", "8", "--max-length", "64",
@@ -101,8 +101,8 @@ def test_eval_file_works_from_elsewhere_with_only_the_run_folder(trained, tmp_pa
 
 
 def test_predict_writes_label_probability_and_experts_per_layer(trained, tmp_path):
-    from mept.evaluate import predict
-    from mept.run_folder import load_trained, pick_task, read_task_file
+    from mept.harness.evaluate import predict
+    from mept.harness.run_folder import load_trained, pick_task, read_task_file
 
     out_csv, out_jsonl = tmp_path / "preds.csv", tmp_path / "preds.jsonl"
     new = FIXTURES / "new.csv"
@@ -131,8 +131,8 @@ def test_predict_writes_label_probability_and_experts_per_layer(trained, tmp_pat
 def test_predict_experts_match_the_routing_trace(trained):
     import torch
 
-    from mept.evaluate import predict_details
-    from mept.run_folder import load_trained, pick_task, read_task_file
+    from mept.harness.evaluate import predict_details
+    from mept.harness.run_folder import load_trained, pick_task, read_task_file
 
     p = load_trained(trained["out"])
     spec = pick_task(p, None)
@@ -204,11 +204,11 @@ def test_test_split_and_unlabelled_rows_are_read_like_train(tmp_path):
 
 
 def test_truncation_is_announced_before_training_and_transformers_stays_quiet(tmp_path, capfd, monkeypatch):
-    import mept.prepare_run
-    import mept.train_loop
+    import mept.harness.prepare_run
+    import mept.harness.train_loop
 
     events = []
-    for module, name in ((mept.prepare_run, "warn_truncation"), (mept.train_loop, "task_loss")):
+    for module, name in ((mept.harness.prepare_run, "warn_truncation"), (mept.harness.train_loop, "task_loss")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: events.append(_name) or _real(*a, **k))
     rows = [("word " * 700 if i % 4 == 0 else f"short review {i}", "positive" if i % 2 else "negative") for i in range(24)]

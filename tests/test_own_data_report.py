@@ -19,7 +19,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from mept.cli import build_parser, main
-from mept.run_folder import load_trained, read_config
+from mept.harness.run_folder import load_trained, read_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 RUN = ["--max-steps", "6", "--eval-every", "2", "--batch-size", "8", "--max-length", "64",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mept.core.task_types import FORMATS, TaskType
 from mept.errors import MeptError
-from mept.task_types import FORMATS, TaskType
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("matplotlib", "sklearn", "gguf", "PIL")
@@ -19,7 +19,7 @@ HEAVY = ("matplotlib", "sklearn", "gguf", "PIL")
 def test_importing_mept_and_its_harness_loads_no_plotting_imaging_or_ml_extras():
     # A fresh interpreter: pytest itself (and other tests) may already have imported them.
     code = (
-        "import json, sys; import mept, mept.train, mept.cli, mept.data, mept.evaluate; "
+        "import json, sys; import mept, mept.harness.train, mept.cli, mept.data, mept.harness.evaluate; "
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
@@ -29,8 +29,8 @@ def test_importing_mept_and_its_harness_loads_no_plotting_imaging_or_ml_extras()
 def test_evaluation_and_its_routing_health_load_neither_analysis_nor_matplotlib_nor_sklearn():
     # routing health is measured on every routed evaluation: it must stay as light as the harness
     code = (
-        "import json, sys; import numpy as np; import mept.evaluate, mept.train; "
-        "from mept.routing_health import format_health, routing_health; from mept.pathways import RoutingTrace; "
+        "import json, sys; import numpy as np; import mept.harness.evaluate, mept.harness.train; "
+        "from mept.core.routing_health import format_health, routing_health; from mept.core.pathways import RoutingTrace; "
         "t = RoutingTrace('t', [0, 1], np.full((4, 2, 2), 0.5), np.zeros((4, 2), dtype=int)); "
         "format_health(routing_health([t])); "
         "print(json.dumps([m for m in ('matplotlib', 'sklearn', 'mept.analysis') if m in sys.modules]))"

@@ -13,8 +13,8 @@ import torch
 import mept
 from mept.cli import build_parser, train_config_from_args
 from mept.errors import MeptError
+from mept.harness.train_config import TrainConfig
 from mept.methods.mept import PAPER_STATED, MEPTConfig
-from mept.train_config import TrainConfig
 from tests.conftest import tiny_bert
 
 D, LAYERS = 32, 3  # tiny_bert
@@ -161,7 +161,7 @@ def test_task_text_init_fills_experts_with_the_texts_token_embeddings():
 
 
 def test_task_text_init_through_training_uses_the_given_text(tmp_path):
-    from mept.prepare_run import prepare
+    from mept.harness.prepare_run import prepare
 
     cfg = TrainConfig(tasks=["bb-rte"], method_args={"init": "task_text", "init_from": "entailment means",
                                                      "num_experts": 2, "prompt_length": 3},
@@ -186,8 +186,8 @@ def test_paper_true_in_a_config_file_gives_the_papers_settings_and_the_file_wins
 
 
 def test_paper_search_searches_the_papers_grid_of_m_nr_and_lr():
+    from mept.harness.train import point_folder, search_points
     from mept.methods.mept import PAPER_SEARCH
-    from mept.train import point_folder, search_points
 
     cfg = paper_config("--paper-search")
     assert cfg.paper_search and cfg.prompt_length is None and cfg.experts is None  # picked by the search

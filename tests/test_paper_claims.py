@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from mept.data.superglue import TASKS
+from mept.harness.train_config import PAPER_TRAINING_UNSTATED, TrainConfig
 from mept.methods.mept import PAPER_SEARCH, PAPER_STATED, PAPER_UNSTATED, ROUTER_INIT
-from mept.train_config import PAPER_TRAINING_UNSTATED, TrainConfig
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 import paper_numbers as P  # noqa: E402

@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import interrupt_training_at_step
 
-import mept.precision as precision
+import mept.harness.precision as precision
 from mept.cli import main
+from mept.core.routing import Router
 from mept.errors import MeptError
-from mept.routing import Router
-from mept.train_config import TrainConfig, migrate_run_config
+from mept.harness.train_config import TrainConfig, migrate_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 TINY = ["--train-file", str(FIXTURES / "train.csv"), "--test-file", str(FIXTURES / "test.csv"), "--batch-size", "4",
@@ -122,7 +122,7 @@ def test_adapters_move_between_precisions_with_fp32_weights(bf16_run):
     from safetensors.torch import load_file
 
     import mept
-    from mept.backbones import load_backbone
+    from mept.model.backbones import load_backbone
 
     saved = load_file(str(bf16_run / "best" / "adapter_model.safetensors"))
     assert saved and all(t.dtype == torch.float32 for t in saved.values())  # master weights, never bf16 copies
@@ -136,12 +136,15 @@ def test_prompt_trainer_turns_bf16_on_under_auto_and_leaves_explicit_arguments(t
     from transformers import TrainingArguments
 
     import mept
-    from mept.trainer import PromptTrainer
+    from mept.harness.trainer import PromptTrainer
 
     model = mept.get_model(minilm.model, mept.make_config("prompt_tuning", prompt_length=2))
-    args = TrainingArguments(output_dir=str(tmp_path / "a"), use_cpu=True, report_to=[])
-    PromptTrainer(model=model, args=args)
-    assert args.bf16
-    fp32 = TrainingArguments(output_dir=str(tmp_path / "b"), use_cpu=True, report_to=[])
-    PromptTrainer(model=model, args=fp32, mixed_precision="no")
-    assert not fp32.bf16
+    try:
+        args = TrainingArguments(output_dir=str(tmp_path / "a"), use_cpu=True, report_to=[])
+        PromptTrainer(model=model, args=args)
+        assert args.bf16
+        fp32 = TrainingArguments(output_dir=str(tmp_path / "b"), use_cpu=True, report_to=[])
+        PromptTrainer(model=model, args=fp32, mixed_precision="no")
+        assert not fp32.bf16
+    finally:
+        model.unload()  # the session's MiniLM stays bare for the tests after this one (test_prompted_model)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mept.errors import MeptError
-from mept.progress import Progress, duration, interval_seconds, progress_lines
+from mept.harness.progress import Progress, duration, interval_seconds, progress_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 STAMP = re.compile(r"^progress (?:(\d+)h)?(?:(\d+)m)?(\d+)s: ")

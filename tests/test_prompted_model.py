@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import mept
+from mept.core.routing import trace_of
 from mept.errors import MeptError
 from mept.methods.vfpt import fourier_transform
-from mept.routing import trace_of
 from tests.conftest import SMALL, tiny_bert, tiny_llama, tiny_t5, tiny_vit
 
 SENTENCES = [
@@ -159,7 +159,7 @@ def test_shared_expert_switches_change_the_expert_pool(minilm, wrap):
 @pytest.mark.parametrize("spec, expected", [("all", list(range(12))), ("1", [0]), ("1-6", list(range(6))),
                                             ("7-12", list(range(6, 12))), ("1,3,5", [0, 2, 4]), ([2, 4], [1, 3])])
 def test_layer_specs_parse_one_based(spec, expected):
-    from mept.config import parse_layers
+    from mept.core.config import parse_layers
 
     assert parse_layers(spec, 12) == expected
 

@@ -11,12 +11,12 @@ import transformers
 
 import mept
 from mept.data import bigbench, get_task
+from mept.data.encode import Encoder, Feature
 from mept.data.examples import Example
-from mept.encode import Encoder, Feature
-from mept.evaluate import evaluate, predict, score
-from mept.prepare_run import prepare
-from mept.train import train
-from mept.train_config import TrainConfig
+from mept.harness.evaluate import evaluate, predict, score
+from mept.harness.prepare_run import prepare
+from mept.harness.train import train
+from mept.harness.train_config import TrainConfig
 
 needs_bigbench = pytest.mark.skipif(not bigbench.tarball_path().exists(), reason="BIG-bench tarball not downloaded")
 ONE_DIGIT = re.compile(r"^What is \d (plus|minus|times) \d\?$")

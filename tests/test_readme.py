@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from mept.cli import main
-from mept.train_config import TrainConfig
+from mept.harness.train_config import TrainConfig
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

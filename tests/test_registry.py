@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import pytest
 
 from mept.cli import build_parser
-from mept.config import PromptConfig
+from mept.core.config import PromptConfig
+from mept.core.registry import method_class, method_names, register_method
 from mept.errors import MeptError
+from mept.harness.train_config import TrainConfig, paper_lr_grid
 from mept.methods.base import DeepPrompts
-from mept.registry import method_class, method_names, register_method
-from mept.train_config import TrainConfig, paper_lr_grid
 from tests.conftest import SMALL
 
 

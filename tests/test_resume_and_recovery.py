@@ -43,7 +43,7 @@ def test_checkpoint_on_another_backbone_is_refused(tmp_path, capsys):
     config["backbone"]["hidden_size"] = 768
     (out / "best" / "adapter_config.json").write_text(json.dumps(config))
     import mept
-    from mept.backbones import load_backbone
+    from mept.model.backbones import load_backbone
 
     with pytest.raises(mept.MeptError, match="hidden_size=768"):
         mept.load(load_backbone("minilm", "cls", num_labels=2).model, out / "best")
@@ -52,7 +52,7 @@ def test_checkpoint_on_another_backbone_is_refused(tmp_path, capsys):
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
     import torch
 
-    import mept.train_loop as train_mod  # where the loop's step pieces live
+    import mept.harness.train_loop as train_mod  # where the loop's step pieces live
 
     real = train_mod.task_loss
     calls = {"n": 0}

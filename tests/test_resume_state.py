@@ -1,4 +1,4 @@
-"""One validator for the whole resume state (``mept.resume_state``), before any of it is used.
+"""One validator for the whole resume state (``mept.harness.resume_state``), before any of it is used.
 
 Issue 34: ``--resume`` on a checkpoint whose state has ``step: -5``, ``best_score: NaN``, a truncated
 ``trainer_state.safetensors`` or edited ``optimizer_groups`` was accepted, or crashed deep in torch.

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import mept
+from mept.core.pathways import RoutingTrace
+from mept.core.routing import Router, balance_loss, trace_of, z_loss
+from mept.core.routing_health import format_health, routing_health
 from mept.errors import MeptError
-from mept.pathways import RoutingTrace
-from mept.routing import Router, balance_loss, trace_of, z_loss
-from mept.routing_health import format_health, routing_health
 from tests.conftest import tiny_bert, tiny_llama
 
 TOKENS = torch.randint(5, 120, (6, 12))

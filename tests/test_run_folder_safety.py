@@ -51,7 +51,7 @@ def test_overwrite_validates_first_and_keeps_the_old_run_until_the_new_one_has_s
 
 
 def test_failed_overwrite_mid_training_restores_the_old_run(rte_run, tmp_path, capsys, monkeypatch):
-    import mept.train_loop as loop
+    import mept.harness.train_loop as loop
 
     run = copy_run(rte_run, tmp_path)
     before = (run / "metrics.json").read_text()
@@ -134,13 +134,13 @@ def test_overwrite_refuses_a_run_folder_holding_the_users_files(reviews_run, tmp
 
 
 def test_overwrite_onto_a_symlinked_run_is_refused_before_training(reviews_run, tmp_path, capsys, monkeypatch):
-    import mept.prepare_run
+    import mept.harness.prepare_run
 
     run = copy_run(reviews_run, tmp_path)
     link = tmp_path / "link"
     link.symlink_to(run)
     before = snapshot(run)
-    monkeypatch.setattr(mept.prepare_run, "load_backbone", lambda *a, **k: pytest.fail("model loaded first"))
+    monkeypatch.setattr(mept.harness.prepare_run, "load_backbone", lambda *a, **k: pytest.fail("model loaded first"))
     code, _, err = cli(["train", *reviews_run_files(reviews_run), "--output", str(link),
                         "--overwrite", *TINY], capsys)
     one_error(code, err, "is a symbolic link")
@@ -171,7 +171,7 @@ def test_sigterm_during_overwrite_puts_the_old_run_back(reviews_run, tmp_path):
 
 def test_sigterm_inside_a_finaliser_is_delivered_again():
     """Python swallows an exception raised in ``__del__``; the SIGTERM must not be lost with it."""
-    from mept.signals import Terminated, terminate_as_interrupt
+    from mept.harness.signals import Terminated, terminate_as_interrupt
 
     class Dying:
         def __del__(self):
@@ -182,9 +182,9 @@ def test_sigterm_inside_a_finaliser_is_delivered_again():
         Dying()
         for _ in range(200):
             time.sleep(0.01)
-    import mept.signals
+    import mept.harness.signals
 
-    assert signal.getsignal(signal.SIGTERM) is not mept.signals._terminate  # the handler is put back
+    assert signal.getsignal(signal.SIGTERM) is not mept.harness.signals._terminate  # the handler is put back
 
 
 def _interrupted_overwrite(reviews_run: Path, tmp_path: Path) -> Path:

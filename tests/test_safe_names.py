@@ -14,7 +14,7 @@ import pytest
 from conftest import GOOD, TINY, cli, copy_run, csv_file, one_error, own_files
 
 from mept.errors import MeptError
-from mept.safe_names import MAX_COMPONENT, check_component, file_component
+from mept.files.safe_names import MAX_COMPONENT, check_component, file_component
 
 
 @pytest.mark.parametrize("name, safe", [

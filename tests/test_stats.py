@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mept.stats import adjust_family, betainc, describe, holm, paired_test, t_ppf_two_sided, t_sf_two_sided
+from mept.harness.stats import adjust_family, betainc, describe, holm, paired_test, t_ppf_two_sided, t_sf_two_sided
 
 
 @pytest.mark.parametrize("t, df, p", [

@@ -77,8 +77,8 @@ def test_plain_templates_render_as_str_format_did(template):
 
 
 def test_pairs_use_the_tokenizers_own_pair_encoding(minilm):
+    from mept.data.encode import Encoder
     from mept.data.examples import Example
-    from mept.encode import Encoder
 
     encoder = Encoder("cls", minilm.processor, num_slots=4, max_length=64, labels=None)
     (feature,), _ = encoder.featurize([Example("a cat sat", 0, "x", "t", text_pair="it sat")])

@@ -9,8 +9,8 @@ import pytest
 
 from mept.cli import main
 from mept.errors import MeptError
-from mept.prepare_run import prepare
-from mept.train_config import TrainConfig, migrate_run_config
+from mept.harness.prepare_run import prepare
+from mept.harness.train_config import TrainConfig, migrate_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 LONG = " ".join(f"the plot of part {i} was slow but the acting stayed fine" for i in range(60))  # ~700 tokens
@@ -52,7 +52,7 @@ def test_runs_saved_before_the_change_keep_counting_the_slots(tmp_path, capsys):
     del config["max_length_counts_slots"]  # as a run written before the field existed
     (run / "run_config.json").write_text(json.dumps(config))
     assert migrate_run_config(config)["max_length_counts_slots"] is True
-    from mept.run_folder import load_trained
+    from mept.harness.run_folder import load_trained
 
     assert load_trained(run).encoder.text_budget == 20 - 4  # the old meaning: slots counted in --max-length
     assert main(["eval", str(run)]) == 0

@@ -16,7 +16,7 @@ import pytest
 
 from mept.cli import main
 from mept.errors import MeptError
-from mept.train_config import TrainConfig
+from mept.harness.train_config import TrainConfig
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 RUN = ["--train-file", str(FIXTURES / "train.csv"), "--max-steps", "4", "--eval-every", "2", "--batch-size", "8",

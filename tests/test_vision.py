@@ -14,15 +14,15 @@ import torch
 import transformers
 
 import mept
-from mept.backbones import load_backbone
 from mept.cli import main
 from mept.data import bigbench, get_task
+from mept.data.encode import Encoder
 from mept.data.images import bb_cifar10_cache_path, load_bb_cifar10
-from mept.encode import Encoder
-from mept.evaluate import evaluate, model_inputs
-from mept.prepare_run import prepare
-from mept.train import train
-from mept.train_config import TrainConfig
+from mept.harness.evaluate import evaluate, model_inputs
+from mept.harness.prepare_run import prepare
+from mept.harness.train import train
+from mept.harness.train_config import TrainConfig
+from mept.model.backbones import load_backbone
 from tests.conftest import tiny_vit
 
 pytestmark = pytest.mark.skipif(
@@ -76,7 +76,7 @@ def test_deep_methods_train_on_cifar_from_the_command_line_and_reload(vit_dir, t
 
 def validation_subset(n: int):
     """The validation examples train.prepare draws with --max-eval-examples n (same seeded subsample)."""
-    from mept.prepare_run import SPLIT_SEED, _subsample
+    from mept.harness.prepare_run import SPLIT_SEED, _subsample
 
     return _subsample(load_bb_cifar10()["validation"], n, SPLIT_SEED)
 

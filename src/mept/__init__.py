@@ -9,6 +9,9 @@
     many(input_ids=..., attention_mask=..., adapter_names=["sentiment", "topic", ...])
 """
 
+# Importing the two packages registers every prompt method and baseline (mept.core.registry is a leaf).
+import mept.baselines  # noqa: F401
+from mept.core.registry import make_config, method_names
 from mept.errors import MeptError
 from mept.methods import (
     MEPTConfig,
@@ -18,9 +21,8 @@ from mept.methods import (
     SMoPConfig,
     VFPTConfig,
 )
-from mept.model import PromptedModel, get_model, load
+from mept.model.prompted import PromptedModel, get_model, load
 from mept.multi_adapter import MultiAdapterModel
-from mept.registry import make_config, method_names
 from mept.version import __version__
 
 __all__ = [

@@ -17,7 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from mept.stats import adjust_family, paired_test
+from mept.harness.stats import adjust_family, paired_test
 
 HERE = Path(__file__).parent
 

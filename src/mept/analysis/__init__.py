@@ -1,7 +1,7 @@
 """Routing analysis: expert pathways, task similarity, t-SNE maps, report files.
 
 Pure numpy in, JSON/PNG out; the model and ``mept analyze`` produce
-:class:`~mept.pathways.RoutingTrace` objects (:mod:`mept.pathways`, light enough for evaluation) and
+:class:`~mept.core.pathways.RoutingTrace` objects (:mod:`mept.core.pathways`, light enough for evaluation) and
 call :func:`write_report`.
 """
 from mept.analysis.manifold import subsample_per_task, tsne_embed

@@ -4,13 +4,13 @@ With one task there is nothing to compare pathways against, so the useful
 questions are within the task: how is each layer's traffic spread over the
 experts, and do examples of different classes take different pathways
 (``mept analyze --by label``)? Numpy in, plain Python out, like
-:mod:`mept.pathways`.
+:mod:`mept.core.pathways`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mept.pathways import RoutingTrace, compute_pathway
+from mept.core.pathways import RoutingTrace, compute_pathway
 
 
 def pathways_by_label(trace: RoutingTrace, label_names: list[str] | None = None) -> dict[str, dict]:

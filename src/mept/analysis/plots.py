@@ -14,8 +14,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from mept.core.pathways import Pathway, RoutingTrace, compute_pathway
 from mept.errors import MeptError
-from mept.pathways import Pathway, RoutingTrace, compute_pathway
 
 DPI = 120
 _MAX_LEGEND_ENTRIES = 20  # beyond this a legend covers the plot; colours still differ

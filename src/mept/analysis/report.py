@@ -34,10 +34,11 @@ from mept.analysis.by_label import format_by_label, format_layer_use, pathways_b
 from mept.analysis.manifold import MIN_TSNE_POINTS, subsample_per_task, tsne_embed
 from mept.analysis.plots import plot_expert_utilization, plot_pathway_heatmap, plot_tsne
 from mept.analysis.similarity import format_table, pairwise_similarity, task_similarity
+from mept.core.pathways import RoutingTrace, compute_pathway, pathway_vector
+from mept.core.routing_health import format_health, routing_health
 from mept.errors import MeptError
-from mept.ownership import OutputKind
-from mept.pathways import RoutingTrace, compute_pathway, pathway_vector
-from mept.routing_health import format_health, routing_health
+from mept.files.ownership import OutputKind
+from mept.version import __version__
 
 MAX_TSNE_PER_TASK = 200
 MARKER = "analysis.json"
@@ -53,7 +54,7 @@ def _legacy_analysis(out: Path, names: list[str]) -> bool:
     return out.name == "analysis" and (out.parent / "run_config.json").is_file()
 
 
-# What `mept analyze --out` holds, for the one ownership check (mept.ownership.claim_output)
+# What `mept analyze --out` holds, for the one ownership check (mept.files.ownership.claim_output)
 ANALYSIS = OutputKind("a mept analysis", marker=MARKER, entries=lambda: frozenset(FILES.values()),
                       legacy=_legacy_analysis)
 
@@ -186,8 +187,6 @@ def check_tsne_inputs(*feature_sets: dict[str, np.ndarray] | None) -> None:
 
 def begin(out_dir: str | Path) -> Path:
     """Create the folder and its marker first, so even an interrupted analysis is known as mept's."""
-    from mept.version import __version__
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / MARKER, {"mept_version": __version__, "complete": False, "files": []})
@@ -195,8 +194,6 @@ def begin(out_dir: str | Path) -> Path:
 
 
 def end(out: Path, files: dict[str, Path]) -> dict[str, Path]:
-    from mept.version import __version__
-
     _write_json(out / MARKER, {"mept_version": __version__, "complete": True,
                                "files": sorted(p.name for p in files.values())})
     return files

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mept.core.pathways import cosine
 from mept.errors import MeptError
-from mept.pathways import cosine
 
 
 def pairwise_similarity(vectors: dict[str, np.ndarray]) -> dict:

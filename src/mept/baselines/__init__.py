@@ -1,5 +1,5 @@
 """Baselines in the same harness as the prompt methods: LoRA / DoRA / IA3 (through PEFT), full
-fine-tuning, and a linear probe. Each registers itself on import (``mept.registry.register_baseline``).
+fine-tuning, and a linear probe. Each registers itself on import (``mept.core.registry.register_baseline``).
 """
 
 from mept.baselines import full, lora, probe  # noqa: F401

@@ -3,7 +3,7 @@
 The harness (``prepare_run`` -> ``train`` -> ``run_report``, ``mept eval / predict``) talks to
 its model through a handful of names -- ``forward``, ``param_groups``, ``parameter_report``,
 ``save_pretrained`` / ``load_adapter``, ``num_slots``, ``method.routed`` -- that
-:class:`~mept.model.PromptedModel` defines for prompt methods. :class:`BaselineModel` defines
+:class:`~mept.model.prompted.PromptedModel` defines for prompt methods. :class:`BaselineModel` defines
 the same names for models that change the backbone's weights (LoRA through PEFT, full
 fine-tuning) or only train its head (a linear probe), so the harness never branches per method:
 same data, templates, label spaces, heads, head pooling, budget, checkpoints and metrics.
@@ -33,16 +33,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mept.adapter_format import check_adapter_config, check_backbone_fits
-from mept.config import PromptConfig
+from mept.core.adapter_format import adapter_metadata, check_adapter_config, check_backbone_fits, check_format_version
+from mept.core.config import PromptConfig
+from mept.core.registry import method_class
+from mept.core.routed_output import with_routing
 from mept.errors import MeptError
 from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
+from mept.inject.slots import enable_checkpointing
 from mept.inject.spec import BackboneSpec, inspect_backbone
-from mept.routed_output import with_routing
-from mept.version import __version__
 
-META_NAME = "mept_config.json"
-FORMAT_VERSION = 1
+META_NAME = "mept_config.json"  # versioned by mept.core.adapter_format.FORMAT_VERSION
 # The attention mask of the forward running in this thread, for the mean-pooling head hooks: a
 # value of that forward (set and reset around it), never an attribute a later forward could read.
 _FORWARD_MASK: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("baseline_mask", default=None)
@@ -63,24 +63,10 @@ class BaselineConfig:
     paper_lr_grid: ClassVar[tuple[float, ...]] = (1e-4, 3e-4, 1e-3)
     default_lr: ClassVar[float] = 1e-3
     compare_lr_grid: ClassVar[tuple[float, ...]] = (3e-4, 1e-3, 3e-3)
+    paper_settings: ClassVar[dict[str, object]] = {}  # the MEPT paper trains no baseline
 
     to_dict = PromptConfig.to_dict
     from_dict = classmethod(PromptConfig.from_dict.__func__)  # unknown keys: one error naming the valid ones
-
-
-class NoPrompt:
-    """The ``method`` a baseline shows the harness: no slots, no routers, nothing to initialise from text."""
-
-    routed = False
-    wants_text_init = False
-    num_slots = 0
-    layer_ids: list[int] = []
-
-    def routers(self) -> list:
-        return []
-
-    def aux_loss(self, routes: list) -> None:
-        return None
 
 
 class BaselineModel(nn.Module):
@@ -106,8 +92,7 @@ class BaselineModel(nn.Module):
         if getattr(backbone, self.wrapped_flag, False):
             raise MeptError("this backbone is already wrapped; load a fresh one for another method")
         self.spec: BackboneSpec = inspect_backbone(backbone)
-        self.prompt_config = config  # the harness's name for "the method's config"
-        self.method = NoPrompt()
+        self.prompt_config = config  # the method's config (mept.model.adapter.AdapterModel)
         self.head_names = find_heads(backbone, modules_to_save)
         self.backbone_params = sum(p.numel() for n, p in backbone.named_parameters() if not self._is_head(n))
         site = mean_pool_site(backbone, self.spec)
@@ -141,9 +126,9 @@ class BaselineModel(nn.Module):
     def backbone(self) -> nn.Module:
         return self.base_model()
 
-    @property
-    def num_slots(self) -> int:
-        return 0
+    num_slots = 0  # no prompt slots, no routers (mept.model.adapter.AdapterModel)
+    routed = False
+    routed_layers: ClassVar[list[int]] = []
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs: Any):
         if input_ids is not None and attention_mask is None:
@@ -168,12 +153,7 @@ class BaselineModel(nn.Module):
         yield self  # pragma: no cover
 
     def gradient_checkpointing_enable(self) -> None:
-        model = self.base_model()
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(self.base_model())
 
     # --- ownership, optimiser groups, report ---------------------------------------------------
 
@@ -227,18 +207,6 @@ class BaselineModel(nn.Module):
 
     # --- persistence ---------------------------------------------------------------------------
 
-    def meta(self) -> dict[str, Any]:
-        return {
-            "library": "mept",
-            "mept_version": __version__,
-            "format_version": FORMAT_VERSION,
-            "method": self.prompt_config.method,
-            "config": self.prompt_config.to_dict(),
-            "backbone": {"name_or_path": getattr(self.base_model().config, "_name_or_path", ""), **self.spec.describe()},
-            "modules_to_save": self.head_names,
-            "head_pooling": self.head_pooling,
-        }
-
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write the weights (in their own library's layout) and ``mept_config.json``.
 
@@ -250,7 +218,7 @@ class BaselineModel(nn.Module):
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
         try:
             self.save_weights(tmp)
-            (tmp / META_NAME).write_text(json.dumps(self.meta(), indent=2))
+            (tmp / META_NAME).write_text(json.dumps(adapter_metadata(self), indent=2))
             for file in sorted(tmp.iterdir(), key=lambda f: f.name == META_NAME):
                 os.replace(file, path / file.name)
         finally:
@@ -272,8 +240,6 @@ class BaselineModel(nn.Module):
     @classmethod
     def from_pretrained(cls, backbone: nn.Module, path: str | os.PathLike) -> "BaselineModel":
         """Rebuild the baseline a folder names on ``backbone`` and load its weights."""
-        from mept.registry import method_class
-
         meta = read_baseline_meta(path)
         model_cls = method_class(meta["method"])
         config = model_cls.config_class.from_dict(meta["config"])
@@ -296,10 +262,9 @@ def read_baseline_meta(path: str | os.PathLike) -> dict[str, Any]:
         meta = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
         raise MeptError(f"{file} is not readable JSON ({str(exc).splitlines()[0]})") from None
-    version = meta.get("format_version") if isinstance(meta, dict) else None
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise MeptError(f"{file} has format {version!r}, but this mept {__version__} reads up to {FORMAT_VERSION}; "
-                        f"upgrade mept to load it")
+    if not isinstance(meta, dict):
+        raise MeptError(f"{file} is not a JSON object; the checkpoint is damaged")
+    check_format_version(meta.get("format_version"), meta, file)  # baselines were versioned from the start
     return meta
 
 

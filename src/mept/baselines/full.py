@@ -16,8 +16,8 @@ from typing import ClassVar
 from torch import nn
 
 from mept.baselines.base import BaselineConfig, BaselineModel, load_tensors
+from mept.core.registry import register_baseline
 from mept.errors import MeptError, warn
-from mept.registry import register_baseline
 
 WEIGHTS = "model.safetensors"
 

@@ -21,10 +21,10 @@ from typing import ClassVar
 
 from torch import nn
 
-from mept.baselines.base import BaselineConfig, BaselineModel
-from mept.config import _non_negative, _positive
+from mept.baselines.base import BaselineConfig, BaselineModel, load_tensors
+from mept.core.config import _non_negative, _positive
+from mept.core.registry import register_baseline
 from mept.errors import MeptError
-from mept.registry import register_baseline
 
 
 @dataclass
@@ -150,8 +150,6 @@ class PeftBaseline(BaselineModel):
 
     def load_weights(self, folder: Path) -> None:
         import peft
-
-        from mept.baselines.base import load_tensors
 
         state = load_tensors(folder / "adapter_model.safetensors")
         result = peft.set_peft_model_state_dict(self.net, state)

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 from torch import nn
 
 from mept.baselines.base import BaselineConfig, BaselineModel, load_tensors, save_tensors
+from mept.core.registry import register_baseline
 from mept.errors import MeptError
-from mept.registry import register_baseline
 
 WEIGHTS = "model.safetensors"
 

@@ -27,6 +27,7 @@ from mept.data.bigbench import read_task
 from mept.data.examples import Example
 from mept.data.registry import Splits, TaskSpec, check_source, register_task, task_names
 from mept.data.splits import grouped_split, stratified_split
+from mept.data.superglue import SUPERGLUE
 from mept.errors import MeptError
 
 VALIDATION_FRACTION = 0.2
@@ -171,8 +172,6 @@ def suite_tasks(name: str) -> list[str]:
     if name in SUITES:
         return list(SUITES[name])
     if name == "superglue":
-        from mept.data.superglue import SUPERGLUE
-
         return list(SUPERGLUE)
     if name in task_names():
         return [name]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mept.errors import MeptError
-from mept.paths import cache_dir
+from mept.files.paths import cache_dir
 
 TARBALL = "bigbench-1.0.0.tar.gz"
 _PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks/"

@@ -14,6 +14,7 @@ from collections import Counter
 
 from mept.data.examples import Example
 from mept.data.jsonl import Row
+from mept.data.template import parse_template
 from mept.errors import MeptError, warn
 
 
@@ -34,8 +35,6 @@ def check_no_label_leak(label_field: str, text_field: str | None, text_pair_fiel
                         template: str | None) -> None:
     """Refuse an input that reads the label: ``--template "{text} {label}"`` or ``--text-field label`` trains to
     100% on any data, because the answer is in the question."""
-    from mept.data.template import parse_template
-
     if template is not None:
         read = [("--template", f) for f in parse_template(template).fields]
     else:

@@ -11,8 +11,9 @@ run needs only its own folder to read new data.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mept.data.checks import check_labels, check_no_label_leak, check_rows, check_validation_size, warn_empty_texts
 from mept.data.examples import Example
@@ -22,7 +23,12 @@ from mept.data.registry import Splits, TaskSpec, register_task, task_names
 from mept.data.splits import stratified_split
 from mept.data.template import Template, field_text, parse_template
 from mept.errors import MeptError, warn
-from mept.safe_names import check_component, file_component
+from mept.files.safe_names import check_component, file_component
+
+# How a file's rows are read: its columns and the template around them (mept train's flags, and the same
+# flags of eval and predict, which default to the run's own).
+FileField = Literal["text_field", "text_pair_field", "label_field", "template"]
+FILE_FIELDS: tuple[str, ...] = typing.get_args(FileField)
 
 VALIDATION_FRACTION = 0.1
 MAX_HELD_OUT = 0.2  # never hold out more than this share of train for validation, however many labels

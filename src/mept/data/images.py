@@ -25,7 +25,7 @@ from mept.data.bigbench import read_task
 from mept.data.examples import Example
 from mept.data.registry import Splits, TaskSpec, check_source, register_task
 from mept.errors import MeptError
-from mept.paths import cache_dir
+from mept.files.paths import cache_dir
 
 if TYPE_CHECKING:
     from PIL import Image  # imported where used: registering these tasks must not load Pillow

@@ -20,7 +20,7 @@ import re
 from collections import defaultdict
 
 from mept.data.jsonl import Row
-from mept.errors import warn
+from mept.errors import MeptError, warn
 
 _WHOLE = re.compile(r"[+-]?\d{1,30}(\.0*)?")  # longer digit runs stay text (int() refuses > 4300 digits)
 
@@ -50,8 +50,6 @@ def check_verbalizer(words: list[str] | tuple[str, ...], where: str) -> None:
 
     Words are compared as labels are read (spaces around dropped, whole numbers by value).
     """
-    from mept.errors import MeptError
-
     seen: dict[str, str] = {}
     for word in words:
         if not isinstance(word, str):

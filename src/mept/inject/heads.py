@@ -10,16 +10,19 @@ pooling, and prompt slots never count. Prompt methods (mask from the forward's
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from functools import partial
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from mept.core.config import check_choice
+from mept.core.routing import masked_mean
 from mept.errors import MeptError
 from mept.inject.spec import BackboneSpec
-from mept.routing import masked_mean
 
 # Task heads Hugging Face adds on top of a base model, found by name when ``modules_to_save`` is not given:
 # ``classification_head`` is BART's and T5ForSequenceClassification's, ``pre_classifier`` DistilBERT's first layer.
@@ -70,12 +73,15 @@ def mean_pool_site(backbone: nn.Module, spec: BackboneSpec) -> tuple[str, nn.Mod
     return ("first_token", first_token_head) if isinstance(first_token_head, nn.Module) else None
 
 
-def resolve_head_pooling(head_pooling: str | None, site: tuple[str, nn.Module] | None) -> str:
+# What a BERT-like classification head reads: the masked mean of the final states, or its own [CLS] pooler.
+HeadPooling = Literal["mean", "native"]
+
+
+def resolve_head_pooling(head_pooling: str | None, site: tuple[str, nn.Module] | None) -> HeadPooling:
     """The head pooling a model uses: the one asked for, checked, or ``"mean"`` where the head has a
     :func:`mean_pool_site` and ``"native"`` elsewhere (prompt methods and baselines decide alike)."""
     resolved = head_pooling or ("mean" if site else "native")
-    if resolved not in ("mean", "native"):
-        raise MeptError(f"head_pooling must be 'mean' or 'native', got {resolved!r}")
+    check_choice("head_pooling", resolved, typing.get_args(HeadPooling))
     if resolved == "mean" and site is None:
         raise MeptError("head_pooling='mean' needs a text encoder whose head reads a pooler or the first token")
     return resolved

@@ -27,7 +27,7 @@ statistics do not move again; torch restores the RNG state, its default
 ``preserve_rng_state=True``, so noisy routings choose the same experts).
 
 Routing reads the layer's input hidden state over real tokens only
-(``pool_mask``); each router normalises it as configured (:mod:`mept.routing`).
+(``pool_mask``); each router normalises it as configured (:mod:`mept.core.routing`).
 
 When ``layers`` does not start at 1 (e.g. ``"7-12"``), the slots exist from
 the input on and real tokens attend to them in the layers below the first
@@ -59,8 +59,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mept.core.routing import Route, masked_mean
 from mept.methods.base import PromptMethod
-from mept.routing import Route, masked_mean
 
 
 @dataclass
@@ -311,3 +311,12 @@ def _bound(checkpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     bound_checkpoint._mept_bound = True  # type: ignore[attr-defined]
     return bound_checkpoint
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    """Non-reentrant activation checkpointing on a Hugging Face model, under either transformers' name."""
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5 name
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from mept.core.task_types import TaskType
 from mept.errors import MeptError
-from mept.task_types import TaskType
 
 
 @dataclass

@@ -16,10 +16,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from mept.config import PromptConfig, RoutedConfig, parse_layers
+from mept.core.config import PromptConfig, RoutedConfig, parse_layers
+from mept.core.prompt_init import copy_rows_, fill_rows_, init_prompt_, read_prompt_source, source_prompts
+from mept.core.routing import Route, Router, RouterConfig, balance_loss, combine_experts, z_loss
 from mept.errors import MeptError
-from mept.prompt_init import copy_rows_, fill_rows_, init_prompt_, read_prompt_source, source_prompts
-from mept.routing import Route, Router, balance_loss, combine_experts, z_loss
 
 
 class PromptMethod(nn.Module):
@@ -143,7 +143,7 @@ class RoutedPrompts(PromptMethod):
         *,
         num_experts: int,
         num_shared: int,
-        router_kwargs: dict,
+        router: RouterConfig,
         train_router: bool = True,
     ) -> None:
         super().__init__(config, hidden_size, num_layers)
@@ -156,7 +156,7 @@ class RoutedPrompts(PromptMethod):
             self.shared = nn.Parameter(torch.empty(L, num_shared, m, hidden_size))  # (L, S, m, d)
             init_prompt_(self.shared, config.init)
             self.shared.requires_grad_(config.train_prompts)
-        self.router_list = nn.ModuleList(Router(hidden_size, num_experts, **router_kwargs) for _ in range(L))
+        self.router_list = nn.ModuleList(Router(hidden_size, num_experts, router) for _ in range(L))
         self.router_list.requires_grad_(train_router)
         if config.init == "previous_knowledge":
             self._init_from_source(read_prompt_source(config.init_from), hidden_size)

@@ -16,7 +16,7 @@ shared experts become extra router experts), ``layers`` (depth),
 ``train_router`` / ``train_prompts``, ``init`` (xavier_normal, he_normal).
 ``balance_loss`` > 0 adds a Switch-style load-balancing loss (0.01 by default: ours; the paper describes
 none, and :meth:`MEPTConfig.paper` has 0); it, ``z_loss`` and ``router_lr_scale`` are declared by
-:class:`~mept.config.RoutedConfig`, shared with SMoP and PT-MoE.
+:class:`~mept.core.config.RoutedConfig`, shared with SMoP and PT-MoE.
 
 Router switches (issue: routers that collapse to one expert per layer):
 ``router_input`` (layernorm | center | standardize: what the router reads),
@@ -28,12 +28,12 @@ relative to the prompts'). All but the linear router are ours, not the paper's.
 paper states (``PAPER_STATED``), and for what it leaves open the authors'
 code's choice or ours, each labelled (``PAPER_UNSTATED``). The library default
 differs in three router settings of ours: ``router_lr_scale="auto"`` (see
-:class:`~mept.config.RoutedConfig`); ``balance_loss=0.01``, added because without it
+:class:`~mept.core.config.RoutedConfig`); ``balance_loss=0.01``, added because without it
 the router collapsed to one expert in 1-3 of MiniLM's 6 layers when trained with
 AdamW at our lr 1e-2 (``benchmarks/README.md``, section 0b); and ``router_input="center"``
 with ``router_stats_momentum=0.3``: on SmolLM2 (30 layers) the layer-normed input taught
 every router a bias that sent all inputs to one expert on 19-29 of 30 layers
-(``benchmarks/README.md``, section 9; :mod:`mept.routing` says why). At the paper's rates
+(``benchmarks/README.md``, section 9; :mod:`mept.core.routing` says why). At the paper's rates
 (1e-4 and 5e-5, 3 epochs on MiniLM) no layer collapsed, and the router had moved
 little from its initialisation; the paper's 70 epochs at those rates are untested here.
 """
@@ -42,11 +42,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import RoutedConfig, _choice, _non_negative, _positive, _positive_number
+from mept.core.config import RoutedConfig, _choice, _non_negative, _positive, _positive_number
+from mept.core.registry import register_method
+from mept.core.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS, RouterConfig
 from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
-from mept.registry import register_method
-from mept.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS
 
 # What the paper states (benchmarks/paper_numbers.py lists each with its place and words).
 PAPER_STATED: dict[str, object] = dict(
@@ -78,7 +78,7 @@ PAPER_UNSTATED: dict[str, object] = dict(
     router_temperature=1.0, z_loss=0.0, router_lr_scale=1.0,
     router_dropout=0.0,  # ours (the authors' code has dropout 0.2 on the router when not perturbing)
 )
-# The router's weights start orthogonal (mept.routing.Router): the authors' code's choice. The paper states
+# The router's weights start orthogonal (mept.core.routing.Router): the authors' code's choice. The paper states
 # Xavier normal for the prompts (Appendix E, Table 10) and no initialisation for the router.
 ROUTER_INIT = "orthogonal (the authors' code; the paper states none for the router)"
 
@@ -108,6 +108,7 @@ class MEPTConfig(RoutedConfig):
     router_stats_momentum: float = 0.3
     router_type: str = "linear"
     router_temperature: float = 1.0
+    paper_settings = {**PAPER_UNSTATED, **PAPER_STATED}  # what --paper sets (a class fact, not a field)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -133,6 +134,13 @@ class MEPTConfig(RoutedConfig):
         """The paper's MEPT: what it states, and labelled choices where it states nothing (see the constants)."""
         return cls(**{**PAPER_UNSTATED, **PAPER_STATED, **overrides})
 
+    def router_config(self) -> RouterConfig:
+        """The router settings, under the names :class:`~mept.core.routing.Router` reads."""
+        return RouterConfig(routing=self.routing, top_k=self.top_k, noise_sigma=self.noise_sigma,
+                            gumbel_tau=self.gumbel_tau, dropout=self.router_dropout, input_norm=self.router_input,
+                            stats_momentum=self.router_stats_momentum, router_type=self.router_type,
+                            temperature=self.router_temperature)
+
     @property
     def router_experts(self) -> int:
         return self.num_experts + (self.num_shared if self.shared == "replace" else 0)
@@ -153,16 +161,6 @@ class MEPT(RoutedPrompts):
             num_layers,
             num_experts=config.router_experts,
             num_shared=config.shared_experts,
-            router_kwargs=dict(
-                routing=config.routing,
-                top_k=config.top_k,
-                noise_sigma=config.noise_sigma,
-                gumbel_tau=config.gumbel_tau,
-                dropout=config.router_dropout,
-                input_norm=config.router_input,
-                stats_momentum=config.router_stats_momentum,
-                router_type=config.router_type,
-                temperature=config.router_temperature,
-            ),
+            router=config.router_config(),
             train_router=config.train_router,
         )

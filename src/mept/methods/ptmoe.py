@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mept.config import RoutedConfig, _non_negative, _positive
+from mept.core.config import RoutedConfig, _non_negative, _positive
+from mept.core.prompt_init import init_prompt_
+from mept.core.registry import register_method
+from mept.core.routing import Route, Router, RouterConfig, combine_experts
 from mept.errors import MeptError
 from mept.methods.base import PromptMethod, needs_pooled
-from mept.prompt_init import init_prompt_
-from mept.registry import register_method
-from mept.routing import Route, Router, combine_experts
 
 
 @dataclass
@@ -63,16 +63,8 @@ class PTMoE(PromptMethod):
         init_prompt_(self.B, config.init)
         self.A.requires_grad_(config.train_prompts)
         self.B.requires_grad_(config.train_prompts)
-        self.router = Router(
-            hidden_size,
-            E,
-            routing="topk",
-            top_k=config.top_k,
-            noise_sigma=config.noise_sigma,
-            noise="multiplicative",
-            renormalize=True,
-            bias=True,
-        )
+        self.router = Router(hidden_size, E, RouterConfig(routing="topk", top_k=config.top_k, noise_sigma=config.noise_sigma,
+                                                         noise="multiplicative", renormalize=True, bias=True))
         self.router.requires_grad_(config.train_router)
 
     @property

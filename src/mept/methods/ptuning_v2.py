@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import PromptConfig
+from mept.core.config import PromptConfig
+from mept.core.registry import register_method
 from mept.methods.base import DeepPrompts
-from mept.registry import register_method
 
 
 @dataclass

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.config import RoutedConfig, _choice, _non_negative, _positive
+from mept.core.config import RoutedConfig, _choice, _non_negative, _positive
+from mept.core.registry import register_method
+from mept.core.routing import RouterConfig
 from mept.methods.base import RoutedPrompts
-from mept.registry import register_method
 
 
 @dataclass
@@ -45,5 +46,5 @@ class SMoP(RoutedPrompts):
             num_layers,
             num_experts=config.num_prompts,
             num_shared=0,
-            router_kwargs=dict(routing=config.routing, noise_sigma=config.noise_sigma),
+            router=RouterConfig(routing=config.routing, noise_sigma=config.noise_sigma),
         )

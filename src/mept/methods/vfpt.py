@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mept.config import PromptConfig, _choice
+from mept.core.config import PromptConfig, _choice
+from mept.core.registry import register_method
 from mept.errors import MeptError
 from mept.methods.base import DeepPrompts
-from mept.registry import register_method
 
 
 @dataclass

@@ -5,7 +5,7 @@ to the slot injector as that forward's method (:class:`~mept.inject.slots.Forwar
 lives exactly as long as the forward and no module keeps it. The prompt hook asks it for the
 prompts of a layer (:meth:`AdapterMix.prompt`): each adapter computes its rows' prompts -- a
 router reads only its own rows' pooled states -- and one gather puts them back in batch order,
-as :func:`~mept.routing.combine_experts` gathers experts per example. :class:`RowHeads` sits
+as :func:`~mept.core.routing.combine_experts` gathers experts per example. :class:`RowHeads` sits
 where the backbone's task head was and applies each row's own head.
 
 Rows share one forward only when their adapters share a :class:`SlotLayout` (prompt length and
@@ -15,17 +15,19 @@ prompted layers): slots are positions in the sequence, so two lengths cannot sha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from mept.core.config import PromptConfig
+from mept.core.routing import Route
+from mept.data.encode import Encoder
+from mept.data.registry import TaskSpec
 from mept.errors import MeptError
 from mept.inject.slots import current_forward
-from mept.routing import Route
-
-if TYPE_CHECKING:
-    from mept.multi_adapter.model import Adapter
+from mept.methods.base import PromptMethod
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,40 @@ class SlotLayout:
 
     num_slots: int
     layer_ids: tuple[int, ...]
+
+
+@dataclass
+class Adapter:
+    """One loaded adapter: its method (prompts, routers), where it came from, and what ``predict`` needs.
+
+    ``task`` and ``encoder`` (label words, the text budget, the run's fields and template in
+    ``run_config``) come with a run folder, or with ``labels=`` for an adapter folder; without
+    them the adapter serves ``forward`` and ``generate`` only.
+    """
+
+    name: str
+    method: PromptMethod
+    config: PromptConfig
+    layout: SlotLayout
+    path: Path
+    num_labels: int | None
+    task: TaskSpec | None = None
+    encoder: Encoder | None = None
+    run_config: Any = None  # the run's TrainConfig (fields, template, eval mode), for run folders
+
+    @property
+    def layers(self) -> list[int]:
+        """1-based prompted layers whose experts a prediction reports (empty for unrouted methods)."""
+        return [i + 1 for i in self.method.layer_ids] if self.method.routed else []
+
+    @property
+    def eval_mode(self) -> str:
+        return getattr(self.run_config, "eval_mode", "rank")
+
+    @property
+    def precision(self) -> str | None:
+        """The precision the run ran in (``mixed_precision_ran``), which ``mept predict`` scores in; None: fp32."""
+        return getattr(self.run_config, "mixed_precision_ran", None)
 
 
 @dataclass

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mept.adapter_format import (
+from mept.baselines.base import is_baseline_checkpoint
+from mept.core.adapter_format import (
     WEIGHTS_NAME,
     check_adapter_config,
     check_adapter_state,
@@ -39,55 +39,25 @@ from mept.adapter_format import (
     read_adapter_config,
     read_adapter_weights,
 )
-from mept.config import PromptConfig
+from mept.core.registry import method_class
+from mept.core.routed_output import with_routing
+from mept.data.encode import Encoder, LabelSpace
 from mept.data.registry import TaskSpec
-from mept.encode import Encoder, LabelSpace
 from mept.errors import MeptError
-from mept.file_limits import check_file_size
+from mept.files.file_limits import check_file_size
+from mept.harness.identity import check_identity
+from mept.harness.run_folder import RunFolder
 from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import SlotInjector, current_forward
 from mept.inject.spec import BackboneSpec, check_length, inspect_backbone
 from mept.methods.base import PromptMethod
-from mept.multi_adapter.mix import AdapterMix, AdapterRoutes, RowHeads, SlotLayout
-from mept.registry import method_class
-from mept.routed_output import with_routing
+from mept.model.backbones import _load_processor, resolve
+from mept.multi_adapter.mix import Adapter, AdapterMix, AdapterRoutes, RowHeads, SlotLayout
+from mept.multi_adapter.predict import featurize_rows, input_fields, predict_features
+from mept.multi_adapter.runs import load_backbone_for, read_run, read_runs
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 DEFAULT_MAX_LENGTH = 384  # TrainConfig's default text budget, for adapter folders that carry none
-
-
-@dataclass
-class Adapter:
-    """One loaded adapter: its method (prompts, routers), where it came from, and what ``predict`` needs.
-
-    ``task`` and ``encoder`` (label words, the text budget, the run's fields and template in
-    ``run_config``) come with a run folder, or with ``labels=`` for an adapter folder; without
-    them the adapter serves ``forward`` and ``generate`` only.
-    """
-
-    name: str
-    method: PromptMethod
-    config: PromptConfig
-    layout: SlotLayout
-    path: Path
-    num_labels: int | None
-    task: TaskSpec | None = None
-    encoder: Encoder | None = None
-    run_config: Any = None  # the run's TrainConfig (fields, template, eval mode), for run folders
-
-    @property
-    def layers(self) -> list[int]:
-        """1-based prompted layers whose experts a prediction reports (empty for unrouted methods)."""
-        return [i + 1 for i in self.method.layer_ids] if self.method.routed else []
-
-    @property
-    def eval_mode(self) -> str:
-        return getattr(self.run_config, "eval_mode", "rank")
-
-    @property
-    def precision(self) -> str | None:
-        """The precision the run ran in (``mixed_precision_ran``), which ``mept predict`` scores in; None: fp32."""
-        return getattr(self.run_config, "mixed_precision_ran", None)
 
 
 class MultiAdapterModel(nn.Module):
@@ -134,8 +104,6 @@ class MultiAdapterModel(nn.Module):
         different backbones, of different output forms or head poolings are refused before the
         backbone loads.
         """
-        from mept.multi_adapter.runs import load_backbone_for, read_runs
-
         named = read_runs(runs)
         backbone, processor = load_backbone_for(named)
         model = cls(backbone, processor, modules_to_save=named[0].config.modules_to_save)
@@ -151,12 +119,10 @@ class MultiAdapterModel(nn.Module):
         a mixture run's tasks); an adapter folder serves ``forward`` / ``generate``, and ``predict``
         too when given its label words (``labels``, in label-id order) and a ``max_length``.
         """
-        from mept.multi_adapter.runs import read_run
-
         path = Path(path)
         name = adapter_name or path.resolve().name
         self._check_name(name)
-        if (path / "run_config.json").exists():
+        if RunFolder(path).config.exists():
             run = read_run(path, name, task)
             return self._add(name, run.adapter_folder, run=run)
         return self._add(name, path, labels=labels, max_length=max_length)
@@ -169,8 +135,6 @@ class MultiAdapterModel(nn.Module):
 
     def _add(self, name: str, folder: Path, run: Any = None, labels: list[str] | None = None,
              max_length: int = DEFAULT_MAX_LENGTH) -> Adapter:
-        from mept.baselines.base import is_baseline_checkpoint
-
         if is_baseline_checkpoint(folder):
             raise MeptError(f"{folder} is a LoRA-family or full fine-tuning checkpoint; mixed batches serve prompt "
                             f"adapters (their rows share the frozen backbone). Serve LoRA adapters with PEFT's own "
@@ -182,8 +146,6 @@ class MultiAdapterModel(nn.Module):
         config = cls.config_class.from_dict(meta["config"])
         self._check_fits(meta, folder)
         if run is not None:  # the run's own settings must be the adapter's (an edited or foreign best/ is refused)
-            from mept.identity import check_identity
-
             check_adapter_config(SimpleNamespace(spec=self.spec, prompt_config=run.method_config), meta, folder)
             check_identity(run.folder, self.backbone, run.info)
         method: PromptMethod = cls(config, self.spec.hidden_size, self.spec.num_layers)
@@ -293,8 +255,6 @@ class MultiAdapterModel(nn.Module):
 
     def _processor(self, model_name: str) -> Any:
         if self.processor is None:
-            from mept.backbones import _load_processor, resolve
-
             self.processor = _load_processor(resolve(model_name), self.spec.task_type.value)
         return self.processor
 
@@ -360,7 +320,7 @@ class MultiAdapterModel(nn.Module):
                 adapter_names: list[str] | str | None = None, token_type_ids: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **kwargs: Any):
         """The backbone's output for a batch whose row i uses ``adapter_names[i]``, slots stripped as
-        :class:`~mept.model.PromptedModel` strips them, ``out.routes`` by adapter.
+        :class:`~mept.model.prompted.PromptedModel` strips them, ``out.routes`` by adapter.
 
         Classification logits are (B, C) with C the widest head's classes (-inf past a row's own).
         Rows of several slot layouts run as one forward each; the output then carries ``logits``
@@ -437,8 +397,6 @@ class MultiAdapterModel(nn.Module):
     def predict(self, rows: list[str | dict[str, Any]], adapter_names: list[str] | str,
                 batch_size: int = 32) -> list[Any]:
         """``mept predict``'s answer for each row (text, or an object with the run's fields) by its adapter."""
-        from mept.multi_adapter.predict import featurize_rows, predict_features
-
         adapters = self.row_adapters(adapter_names, len(rows))
         features = []
         for adapter, row in zip(adapters, rows):
@@ -448,8 +406,6 @@ class MultiAdapterModel(nn.Module):
 
     def describe(self) -> list[dict[str, Any]]:
         """What each adapter is, as ``GET /adapters`` of ``mept serve`` lists it."""
-        from mept.multi_adapter.predict import input_fields
-
         return [{
             "name": a.name,
             "method": a.config.method,

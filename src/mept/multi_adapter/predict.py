@@ -3,8 +3,8 @@
 Rows are read as ``mept predict`` reads a file's (the run's fields and template:
 :func:`mept.data.custom.examples_from_rows`), tokenised by their adapter's own encoder (its text
 budget; truncation is counted and reported), and scored by the same pieces as
-:func:`mept.evaluate.predict_details`: a head's logits over the row's task words, rank
-classification over its label words (:func:`mept.evaluate.rank_scores`, per-row words), or a
+:func:`mept.harness.evaluate.predict_details`: a head's logits over the row's task words, rank
+classification over its label words (:func:`mept.harness.evaluate.rank_scores`, per-row words), or a
 generated answer, in the precision each run ran in. Only the batch differs: its rows may name
 different adapters (rows whose runs are scored differently, or ran in another precision, go in a
 forward of their own).
@@ -12,23 +12,39 @@ forward of their own).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
-from mept.data.custom import examples_from_rows
+from mept.data.custom import FILE_FIELDS, examples_from_rows
+from mept.data.encode import Feature
 from mept.data.jsonl import Row
 from mept.data.template import parse_template
-from mept.encode import Feature
 from mept.errors import MeptError
-from mept.evaluate import Prediction, answer_label, batches, generate_answers, predictions_of, rank_scores, to_device
-from mept.multi_adapter.mix import AdapterRoutes
-from mept.precision import autocast
+from mept.harness.evaluate import (
+    Prediction,
+    answer_label,
+    batches,
+    generate_answers,
+    predictions_of,
+    rank_scores,
+    to_device,
+)
+from mept.harness.precision import autocast
+from mept.inject.spec import BackboneSpec
+from mept.multi_adapter.mix import Adapter, AdapterRoutes
 
-if TYPE_CHECKING:
-    from mept.multi_adapter.model import Adapter, MultiAdapterModel
 
-SETTINGS = ("text_field", "text_pair_field", "label_field", "template")
+class MultiAdapterModel(Protocol):
+    """What predicting asks of a :class:`~mept.multi_adapter.model.MultiAdapterModel` (which imports this
+    module, so it is named here by what it offers, not imported)."""
+
+    adapters: dict[str, Adapter]
+    spec: BackboneSpec
+    device: torch.device
+
+    def __call__(self, **inputs: Any) -> Any: ...
+
 
 
 def input_fields(adapter: "Adapter") -> list[str]:
@@ -61,7 +77,7 @@ def featurize_rows(adapter: "Adapter", inputs: list[Any], where: str = "input") 
             raise MeptError(f"{where}:{i + 1}: expected a text or an object of fields, got {type(value).__name__}")
         rows.append(Row(value, where, i + 1))
     cfg = adapter.run_config
-    settings = {name: getattr(cfg, name) for name in SETTINGS} if cfg is not None else {}
+    settings = {name: getattr(cfg, name) for name in FILE_FIELDS} if cfg is not None else {}
     examples = examples_from_rows(rows, adapter.task, **settings, labelled=False, where=where)
     return adapter.encoder.featurize(examples)
 
@@ -76,7 +92,7 @@ def _nested(field: str, text: str) -> dict[str, Any]:
 
 @torch.no_grad()
 def predict_features(model: "MultiAdapterModel", items: list[tuple[str, Feature]], batch_size: int) -> list[Prediction]:
-    """One :class:`~mept.evaluate.Prediction` per (adapter name, feature), in order, ``batch_size`` rows a forward."""
+    """One :class:`~mept.harness.evaluate.Prediction` per (adapter name, feature), in order, ``batch_size`` rows a forward."""
     out: list[Prediction] = []
     for chunk in batches(items, batch_size):
         adapters = [model.adapters[name] for name, _ in chunk]

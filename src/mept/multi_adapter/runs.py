@@ -1,6 +1,6 @@
 """Run folders as adapters of one model: what each brings, and one backbone for all of them.
 
-A run folder is read the way ``mept predict`` reads it (:mod:`mept.run_folder`: the best seed,
+A run folder is read the way ``mept predict`` reads it (:mod:`mept.harness.run_folder`: the best seed,
 ``run_config.json``, ``labels.json``), so an adapter served beside others predicts what
 ``mept predict`` predicts. Everything that would make the runs unservable together -- another
 backbone, another output form or head pooling, a baseline -- is refused here, before the
@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mept.core.registry import is_baseline, make_config
+from mept.data.encode import LabelSpace
 from mept.data.registry import TaskSpec
-from mept.encode import LabelSpace
 from mept.errors import MeptError
+from mept.harness.prepare_run import _quantization
+from mept.harness.run_folder import LABELS, RunFolder, pick_task, read_config, read_labels, trained_folder
+from mept.model.backbones import load_backbone
 
 
 @dataclass
@@ -35,7 +39,7 @@ class RunAdapter:
 
     @property
     def adapter_folder(self) -> Path:
-        return self.folder / "best"
+        return RunFolder(self.folder).best
 
     @property
     def form(self) -> str:
@@ -54,9 +58,6 @@ class RunAdapter:
 def read_run(path: str | os.PathLike, name: str, task: str | None = None) -> RunAdapter:
     """The adapter a run folder holds, with its label words; ``task`` picks one task of a mixture run."""
     from types import SimpleNamespace
-
-    from mept.registry import is_baseline, make_config
-    from mept.run_folder import LABELS, pick_task, read_config, read_labels, trained_folder
 
     folder = trained_folder(path)
     cfg = read_config(folder)
@@ -103,9 +104,6 @@ def read_runs(runs: dict[str, str | os.PathLike] | list[str | os.PathLike]) -> l
 
 def load_backbone_for(runs: list[RunAdapter]) -> tuple[Any, Any]:
     """The backbone and tokenizer the runs were trained on, loaded once."""
-    from mept.backbones import load_backbone
-    from mept.prepare_run import _quantization
-
     first = runs[0]
     loaded = load_backbone(first.config.model, first.form, num_labels=first.num_labels, **_quantization(first.config))
     return loaded.model, loaded.processor

@@ -4,7 +4,7 @@
 - ``GET /adapters``: each adapter's name, method, label words, output form and input fields.
 - ``POST /predict`` ``{"adapter": NAME, "inputs": [text | {field: value}, ...]}`` ->
   ``{"predictions": [{"label", "probability", "probabilities", "experts", "truncated"}, ...]}``: the
-  values ``mept predict`` writes for the same rows (:func:`mept.predictions.prediction_record`).
+  values ``mept predict`` writes for the same rows (:func:`mept.harness.predictions.prediction_record`).
 - ``GET /openapi.json``: the schema of all of the above (FastAPI's own).
 
 Every refusal is a 4xx/5xx with a JSON body ``{"error": "one line"}``: bad JSON 400, unknown
@@ -29,7 +29,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from mept.errors import MeptError
+from mept.harness.predictions import prediction_record
 from mept.multi_adapter import MultiAdapterModel
+from mept.multi_adapter.predict import featurize_rows, predict_features
 from mept.serve.batcher import Batcher, Closed, Overloaded
 from mept.serve.limits import Limits
 from mept.version import __version__
@@ -85,9 +87,7 @@ class ErrorBody(BaseModel):
 
 
 def answer(pred: Any, adapter: Any, truncated: bool) -> dict[str, Any]:
-    """A :class:`~mept.evaluate.Prediction` as the API answers it: ``mept predict``'s record, renamed."""
-    from mept.predictions import prediction_record
-
+    """A :class:`~mept.harness.evaluate.Prediction` as the API answers it: ``mept predict``'s record, renamed."""
     record = prediction_record(pred, adapter.task, adapter.layers)
     return {"label": record["prediction"], "probability": record["probability"],
             "probabilities": record.get("probabilities"), "experts": list(record.get("experts", {}).values()),
@@ -120,8 +120,6 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
 
 def create_app(model: MultiAdapterModel, limits: Limits, on_ready: Callable[[], None] | None = None) -> FastAPI:
     """The app, with a started :class:`~mept.serve.batcher.Batcher` that its shutdown drains."""
-    from mept.multi_adapter.predict import featurize_rows, predict_features
-
     batcher = Batcher(lambda items: predict_features(model, items, limits.max_batch_size),
                       max_batch_size=limits.max_batch_size, max_wait=limits.max_wait_ms / 1000,
                       max_queue=limits.max_queue, key=lambda item: item[0], mix=limits.mix_adapters)

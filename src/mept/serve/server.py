@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mept.errors import MeptError
+from mept.multi_adapter import MultiAdapterModel
 from mept.serve.limits import Limits
 
 EXTRA = 'pip install "mept[serve]"'
@@ -105,8 +106,6 @@ def serve(specs: list[str], *, host: str = "127.0.0.1", port: int = 8000, limits
     if not shutdown_timeout > 0:
         raise MeptError(f"--shutdown-timeout must be > 0, got {shutdown_timeout!r}")
     runs = parse_runs(specs)
-    from mept.multi_adapter import MultiAdapterModel
-
     model = MultiAdapterModel.from_runs(runs)
     sock = bind(host, port)
     where = sock.getsockname()

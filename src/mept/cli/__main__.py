@@ -1,0 +1,7 @@
+"""``python -m mept.cli``: the ``mept`` command."""
+
+import sys
+
+from mept.cli import main
+
+sys.exit(main())

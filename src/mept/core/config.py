@@ -1,0 +1,219 @@
+"""Configuration shared by every prompt method.
+
+Configs are plain dataclasses: they are data (saved verbatim into
+``adapter_config.json``), and they validate themselves at construction so a
+bad value fails where it was written, naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mept.errors import MeptError
+
+INITS = ("xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_knowledge")
+# inits that copy values from a source (paper Table 10's "previous knowledge"); the random ones draw them
+SOURCE_INITS = ("task_text", "previous_knowledge")
+
+
+# The generation of the methods' defaults: raise it when a default changes, and list the old value in the
+# method config's ``changed_defaults``. ``run_config.json`` records it (``method_defaults``); 2: MEPT's
+# router reads a centred input (benchmarks/README.md section 9).
+DEFAULTS_GENERATION = 2
+
+
+def defaults_of(config_class: type, generation: int) -> dict[str, Any]:
+    """The settings of ``config_class`` (any method's or baseline's config) whose default changed after
+    ``generation``, with the values they had in it; {} for a class that never changed one."""
+    changes: dict[int, dict[str, Any]] = getattr(config_class, "changed_defaults", {})
+    before: dict[str, Any] = {}
+    for changed in sorted(g for g in changes if g > generation):
+        for key, value in changes[changed].items():
+            before.setdefault(key, value)  # the earliest change after it holds that generation's value
+    return before
+
+
+@dataclass
+class PromptConfig:
+    """Fields every method has.
+
+    ``layers`` picks the prompted layers, 1-based as in the papers: ``"all"``,
+    ``"1"`` (shallow: input only), a range ``"1-6"``, a list ``"1,3,5"`` or a
+    Python list of ints.
+    """
+
+    method: ClassVar[str] = ""
+    # The config field that ``--experts`` sets (None: the method has no experts).
+    experts_field: ClassVar[str | None] = None
+    # ``--lr-grid paper``: the MEPT paper's grid for "other prompt tuning methods" (Appendix B.2: prompt tuning,
+    # P-Tuning v2, SMoP, VFPT); PT-MoE, which it does not run, inherits it (ours).
+    paper_lr_grid: ClassVar[tuple[float, ...]] = (0.1, 0.3, 0.5)
+    # The small grid ``mept compare`` searches on validation (ours: around TrainConfig.default_lr's 1e-2).
+    compare_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)
+    # Methods that prompt the input layer only refuse other ``layers``, pointing at their deep variant.
+    input_only: ClassVar[bool] = False
+    deep_variant: ClassVar[str | None] = None
+    # The method settings ``--paper`` sets (the method paper's stated values, and labelled choices where it states
+    # none): a method whose paper is its defaults leaves it empty (MEPT's: MEPTConfig.paper()).
+    paper_settings: ClassVar[dict[str, object]] = {}
+    # Defaults that changed, keyed by the defaults generation (DEFAULTS_GENERATION) that changed them, with
+    # the values they had before: a run saved under an older generation keeps what it trained with.
+    changed_defaults: ClassVar[dict[int, dict[str, Any]]] = {}
+    prompt_length: int = 10
+    layers: str | list[int] = "all"
+    init: str = "xavier_normal"
+    # init="previous_knowledge": a trained adapter or run folder whose prompts the new ones start from;
+    # init="task_text": text whose token embeddings fill the prompts (None: the training data's text)
+    init_from: str | None = None
+    train_prompts: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self, "prompt_length")
+        _choice(self, "init", INITS)
+        if self.init == "previous_knowledge":
+            if not self.init_from:
+                raise MeptError(f"{type(self).__name__}.init_from must name a trained adapter or run folder "
+                                "for init='previous_knowledge'")
+            from pathlib import Path
+
+            self.init_from = str(Path(self.init_from).expanduser().resolve())  # rebuildable from any directory
+        elif self.init_from is not None and self.init != "task_text":
+            raise MeptError(f"{type(self).__name__}.init_from applies to init='previous_knowledge' or 'task_text', "
+                            f"not init={self.init!r}")
+        if isinstance(self.layers, str):
+            parse_layers(self.layers, num_layers=None)  # syntax check now, bounds check at wrap time
+        elif not (isinstance(self.layers, (list, tuple)) and all(isinstance(i, int) for i in self.layers)):
+            raise MeptError(f"{type(self).__name__}.layers must be 'all', '1-6', '1,3,5' or a list of ints")
+        if self.input_only and self.layers not in ("1", [1]):
+            hint = f"; use {self.deep_variant} for deep prompts" if self.deep_variant else ""
+            raise MeptError(f"{type(self).__name__}.layers must be '1' ({self.method} prompts the input only){hint}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PromptConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise MeptError(f"unknown {cls.method} setting(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        return cls(**data)
+
+
+@dataclass
+class RoutedConfig(PromptConfig):
+    """Fields every routed method has (SMoP, PT-MoE, MEPT): how its routers are trained.
+
+    ``balance_loss`` weighs the Switch-Transformer load-balancing loss and ``z_loss`` the
+    ST-MoE router z-loss (both 0: off; neither the MEPT nor the SMoP paper has them); ``router_lr_scale`` is the
+    routers' learning rate relative to the prompts'. Declared once here so every routed method
+    reads them the same way (MEPT overrides the default ``balance_loss``: ours, see its config).
+    """
+
+    balance_loss: float = 0.0
+    z_loss: float = 0.0
+    # "auto" (ours): min(1, 384 / d), see router_lr_scale_for; a number fixes the ratio
+    router_lr_scale: float | str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("balance_loss", "z_loss"):
+            _non_negative(self, name)
+        if self.router_lr_scale != "auto":
+            _non_negative(self, "router_lr_scale")
+
+    def router_lr_scale_for(self, hidden_size: int) -> float:
+        """The routers' learning rate relative to the prompts' on a backbone of width ``hidden_size``.
+
+        ``auto`` (ours, measured in ``benchmarks/README.md`` section 8): AdamW moves each router weight
+        by about the lr per step, so a router logit over a layer-normed input of width d moves by
+        about ``lr * 0.8 * d`` per step: twice as far on a 768-wide encoder as on the 384-wide MiniLM
+        the default lr was tuned on, which saturated the softmax and collapsed MPNet's routers. The
+        routers therefore train at ``384 / d`` of the prompts' rate on wider backbones (never faster).
+        """
+        if self.router_lr_scale == "auto":
+            return min(1.0, REFERENCE_ROUTER_WIDTH / hidden_size)
+        return float(self.router_lr_scale)
+
+
+REFERENCE_ROUTER_WIDTH = 384  # MiniLM's width, where the routed defaults were tuned
+
+
+def parse_layers(spec: str | list[int], num_layers: int | None) -> list[int]:
+    """Turn a 1-based layer spec into sorted 0-based layer indices."""
+    if isinstance(spec, (list, tuple)):
+        one_based = list(spec)
+    elif spec.strip().lower() == "all":
+        if num_layers is None:
+            return []
+        one_based = list(range(1, num_layers + 1))
+    else:
+        one_based = []
+        for part in spec.split(","):
+            part = part.strip()
+            try:
+                if "-" in part:
+                    lo, hi = (int(x) for x in part.split("-", 1))
+                    one_based.extend(range(lo, hi + 1))
+                else:
+                    one_based.append(int(part))
+            except ValueError:
+                raise MeptError(f"layers: cannot read {spec!r}; use 'all', '1-6', '1,3,5'") from None
+    if any(i < 1 for i in one_based):
+        raise MeptError(f"layers: {spec!r} has a layer below 1 (layers are 1-based)")
+    if num_layers is not None and any(i > num_layers for i in one_based):
+        raise MeptError(f"layers: {spec!r} asks for layer {max(one_based)} but the backbone has {num_layers}")
+    if not one_based:
+        raise MeptError(f"layers: {spec!r} selects no layer")
+    return sorted({i - 1 for i in one_based})
+
+
+def _positive(cfg: object, name: str) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise MeptError(f"{type(cfg).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+def choices_of(hint: Any) -> tuple[str, ...] | None:
+    """The values a ``Literal[...]`` type (or ``Literal[...] | None``) allows; None for any other type.
+
+    A choice setting is declared once, as a Literal type; its CLI choices and its check derive from it.
+    """
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if typing.get_origin(arg) is typing.Literal:
+                return typing.get_args(arg)
+    return None
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...], none_ok: bool = False) -> None:
+    """One error for a value outside a choice setting's values, naming the setting and every value."""
+    if value in choices or (none_ok and value is None):
+        return
+    allowed = " or ".join(repr(c) for c in choices) if len(choices) == 2 else f"one of {', '.join(choices)}"
+    raise MeptError(f"{name} must be {allowed}, got {value!r}")
+
+
+def _choice(cfg: object, name: str, options: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in options:
+        raise MeptError(f"{type(cfg).__name__}.{name} must be one of {', '.join(options)}, got {value!r}")
+
+
+def _positive_number(cfg: object, name: str) -> None:
+    """A finite number > 0: what a setting that divides (a temperature, Gumbel's tau) must be."""
+    value = getattr(cfg, name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):  # NaN fails
+        raise MeptError(f"{type(cfg).__name__}.{name} must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(cfg: object, name: str) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):  # NaN fails >= 0
+        raise MeptError(f"{type(cfg).__name__}.{name} must be a number >= 0, got {value!r}")
