@@ -48,9 +48,10 @@ def test_two_processes_train_the_same_adapter_as_one(tmp_path, family, examples,
         "--experts", "2", "--prompt-length", "4", "--epochs", "1", "--batch-size", str(batch), "--lr", "0.05",
         "--head-lr", "0.05", "--max-length", "32", "--eval-batch-size", "8", "--no-progress", "--seed", "3",
         "--eval-every", "1",
-        # the load-balancing loss is a statistic of the (micro-)batch each process sees, as in Switch on
-        # every device: only without it is a split batch exactly the whole batch
-        "--set", "balance_loss=0",
+        # the load-balancing loss and the centred router's running mean (MEPT's default input) are statistics
+        # of the (micro-)batch each process sees, as in Switch and BatchNorm on every device: only without
+        # them is a split batch exactly the whole batch
+        "--set", "balance_loss=0", "router_input=layernorm",
     ]
     assert main([*args, "--output", str(tmp_path / "one")]) == 0
     done = launch_two([*args, "--output", str(tmp_path / "two")])

@@ -21,9 +21,10 @@ def setup(tmp_path_factory):
         "--val-file", str(reviews(root / "val.csv", 6)), "--verbalizer", "neg", "pos", "--method", "mept",
         "--experts", "2", "--prompt-length", "4", "--epochs", "1", "--batch-size", "6", "--lr", "0.05",
         "--head-lr", "0.05", "--weight-decay", "0", "--max-length", "32", "--eval-batch-size", "8", "--no-progress",
-        # the load-balancing loss is a statistic of the (micro-)batch each process sees, as in Switch on
-        # every device: only without it is a split batch exactly the whole batch
-        "--set", "balance_loss=0",
+        # the load-balancing loss and the centred router's running mean (MEPT's default input) are statistics
+        # of the (micro-)batch each process sees, as in Switch and BatchNorm on every device: only without
+        # them is a split batch exactly the whole batch
+        "--set", "balance_loss=0", "router_input=layernorm",
     ]
     return root, base
 

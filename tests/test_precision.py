@@ -125,11 +125,12 @@ def test_adapters_move_between_precisions_with_fp32_weights(bf16_run):
     from mept.model.backbones import load_backbone
 
     saved = load_file(str(bf16_run / "best" / "adapter_model.safetensors"))
-    assert saved and all(t.dtype == torch.float32 for t in saved.values())  # master weights, never bf16 copies
+    # master weights and the centred router's running statistics, never bf16 copies (its update count is an integer)
+    assert saved and all(t.dtype == torch.float32 for t in saved.values() if t.is_floating_point())
     model = mept.load(load_backbone("minilm", "cls", num_labels=2).model, bf16_run / "best")  # into an fp32 model
     loaded = model.adapter_state_dict()
     assert loaded.keys() == saved.keys()
-    assert all(loaded[k].dtype == torch.float32 and torch.equal(loaded[k], saved[k]) for k in saved)
+    assert all(loaded[k].dtype == saved[k].dtype and torch.equal(loaded[k], saved[k]) for k in saved)
 
 
 def test_prompt_trainer_turns_bf16_on_under_auto_and_leaves_explicit_arguments(tmp_path, minilm, native_cpu_bf16):
