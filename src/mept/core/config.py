@@ -22,7 +22,7 @@ SOURCE_INITS = ("task_text", "previous_knowledge")
 
 # The generation of the methods' defaults: raise it when a default changes, and list the old value in the
 # method config's ``changed_defaults``. ``run_config.json`` records it (``method_defaults``); 2: MEPT's
-# router reads a centred input (benchmarks/README.md section 9).
+# router reads a centred input (benchmarks/studies/routing_at_scale.md).
 DEFAULTS_GENERATION = 2
 
 
@@ -129,7 +129,7 @@ class RoutedConfig(PromptConfig):
     def router_lr_scale_for(self, hidden_size: int) -> float:
         """The routers' learning rate relative to the prompts' on a backbone of width ``hidden_size``.
 
-        ``auto`` (ours, measured in ``benchmarks/README.md`` section 8): AdamW moves each router weight
+        ``auto`` (ours, measured in ``benchmarks/studies/routing_at_scale.md``): AdamW moves each router weight
         by about the lr per step, so a router logit over a layer-normed input of width d moves by
         about ``lr * 0.8 * d`` per step: twice as far on a 768-wide encoder as on the 384-wide MiniLM
         the default lr was tuned on, which saturated the softmax and collapsed MPNet's routers. The

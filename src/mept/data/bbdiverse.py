@@ -3,7 +3,7 @@
 The bb-superglue stand-ins sit at the majority class for a frozen 22M encoder (a linear probe
 of its features does no better), so no method can be told apart on them. These seven BIG-bench
 tasks were chosen by measurement (``benchmarks/select_tasks.py``, table in
-``benchmarks/README.md``): a logistic-regression probe of frozen mean-pooled features beats
+``benchmarks/studies/mixture_tasks.md``): a logistic-regression probe of frozen mean-pooled features beats
 the majority class by >= 10 points on MiniLM or MPNet, so the features carry the label and a
 prompt has something to learn. They differ in kind -- intents of spoken requests, SVG paths of
 shapes, step-by-step navigation, conversational implicature, bracket sequences, the sentiment

@@ -85,7 +85,7 @@ class Encoder:
         Texts are tokenised ``chunk`` at a time, input ids only, and cut to the budget before the
         next chunk: long documents (e-mails, reports) would otherwise sit untruncated in memory all
         at once, with an attention mask and token type ids per token, and the freed heap keeps the
-        process's resident memory high for the rest of the run (benchmarks/README.md, Memory).
+        process's resident memory high for the rest of the run (benchmarks/studies/memory.md).
         """
         if self.form == "image_cls":
             return [Feature(e) for e in examples], 0

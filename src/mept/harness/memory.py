@@ -8,7 +8,7 @@ Between phases: tokenising a long-text CSV and scoring validation batches alloca
 and tensors; once freed, glibc keeps most of those pages in the process's heap, so the resident
 set stays high and the training steps that follow add their activations on top of it. Collecting
 cycles and calling ``malloc_trim(0)`` after each phase returns the free pages, so peak memory is
-the largest phase rather than the phases stacked (benchmarks/README.md, Memory). Numbers do not
+the largest phase rather than the phases stacked (benchmarks/studies/memory.md). Numbers do not
 change: nothing live is touched.
 """
 

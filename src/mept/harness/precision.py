@@ -3,7 +3,7 @@
 ``auto`` is bf16 where the hardware computes bf16 natively and fp32 everywhere else, because bf16
 that is emulated is not a little slower but many times slower: on this project's AMD EPYC machine
 (AVX2, no avx512_bf16) a MiniLM MEPT training step under bf16 autocast took 14x the CPU time of
-fp32 (``benchmarks/speed.py --precision``, ``benchmarks/README.md`` section 1b). Native means:
+fp32 (``benchmarks/speed.py --precision``, ``benchmarks/studies/precision.md``). Native means:
 
 - a CUDA GPU that reports bf16 support (``torch.cuda.is_bf16_supported()``: Ampere and newer);
 - a CPU whose flags include ``avx512_bf16`` or ``amx_bf16`` (Cooper Lake, Sapphire Rapids and
@@ -16,7 +16,7 @@ fp32 master weights and fp32 optimizer state (autocast never changes a parameter
 reads its pooled input in fp32 and forms its softmax in fp32 (:meth:`mept.core.routing.Router.normalize_input`
 casts, and the softmax is taken of fp32 logits), and the loss is cross-entropy of fp32 logits.
 Storing the frozen weights themselves in bf16 (half the memory, no casts per forward) was measured
-beside autocast; see ``benchmarks/README.md`` section 1b for why it is not the default.
+beside autocast; see ``benchmarks/studies/precision.md`` for why it is not the default.
 
 Every forward of a run -- training, validation, the final test, ``mept eval``, ``mept predict``,
 ``mept analyze`` -- runs in the precision the run ran in (``run_config.json``'s

@@ -30,10 +30,10 @@ code's choice or ours, each labelled (``PAPER_UNSTATED``). The library default
 differs in three router settings of ours: ``router_lr_scale="auto"`` (see
 :class:`~mept.core.config.RoutedConfig`); ``balance_loss=0.01``, added because without it
 the router collapsed to one expert in 1-3 of MiniLM's 6 layers when trained with
-AdamW at our lr 1e-2 (``benchmarks/README.md``, section 0b); and ``router_input="center"``
+AdamW at our lr 1e-2 (``benchmarks/studies/router_settings.md``); and ``router_input="center"``
 with ``router_stats_momentum=0.3``: on SmolLM2 (30 layers) the layer-normed input taught
 every router a bias that sent all inputs to one expert on 19-29 of 30 layers
-(``benchmarks/README.md``, section 9; :mod:`mept.core.routing` says why). At the paper's rates
+(``benchmarks/studies/routing_at_scale.md``; :mod:`mept.core.routing` says why). At the paper's rates
 (1e-4 and 5e-5, 3 epochs on MiniLM) no layer collapsed, and the router had moved
 little from its initialisation; the paper's 70 epochs at those rates are untested here.
 """
@@ -102,7 +102,7 @@ class MEPTConfig(RoutedConfig):
     # ours, not the paper's (which describes none): keeps every layer routing at our lr 1e-2 (benchmarks/routing.py);
     # paper() has 0
     balance_loss: float = 0.01
-    # ours (benchmarks/README.md section 9): the router reads its pooled input minus a running mean that
+    # ours (benchmarks/studies/routing_at_scale.md): the router reads its pooled input minus a running mean that
     # follows the hidden states as the prompts move them; see the class docstring
     router_input: str = "center"
     router_stats_momentum: float = 0.3
