@@ -46,17 +46,22 @@ from mept.errors import MeptError, warn
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import read_json_object
 from mept.files.ownership import OutputKind, claim_output
-from mept.harness.identity import IDENTITY, check_identity
+from mept.files.run_names import (
+    ANALYSIS_DIR,
+    BEST,
+    CHECKPOINT,
+    EVAL_PREFIX,
+    IDENTITY,
+    INCOMPLETE,
+    LABELS,
+    METRICS,
+    RUN_CONFIG,
+)
+from mept.harness.identity import check_identity
 from mept.harness.prepare_run import Prepared, build_model, prepare
 from mept.harness.train_config import DATA_PATHS, TrainConfig, data_path, migrate_run_config
 from mept.model.backbones import backbone_config
 
-RUN_CONFIG = "run_config.json"
-METRICS = "metrics.json"
-LABELS = "labels.json"
-INCOMPLETE = ".incomplete"
-BEST = "best"  # the adapter of the best validation score
-CHECKPOINT = "checkpoint"  # the last resumable state (mept.harness.checkpoint)
 # Settings a --resume may change: where the run lives and how it reports, never what it trains.
 RESUME_MAY_CHANGE = ("output", "progress", "overwrite", "report_to")
 
@@ -146,14 +151,14 @@ def has_progress(out: Path) -> bool:
         return False
     if (out / METRICS).exists():
         return True
-    return any(out.glob("checkpoint*/trainer_state.json")) or any(out.glob("*/checkpoint*/trainer_state.json"))
+    return any(out.glob(f"{CHECKPOINT}*/trainer_state.json")) or any(out.glob(f"*/{CHECKPOINT}*/trainer_state.json"))
 
 
 # What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
 RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, IDENTITY, INCOMPLETE, BEST,
-               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis",
+               f"{BEST}.tmp", CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old", ANALYSIS_DIR,
                "tensorboard", "wandb")  # --report-to's folders (mept.harness.tracking)
-RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", "eval_")
+RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", EVAL_PREFIX)
 
 
 # What a run folder is to the one ownership check (mept.files.ownership.claim_output): ``--overwrite`` replaces
@@ -231,6 +236,14 @@ class RunFolder:
     @property
     def labels(self) -> Path:
         return self.path / LABELS
+
+    @property
+    def identity(self) -> Path:
+        return self.path / IDENTITY
+
+    def eval_result(self, name: str) -> Path:
+        """``eval_NAME.json``: the scores ``mept eval`` writes here (of a split, or of a file)."""
+        return self.path / f"{EVAL_PREFIX}{name}.json"
 
     @property
     def incomplete(self) -> Path:

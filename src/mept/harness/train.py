@@ -87,7 +87,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         folder.prepare(cfg, resume)
         save_label_space(out, p)
-        write_identity(out, read_json_object(folder.labels), p.model.backbone)
+        write_identity(folder.identity, read_json_object(folder.labels), p.model.backbone)
         folder.incomplete.write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator.wait_for_everyone()
     finished = False
