@@ -59,16 +59,25 @@ it returns is the only record, and it travels out with the model's output.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROUTINGS = ("top1", "perturb", "gumbel", "dense", "stochastic", "topk")
-INPUT_NORMS = ("layernorm", "center", "standardize")
-ROUTER_TYPES = ("linear", "cosine")
+from mept.core.config import choice_fields
+
+# The router's choice settings, each declared once as a Literal type; RouterConfig's check and the method
+# configs' (mept.core.config.PromptConfig checks every Literal field) derive from them.
+Routing = Literal["top1", "perturb", "gumbel", "dense", "stochastic", "topk"]
+InputNorm = Literal["layernorm", "center", "standardize"]
+RouterType = Literal["linear", "cosine"]
+Noise = Literal["additive", "multiplicative"]
+ROUTINGS = typing.get_args(Routing)
+INPUT_NORMS = typing.get_args(InputNorm)
+ROUTER_TYPES = typing.get_args(RouterType)
 
 
 @dataclass
@@ -90,27 +99,24 @@ class RouterConfig:
     """How a router routes, handed to :class:`Router` whole (a method builds it from its own config:
     :meth:`mept.methods.mept.MEPTConfig.router_config`)."""
 
-    routing: str = "top1"
+    routing: Routing = "top1"
     top_k: int = 1
     noise_sigma: float = 1.0
-    noise: str = "additive"
+    noise: Noise = "additive"
     gumbel_tau: float = 1.0
     renormalize: bool = False
     bias: bool = False
     dropout: float = 0.0
-    input_norm: str = "layernorm"
-    router_type: str = "linear"
+    input_norm: InputNorm = "layernorm"
+    router_type: RouterType = "linear"
     temperature: float = 1.0
     cosine_dim: int = 16
     stats_momentum: float = 0.01
 
     def __post_init__(self) -> None:
-        if self.routing not in ROUTINGS:
-            raise ValueError(f"routing must be one of {ROUTINGS}, got {self.routing!r}")
-        if self.input_norm not in INPUT_NORMS:
-            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
-        if self.router_type not in ROUTER_TYPES:
-            raise ValueError(f"router_type must be one of {ROUTER_TYPES}, got {self.router_type!r}")
+        for name, choices in choice_fields(type(self)).items():  # every Literal field: its values, from its type
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
 
 
 class Router(nn.Module):

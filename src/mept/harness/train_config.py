@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from mept.core.config import DEFAULTS_GENERATION, check_choice, choices_of, defaults_of
+from mept.core.config import DEFAULTS_GENERATION, check_choice, choice_fields, choices_of, defaults_of
 from mept.core.registry import method_class
 from mept.core.task_types import FORMATS
 from mept.data.checks import check_no_label_leak
@@ -240,10 +240,9 @@ class TrainConfig:
             self.metric = "accuracy" if self.train_file else "task"
         if self.metric not in SELECTION_METRICS:
             raise MeptError(f"metric must be one of {', '.join(SELECTION_METRICS)}, got {self.metric!r}")
-        for f in dataclasses.fields(self):  # every choice setting (a Literal type): its values, from that type
-            choices = choices_of(_hints()[f.name])
-            if choices is not None:
-                check_choice(f.name, getattr(self, f.name), choices, none_ok=f.default is None)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, choices in choice_fields(TrainConfig).items():  # every choice setting: its values, from its Literal
+            check_choice(name, getattr(self, name), choices, none_ok=defaults[name] is None)
         if self.mixed_precision not in PRECISIONS:
             raise MeptError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
         if self.mixed_precision_ran not in (None, "no", "bf16", "fp16"):
