@@ -60,7 +60,7 @@ it returns is the only record, and it travels out with the model's output.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import torch
@@ -97,7 +97,7 @@ class Route:
 @dataclass(frozen=True)
 class RouterConfig:
     """How a router routes, handed to :class:`Router` whole (a method builds it from its own config:
-    :meth:`mept.methods.mept.MEPTConfig.router_config`)."""
+    :meth:`RouterConfig.of`)."""
 
     routing: Routing = "top1"
     top_k: int = 1
@@ -113,10 +113,29 @@ class RouterConfig:
     cosine_dim: int = 16
     stats_momentum: float = 0.01
 
+    @classmethod
+    def of(cls, settings: object) -> "RouterConfig":
+        """The router a method's config describes, by one naming rule: its ``router_X`` (else ``X``) sets this
+        class's ``X`` (``router_dropout`` -> ``dropout``, ``router_temperature`` -> ``temperature``, ``routing``
+        -> ``routing``), and :data:`CONFIG_NAMES` lists the names no rule gives. A setting the method's config
+        lacks keeps its default here (SMoP has no ``top_k``: 1)."""
+        found = {}
+        for f in fields(cls):
+            names = (CONFIG_NAMES.get(f.name), f"router_{f.name}", f.name)
+            name = next((n for n in names if n is not None and hasattr(settings, n)), None)
+            if name is not None:
+                found[f.name] = getattr(settings, name)
+        return cls(**found)
+
     def __post_init__(self) -> None:
         for name, choices in choice_fields(type(self)).items():  # every Literal field: its values, from its type
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+
+
+# RouterConfig's settings whose name in a method's config the rule of RouterConfig.of does not give
+# (MEPTConfig.router_input: what the router reads, kept for the runs and flags that name it).
+CONFIG_NAMES = {"input_norm": "router_input"}
 
 
 class Router(nn.Module):

@@ -134,11 +134,9 @@ class MEPTConfig(RoutedConfig):
         return cls(**{**PAPER_UNSTATED, **PAPER_STATED, **overrides})
 
     def router_config(self) -> RouterConfig:
-        """The router settings, under the names :class:`~mept.core.routing.Router` reads."""
-        return RouterConfig(routing=self.routing, top_k=self.top_k, noise_sigma=self.noise_sigma,
-                            gumbel_tau=self.gumbel_tau, dropout=self.router_dropout, input_norm=self.router_input,
-                            stats_momentum=self.router_stats_momentum, router_type=self.router_type,
-                            temperature=self.router_temperature)
+        """The router settings, under the names :class:`~mept.core.routing.Router` reads (the one renaming rule:
+        :meth:`~mept.core.routing.RouterConfig.of`)."""
+        return RouterConfig.of(self)
 
     @property
     def router_experts(self) -> int:

@@ -47,5 +47,5 @@ class SMoP(RoutedPrompts):
             num_layers,
             num_experts=config.num_prompts,
             num_shared=0,
-            router=RouterConfig(routing=config.routing, noise_sigma=config.noise_sigma),
+            router=RouterConfig.of(config),
         )
