@@ -217,7 +217,7 @@ class RunFolder:
     """One run folder: the names of what it holds, claiming it, and its settings (written, compared on --resume).
 
     ``train``, ``compare``, ``eval_run``, ``run_report`` and the CLI ask it for paths; the file
-    names are spelled only in this module.
+    names are declared once, in :mod:`mept.files.run_names`, and handed out as paths here.
     """
 
     path: Path
