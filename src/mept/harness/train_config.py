@@ -8,7 +8,6 @@ Python API, and is saved as ``run_config.json`` in the output folder so that
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import typing
@@ -499,12 +498,6 @@ def _coerce(value: Any, hint: Any) -> Any:
     if isinstance(value, list) and list[float] in (hint, *args):
         return [_coerce(v, float) for v in value]
     return value
-
-
-@functools.cache
-def _hints() -> dict[str, Any]:
-    """TrainConfig's field types, resolved once."""
-    return typing.get_type_hints(TrainConfig)
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
