@@ -14,7 +14,7 @@ import torch
 
 from mept.core.adapter_format import WEIGHTS_NAME, UnreadableWeights, read_adapter_weights
 from mept.errors import MeptError
-from mept.files.run_names import BEST
+from mept.files.run_names import BEST, SEED_PREFIX
 
 
 @torch.no_grad()
@@ -67,7 +67,7 @@ def read_prompt_source(path: str | Path) -> dict[str, torch.Tensor]:
     candidates = [path, path / WEIGHTS_NAME, path / BEST / WEIGHTS_NAME]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
-        seeds = sorted(path.glob(f"seed-*/{BEST}/{WEIGHTS_NAME}")) if path.is_dir() else []
+        seeds = sorted(path.glob(f"{SEED_PREFIX}*/{BEST}/{WEIGHTS_NAME}")) if path.is_dir() else []
         hint = f"; it holds seeds, point at one, e.g. {seeds[0].parent.parent}" if seeds else ""
         raise MeptError(f"init_from: {path} holds no adapter_model.safetensors (an adapter or run folder){hint}")
     try:

@@ -15,3 +15,8 @@ BEST = "best"  # the adapter of the best validation score
 CHECKPOINT = "checkpoint"  # the last resumable state (mept.harness.checkpoint)
 EVAL_PREFIX = "eval_"  # `mept eval` writes eval_SPLIT_TASKS.json and eval_file_STEM.json (mept.harness.eval_run)
 ANALYSIS_DIR = "analysis"  # where `mept analyze RUN` writes its report by default (mept.analysis.report)
+# Folders of a run's parts: one per seed of a multi-seed run (seed-N), per point of an lr grid (lr-X) or of the
+# paper's search (search-mM-nrN-lrX)
+SEED_PREFIX = "seed-"
+LR_PREFIX = "lr-"
+SEARCH_PREFIX = "search-"

@@ -54,8 +54,11 @@ from mept.files.run_names import (
     IDENTITY,
     INCOMPLETE,
     LABELS,
+    LR_PREFIX,
     METRICS,
     RUN_CONFIG,
+    SEARCH_PREFIX,
+    SEED_PREFIX,
 )
 from mept.harness.identity import check_identity
 from mept.harness.prepare_run import Prepared, build_model, prepare
@@ -158,7 +161,7 @@ def has_progress(out: Path) -> bool:
 RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, IDENTITY, INCOMPLETE, BEST,
                f"{BEST}.tmp", CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old", ANALYSIS_DIR,
                "tensorboard", "wandb")  # --report-to's folders (mept.harness.tracking)
-RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", EVAL_PREFIX)
+RUN_ENTRY_PREFIXES = (SEED_PREFIX, LR_PREFIX, SEARCH_PREFIX, EVAL_PREFIX)
 
 
 # What a run folder is to the one ownership check (mept.files.ownership.claim_output): ``--overwrite`` replaces
@@ -259,7 +262,7 @@ class RunFolder:
 
     def seed(self, seed: int) -> "RunFolder":
         """The folder of one seed of a multi-seed run."""
-        return RunFolder(self.path / f"seed-{seed}")
+        return RunFolder(self.path / f"{SEED_PREFIX}{seed}")
 
     def claim(self, overwrite: bool) -> bool:
         """The one ownership check (:func:`mept.files.ownership.claim_output`) for a run folder; True: a run to
@@ -357,11 +360,11 @@ def trained_folders(run_dir: str | Path) -> list[Path]:
                         + hidden_run_hint(run))
     if trained(run):
         return [run]
-    seeds = [p for p in run.glob("seed-*") if trained(p) and p.name[5:].isdigit()]
+    seeds = [p for p in run.glob(f"{SEED_PREFIX}*") if trained(p) and p.name.removeprefix(SEED_PREFIX).isdigit()]
     if not seeds:
         hint = hidden_run_hint(run)
         raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME})" + (hint or "; did the training finish?"))
-    return sorted(seeds, key=lambda p: int(p.name[5:]))
+    return sorted(seeds, key=lambda p: int(p.name.removeprefix(SEED_PREFIX)))
 
 
 def trained_folder(run_dir: str | Path) -> Path:
