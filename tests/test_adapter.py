@@ -72,6 +72,15 @@ def test_another_librarys_adapter_is_refused(tmp_path):
         read_adapter_config(tmp_path)
 
 
+@pytest.mark.parametrize("text, needle", [("{bad", "is not readable JSON"), ("[1, 2]", "is not a JSON object")])
+def test_a_damaged_adapter_config_is_one_error_naming_the_file(tmp_path, text, needle):
+    wrapped().save_pretrained(tmp_path)
+    (tmp_path / CONFIG_NAME).write_text(text)
+    with pytest.raises(MeptError, match=needle) as info:
+        read_adapter_config(tmp_path)
+    assert str(tmp_path / CONFIG_NAME) in str(info.value)
+
+
 def test_an_unversioned_adapter_is_migrated_and_loads_to_the_same_logits(tmp_path):
     backbone = tiny_bert()
     model = wrapped(backbone=backbone, num_experts=3).eval()

@@ -8,9 +8,11 @@ import torch
 
 import mept
 from mept.core.pathways import RoutingTrace
-from mept.core.routing import Router, balance_loss, trace_of, z_loss
+from mept.core.routing import Router, RouterConfig, balance_loss, trace_of, z_loss
 from mept.core.routing_health import format_health, routing_health
 from mept.errors import MeptError
+from mept.methods.mept import MEPTConfig
+from mept.methods.smop import SMoPConfig
 from tests.conftest import tiny_bert, tiny_llama
 
 TOKENS = torch.randint(5, 120, (6, 12))
@@ -167,3 +169,17 @@ def test_health_flags_a_collapsed_layer_and_identical_pathways():
     assert "COLLAPSED" in text and "warning: routing collapsed in 1 of 2" in text
     same = routing_health([a, _trace("c", a.chosen)])
     assert same["max_pathway_cosine"] == pytest.approx(1.0)
+
+
+def test_a_method_config_hands_every_router_setting_to_the_router_under_one_naming_rule():
+    cfg = MEPTConfig(routing="topk", top_k=3, noise_sigma=0.5, gumbel_tau=0.7, router_dropout=0.2,
+                     router_input="standardize", router_stats_momentum=0.4, router_type="cosine",
+                     router_temperature=2.0)
+    assert cfg.router_config() == RouterConfig(routing="topk", top_k=3, noise_sigma=0.5, gumbel_tau=0.7, dropout=0.2,
+                                               input_norm="standardize", stats_momentum=0.4, router_type="cosine",
+                                               temperature=2.0)
+    # SMoP states routing and noise only: the rest keep the router's defaults
+    assert RouterConfig.of(SMoPConfig(routing="gumbel", noise_sigma=0.3)) == RouterConfig(routing="gumbel",
+                                                                                          noise_sigma=0.3)
+    with pytest.raises(ValueError, match="noise must be one of"):  # a choice setting's values come from its type
+        RouterConfig(noise="loud")

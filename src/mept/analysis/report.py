@@ -38,6 +38,7 @@ from mept.core.pathways import RoutingTrace, compute_pathway, pathway_vector
 from mept.core.routing_health import format_health, routing_health
 from mept.errors import MeptError
 from mept.files.ownership import OutputKind
+from mept.files.run_names import ANALYSIS_DIR, RUN_CONFIG
 from mept.version import __version__
 
 MAX_TSNE_PER_TASK = 200
@@ -51,7 +52,7 @@ FILES = {name: name + (".json" if name in ("pathways", "pathway_similarity", "ro
 
 def _legacy_analysis(out: Path, names: list[str]) -> bool:
     """An analysis written before the marker existed: the ``analysis`` folder of a run, holding only our files."""
-    return out.name == "analysis" and (out.parent / "run_config.json").is_file()
+    return out.name == ANALYSIS_DIR and (out.parent / RUN_CONFIG).is_file()
 
 
 # What `mept analyze --out` holds, for the one ownership check (mept.files.ownership.claim_output)

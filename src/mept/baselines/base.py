@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mept.core.adapter_format import adapter_metadata, check_adapter_config, check_backbone_fits, check_format_version
+from mept.core.adapter_format import adapter_metadata, check_adapter_config, check_backbone_fits, read_metadata
 from mept.core.config import PromptConfig
 from mept.core.registry import method_class
 from mept.core.routed_output import with_routing
@@ -258,14 +258,7 @@ def read_baseline_meta(path: str | os.PathLike) -> dict[str, Any]:
     file = Path(path) / META_NAME
     if not file.exists():
         raise MeptError(f"{path} is not a mept baseline checkpoint (no {META_NAME}); did the training finish?")
-    try:
-        meta = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        raise MeptError(f"{file} is not readable JSON ({str(exc).splitlines()[0]})") from None
-    if not isinstance(meta, dict):
-        raise MeptError(f"{file} is not a JSON object; the checkpoint is damaged")
-    check_format_version(meta.get("format_version"), meta, file)  # baselines were versioned from the start
-    return meta
+    return read_metadata(file, versioned=True)  # baselines were versioned from the start
 
 
 def save_tensors(state: dict[str, torch.Tensor], file: Path) -> None:

@@ -36,7 +36,7 @@ from mept.harness.evaluate import EvalMode
 from mept.harness.precision import autocast
 from mept.harness.prepare_run import check_plan
 from mept.harness.report_print import print_summary
-from mept.harness.run_folder import RUN_CONFIG, RunFolder, load_trained, move_aside, output_lock, settle
+from mept.harness.run_folder import ANALYSIS_DIR, RUN_CONFIG, RunFolder, load_trained, move_aside, output_lock, settle
 from mept.harness.signals import Terminated, terminate_as_interrupt
 from mept.harness.train import run
 from mept.harness.train_config import TrainConfig, paper_lr_grid
@@ -245,7 +245,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from mept.harness.analyze_run import analyze_run
     if args.max_per_task < 1:
         raise MeptError(f"--max-per-task must be >= 1, got {args.max_per_task}")
-    out = Path(args.out) if args.out else Path(args.run_dir) / "analysis"
+    out = Path(args.out) if args.out else Path(args.run_dir) / ANALYSIS_DIR
     claim_output(out, ANALYSIS, overwrite=args.overwrite, flag="--out")  # before the model loads
     split_file = args.split not in ("validation", "test")  # a labelled file: the run's own data is not needed
     p = load_trained(args.run_dir, data=not split_file, one_seed=True, tasks=args.tasks)

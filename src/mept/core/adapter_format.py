@@ -44,15 +44,32 @@ def adapter_metadata(model: Any) -> dict[str, Any]:
 
 
 def read_adapter_config(path: str | os.PathLike) -> dict[str, Any]:
+    """``adapter_config.json`` of a prompted model's adapter folder (which must hold its weights too)."""
     path = Path(path)
-    cfg = path / CONFIG_NAME
-    if not cfg.exists() or not (path / WEIGHTS_NAME).exists():
+    if not (path / CONFIG_NAME).exists() or not (path / WEIGHTS_NAME).exists():
         raise MeptError(f"{path} is not a mept checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    return read_metadata(path / CONFIG_NAME)
+
+
+def read_metadata(file: str | os.PathLike, versioned: bool = False) -> dict[str, Any]:
+    """The one reader of what :func:`adapter_metadata` wrote (a prompted model's ``adapter_config.json``, a
+    baseline's ``mept_config.json``): a JSON object in the current format, or one error naming the file.
+
+    ``versioned``: the file was versioned from the start (a baseline's), so one without ``format_version`` is
+    damaged, not an unversioned (format 0) adapter to migrate; an unversioned ``adapter_config.json`` is migrated
+    (:func:`migrate_adapter_config`).
+    """
+    file = Path(file)
     try:
-        meta = json.loads(cfg.read_text())
-    except json.JSONDecodeError as exc:
-        raise MeptError(f"{cfg} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return migrate_adapter_config(meta, cfg)
+        meta = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise MeptError(f"{file} is not readable JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise MeptError(f"{file} is not a JSON object; the checkpoint is damaged")
+    if versioned:  # nothing to migrate: its keys are those of format 1
+        check_format_version(meta.get("format_version"), meta, file)
+        return meta
+    return migrate_adapter_config(meta, file)
 
 
 def migrate_adapter_config(meta: dict[str, Any], origin: str | os.PathLike = CONFIG_NAME) -> dict[str, Any]:

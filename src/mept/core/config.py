@@ -11,11 +11,13 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from functools import cache
+from typing import Any, ClassVar, Literal
 
 from mept.errors import MeptError
 
-INITS = ("xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_knowledge")
+Init = Literal["xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_knowledge"]
+INITS = typing.get_args(Init)
 # inits that copy values from a source (paper Table 10's "previous knowledge"); the random ones draw them
 SOURCE_INITS = ("task_text", "previous_knowledge")
 
@@ -65,7 +67,7 @@ class PromptConfig:
     changed_defaults: ClassVar[dict[int, dict[str, Any]]] = {}
     prompt_length: int = 10
     layers: str | list[int] = "all"
-    init: str = "xavier_normal"
+    init: Init = "xavier_normal"
     # init="previous_knowledge": a trained adapter or run folder whose prompts the new ones start from;
     # init="task_text": text whose token embeddings fill the prompts (None: the training data's text)
     init_from: str | None = None
@@ -73,7 +75,8 @@ class PromptConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "prompt_length")
-        _choice(self, "init", INITS)
+        for name, choices in choice_fields(type(self)).items():  # every choice setting of every method's config
+            _choice(self, name, choices)
         if self.init == "previous_knowledge":
             if not self.init_from:
                 raise MeptError(f"{type(self).__name__}.init_from must name a trained adapter or run folder "
@@ -190,6 +193,15 @@ def choices_of(hint: Any) -> tuple[str, ...] | None:
             if typing.get_origin(arg) is typing.Literal:
                 return typing.get_args(arg)
     return None
+
+
+@cache
+def choice_fields(config_class: type) -> dict[str, tuple[Any, ...]]:
+    """The choice settings (``Literal`` fields) of a config dataclass, each with the values it allows: one
+    check, derived from the types, for every method's config (and the router's)."""
+    hints = typing.get_type_hints(config_class)
+    found = {f.name: choices_of(hints[f.name]) for f in dataclasses.fields(config_class)}
+    return {name: values for name, values in found.items() if values is not None}
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...], none_ok: bool = False) -> None:

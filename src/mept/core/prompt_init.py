@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from mept.core.adapter_format import UnreadableWeights, read_adapter_weights
+from mept.core.adapter_format import WEIGHTS_NAME, UnreadableWeights, read_adapter_weights
 from mept.errors import MeptError
+from mept.files.run_names import BEST, SEED_PREFIX
 
 
 @torch.no_grad()
@@ -63,10 +64,10 @@ def copy_rows_(tensor: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
 def read_prompt_source(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``method.*`` tensors of a saved adapter: an adapter folder, a run folder (its ``best/``) or a file."""
     path = Path(path)
-    candidates = [path, path / "adapter_model.safetensors", path / "best" / "adapter_model.safetensors"]
+    candidates = [path, path / WEIGHTS_NAME, path / BEST / WEIGHTS_NAME]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
-        seeds = sorted(path.glob("seed-*/best/adapter_model.safetensors")) if path.is_dir() else []
+        seeds = sorted(path.glob(f"{SEED_PREFIX}*/{BEST}/{WEIGHTS_NAME}")) if path.is_dir() else []
         hint = f"; it holds seeds, point at one, e.g. {seeds[0].parent.parent}" if seeds else ""
         raise MeptError(f"init_from: {path} holds no adapter_model.safetensors (an adapter or run folder){hint}")
     try:

@@ -59,16 +59,25 @@ it returns is the only record, and it travels out with the model's output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROUTINGS = ("top1", "perturb", "gumbel", "dense", "stochastic", "topk")
-INPUT_NORMS = ("layernorm", "center", "standardize")
-ROUTER_TYPES = ("linear", "cosine")
+from mept.core.config import choice_fields
+
+# The router's choice settings, each declared once as a Literal type; RouterConfig's check and the method
+# configs' (mept.core.config.PromptConfig checks every Literal field) derive from them.
+Routing = Literal["top1", "perturb", "gumbel", "dense", "stochastic", "topk"]
+InputNorm = Literal["layernorm", "center", "standardize"]
+RouterType = Literal["linear", "cosine"]
+Noise = Literal["additive", "multiplicative"]
+ROUTINGS = typing.get_args(Routing)
+INPUT_NORMS = typing.get_args(InputNorm)
+ROUTER_TYPES = typing.get_args(RouterType)
 
 
 @dataclass
@@ -88,29 +97,45 @@ class Route:
 @dataclass(frozen=True)
 class RouterConfig:
     """How a router routes, handed to :class:`Router` whole (a method builds it from its own config:
-    :meth:`mept.methods.mept.MEPTConfig.router_config`)."""
+    :meth:`RouterConfig.of`)."""
 
-    routing: str = "top1"
+    routing: Routing = "top1"
     top_k: int = 1
     noise_sigma: float = 1.0
-    noise: str = "additive"
+    noise: Noise = "additive"
     gumbel_tau: float = 1.0
     renormalize: bool = False
     bias: bool = False
     dropout: float = 0.0
-    input_norm: str = "layernorm"
-    router_type: str = "linear"
+    input_norm: InputNorm = "layernorm"
+    router_type: RouterType = "linear"
     temperature: float = 1.0
     cosine_dim: int = 16
     stats_momentum: float = 0.01
 
+    @classmethod
+    def of(cls, settings: object) -> "RouterConfig":
+        """The router a method's config describes, by one naming rule: its ``router_X`` (else ``X``) sets this
+        class's ``X`` (``router_dropout`` -> ``dropout``, ``router_temperature`` -> ``temperature``, ``routing``
+        -> ``routing``), and :data:`CONFIG_NAMES` lists the names no rule gives. A setting the method's config
+        lacks keeps its default here (SMoP has no ``top_k``: 1)."""
+        found = {}
+        for f in fields(cls):
+            names = (CONFIG_NAMES.get(f.name), f"router_{f.name}", f.name)
+            name = next((n for n in names if n is not None and hasattr(settings, n)), None)
+            if name is not None:
+                found[f.name] = getattr(settings, name)
+        return cls(**found)
+
     def __post_init__(self) -> None:
-        if self.routing not in ROUTINGS:
-            raise ValueError(f"routing must be one of {ROUTINGS}, got {self.routing!r}")
-        if self.input_norm not in INPUT_NORMS:
-            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
-        if self.router_type not in ROUTER_TYPES:
-            raise ValueError(f"router_type must be one of {ROUTER_TYPES}, got {self.router_type!r}")
+        for name, choices in choice_fields(type(self)).items():  # every Literal field: its values, from its type
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+
+
+# RouterConfig's settings whose name in a method's config the rule of RouterConfig.of does not give
+# (MEPTConfig.router_input: what the router reads, kept for the runs and flags that name it).
+CONFIG_NAMES = {"input_norm": "router_input"}
 
 
 class Router(nn.Module):

@@ -34,7 +34,7 @@ from mept.errors import MeptError
 from mept.files.ownership import OutputKind, claim_output
 from mept.files.safe_names import file_component
 from mept.harness.checkpoint import checkpoint_step
-from mept.harness.run_folder import RunFolder, move_aside, output_lock, settle
+from mept.harness.run_folder import CHECKPOINT, RunFolder, move_aside, output_lock, settle
 from mept.harness.signals import Terminated
 from mept.harness.stats import holm, paired_test
 from mept.harness.train_config import TrainConfig, check_seeds
@@ -343,7 +343,7 @@ def stopped_report(cfg: CompareConfig, done: list[str], stopped: str) -> str:
     """What a stopped comparison leaves: finished methods, the stopped one's checkpoint, what never ran."""
     parts = [f"finished: {', '.join(f'{m} ({method_folder(cfg, m)})' for m in done)}" if done else "no method finished"]
     folder = method_folder(cfg, stopped)
-    steps = sorted(folder.rglob("checkpoint/trainer_state.json"))
+    steps = sorted(folder.rglob(f"{CHECKPOINT}/trainer_state.json"))
     saved = [f"{p.parent.parent.name} at step {checkpoint_step(p.parent)}" for p in steps]
     parts.append(f"stopped: {stopped} in {folder} (" + (f"checkpoints: {', '.join(saved)}; continue it with "
                  f"`mept train --resume --output {folder}`" if saved else "no checkpoint yet") + ")")

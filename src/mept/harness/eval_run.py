@@ -68,7 +68,7 @@ def eval_split(folder: Path, split: str, *, tasks: list[str] | None = None, data
                       metric=p.config.metric, precision=p.config.mixed_precision_ran)
     result.update({"split": split, "seed": p.config.seed, "run": str(folder)})
     print_scores(result, title=f"{split} scores (best checkpoint):")
-    return write_eval(result, folder, f"eval_{split}_{file_component('-'.join(sets))}.json")
+    return write_eval(result, RunFolder(folder).eval_result(f"{split}_{file_component('-'.join(sets))}"))
 
 
 def _is_eval_result(path: Path) -> bool:
@@ -84,9 +84,9 @@ def _is_eval_result(path: Path) -> bool:
 EVAL_RESULT = OutputKind("a mept eval result", owns_file=_is_eval_result)
 
 
-def write_eval(result: dict[str, Any], folder: Path, name: str) -> dict[str, Any]:
-    save_eval(result, folder / name)
-    return {**result, "file_name": name}
+def write_eval(result: dict[str, Any], dest: Path) -> dict[str, Any]:
+    save_eval(result, dest)
+    return {**result, "file_name": dest.name}
 
 
 def save_eval(result: dict[str, Any], dest: Path) -> None:
@@ -141,22 +141,22 @@ def eval_file(folder: Path, file: str, *, tasks: list[str] | None = None, eval_m
     report = result.get("reports", {}).get(spec.name)
     if report:
         print(format_class_report(report))
-    return write_eval(result, folder, eval_file_name(folder, Path(file)))
+    return write_eval(result, eval_file_path(folder, Path(file)))
 
 
-def eval_file_name(folder: Path, scored: Path) -> str:
+def eval_file_path(folder: Path, scored: Path) -> Path:
     """``eval_file_STEM.json``, unless that name holds the scores of another file with the same stem
     (``a/test.csv`` vs ``b/test.csv``): then a short hash of the full path keeps both."""
     stem = file_component(scored.stem, fallback="file")
-    name = f"eval_file_{stem}.json"
+    dest = RunFolder(folder).eval_result(f"file_{stem}")
     try:
-        previous = json.loads((folder / name).read_text()).get("file")
+        previous = json.loads(dest.read_text()).get("file")
     except (OSError, ValueError, AttributeError):
-        return name
+        return dest
     resolved = str(scored.resolve())
     if previous in (None, resolved):
-        return name
-    return f"eval_file_{stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}.json"
+        return dest
+    return RunFolder(folder).eval_result(f"file_{stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}")
 
 
 def predict_file(run_dir: str | Path, file: str, output: str | Path, *, task: str | None = None,

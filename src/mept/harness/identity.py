@@ -28,8 +28,7 @@ from torch import nn
 from mept.errors import MeptError
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import read_json_object
-
-IDENTITY = "identity.json"
+from mept.files.run_names import IDENTITY, LABELS
 
 
 def labels_fingerprint(info: dict[str, Any]) -> str:
@@ -57,18 +56,18 @@ def backbone_identity(backbone: nn.Module) -> dict[str, Any]:
     }
 
 
-def write_identity(out: Path, labels_info: dict[str, Any] | None, backbone: nn.Module) -> None:
-    """Record the label map and backbone of the run being trained in ``out``."""
+def write_identity(dest: Path, labels_info: dict[str, Any] | None, backbone: nn.Module) -> None:
+    """Record the label map and backbone of the run being trained in ``dest`` (its run folder's :data:`IDENTITY`)."""
     record = {"labels_sha256": labels_fingerprint(labels_info) if labels_info is not None else None,
               "backbone": backbone_identity(backbone)}
-    atomic_write(Path(out) / IDENTITY, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+    atomic_write(Path(dest), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
 
 
 def check_identity(run: Path, backbone: nn.Module, labels_info: dict[str, Any] | None) -> None:
     """Refuse to load the adapter of ``run`` onto another backbone, or with an edited label map."""
     path = Path(run) / IDENTITY
     if not path.exists():
-        labels = Path(run) / "labels.json"
+        labels = Path(run) / LABELS
         info = labels_info if labels_info is not None else (read_json_object(labels) if labels.exists() else {})
         if info.get("identity") == IDENTITY:  # written by a mept that writes identity.json: it was removed
             raise MeptError(f"{path} is missing, but the run was written with it ({labels} says so): without it "
@@ -77,8 +76,8 @@ def check_identity(run: Path, backbone: nn.Module, labels_info: dict[str, Any] |
     saved = read_json_object(path)
     want = saved.get("labels_sha256")
     if labels_info is not None and want and labels_fingerprint(labels_info) != want:
-        raise MeptError(f"{Path(run) / 'labels.json'} was changed after training (its fingerprint is not the one in "
-                        f"{path}): the adapter's classes would be read in another order; restore labels.json")
+        raise MeptError(f"{Path(run) / LABELS} was changed after training (its fingerprint is not the one in "
+                        f"{path}): the adapter's classes would be read in another order; restore {LABELS}")
     trained = saved.get("backbone") or {}
     if trained.get("embeddings_sha256") is None:
         return

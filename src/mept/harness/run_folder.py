@@ -46,17 +46,25 @@ from mept.errors import MeptError, warn
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import read_json_object
 from mept.files.ownership import OutputKind, claim_output
-from mept.harness.identity import IDENTITY, check_identity
+from mept.files.run_names import (
+    ANALYSIS_DIR,
+    BEST,
+    CHECKPOINT,
+    EVAL_PREFIX,
+    IDENTITY,
+    INCOMPLETE,
+    LABELS,
+    LR_PREFIX,
+    METRICS,
+    RUN_CONFIG,
+    SEARCH_PREFIX,
+    SEED_PREFIX,
+)
+from mept.harness.identity import check_identity
 from mept.harness.prepare_run import Prepared, build_model, prepare
 from mept.harness.train_config import DATA_PATHS, TrainConfig, data_path, migrate_run_config
 from mept.model.backbones import backbone_config
 
-RUN_CONFIG = "run_config.json"
-METRICS = "metrics.json"
-LABELS = "labels.json"
-INCOMPLETE = ".incomplete"
-BEST = "best"  # the adapter of the best validation score
-CHECKPOINT = "checkpoint"  # the last resumable state (mept.harness.checkpoint)
 # Settings a --resume may change: where the run lives and how it reports, never what it trains.
 RESUME_MAY_CHANGE = ("output", "progress", "overwrite", "report_to")
 
@@ -146,14 +154,14 @@ def has_progress(out: Path) -> bool:
         return False
     if (out / METRICS).exists():
         return True
-    return any(out.glob("checkpoint*/trainer_state.json")) or any(out.glob("*/checkpoint*/trainer_state.json"))
+    return any(out.glob(f"{CHECKPOINT}*/trainer_state.json")) or any(out.glob(f"*/{CHECKPOINT}*/trainer_state.json"))
 
 
 # What ``mept train`` / ``eval`` / ``analyze`` write inside a run folder: --overwrite deletes nothing else.
 RUN_ENTRIES = (RUN_CONFIG, LABELS, METRICS, IDENTITY, INCOMPLETE, BEST,
-               "best.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "analysis",
+               f"{BEST}.tmp", CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old", ANALYSIS_DIR,
                "tensorboard", "wandb")  # --report-to's folders (mept.harness.tracking)
-RUN_ENTRY_PREFIXES = ("seed-", "lr-", "search-", "eval_")
+RUN_ENTRY_PREFIXES = (SEED_PREFIX, LR_PREFIX, SEARCH_PREFIX, EVAL_PREFIX)
 
 
 # What a run folder is to the one ownership check (mept.files.ownership.claim_output): ``--overwrite`` replaces
@@ -212,7 +220,7 @@ class RunFolder:
     """One run folder: the names of what it holds, claiming it, and its settings (written, compared on --resume).
 
     ``train``, ``compare``, ``eval_run``, ``run_report`` and the CLI ask it for paths; the file
-    names are spelled only in this module.
+    names are declared once, in :mod:`mept.files.run_names`, and handed out as paths here.
     """
 
     path: Path
@@ -233,6 +241,14 @@ class RunFolder:
         return self.path / LABELS
 
     @property
+    def identity(self) -> Path:
+        return self.path / IDENTITY
+
+    def eval_result(self, name: str) -> Path:
+        """``eval_NAME.json``: the scores ``mept eval`` writes here (of a split, or of a file)."""
+        return self.path / f"{EVAL_PREFIX}{name}.json"
+
+    @property
     def incomplete(self) -> Path:
         return self.path / INCOMPLETE
 
@@ -246,7 +262,7 @@ class RunFolder:
 
     def seed(self, seed: int) -> "RunFolder":
         """The folder of one seed of a multi-seed run."""
-        return RunFolder(self.path / f"seed-{seed}")
+        return RunFolder(self.path / f"{SEED_PREFIX}{seed}")
 
     def claim(self, overwrite: bool) -> bool:
         """The one ownership check (:func:`mept.files.ownership.claim_output`) for a run folder; True: a run to
@@ -344,11 +360,11 @@ def trained_folders(run_dir: str | Path) -> list[Path]:
                         + hidden_run_hint(run))
     if trained(run):
         return [run]
-    seeds = [p for p in run.glob("seed-*") if trained(p) and p.name[5:].isdigit()]
+    seeds = [p for p in run.glob(f"{SEED_PREFIX}*") if trained(p) and p.name.removeprefix(SEED_PREFIX).isdigit()]
     if not seeds:
         hint = hidden_run_hint(run)
         raise MeptError(f"{run} has no trained checkpoint (best/{WEIGHTS_NAME})" + (hint or "; did the training finish?"))
-    return sorted(seeds, key=lambda p: int(p.name[5:]))
+    return sorted(seeds, key=lambda p: int(p.name.removeprefix(SEED_PREFIX)))
 
 
 def trained_folder(run_dir: str | Path) -> Path:

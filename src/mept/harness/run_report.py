@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from mept.files.atomic_file import atomic_write
+from mept.files.run_names import IDENTITY
 from mept.harness.evaluate import evaluate, metric_key, score
-from mept.harness.identity import IDENTITY
 from mept.harness.precision import precision_record
 from mept.harness.prepare_run import Prepared
 from mept.harness.run_folder import RunFolder

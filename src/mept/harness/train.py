@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from mept.errors import MeptError
 from mept.files.file_limits import read_json_object
 from mept.files.ownership import check_writable
+from mept.files.run_names import LR_PREFIX, SEARCH_PREFIX
 from mept.harness.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from mept.harness.evaluate import evaluate, to_device
 from mept.harness.identity import write_identity
@@ -87,7 +88,7 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
     if accelerator.is_main_process:  # one process owns the run folder; the others wait until it is ready
         folder.prepare(cfg, resume)
         save_label_space(out, p)
-        write_identity(out, read_json_object(folder.labels), p.model.backbone)
+        write_identity(folder.identity, read_json_object(folder.labels), p.model.backbone)
         folder.incomplete.write_text("training in progress; metrics.json appears when the run ends\n")
     accelerator.wait_for_everyone()
     finished = False
@@ -275,8 +276,8 @@ SEARCH_FOLDER_KEYS = {"prompt_length": "m", "experts": "nr", "lr": "lr"}
 def point_folder(point: dict[str, Any]) -> str:
     """Where one search point trains: ``lr-X`` for an lr grid, ``search-mM-nrN-lrX`` for the paper's search."""
     if set(point) == {"lr"}:
-        return f"lr-{point['lr']:g}"
-    return "search-" + "-".join(f"{SEARCH_FOLDER_KEYS[k]}{v:g}" for k, v in point.items())
+        return f"{LR_PREFIX}{point['lr']:g}"
+    return SEARCH_PREFIX + "-".join(f"{SEARCH_FOLDER_KEYS[k]}{v:g}" for k, v in point.items())
 
 
 def _run_grid(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:

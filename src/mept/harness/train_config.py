@@ -8,7 +8,6 @@ Python API, and is saved as ``run_config.json`` in the output folder so that
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import typing
@@ -18,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mept.core.config import DEFAULTS_GENERATION, check_choice, choices_of, defaults_of
+from mept.core.config import DEFAULTS_GENERATION, check_choice, choice_fields, choices_of, defaults_of
 from mept.core.registry import method_class
 from mept.core.task_types import FORMATS
 from mept.data.checks import check_no_label_leak
@@ -240,10 +239,9 @@ class TrainConfig:
             self.metric = "accuracy" if self.train_file else "task"
         if self.metric not in SELECTION_METRICS:
             raise MeptError(f"metric must be one of {', '.join(SELECTION_METRICS)}, got {self.metric!r}")
-        for f in dataclasses.fields(self):  # every choice setting (a Literal type): its values, from that type
-            choices = choices_of(_hints()[f.name])
-            if choices is not None:
-                check_choice(f.name, getattr(self, f.name), choices, none_ok=f.default is None)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, choices in choice_fields(TrainConfig).items():  # every choice setting: its values, from its Literal
+            check_choice(name, getattr(self, name), choices, none_ok=defaults[name] is None)
         if self.mixed_precision not in PRECISIONS:
             raise MeptError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
         if self.mixed_precision_ran not in (None, "no", "bf16", "fp16"):
@@ -500,12 +498,6 @@ def _coerce(value: Any, hint: Any) -> Any:
     if isinstance(value, list) and list[float] in (hint, *args):
         return [_coerce(v, float) for v in value]
     return value
-
-
-@functools.cache
-def _hints() -> dict[str, Any]:
-    """TrainConfig's field types, resolved once."""
-    return typing.get_type_hints(TrainConfig)
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

@@ -41,10 +41,11 @@ little from its initialisation; the paper's 70 epochs at those rates are unteste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from mept.core.config import RoutedConfig, _choice, _non_negative, _positive, _positive_number
+from mept.core.config import RoutedConfig, _non_negative, _positive, _positive_number
 from mept.core.registry import register_method
-from mept.core.routing import INPUT_NORMS, ROUTER_TYPES, ROUTINGS, RouterConfig
+from mept.core.routing import InputNorm, RouterConfig, RouterType, Routing
 from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
 
@@ -81,6 +82,8 @@ PAPER_UNSTATED: dict[str, object] = dict(
 # The router's weights start orthogonal (mept.core.routing.Router): the authors' code's choice. The paper states
 # Xavier normal for the prompts (Appendix E, Table 10) and no initialisation for the router.
 ROUTER_INIT = "orthogonal (the authors' code; the paper states none for the router)"
+# on: N_s shared experts added to the routed one (the paper's); off: none; replace: they become router experts
+Shared = Literal["on", "off", "replace"]
 
 
 @dataclass
@@ -92,8 +95,8 @@ class MEPTConfig(RoutedConfig):
     changed_defaults = {2: {"router_input": "layernorm"}}
     num_experts: int = 10
     num_shared: int = 1
-    shared: str = "on"
-    routing: str = "top1"
+    shared: Shared = "on"
+    routing: Routing = "top1"
     top_k: int = 2
     noise_sigma: float = 1.0
     gumbel_tau: float = 1.0
@@ -104,9 +107,9 @@ class MEPTConfig(RoutedConfig):
     balance_loss: float = 0.01
     # ours (benchmarks/studies/routing_at_scale.md): the router reads its pooled input minus a running mean that
     # follows the hidden states as the prompts move them; see the class docstring
-    router_input: str = "center"
+    router_input: InputNorm = "center"
     router_stats_momentum: float = 0.3
-    router_type: str = "linear"
+    router_type: RouterType = "linear"
     router_temperature: float = 1.0
     paper_settings = {**PAPER_UNSTATED, **PAPER_STATED}  # what --paper sets (a class fact, not a field)
 
@@ -114,10 +117,6 @@ class MEPTConfig(RoutedConfig):
         super().__post_init__()
         _positive(self, "num_experts")
         _positive(self, "top_k")
-        _choice(self, "shared", ("on", "off", "replace"))
-        _choice(self, "routing", ROUTINGS)
-        _choice(self, "router_input", INPUT_NORMS)
-        _choice(self, "router_type", ROUTER_TYPES)
         for name in ("noise_sigma", "router_dropout", "num_shared"):
             _non_negative(self, name)
         for name in ("gumbel_tau", "router_temperature"):  # both divide the router's logits
@@ -135,11 +134,9 @@ class MEPTConfig(RoutedConfig):
         return cls(**{**PAPER_UNSTATED, **PAPER_STATED, **overrides})
 
     def router_config(self) -> RouterConfig:
-        """The router settings, under the names :class:`~mept.core.routing.Router` reads."""
-        return RouterConfig(routing=self.routing, top_k=self.top_k, noise_sigma=self.noise_sigma,
-                            gumbel_tau=self.gumbel_tau, dropout=self.router_dropout, input_norm=self.router_input,
-                            stats_momentum=self.router_stats_momentum, router_type=self.router_type,
-                            temperature=self.router_temperature)
+        """The router settings, under the names :class:`~mept.core.routing.Router` reads (the one renaming rule:
+        :meth:`~mept.core.routing.RouterConfig.of`)."""
+        return RouterConfig.of(self)
 
     @property
     def router_experts(self) -> int:

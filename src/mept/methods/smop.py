@@ -9,8 +9,9 @@ input layer only, with no shared prompt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from mept.core.config import RoutedConfig, _choice, _non_negative, _positive
+from mept.core.config import RoutedConfig, _non_negative, _positive
 from mept.core.registry import register_method
 from mept.core.routing import RouterConfig
 from mept.methods.base import RoutedPrompts
@@ -25,13 +26,13 @@ class SMoPConfig(RoutedConfig):
     prompt_length: int = 5
     num_prompts: int = 4
     layers: str | list[int] = "1"
-    routing: str = "perturb"
+    # mept.core.routing.Routing without topk
+    routing: Literal["perturb", "top1", "gumbel", "dense", "stochastic"] = "perturb"
     noise_sigma: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive(self, "num_prompts")
-        _choice(self, "routing", ("perturb", "top1", "gumbel", "dense", "stochastic"))
         _non_negative(self, "noise_sigma")
 
 
@@ -46,5 +47,5 @@ class SMoP(RoutedPrompts):
             num_layers,
             num_experts=config.num_prompts,
             num_shared=0,
-            router=RouterConfig(routing=config.routing, noise_sigma=config.noise_sigma),
+            router=RouterConfig.of(config),
         )

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from mept.core.config import PromptConfig, _choice
+from mept.core.config import Init, PromptConfig
 from mept.core.registry import register_method
 from mept.errors import MeptError
 from mept.methods.base import DeepPrompts
@@ -24,14 +25,13 @@ from mept.methods.base import DeepPrompts
 class VFPTConfig(PromptConfig):
     method = "vfpt"
     fourier_fraction: float = 0.5
-    fourier_dims: str = "both"
-    init: str = "vpt_uniform"
+    fourier_dims: Literal["both", "hidden", "sequence"] = "both"
+    init: Init = "vpt_uniform"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 <= self.fourier_fraction <= 1.0:
             raise MeptError(f"VFPTConfig.fourier_fraction must be in [0, 1], got {self.fourier_fraction!r}")
-        _choice(self, "fourier_dims", ("both", "hidden", "sequence"))
 
 
 def fourier_transform(prompt: torch.Tensor, fraction: float, dims: str = "both") -> torch.Tensor:
