@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 import mept
+from mept.cli import _method_args as method_args
 from mept.core.routing import Router
 from mept.model.backbones import load_backbone
 
@@ -86,8 +87,6 @@ def main() -> None:
     ap.add_argument("--probe-rows", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--set", nargs="*", default=[], help="MEPT settings key=value (as mept train --set)")
-    ap.add_argument("--stats-momentum", type=float, default=None,
-                    help="the routers' running-statistics momentum (router_input=center/standardize)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
@@ -99,13 +98,9 @@ def main() -> None:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     backbone.model.config.pad_token_id = tok.pad_token_id
-    settings = dict(kv.split("=", 1) for kv in args.set)
-    settings = {k: (float(v) if v.replace(".", "", 1).replace("e-", "", 1).isdigit() else v) for k, v in settings.items()}
+    settings = method_args(args.set)  # read as `mept train --set` reads them
     model = mept.get_model(backbone.model, mept.make_config("mept", **settings))
     routers = list(model.method.routers())
-    if args.stats_momentum is not None:
-        for r in routers:
-            r.stats_momentum = args.stats_momentum
     groups = model.param_groups(args.lr, 1e-2)
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
     from transformers import get_linear_schedule_with_warmup
