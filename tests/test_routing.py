@@ -144,6 +144,9 @@ def test_paper_preset_is_the_papers_router():
         mept.MEPTConfig(router_input="batchnorm")
     with pytest.raises(MeptError, match="router_temperature"):
         mept.MEPTConfig(router_temperature=0)
+    for momentum in (0, 1.5, "abc", float("nan")):  # a share of each batch: (0, 1], and a number
+        with pytest.raises(MeptError, match="router_stats_momentum"):
+            mept.MEPTConfig(router_stats_momentum=momentum)
 
 
 def _trace(task, chosen, E=4):

@@ -121,7 +121,8 @@ class MEPTConfig(RoutedConfig):
             _non_negative(self, name)
         for name in ("gumbel_tau", "router_temperature"):  # both divide the router's logits
             _positive_number(self, name)
-        if not 0 < self.router_stats_momentum <= 1:
+        _positive_number(self, "router_stats_momentum")  # a number first: "abc" is one error, not a TypeError
+        if self.router_stats_momentum > 1:
             raise MeptError(f"MEPTConfig.router_stats_momentum must be in (0, 1], got {self.router_stats_momentum!r}")
         if self.router_dropout >= 1:
             raise MeptError(f"MEPTConfig.router_dropout must be in [0, 1), got {self.router_dropout!r}")
