@@ -16,7 +16,8 @@ from typing import Any, ClassVar, Literal
 
 from mept.errors import MeptError
 
-Init = Literal["xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_knowledge", "hidden_states"]
+# "auto" (ours): hidden_states on a text decoder, xavier_normal elsewhere (mept.model.states says why)
+Init = Literal["xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_knowledge", "hidden_states", "auto"]
 INITS = typing.get_args(Init)
 # inits that copy values from a source (paper Table 10's "previous knowledge"); the random ones draw them
 SOURCE_INITS = ("task_text", "previous_knowledge", "hidden_states")

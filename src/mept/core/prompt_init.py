@@ -23,7 +23,7 @@ def init_prompt_(tensor: torch.Tensor, scheme: str) -> torch.Tensor:
     m, d = tensor.shape[-2], tensor.shape[-1]
     if scheme == "xavier_normal":
         return tensor.normal_(0.0, math.sqrt(2.0 / (m + d)))
-    if scheme in ("task_text", "previous_knowledge", "hidden_states"):
+    if scheme in ("task_text", "previous_knowledge", "hidden_states", "auto"):
         # drawn as Xavier normal now; the source's values replace them once the source is at hand
         # (fill_rows_ / copy_rows_, called by the method or by prepare_run for the training text)
         return tensor.normal_(0.0, math.sqrt(2.0 / (m + d)))

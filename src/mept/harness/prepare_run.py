@@ -170,7 +170,7 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         truncated[f"{t}/train"] = cut
     if isinstance(model, PromptedModel) and model.method.wants_text_init:  # a baseline has no prompts to initialise
         init_from_task_text(model, train, encoder)
-    if isinstance(model, PromptedModel) and model.method.wants_state_init:
+    if isinstance(model, PromptedModel) and model.wants_state_init:
         init_from_hidden_states(model, train, cfg.seed)
     eval_sets, test_sets = {}, {}
     for t in eval_names:

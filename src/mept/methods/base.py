@@ -56,11 +56,6 @@ class PromptMethod(nn.Module):
         """Initialise from token embeddings (T, d) of the task's text (methods with ``wants_text_init``)."""
         raise NotImplementedError(f"{type(self).__name__} has no initialisation from text")
 
-    @property
-    def wants_state_init(self) -> bool:
-        """Should the trainer call :meth:`init_from_states` with the frozen backbone's hidden states first?"""
-        return self.config.init == "hidden_states"
-
     def init_from_states(self, states: list[torch.Tensor], generator: torch.Generator) -> None:
         """``init="hidden_states"``: ``states[j]`` (N, d) are hidden states of real text tokens at the input of
         prompted layer j, from the frozen backbone; every prompt row of that layer becomes one of them."""

@@ -43,7 +43,7 @@ class PTMoEConfig(RoutedConfig):
         _positive(self, "rank")
         _positive(self, "top_k")
         _non_negative(self, "noise_sigma")
-        if self.init in SOURCE_INITS:  # its prompts are low-rank factors, not rows a layer reads
+        if self.init in (*SOURCE_INITS, "auto"):  # its prompts are low-rank factors, not rows a layer reads
             raise MeptError(f"PTMoEConfig.init={self.init!r} is not supported; svd_init=True initialises from text")
         if self.top_k > self.num_experts:
             raise MeptError(f"PTMoEConfig.top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")

@@ -117,6 +117,13 @@ class PromptedModel(nn.Module):
     def reserved_positions(self) -> int:
         return self.injector.width
 
+    @property
+    def wants_state_init(self) -> bool:
+        """Should the trainer fill the prompts from this backbone's hidden states (:meth:`PromptMethod.init_from_states`)?
+        ``init="hidden_states"``, or ``"auto"`` on a text decoder (:mod:`mept.model.states` says why)."""
+        init = self.prompt_config.init
+        return init == "hidden_states" or (init == "auto" and self.spec.decoder_only and self.spec.modality == "text")
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
