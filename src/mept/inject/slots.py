@@ -8,6 +8,10 @@ head reads is :mod:`mept.inject.heads`.
 ``offset`` (after CLS for encoders and ViT, at 0 for decoders and T5). A
 forward pre-hook on each prompted layer overwrites the slots with that
 layer's prompts before the layer runs; other layers pass the slots through.
+On a text decoder one plain column (``sink``) comes first and is never
+overwritten: a decoder's first position is its attention sink, and a slot
+rewritten there before every layer would never become one
+(:func:`mept.inject.spec.sink_columns`).
 Sequence length, position handling (absolute, relative bias, rotary) and
 masks therefore stay valid for every architecture.
 
