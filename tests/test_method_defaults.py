@@ -19,15 +19,19 @@ FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
 
 def test_each_generation_keeps_the_defaults_it_had():
     assert mept.MEPTConfig().router_input == "center"  # generation 2 (benchmarks/README.md section 9)
-    assert defaults_of(mept.MEPTConfig, 1) == {"router_input": "layernorm"}
+    generation_3 = {"attention_sink": False, "init": "xavier_normal"}  # the sink: every prompt method's
+    assert defaults_of(mept.MEPTConfig, 1) == {"router_input": "layernorm", **generation_3}
+    assert defaults_of(mept.MEPTConfig, 2) == generation_3
+    assert defaults_of(mept.PTuningV2Config, 2) == generation_3
+    assert defaults_of(mept.PromptTuningConfig, 2) == {"attention_sink": False}
     assert defaults_of(mept.MEPTConfig, DEFAULTS_GENERATION) == {}
     assert defaults_of(LoRAConfig, 1) == {}  # a baseline's config never changed a default
     assert TrainConfig(method="mept").method_defaults == DEFAULTS_GENERATION
     old = migrate_run_config({k: v for k, v in TrainConfig(method="mept").to_dict().items() if k != "method_defaults"})
-    assert TrainConfig.from_dict(old).method_settings() == {"router_input": "layernorm"}
+    assert TrainConfig.from_dict(old).method_settings() == {"router_input": "layernorm", **generation_3}
     # what the old run set itself wins over the generation's default
     old["method_args"] = {"router_input": "standardize"}
-    assert TrainConfig.from_dict(old).method_settings() == {"router_input": "standardize"}
+    assert TrainConfig.from_dict(old).method_settings() == {"router_input": "standardize", **generation_3}
 
 
 def test_a_run_saved_before_the_centred_router_resumes_and_evaluates_as_it_trained(tmp_path, capsys, monkeypatch):

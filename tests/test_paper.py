@@ -51,9 +51,10 @@ def test_default_keeps_our_balance_loss_and_paper_config_drops_it():
     assert MEPTConfig.paper().balance_loss == 0.0
     assert all(getattr(MEPTConfig.paper(), k) == v for k, v in PAPER_STATED.items())
     # the default differs from the paper's MEPT in three router settings of ours: the balance loss, the
-    # width-derived router lr ("auto": min(1, 384 / d), 1 on MiniLM) and the centred router input
+    # width-derived router lr ("auto": min(1, 384 / d), 1 on MiniLM) and the centred router input; and on
+    # text decoders in two more: the sink before the slots and prompts drawn from the backbone's states
     differ = {k for k, v in MEPTConfig().to_dict().items() if MEPTConfig.paper().to_dict()[k] != v}
-    assert differ == {"balance_loss", "router_lr_scale", "router_input"}
+    assert differ == {"balance_loss", "router_lr_scale", "router_input", "attention_sink", "init"}
     assert MEPTConfig().router_lr_scale_for(384) == MEPTConfig.paper().router_lr_scale_for(384) == 1.0
     assert MEPTConfig().router_lr_scale_for(768) == 0.5 and MEPTConfig.paper().router_lr_scale_for(768) == 1.0
 

@@ -72,10 +72,11 @@ def test_ablation_rows_change_exactly_one_setting_of_the_papers_mept():
         assert len(differ) == (0 if name == "top1" else 1), (name, differ)
     extra = mept.make_config("mept", **{**paper_tables.PAPER_MEPT, "balance_loss": 0.01}).to_dict()
     assert {k for k in extra if extra[k] != reference[k]} == {"balance_loss"}  # Table 3's extra row: one change
-    # the library default differs in our three router settings; "auto" is the paper's 1 on MiniLM, the tables' backbone
+    # the library default differs in our three router settings and two decoder settings; "auto" is the paper's 1
+    # router lr scale on MiniLM, the tables' backbone, and the paper's Xavier init on any encoder
     default = mept.make_config("mept", **paper_tables.METHODS["mept"])
     assert {k for k, v in default.to_dict().items() if v != reference[k]} == {"balance_loss", "router_lr_scale",
-                                                                              "router_input"}
+                                                                              "router_input", "attention_sink", "init"}
     assert default.router_lr_scale_for(384) == 1.0
 
 

@@ -127,6 +127,7 @@ class BaselineModel(nn.Module):
         return self.base_model()
 
     num_slots = 0  # no prompt slots, no routers (mept.model.adapter.AdapterModel)
+    reserved_positions = 0
     routed = False
     routed_layers: ClassVar[list[int]] = []
 

@@ -23,8 +23,9 @@ from mept.version import __version__
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
 # Version of the files save_pretrained writes; raise it when their keys change, and teach
-# migrate_adapter_config to read the old ones. 0: unversioned files (task heads under "head").
-FORMAT_VERSION = 1
+# migrate_adapter_config to read the old ones. 0: unversioned files (task heads under "head"); 1: prompt
+# slots at a decoder's position 0 (no ``attention_sink`` setting).
+FORMAT_VERSION = 2
 
 
 def adapter_metadata(model: Any) -> dict[str, Any]:
@@ -84,6 +85,8 @@ def migrate_adapter_config(meta: dict[str, Any], origin: str | os.PathLike = CON
     meta = dict(meta)
     if version < 1:  # format 0 named the task heads "head"
         meta["modules_to_save"] = meta.pop("head", [])
+    if version < 2 and isinstance(meta.get("config"), dict):  # trained with the slots at a decoder's position 0
+        meta["config"] = {"attention_sink": False, **meta["config"]}
     meta.update(library="mept", format_version=FORMAT_VERSION)
     meta.setdefault("mept_version", "unknown")
     return meta

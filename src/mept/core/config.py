@@ -16,22 +16,27 @@ from typing import Any, ClassVar, Literal
 
 from mept.errors import MeptError
 
-Init = Literal["xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_knowledge"]
+# "auto" (ours): hidden_states on a text decoder, xavier_normal elsewhere (mept.model.states says why)
+Init = Literal["xavier_normal", "he_normal", "vpt_uniform", "task_text", "previous_knowledge", "hidden_states", "auto"]
 INITS = typing.get_args(Init)
 # inits that copy values from a source (paper Table 10's "previous knowledge"); the random ones draw them
-SOURCE_INITS = ("task_text", "previous_knowledge")
+SOURCE_INITS = ("task_text", "previous_knowledge", "hidden_states")
 
 
 # The generation of the methods' defaults: raise it when a default changes, and list the old value in the
 # method config's ``changed_defaults``. ``run_config.json`` records it (``method_defaults``); 2: MEPT's
-# router reads a centred input (benchmarks/studies/routing_at_scale.md).
-DEFAULTS_GENERATION = 2
+# router reads a centred input (benchmarks/studies/routing_at_scale.md); 3: a text decoder keeps its attention
+# sink in front of the prompt slots (benchmarks/studies/decoder_prompts.md).
+DEFAULTS_GENERATION = 3
 
 
 def defaults_of(config_class: type, generation: int) -> dict[str, Any]:
     """The settings of ``config_class`` (any method's or baseline's config) whose default changed after
     ``generation``, with the values they had in it; {} for a class that never changed one."""
-    changes: dict[int, dict[str, Any]] = getattr(config_class, "changed_defaults", {})
+    changes: dict[int, dict[str, Any]] = {}
+    for klass in reversed(config_class.__mro__):  # a method's own changes beside those of every prompt method
+        for changed, values in vars(klass).get("changed_defaults", {}).items():
+            changes[changed] = {**changes.get(changed, {}), **values}
     before: dict[str, Any] = {}
     for changed in sorted(g for g in changes if g > generation):
         for key, value in changes[changed].items():
@@ -64,7 +69,7 @@ class PromptConfig:
     paper_settings: ClassVar[dict[str, object]] = {}
     # Defaults that changed, keyed by the defaults generation (DEFAULTS_GENERATION) that changed them, with
     # the values they had before: a run saved under an older generation keeps what it trained with.
-    changed_defaults: ClassVar[dict[int, dict[str, Any]]] = {}
+    changed_defaults: ClassVar[dict[int, dict[str, Any]]] = {3: {"attention_sink": False}}
     prompt_length: int = 10
     layers: str | list[int] = "all"
     init: Init = "xavier_normal"
@@ -72,6 +77,9 @@ class PromptConfig:
     # init="task_text": text whose token embeddings fill the prompts (None: the training data's text)
     init_from: str | None = None
     train_prompts: bool = True
+    # Ours: on a text decoder, one plain token before the prompt slots keeps the backbone's attention sink
+    # (mept.inject.spec.sink_columns); False puts the slots at position 0, as the authors' code does.
+    attention_sink: bool = True
 
     def __post_init__(self) -> None:
         _positive(self, "prompt_length")

@@ -23,7 +23,7 @@ def init_prompt_(tensor: torch.Tensor, scheme: str) -> torch.Tensor:
     m, d = tensor.shape[-2], tensor.shape[-1]
     if scheme == "xavier_normal":
         return tensor.normal_(0.0, math.sqrt(2.0 / (m + d)))
-    if scheme in ("task_text", "previous_knowledge"):
+    if scheme in ("task_text", "previous_knowledge", "hidden_states", "auto"):
         # drawn as Xavier normal now; the source's values replace them once the source is at hand
         # (fill_rows_ / copy_rows_, called by the method or by prepare_run for the training text)
         return tensor.normal_(0.0, math.sqrt(2.0 / (m + d)))
@@ -49,6 +49,17 @@ def fill_rows_(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     count = tensor.numel() // d
     index = torch.arange(count, device=rows.device) % rows.shape[0]
     tensor.copy_(rows.index_select(0, index).view(tensor.shape).to(tensor.dtype))
+    return tensor
+
+
+@torch.no_grad()
+def sample_rows_(tensor: torch.Tensor, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Fill every row of ``tensor`` (..., d) with a row of ``rows`` (N, d) drawn at random (with replacement)."""
+    d = tensor.shape[-1]
+    if rows.ndim != 2 or rows.shape[1] != d or rows.shape[0] == 0:
+        raise MeptError(f"initialisation rows must be (N, {d}) with N > 0, got {tuple(rows.shape)}")
+    pick = torch.randint(0, rows.shape[0], (tensor.numel() // d,), generator=generator)
+    tensor.copy_(rows[pick.to(rows.device)].view(tensor.shape).to(tensor.dtype))
     return tensor
 
 

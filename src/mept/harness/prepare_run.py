@@ -28,6 +28,7 @@ from mept.harness.train_config import TrainConfig
 from mept.model.adapter import AdapterModel
 from mept.model.backbones import backbone_config, check_format, load_backbone, resolve
 from mept.model.prompted import PromptedModel, get_model
+from mept.model.states import layer_input_states
 
 SPLIT_SEED = 0  # data splits are fixed across training seeds, so seeds are compared on the same examples
 
@@ -169,6 +170,8 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
         truncated[f"{t}/train"] = cut
     if isinstance(model, PromptedModel) and model.method.wants_text_init:  # a baseline has no prompts to initialise
         init_from_task_text(model, train, encoder)
+    if isinstance(model, PromptedModel) and model.wants_state_init:
+        init_from_hidden_states(model, train, cfg.seed)
     eval_sets, test_sets = {}, {}
     for t in eval_names:
         eval_sets[t], truncated[f"{t}/validation"] = encoder.featurize(
@@ -235,16 +238,17 @@ def check_positions(model: AdapterModel, cfg: TrainConfig, features: dict[str, l
     ``--max-length`` that fits, instead of silently getting less text than the other methods.
     """
     limit = model.spec.max_positions
-    if limit is None or model.num_slots == 0 or model.spec.modality != "text":
+    reserved = model.reserved_positions
+    if limit is None or reserved == 0 or model.spec.modality != "text":
         return
     causal = model.spec.task_type == "causal_lm"  # a causal LM reads its target in the same positions
     longest, where = max(((len(f.input_ids) + (len(f.target_ids) if causal else 0), name) for name, feats in features.items()
                           for f in feats), default=(0, ""))
-    if longest + model.num_slots > limit:
-        room = limit - model.num_slots  # >= 1: check_plan refused slots that fill every position
+    if longest + reserved > limit:
+        room = limit - reserved  # >= 1: check_plan refused slots that fill every position
         raise MeptError(
             f"{where} has inputs of {longest} text tokens (--max-length {cfg.max_length}); with "
-            f"{model.num_slots} prompt slots they need {longest + model.num_slots} positions, but {cfg.model} has "
+            f"{reserved} prompt positions they need {longest + reserved} positions, but {cfg.model} has "
             f"{limit}; use --max-length {room} or fewer prompt tokens"
         )
 
@@ -276,6 +280,18 @@ def init_from_task_text(model: PromptedModel, train: list[Feature], encoder: Enc
         raise MeptError(f"{model.prompt_config.method}'s initialisation from text needs text training data")
     embed = model.backbone.get_input_embeddings()
     model.method.init_from_embeddings(embed(torch.tensor(ids, device=embed.weight.device)))
+
+
+def init_from_hidden_states(model: PromptedModel, train: list[Feature], seed: int) -> None:
+    """``init="hidden_states"``: each prompted layer's prompt rows start as the frozen backbone's hidden states
+    at that layer's input over the training text (:mod:`mept.model.states`), drawn with the run's seed."""
+    if model.spec.modality != "text":
+        raise MeptError("init='hidden_states' needs a text backbone; use xavier_normal or vpt_uniform for images")
+    layers = model.backbone.get_submodule(model.spec.layers_path)
+    with model.disabled():
+        states = layer_input_states(model.backbone, layers, model.method.layer_ids, [f.input_ids for f in train],
+                                    model.slot_token_id, seed)
+    model.method.init_from_states(states, torch.Generator().manual_seed(seed))
 
 
 def _quantization(cfg: TrainConfig) -> dict[str, Any]:

@@ -8,6 +8,10 @@ head reads is :mod:`mept.inject.heads`.
 ``offset`` (after CLS for encoders and ViT, at 0 for decoders and T5). A
 forward pre-hook on each prompted layer overwrites the slots with that
 layer's prompts before the layer runs; other layers pass the slots through.
+On a text decoder one plain column (``sink``) comes first and is never
+overwritten: a decoder's first position is its attention sink, and a slot
+rewritten there before every layer would never become one
+(:func:`mept.inject.spec.sink_columns`).
 Sequence length, position handling (absolute, relative bias, rotary) and
 masks therefore stay valid for every architecture.
 
@@ -103,9 +107,10 @@ def current_forward() -> ForwardState | None:
 
 
 class SlotInjector:
-    def __init__(self, method: PromptMethod, layers: nn.ModuleList, offset: int) -> None:
+    def __init__(self, method: PromptMethod, layers: nn.ModuleList, offset: int, sink: int = 0) -> None:
         self.method = method  # only for num_slots and layer ids; prompts come from the forward's state
         self.offset = offset
+        self.sink = sink  # plain columns before the slots that no prompt overwrites (mept.inject.spec.sink_columns)
         self.handles = [
             layers[layer_id].register_forward_pre_hook(partial(self._before_layer, position), with_kwargs=True)
             for position, layer_id in enumerate(method.layer_ids)
@@ -114,6 +119,11 @@ class SlotInjector:
     @property
     def num_slots(self) -> int:
         return self.method.num_slots
+
+    @property
+    def width(self) -> int:
+        """Columns inserted into the sequence: the sink columns and the prompt slots."""
+        return self.sink + self.num_slots
 
     def remove(self) -> None:
         for h in self.handles:
@@ -149,7 +159,8 @@ class SlotInjector:
             state.routes[method.layer_ids[position]] = route
         prompts = prompts.to(hidden.dtype)  # (B, m, d)
         # one copy forward and one backward (a cat of slices allocates and adds full-size gradients)
-        hidden = hidden.slice_scatter(prompts, dim=1, start=self.offset, end=self.offset + self.num_slots)
+        start = self.offset + self.sink
+        hidden = hidden.slice_scatter(prompts, dim=1, start=start, end=start + self.num_slots)
         if in_kwargs:
             return args, {**kwargs, "hidden_states": hidden}
         return (hidden, *args[1:]), kwargs
@@ -195,26 +206,26 @@ class SlotInjector:
         return slotted
 
     def insert(self, x: torch.Tensor, fill: float | int) -> torch.Tensor:
-        """Insert m slot columns filled with ``fill`` at the offset: (B, T, ...) -> (B, T + m, ...)."""
-        o, m = self.offset, self.num_slots
+        """Insert the sink and m slot columns, filled with ``fill``, at the offset: (B, T, ...) -> (B, T + width, ...)."""
+        o, m = self.offset, self.width
         slots = torch.full((x.shape[0], m, *x.shape[2:]), fill, dtype=x.dtype, device=x.device)
         return torch.cat([x[:, :o], slots, x[:, o:]], dim=1)
 
     def remove_slots(self, x: torch.Tensor, dim: int = 1) -> torch.Tensor:
-        o, m = self.offset, self.num_slots
+        o, m = self.offset, self.width
         if o == 0:  # decoders and T5: a view, no copy of (possibly vocabulary-sized) outputs
             return x.narrow(dim, m, x.shape[dim] - m)
         keep = torch.cat([torch.arange(o), torch.arange(o + m, x.shape[dim])]).to(x.device)
         return x.index_select(dim, keep)
 
     def slot_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        """A causal LM's labels with slots: (B, T) -> (B, T + m), the slots and the first text token -100.
+        """A causal LM's labels with slots: (B, T) -> (B, T + width), the slots, the sink and the first text token -100.
 
         Slots carry no target, and the first token is no target either: the bare backbone has no
         position that predicts it, so the loss stays the one computed from the returned logits.
         """
         labels = self.insert(labels, -100)
-        labels[:, self.offset + self.num_slots] = -100
+        labels[:, self.offset + self.width] = -100
         return labels
 
     def strip_outputs(self, out: Any, task_type: str) -> None:

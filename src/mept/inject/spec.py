@@ -26,6 +26,7 @@ class BackboneSpec:
     modality: str  # "text" or "image"
     task_type: TaskType
     max_positions: int | None
+    decoder_only: bool = False  # a causal decoder (Llama-style): its first position is an attention sink
 
     def describe(self) -> dict:
         return {
@@ -36,8 +37,24 @@ class BackboneSpec:
         }
 
 
+def sink_columns(spec: BackboneSpec, attention_sink: bool) -> int:
+    """How many plain columns precede the prompt slots: 1 on a text decoder whose config keeps its
+    attention sink (``PromptConfig.attention_sink``, ours), else 0.
+
+    A causal decoder turns whatever token stands first into an attention sink: on SmolLM2 the first
+    position's hidden state grows to ~24,000 (the other tokens' ~150-600) and later tokens park their
+    attention there. Slots at position 0 overwritten before every layer never become that sink; with
+    deep prompts the frozen backbone then computes something else entirely (the last token's final state
+    at cosine 0.2-0.25 with the bare backbone's before any training, against 0.98 for prompt tuning).
+    One token the prompts never overwrite, in front of them, keeps the sink
+    (``benchmarks/studies/decoder_prompts.md``). Encoders, T5 and images have no such position.
+    """
+    return 1 if attention_sink and spec.decoder_only and spec.modality == "text" else 0
+
+
 def check_length(spec: BackboneSpec, length: int, num_slots: int) -> None:
-    """Text of ``length`` tokens plus ``num_slots`` prompt slots must fit the model's positions."""
+    """Text of ``length`` tokens plus ``num_slots`` reserved positions (prompt slots and any sink column)
+    must fit the model's positions."""
     limit = spec.max_positions
     if limit is not None and spec.modality == "text" and length + num_slots > limit:
         raise MeptError(
@@ -89,6 +106,7 @@ def inspect_backbone(model: nn.Module) -> BackboneSpec:
         modality=modality,
         task_type=task_type,
         max_positions=getattr(cfg, "max_position_embeddings", None),
+        decoder_only=decoder_only and not encoder_decoder,
     )
 
 

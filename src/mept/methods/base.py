@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mept.core.config import PromptConfig, RoutedConfig, parse_layers
-from mept.core.prompt_init import copy_rows_, fill_rows_, init_prompt_, read_prompt_source, source_prompts
+from mept.core.prompt_init import copy_rows_, fill_rows_, init_prompt_, read_prompt_source, sample_rows_, source_prompts
 from mept.core.routing import Route, Router, RouterConfig, balance_loss, combine_experts, z_loss
 from mept.errors import MeptError
 
@@ -55,6 +55,11 @@ class PromptMethod(nn.Module):
     def init_from_embeddings(self, embeddings: torch.Tensor) -> None:
         """Initialise from token embeddings (T, d) of the task's text (methods with ``wants_text_init``)."""
         raise NotImplementedError(f"{type(self).__name__} has no initialisation from text")
+
+    def init_from_states(self, states: list[torch.Tensor], generator: torch.Generator) -> None:
+        """``init="hidden_states"``: ``states[j]`` (N, d) are hidden states of real text tokens at the input of
+        prompted layer j, from the frozen backbone; every prompt row of that layer becomes one of them."""
+        raise NotImplementedError(f"{type(self).__name__} has no initialisation from hidden states")
 
     def routers(self) -> list[Router]:
         return []
@@ -116,6 +121,10 @@ class DeepPrompts(PromptMethod):
     def init_from_embeddings(self, embeddings: torch.Tensor) -> None:
         """``init="task_text"``: each layer's prompt is consecutive token embeddings (T, d) of the text."""
         fill_rows_(self.prompts, embeddings)
+
+    def init_from_states(self, states: list[torch.Tensor], generator: torch.Generator) -> None:
+        for j, rows in enumerate(states):
+            sample_rows_(self.prompts.data[j], rows, generator)
 
     def transform(self, prompt: torch.Tensor) -> torch.Tensor:
         return prompt
@@ -189,6 +198,12 @@ class RoutedPrompts(PromptMethod):
         if self.shared is not None:  # the rows after the experts' (the cycle continues)
             used = self.experts.numel() // self.experts.shape[-1]
             fill_rows_(self.shared, embeddings.roll(-(used % max(len(embeddings), 1)), 0))
+
+    def init_from_states(self, states: list[torch.Tensor], generator: torch.Generator) -> None:
+        for j, rows in enumerate(states):
+            sample_rows_(self.experts.data[j], rows, generator)
+            if self.shared is not None:
+                sample_rows_(self.shared.data[j], rows, generator)
 
     def routers(self) -> list[Router]:
         return list(self.router_list)

@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mept.core.config import RoutedConfig, _non_negative, _positive, _positive_number
+from mept.core.config import Init, RoutedConfig, _non_negative, _positive, _positive_number
 from mept.core.registry import register_method
 from mept.core.routing import InputNorm, RouterConfig, RouterType, Routing
 from mept.errors import MeptError
@@ -78,6 +78,9 @@ PAPER_UNSTATED: dict[str, object] = dict(
     # our switches, off as in the authors' code (the paper's softmax, Sec. 3.1, has no temperature)
     router_temperature=1.0, z_loss=0.0, router_lr_scale=1.0,
     router_dropout=0.0,  # ours (the authors' code has dropout 0.2 on the router when not perturbing)
+    # the paper does not say where a decoder's prompt positions stand; the authors' code puts them at
+    # position 0, over the backbone's attention sink (mept.inject.spec.sink_columns: ours keeps the sink)
+    attention_sink=False,
 )
 # The router's weights start orthogonal (mept.core.routing.Router): the authors' code's choice. The paper states
 # Xavier normal for the prompts (Appendix E, Table 10) and no initialisation for the router.
@@ -92,7 +95,7 @@ class MEPTConfig(RoutedConfig):
     experts_field = "num_experts"
     # the paper's lr grid for MEPT; the optimiser is not stated (the authors' code: Adafactor; ours: AdamW)
     paper_lr_grid = (1e-5, 5e-5, 1e-4)
-    changed_defaults = {2: {"router_input": "layernorm"}}
+    changed_defaults = {2: {"router_input": "layernorm"}, 3: {"init": "xavier_normal"}}
     num_experts: int = 10
     num_shared: int = 1
     shared: Shared = "on"
@@ -111,6 +114,9 @@ class MEPTConfig(RoutedConfig):
     router_stats_momentum: float = 0.3
     router_type: RouterType = "linear"
     router_temperature: float = 1.0
+    # ours: the frozen backbone's own layer inputs on a text decoder, the paper's Xavier normal elsewhere
+    # (mept.model.states; benchmarks/studies/decoder_prompts.md); --paper: Xavier normal everywhere
+    init: Init = "auto"
     paper_settings = {**PAPER_UNSTATED, **PAPER_STATED}  # what --paper sets (a class fact, not a field)
 
     def __post_init__(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mept.core.config import PromptConfig
+from mept.core.config import Init, PromptConfig
 from mept.core.registry import register_method
 from mept.methods.base import DeepPrompts
 
@@ -18,7 +18,10 @@ from mept.methods.base import DeepPrompts
 @dataclass
 class PTuningV2Config(PromptConfig):
     method = "ptuning_v2"
+    changed_defaults = {3: {"init": "xavier_normal"}}
     prompt_length: int = 100
+    # ours: hidden_states on a text decoder, Xavier normal elsewhere (mept.model.states; the same rule as MEPT's)
+    init: Init = "auto"
 
 
 @register_method

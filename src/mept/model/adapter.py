@@ -60,6 +60,11 @@ class AdapterModel(Protocol):
     def num_slots(self) -> int: ...
 
     @property
+    def reserved_positions(self) -> int:
+        """Positions an input needs beyond its text: the prompt slots and any sink column."""
+        ...
+
+    @property
     def routed(self) -> bool: ...
 
     @property

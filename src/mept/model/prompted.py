@@ -47,7 +47,7 @@ from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import check_file_size
 from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing, enable_checkpointing
-from mept.inject.spec import BackboneSpec, check_length, inspect_backbone
+from mept.inject.spec import BackboneSpec, check_length, inspect_backbone, sink_columns
 from mept.methods.base import PromptMethod
 from mept.model.adapter import AdapterModel, ParameterReport
 
@@ -78,7 +78,8 @@ class PromptedModel(nn.Module):
         for name in self.head_names:
             backbone.get_submodule(name).requires_grad_(True)
         layers = backbone.get_submodule(self.spec.layers_path)
-        self.injector = SlotInjector(self.method, layers, self.spec.slot_offset)
+        self.injector = SlotInjector(self.method, layers, self.spec.slot_offset,
+                                     sink_columns(self.spec, config.attention_sink))
         # modules that can checkpoint (layers, and stacks that checkpoint their layers): see bind_checkpointing
         self._checkpointable = [m for m in backbone.modules() if hasattr(m, "gradient_checkpointing")]
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
@@ -111,6 +112,17 @@ class PromptedModel(nn.Module):
     @property
     def num_slots(self) -> int:
         return self.method.num_slots
+
+    @property
+    def reserved_positions(self) -> int:
+        return self.injector.width
+
+    @property
+    def wants_state_init(self) -> bool:
+        """Should the trainer fill the prompts from this backbone's hidden states (:meth:`PromptMethod.init_from_states`)?
+        ``init="hidden_states"``, or ``"auto"`` on a text decoder (:mod:`mept.model.states` says why)."""
+        init = self.prompt_config.init
+        return init == "hidden_states" or (init == "auto" and self.spec.decoder_only and self.spec.modality == "text")
 
     def forward(
         self,
@@ -181,7 +193,7 @@ class PromptedModel(nn.Module):
         return with_routing(out, routes or None, aux)
 
     def _check_length(self, length: int) -> None:
-        check_length(self.spec, length, self.num_slots)
+        check_length(self.spec, length, self.reserved_positions)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):

@@ -32,10 +32,12 @@ from mept.methods.base import PromptMethod
 
 @dataclass(frozen=True)
 class SlotLayout:
-    """Where an adapter's prompts go: ``num_slots`` positions, overwritten before ``layer_ids`` (0-based)."""
+    """Where an adapter's prompts go: ``num_slots`` positions after ``sink`` plain columns
+    (:func:`mept.inject.spec.sink_columns`), overwritten before ``layer_ids`` (0-based)."""
 
     num_slots: int
     layer_ids: tuple[int, ...]
+    sink: int = 0
 
 
 @dataclass

@@ -49,7 +49,7 @@ from mept.harness.identity import check_identity
 from mept.harness.run_folder import RunFolder
 from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import SlotInjector, current_forward
-from mept.inject.spec import BackboneSpec, check_length, inspect_backbone
+from mept.inject.spec import BackboneSpec, check_length, inspect_backbone, sink_columns
 from mept.methods.base import PromptMethod
 from mept.model.backbones import _load_processor, resolve
 from mept.multi_adapter.mix import Adapter, AdapterMix, AdapterRoutes, RowHeads, SlotLayout
@@ -165,7 +165,8 @@ class MultiAdapterModel(nn.Module):
             raise MeptError(f"checkpoint {folder} does not fit this backbone/method: {first}") from None
         self._set_head_pooling(meta.get("head_pooling"), folder)
         adapter = Adapter(name, method.to(self.device).eval(), config,
-                          SlotLayout(method.num_slots, tuple(method.layer_ids)), folder, num_labels)
+                          SlotLayout(method.num_slots, tuple(method.layer_ids), sink_columns(self.spec, config.attention_sink)),
+                          folder, num_labels)
         if run is not None:
             adapter.task, adapter.run_config = run.task_spec, run.config
             adapter.encoder = Encoder(run.form, self._processor(run.config.model), run.slots_in_budget,
@@ -177,7 +178,7 @@ class MultiAdapterModel(nn.Module):
             self.backbone.get_submodule(head).heads[name] = module.to(self.device).eval()
         if adapter.layout not in self.injectors:
             layers = self.backbone.get_submodule(self.spec.layers_path)
-            self.injectors[adapter.layout] = SlotInjector(adapter.layout, layers, self.spec.slot_offset)
+            self.injectors[adapter.layout] = SlotInjector(adapter.layout, layers, self.spec.slot_offset, adapter.layout.sink)
         self.adapters[name] = adapter
         return adapter
 
@@ -306,7 +307,7 @@ class MultiAdapterModel(nn.Module):
              attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
              labels: torch.Tensor | None = None) -> tuple[Any, dict[str, AdapterRoutes]]:
         """``call(slotted_inputs)`` on the backbone with the rows' prompts injected; returns its output and routes."""
-        check_length(self.spec, input_ids.shape[1], layout.num_slots)
+        check_length(self.spec, input_ids.shape[1], layout.num_slots + layout.sink)
         injector = self.injectors[layout]
         mix = AdapterMix.of(layout, adapters, input_ids.device)
         slotted = injector.slotted_inputs(input_ids, attention_mask, self.slot_token_id, self.spec.task_type,

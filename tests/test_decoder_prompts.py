@@ -1,0 +1,155 @@
+"""Deep prompts in a decoder: a plain token keeps the attention sink in front of the prompt slots, and
+prompts can start as the backbone's own hidden states (benchmarks/studies/decoder_prompts.md)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mept
+from mept.core.adapter_format import CONFIG_NAME
+from mept.errors import MeptError
+from mept.harness.prepare_run import init_from_hidden_states
+from mept.model.states import layer_input_states
+from tests.conftest import tiny_bert, tiny_llama
+from tests.test_prompted_model import SENTENCES, encode
+
+
+def wrapped(backbone, method="ptuning_v2", **settings):
+    return mept.get_model(backbone, mept.make_config(method, prompt_length=3, **settings))
+
+
+def layer_inputs(model, layer: int):
+    """Capture the hidden states entering ``layer`` of a wrapped model's backbone (a list, filled per forward)."""
+    seen = []
+    layers = model.backbone.get_submodule(model.spec.layers_path)
+    handle = layers[layer].register_forward_pre_hook(
+        lambda m, a, k: seen.append((k["hidden_states"] if not a else a[0]).detach()), with_kwargs=True)
+    return seen, handle
+
+
+def features(tok, texts=SENTENCES):
+    return [SimpleNamespace(input_ids=ids) for ids in tok(texts)["input_ids"]]
+
+
+def last_states(model, batch):
+    """Each row's final hidden state at its last real token (right padding)."""
+    out = model(**batch, output_hidden_states=True)
+    last = batch["attention_mask"].sum(1) - 1
+    return out.hidden_states[-1][torch.arange(len(last)), last]
+
+
+def test_the_sink_column_precedes_the_slots_and_no_prompt_overwrites_it():
+    model = wrapped(tiny_llama("cls")).eval()
+    ids = torch.randint(5, 100, (2, 6))
+    seen, handle = layer_inputs(model, 1)
+    with torch.no_grad():
+        out = model(input_ids=ids, output_hidden_states=True)
+    handle.remove()
+    h = seen[0]
+    assert h.shape[1] == 6 + 1 + 3  # text, the sink, 3 slots
+    torch.testing.assert_close(h[:, 1:4], model.method.prompts[1].expand(2, -1, -1))
+    # the sink is the slot token's own state: a causal column 0 sees nothing else, so the bare backbone run on
+    # a sequence that starts with that token has the same state there
+    bare_seen, handle = layer_inputs(model, 1)
+    with torch.no_grad(), model.disabled():
+        model(input_ids=torch.cat([torch.full((2, 1), model.slot_token_id), ids], dim=1))
+    handle.remove()
+    torch.testing.assert_close(h[:, 0], bare_seen[0][:, 0])
+    assert out.hidden_states[-1].shape[1] == 6  # callers see the backbone's shapes
+    assert model.reserved_positions == 4 and model.num_slots == 3
+
+
+def test_only_text_decoders_get_a_sink_and_the_authors_layout_stays_a_setting():
+    assert wrapped(tiny_bert()).reserved_positions == 3  # an encoder's [CLS] is not overwritten anyway
+    old = wrapped(tiny_llama("cls"), attention_sink=False).eval()
+    assert old.reserved_positions == 3
+    seen, handle = layer_inputs(old, 1)
+    with torch.no_grad():
+        old(input_ids=torch.randint(5, 100, (2, 6)))
+    handle.remove()
+    torch.testing.assert_close(seen[0][:, :3], old.method.prompts[1].expand(2, -1, -1))  # slots at position 0
+
+
+def test_the_sink_counts_against_the_positions():
+    model = wrapped(tiny_llama("cls"))  # 256 positions
+    model(input_ids=torch.randint(5, 100, (1, 252)))
+    with pytest.raises(MeptError, match=r"input length 253 \+ 4 prompt slots exceeds the model's 256 positions"):
+        model(input_ids=torch.randint(5, 100, (1, 253)))
+
+
+def test_an_adapter_saved_before_the_sink_loads_with_the_layout_it_trained_with(tmp_path):
+    backbone = tiny_llama("cls")
+    model = wrapped(backbone, "mept", attention_sink=False, num_experts=3).eval()
+    ids = torch.randint(5, 100, (3, 7))
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+    model.save_pretrained(tmp_path / "old")
+    model.unload()
+    meta = json.loads((tmp_path / "old" / CONFIG_NAME).read_text())
+    del meta["config"]["attention_sink"]  # as format 1 wrote it: no such setting, slots at position 0
+    meta["format_version"] = 1
+    (tmp_path / "old" / CONFIG_NAME).write_text(json.dumps(meta))
+    loaded = mept.load(backbone, tmp_path / "old").eval()
+    assert loaded.prompt_config.attention_sink is False and loaded.reserved_positions == 3
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, before)
+
+
+def test_hidden_state_init_draws_every_prompt_row_from_that_layers_inputs(minilm):
+    tok = minilm.processor
+    for method in ("ptuning_v2", "mept"):
+        model = wrapped(minilm.model, method, init="hidden_states")
+        try:
+            init_from_hidden_states(model, features(tok), seed=3)
+            layers = model.backbone.get_submodule(model.spec.layers_path)
+            states = layer_input_states(model.backbone, layers, model.method.layer_ids,
+                                        [f.input_ids for f in features(tok)], model.slot_token_id)
+            blocks = [model.method.prompts] if method == "ptuning_v2" else [model.method.experts, model.method.shared]
+            for j, rows in enumerate(states):
+                for block in blocks:
+                    prompt_rows = block[j].detach().reshape(-1, rows.shape[1])
+                    distance = torch.cdist(prompt_rows, rows, compute_mode="donot_use_mm_for_euclid_dist")
+                    assert distance.min(dim=1).values.max() < 1e-4  # each row is one of the states
+        finally:
+            model.unload()
+
+
+def test_hidden_state_init_is_seeded_and_refused_where_prompts_are_not_rows(minilm):
+    tok = minilm.processor
+    drawn = []
+    for _ in range(2):
+        model = wrapped(minilm.model, "ptuning_v2", init="hidden_states")
+        try:
+            init_from_hidden_states(model, features(tok), seed=5)
+            drawn.append(model.method.prompts.detach().clone())
+        finally:
+            model.unload()
+    torch.testing.assert_close(drawn[0], drawn[1])
+    with pytest.raises(MeptError, match="PTMoEConfig.init='hidden_states' is not supported"):
+        mept.make_config("ptmoe", init="hidden_states")
+
+
+def test_deep_prompts_keep_smollm2_computing_what_it_computes_bare(smollm2_cls):
+    """SmolLM2 parks attention on its first position (hidden norm ~24,000 there, ~150-600 elsewhere). Deep
+    prompts over that position, or drawn as Xavier noise, change what the frozen model computes before any
+    training; a sink in front and prompts drawn from its own states keep it (0.89 here, 100 slots per layer; prompt tuning 0.98)."""
+    tok, backbone = smollm2_cls.processor, smollm2_cls.model.eval()
+    batch = encode(tok)
+    with torch.no_grad():
+        bare = last_states(backbone, batch)
+    cosine = {}
+    for sink, init in [(False, "xavier_normal"), (True, "hidden_states")]:
+        model = mept.get_model(backbone, mept.make_config("ptuning_v2", attention_sink=sink, init=init)).eval()
+        try:
+            if init == "hidden_states":
+                init_from_hidden_states(model, features(tok, SENTENCES[::-1]), seed=0)
+            with torch.no_grad():
+                cosine[sink] = F.cosine_similarity(last_states(model, batch), bare).mean().item()
+        finally:
+            model.unload()
+    assert cosine[True] > 0.85 and cosine[False] < 0.5, cosine  # measured 0.89 and 0.26
