@@ -153,3 +153,17 @@ def test_deep_prompts_keep_smollm2_computing_what_it_computes_bare(smollm2_cls):
         finally:
             model.unload()
     assert cosine[True] > 0.85 and cosine[False] < 0.5, cosine  # measured 0.89 and 0.26
+
+
+def test_a_run_reports_what_init_auto_meant_on_its_backbone(tmp_path, capsys):
+    from mept.cli import main
+    from tests.conftest import reviews, tiny_model_dir
+
+    data = reviews(tmp_path / "reviews.csv", 24)
+    for family, ran in (("llama", "hidden_states"), ("bert", "xavier_normal")):
+        out = tmp_path / f"run-{family}"
+        assert main(["train", "--model", str(tiny_model_dir(tmp_path / family, family)), "--train-file", str(data),
+                     "--max-steps", "1", "--batch-size", "8", "--max-length", "16", "--experts", "2",
+                     "--prompt-length", "2", "--no-progress", "--output", str(out)]) == 0
+        assert json.loads((out / "metrics.json").read_text())["prompt_init"] == {"asked": "auto", "ran": ran}
+        assert f"prompt init: {ran} (auto: " in capsys.readouterr().out

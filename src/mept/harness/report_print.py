@@ -31,6 +31,9 @@ def print_summary(metrics: dict[str, Any]) -> None:
     precision = metrics.get("precision")
     if precision:
         print(f"precision: {precision['computed_in']} ({precision['why']})")
+    init = metrics.get("prompt_init")
+    if init and init["asked"] == "auto":  # say what "auto" meant on this backbone
+        print(f"prompt init: {init['ran']} (auto: {'a text decoder' if init['ran'] == 'hidden_states' else 'not a text decoder'})")
 
 def print_search(metrics: dict[str, Any]) -> None:
     """``--paper-search``: every setting tried with its validation average, and the one chosen."""

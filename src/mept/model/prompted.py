@@ -124,6 +124,13 @@ class PromptedModel(nn.Module):
         init = self.prompt_config.init
         return init == "hidden_states" or (init == "auto" and self.spec.decoder_only and self.spec.modality == "text")
 
+    @property
+    def prompt_init(self) -> dict[str, str]:
+        """The initialisation asked for and the one this backbone ran (``"auto"`` resolved), for the run's report."""
+        asked = self.prompt_config.init
+        ran = asked if asked != "auto" else ("hidden_states" if self.wants_state_init else "xavier_normal")
+        return {"asked": asked, "ran": ran}
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
