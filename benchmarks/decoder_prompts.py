@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 import mept
 from mept.harness.prepare_run import init_from_hidden_states
+from mept.inject.spec import inspect_backbone
 from mept.model.backbones import load_backbone
 
 METHODS = ("prompt_tuning", "ptuning_v2", "mept")
@@ -62,9 +63,7 @@ def main() -> None:
     batch = tok(texts, padding=True, truncation=True, max_length=args.max_length, return_tensors="pt")
     init_features = [SimpleNamespace(input_ids=ids) for ids in
                      tok(init_texts, truncation=True, max_length=args.max_length)["input_ids"]]
-    probe = mept.get_model(backbone, mept.make_config("prompt_tuning"))
-    decoder = probe.spec.decoder_only
-    probe.unload()
+    decoder = inspect_backbone(backbone).text_decoder
     norms = sink_norms(backbone, batch)
     print(f"{args.model}: hidden-state norm at position 0 / median elsewhere, after each layer: "
           + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in norms), flush=True)

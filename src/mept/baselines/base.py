@@ -128,6 +128,7 @@ class BaselineModel(nn.Module):
 
     num_slots = 0  # no prompt slots, no routers (mept.model.adapter.AdapterModel)
     reserved_positions = 0
+    prompt_init = None
     routed = False
     routed_layers: ClassVar[list[int]] = []
 

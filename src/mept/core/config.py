@@ -21,6 +21,9 @@ Init = Literal["xavier_normal", "he_normal", "vpt_uniform", "task_text", "previo
 INITS = typing.get_args(Init)
 # inits that copy values from a source (paper Table 10's "previous knowledge"); the random ones draw them
 SOURCE_INITS = ("task_text", "previous_knowledge", "hidden_states")
+# drawn as Xavier normal at construction and replaced once their source is at hand ("auto": where it resolves
+# to hidden_states)
+REPLACED_INITS = (*SOURCE_INITS, "auto")
 
 
 # The generation of the methods' defaults: raise it when a default changes, and list the old value in the

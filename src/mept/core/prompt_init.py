@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from mept.core.adapter_format import WEIGHTS_NAME, UnreadableWeights, read_adapter_weights
+from mept.core.config import REPLACED_INITS
 from mept.errors import MeptError
 from mept.files.run_names import BEST, SEED_PREFIX
 
@@ -23,7 +24,7 @@ def init_prompt_(tensor: torch.Tensor, scheme: str) -> torch.Tensor:
     m, d = tensor.shape[-2], tensor.shape[-1]
     if scheme == "xavier_normal":
         return tensor.normal_(0.0, math.sqrt(2.0 / (m + d)))
-    if scheme in ("task_text", "previous_knowledge", "hidden_states", "auto"):
+    if scheme in REPLACED_INITS:
         # drawn as Xavier normal now; the source's values replace them once the source is at hand
         # (fill_rows_ / copy_rows_, called by the method or by prepare_run for the training text)
         return tensor.normal_(0.0, math.sqrt(2.0 / (m + d)))

@@ -94,7 +94,7 @@ def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_
         "truncated": p.truncated,
         "train_examples": len(p.train),
         "precision": precision_record(cfg.mixed_precision, cfg.mixed_precision_ran),
-        "prompt_init": getattr(model, "prompt_init", None),  # a baseline has no prompts (None)
+        "prompt_init": model.prompt_init,  # None for a baseline (no prompts)
         "determinism": determinism(),
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
             "train_seconds": round(train_seconds, 3),  # forward/backward/update only

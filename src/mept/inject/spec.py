@@ -28,6 +28,11 @@ class BackboneSpec:
     max_positions: int | None
     decoder_only: bool = False  # a causal decoder (Llama-style): its first position is an attention sink
 
+    @property
+    def text_decoder(self) -> bool:
+        """A decoder over text: where the sink column (:func:`sink_columns`) and ``init="auto"``'s state rows apply."""
+        return self.decoder_only and self.modality == "text"
+
     def describe(self) -> dict:
         return {
             "model_type": self.model_type,
@@ -42,24 +47,24 @@ def sink_columns(spec: BackboneSpec, attention_sink: bool) -> int:
     attention sink (``PromptConfig.attention_sink``, ours), else 0.
 
     A causal decoder turns whatever token stands first into an attention sink: on SmolLM2 the first
-    position's hidden state grows to ~24,000 (the other tokens' ~150-600) and later tokens park their
-    attention there. Slots at position 0 overwritten before every layer never become that sink; with
-    deep prompts the frozen backbone then computes something else entirely (the last token's final state
-    at cosine 0.2-0.25 with the bare backbone's before any training, against 0.98 for prompt tuning).
-    One token the prompts never overwrite, in front of them, keeps the sink
+    position's hidden state grows to ~22,400 from layer 12 on (the other tokens' 130-720) and later
+    tokens park their attention there. Slots at position 0 overwritten before every layer never become
+    that sink; with deep prompts the frozen backbone then computes something else (with Xavier rows the
+    last token's final state is at cosine 0.27-0.31 with the bare backbone's before any training, prompt
+    tuning's 0.94). One token the prompts never overwrite, in front of them, keeps the sink
     (``benchmarks/studies/decoder_prompts.md``). Encoders, T5 and images have no such position.
     """
-    return 1 if attention_sink and spec.decoder_only and spec.modality == "text" else 0
+    return 1 if attention_sink and spec.text_decoder else 0
 
 
-def check_length(spec: BackboneSpec, length: int, num_slots: int) -> None:
-    """Text of ``length`` tokens plus ``num_slots`` reserved positions (prompt slots and any sink column)
-    must fit the model's positions."""
+def check_length(spec: BackboneSpec, length: int, reserved: int) -> None:
+    """Text of ``length`` tokens plus ``reserved`` positions (prompt slots and any sink column) must fit the
+    model's positions."""
     limit = spec.max_positions
-    if limit is not None and spec.modality == "text" and length + num_slots > limit:
+    if limit is not None and spec.modality == "text" and length + reserved > limit:
         raise MeptError(
-            f"input length {length} + {num_slots} prompt slots exceeds the model's {limit} positions; "
-            f"lower --max-length to {limit - num_slots} or use fewer prompt tokens"
+            f"input length {length} + {reserved} prompt slots exceeds the model's {limit} positions; "
+            f"lower --max-length to {limit - reserved} or use fewer prompt tokens"
         )
 
 

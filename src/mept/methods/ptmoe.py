@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mept.core.config import SOURCE_INITS, RoutedConfig, _non_negative, _positive
+from mept.core.config import REPLACED_INITS, RoutedConfig, _non_negative, _positive
 from mept.core.prompt_init import init_prompt_
 from mept.core.registry import register_method
 from mept.core.routing import Route, Router, RouterConfig, combine_experts
@@ -43,7 +43,7 @@ class PTMoEConfig(RoutedConfig):
         _positive(self, "rank")
         _positive(self, "top_k")
         _non_negative(self, "noise_sigma")
-        if self.init in (*SOURCE_INITS, "auto"):  # its prompts are low-rank factors, not rows a layer reads
+        if self.init in REPLACED_INITS:  # its prompts are low-rank factors, not rows a layer reads
             raise MeptError(f"PTMoEConfig.init={self.init!r} is not supported; svd_init=True initialises from text")
         if self.top_k > self.num_experts:
             raise MeptError(f"PTMoEConfig.top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")

@@ -65,6 +65,11 @@ class AdapterModel(Protocol):
         ...
 
     @property
+    def prompt_init(self) -> dict[str, str] | None:
+        """The prompts' initialisation asked for and the one run (``{"asked", "ran"}``); None without prompts."""
+        ...
+
+    @property
     def routed(self) -> bool: ...
 
     @property

@@ -122,7 +122,7 @@ class PromptedModel(nn.Module):
         """Should the trainer fill the prompts from this backbone's hidden states (:meth:`PromptMethod.init_from_states`)?
         ``init="hidden_states"``, or ``"auto"`` on a text decoder (:mod:`mept.model.states` says why)."""
         init = self.prompt_config.init
-        return init == "hidden_states" or (init == "auto" and self.spec.decoder_only and self.spec.modality == "text")
+        return init == "hidden_states" or (init == "auto" and self.spec.text_decoder)
 
     @property
     def prompt_init(self) -> dict[str, str]:

@@ -307,8 +307,8 @@ class MultiAdapterModel(nn.Module):
              attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
              labels: torch.Tensor | None = None) -> tuple[Any, dict[str, AdapterRoutes]]:
         """``call(slotted_inputs)`` on the backbone with the rows' prompts injected; returns its output and routes."""
-        check_length(self.spec, input_ids.shape[1], layout.num_slots + layout.sink)
         injector = self.injectors[layout]
+        check_length(self.spec, input_ids.shape[1], injector.width)
         mix = AdapterMix.of(layout, adapters, input_ids.device)
         slotted = injector.slotted_inputs(input_ids, attention_mask, self.slot_token_id, self.spec.task_type,
                                           token_type_ids, labels)
