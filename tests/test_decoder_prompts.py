@@ -167,3 +167,11 @@ def test_a_run_reports_what_init_auto_meant_on_its_backbone(tmp_path, capsys):
                      "--prompt-length", "2", "--no-progress", "--output", str(out)]) == 0
         assert json.loads((out / "metrics.json").read_text())["prompt_init"] == {"asked": "auto", "ran": ran}
         assert f"prompt init: {ran} (auto: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["attention_sink", "train_router", "train_prompts"])
+def test_an_on_off_setting_that_is_not_a_bool_is_one_error(name):
+    # the rule, not the instance: every bool field of every method's config (a string was truthy, or a TypeError)
+    with pytest.raises(MeptError, match=rf"MEPTConfig\.{name} must be true or false, got 'maybe'"):
+        mept.make_config("mept", **{name: "maybe"})
+    assert getattr(mept.make_config("mept", **{name: False}), name) is False

@@ -88,6 +88,9 @@ class PromptConfig:
         _positive(self, "prompt_length")
         for name, choices in choice_fields(type(self)).items():  # every choice setting of every method's config
             _choice(self, name, choices)
+        for name in bool_fields(type(self)):  # and every on/off setting
+            if not isinstance(getattr(self, name), bool):
+                raise MeptError(f"{type(self).__name__}.{name} must be true or false, got {getattr(self, name)!r}")
         if self.init == "previous_knowledge":
             if not self.init_from:
                 raise MeptError(f"{type(self).__name__}.init_from must name a trained adapter or run folder "
@@ -213,6 +216,14 @@ def choice_fields(config_class: type) -> dict[str, tuple[Any, ...]]:
     hints = typing.get_type_hints(config_class)
     found = {f.name: choices_of(hints[f.name]) for f in dataclasses.fields(config_class)}
     return {name: values for name, values in found.items() if values is not None}
+
+
+@cache
+def bool_fields(config_class: type) -> tuple[str, ...]:
+    """The on/off settings (``bool`` fields) of a config dataclass: one check for every method's config, so
+    ``--set train_router=maybe`` is one error, not a truthy string or a TypeError deep in the model."""
+    hints = typing.get_type_hints(config_class)
+    return tuple(f.name for f in dataclasses.fields(config_class) if hints[f.name] is bool)
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...], none_ok: bool = False) -> None:
