@@ -76,6 +76,14 @@ def tiny_bert(num_labels: int = 2):
     return transformers.BertForSequenceClassification(cfg).eval()
 
 
+def tiny_mpnet(num_labels: int = 3):
+    """MPNet's classification head (dense + tanh + projection, read at position 0), which BERT's is not."""
+    cfg = transformers.MPNetConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_size=64, num_labels=num_labels, hidden_dropout_prob=0.0,
+                                   attention_probs_dropout_prob=0.0)
+    return transformers.MPNetForSequenceClassification(cfg).eval()
+
+
 # --- tiny models with a real tokenizer, written to a folder, and data for them -------------------------
 
 WORDS = ["great", "awful", "superb", "dull", "lovely", "boring", "moving", "tedious", "fine", "weak"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import transformers
@@ -9,7 +11,7 @@ from torch import nn
 
 import mept
 from mept.errors import MeptError
-from tests.conftest import reviews, tiny_bert, tiny_llama, tiny_model_dir
+from tests.conftest import reviews, tiny_bert, tiny_llama, tiny_model_dir, tiny_mpnet
 
 PROMPTS = {"prompt_length": 4, "num_experts": 3}
 
@@ -162,3 +164,97 @@ def saved_keys(folder):
     from safetensors.torch import load_file
 
     return set(load_file(str(folder / "adapter_model.safetensors")))
+
+
+# --- head="linear": one linear layer on the pooled state -------------------------------------------------
+
+def _pooled_final_state(model, ids, mask):
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    last = out.hidden_states[-1]  # slots already removed
+    weights = mask[..., None].float()
+    return out.logits, (last * weights).sum(1) / weights.sum(1)
+
+
+@pytest.mark.parametrize("method", ["mept", "lora"])
+def test_linear_head_is_one_linear_layer_on_the_mean_pooled_state(method, tmp_path):
+    """MPNet's own head adds a d x d dense + tanh layer; the linear head drops it, keeps the (seeded) output
+    projection, reads the mean of the final states over real tokens, and saves and reloads to the same logits."""
+    native = mept.get_model(tiny_mpnet(), mept.make_config(method, **(PROMPTS if method == "mept" else {})))
+    backbone = tiny_mpnet()
+    projection = backbone.classifier.out_proj
+    frozen = {k: v.clone() for k, v in backbone.state_dict().items() if not k.startswith("classifier")}  # PEFT renames
+    model = mept.get_model(backbone, mept.make_config(method, **(PROMPTS if method == "mept" else {})), head="linear")
+    assert model.head == "linear" and native.head == "native"
+    trained = {n for n, p in model.named_parameters() if p.requires_grad and "classifier" in n}
+    assert {n.rsplit(".", 2)[-2:] == ["out_proj", n.rsplit(".", 1)[1]] for n in trained} == {True}  # PEFT: in a wrapper
+    assert len(trained) == 2 and not any("dense" in n for n in trained)
+    assert model.parameter_report()["head"] == 3 * 32 + 3
+    assert native.parameter_report()["head"] == 32 * 32 + 32 + 3 * 32 + 3
+    ids, mask = torch.randint(3, 128, (3, 9)), torch.ones(3, 9, dtype=torch.long)
+    mask[0, 6:] = 0
+    model.eval()
+    logits, pooled = _pooled_final_state(model, ids, mask)
+    torch.testing.assert_close(logits, projection(pooled), atol=1e-5, rtol=1e-4)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn_like(p))  # saved weights that differ from any fresh model's
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    model.save_pretrained(tmp_path / "adapter")
+    meta = "mept_config.json" if method == "lora" else "adapter_config.json"  # a baseline's file beside PEFT's
+    assert json.loads((tmp_path / "adapter" / meta).read_text())["head"] == "linear"
+    fresh = tiny_mpnet()
+    assert not fresh.load_state_dict(frozen, strict=False).unexpected_keys
+    reloaded = mept.load(fresh, tmp_path / "adapter").eval()
+    assert reloaded.head == "linear"
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(input_ids=ids, attention_mask=mask).logits, logits)
+
+
+def test_an_adapter_saved_before_the_head_setting_reloads_with_its_native_head(tmp_path):
+    model = mept.get_model(tiny_mpnet(), mept.make_config("mept", **PROMPTS)).eval()
+    model.save_pretrained(tmp_path / "old")
+    config = tmp_path / "old" / "adapter_config.json"
+    meta = json.loads(config.read_text())
+    del meta["head"]  # as mept wrote it before head= existed
+    config.write_text(json.dumps(meta))
+    reloaded = mept.load(tiny_mpnet(), tmp_path / "old")
+    assert reloaded.head == "native" and isinstance(reloaded.backbone.classifier.dense, nn.Linear)
+    from mept.harness.train_config import migrate_run_config
+
+    assert migrate_run_config({"mixed_precision": "no"})["head"] == "native"  # a run saved before it, too
+
+
+def test_linear_head_on_a_bert_encoder_skips_the_cls_pooler_only_when_it_reads_it():
+    """BERT's classifier is linear already; with the [CLS] pooler (head_pooling=native) its dense + tanh layer
+    goes, with mean pooling nothing changes."""
+    ids, mask = torch.randint(3, 128, (2, 7)), torch.ones(2, 7, dtype=torch.long)
+    backbone = tiny_bert()
+    model = mept.get_model(backbone, mept.make_config("prompt_tuning"), head_pooling="native", head="linear").eval()
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    torch.testing.assert_close(out.logits, backbone.classifier(out.hidden_states[-1][:, 0]), atol=1e-5, rtol=1e-4)
+    mean = mept.get_model(tiny_bert(), mept.make_config("prompt_tuning"), head="linear")
+    assert mean.head_pooling == "mean" and isinstance(mean.backbone.bert.pooler.dense, nn.Linear)
+
+
+def test_linear_head_is_refused_where_it_cannot_be_made_and_accepted_where_it_already_is(tmp_path, capsys):
+    with pytest.raises(MeptError, match="head='linear'.*use head='native'"):
+        mept.get_model(tiny_distilbert(), mept.make_config("prompt_tuning"), head="linear")
+    with pytest.raises(MeptError, match="head must be 'native' or 'linear'"):
+        mept.get_model(tiny_bert(), mept.make_config("prompt_tuning"), head="mlp")
+    score = mept.get_model(tiny_llama(), mept.make_config("prompt_tuning"), head="linear")  # already one linear layer
+    assert score.head == "linear" and score.head_names == ["score"]
+    from mept.cli import main
+
+    model = tiny_model_dir(tmp_path / "tiny-bert")
+    args = ["train", "--model", str(model), "--train-file", str(reviews(tmp_path / "train.csv", 8)),
+            "--verbalizer", "neg", "pos", "--max-steps", "1", "--batch-size", "4", "--max-length", "32", "--no-progress"]
+    with pytest.raises(SystemExit) as exit_:  # argparse's own choice check
+        main([*args, "--head", "mlp", "--output", str(tmp_path / "bad")])
+    assert exit_.value.code == 2 and "--head" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main([*args, "--head", "linear", "--head-pooling", "native", "--output", str(tmp_path / "ok")]) == 0
+
+    assert json.loads((tmp_path / "ok" / "run_config.json").read_text())["head"] == "linear"
+    assert main(["eval", str(tmp_path / "ok"), "--file", str(tmp_path / "train.csv")]) == 0  # rebuilt with its head

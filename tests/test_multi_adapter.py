@@ -12,7 +12,7 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_bert, tiny_llama
+from conftest import tiny_bert, tiny_llama, tiny_mpnet
 from torch import nn
 
 import mept
@@ -264,3 +264,40 @@ def test_unload_gives_back_the_backbone_with_its_own_head(minilm, tmp_path):
     assert bare.classifier is head
     with torch.no_grad():
         torch.testing.assert_close(bare(**ids).logits, before)
+
+
+def test_linear_head_adapters_mix_and_a_native_one_is_refused_beside_them(tmp_path):
+    """Each adapter's linear head (MPNet: projection only) serves its rows as alone; head kinds do not mix,
+    and a BERT-like [CLS] pooler the linear head bypassed is the backbone's own again after unload."""
+    backbone = tiny_mpnet(3)
+    ids = torch.randint(3, 128, (4, 7))
+    inputs = [{"input_ids": ids[[0, 2]], "attention_mask": torch.ones(2, 7, dtype=torch.long)},
+              {"input_ids": ids[[1, 3]], "attention_mask": torch.ones(2, 7, dtype=torch.long)}]
+    folders, alone = {}, {}
+    for k, labels in enumerate((2, 3)):
+        torch.manual_seed(k)
+        wrapped = copy.deepcopy(backbone)
+        wrapped.classifier.out_proj = nn.Linear(32, labels)
+        model = mept.get_model(wrapped, mept.make_config("mept", **SETTINGS["mept"]), head="linear").eval()
+        with torch.no_grad():
+            for p in model.method.parameters():
+                p.add_(torch.randn_like(p) * 0.5)
+            alone[f"a{k}"] = (model(**inputs[k]), None)
+        folders[f"a{k}"] = tmp_path / f"a{k}"
+        model.save_pretrained(folders[f"a{k}"])
+    multi, out = mixed_forward(backbone, folders, {"input_ids": ids, "attention_mask": torch.ones(4, 7, dtype=torch.long)},
+                               ["a0", "a1", "a0", "a1"])
+    assert multi.head == "linear"
+    assert_rows_as_alone(out, alone, {"a0": [0, 2], "a1": [1, 3]})
+    native = mept.get_model(copy.deepcopy(backbone), mept.make_config("mept", **SETTINGS["mept"]))
+    native.save_pretrained(tmp_path / "native")
+    with pytest.raises(MeptError, match="trained with head 'native', the adapters loaded here with 'linear'"):
+        multi.load_adapter(tmp_path / "native", "n")
+    bert = tiny_bert(2)
+    pooler = bert.bert.pooler
+    model = mept.get_model(copy.deepcopy(bert), mept.make_config("prompt_tuning"), head_pooling="native", head="linear")
+    model.save_pretrained(tmp_path / "bert")
+    multi = MultiAdapterModel(bert)
+    multi.load_adapter(tmp_path / "bert", "b")
+    assert multi.backbone.bert.pooler is not pooler
+    assert multi.unload().bert.pooler is pooler

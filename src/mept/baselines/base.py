@@ -38,7 +38,7 @@ from mept.core.config import PromptConfig
 from mept.core.registry import method_class
 from mept.core.routed_output import with_routing
 from mept.errors import MeptError
-from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
+from mept.inject.heads import find_heads, hook_mean_pooling, install_head, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import enable_checkpointing
 from mept.inject.spec import BackboneSpec, inspect_backbone
 
@@ -86,6 +86,7 @@ class BaselineModel(nn.Module):
         config: BaselineConfig,
         *,
         head_pooling: str | None = None,
+        head: str | None = None,
         modules_to_save: list[str] | None = None,
     ) -> None:
         super().__init__()
@@ -93,10 +94,10 @@ class BaselineModel(nn.Module):
             raise MeptError("this backbone is already wrapped; load a fresh one for another method")
         self.spec: BackboneSpec = inspect_backbone(backbone)
         self.prompt_config = config  # the method's config (mept.model.adapter.AdapterModel)
+        self.head_pooling = resolve_head_pooling(head_pooling, mean_pool_site(backbone, self.spec))
+        self.head = install_head(backbone, self.spec, head, self.head_pooling)  # before the heads are named
         self.head_names = find_heads(backbone, modules_to_save)
         self.backbone_params = sum(p.numel() for n, p in backbone.named_parameters() if not self._is_head(n))
-        site = mean_pool_site(backbone, self.spec)
-        self.head_pooling = resolve_head_pooling(head_pooling, site)
         self.net: nn.Module = self.build(backbone, config)
         self._owned = {n for n, p in self.named_parameters() if p.requires_grad}
         if self.head_pooling == "mean":
@@ -246,7 +247,8 @@ class BaselineModel(nn.Module):
         model_cls = method_class(meta["method"])
         config = model_cls.config_class.from_dict(meta["config"])
         check_backbone_fits(meta, inspect_backbone(backbone), path, META_NAME)
-        model = model_cls(backbone, config, head_pooling=meta.get("head_pooling"), modules_to_save=meta["modules_to_save"])
+        model = model_cls(backbone, config, head_pooling=meta.get("head_pooling"), head=meta.get("head"),
+                          modules_to_save=meta["modules_to_save"])
         model.load_adapter(path)
         return model.to(next(backbone.parameters()).device)
 

@@ -31,7 +31,7 @@ FORMAT_VERSION = 2
 def adapter_metadata(model: Any) -> dict[str, Any]:
     """The one metadata writer: what ``adapter_config.json`` (a prompted model) or ``mept_config.json`` (a
     baseline) holds for an adapter ``model``: the format, the method and its settings, the backbone it fits,
-    the saved task heads and their pooling."""
+    the saved task heads, their kind and their pooling (a file without ``head`` predates the setting: native)."""
     return {
         "library": "mept",
         "mept_version": __version__,
@@ -41,6 +41,7 @@ def adapter_metadata(model: Any) -> dict[str, Any]:
         "backbone": {"name_or_path": getattr(model.backbone.config, "_name_or_path", ""), **model.spec.describe()},
         "modules_to_save": model.head_names,
         "head_pooling": model.head_pooling,
+        "head": model.head,
     }
 
 

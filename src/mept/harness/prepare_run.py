@@ -193,10 +193,11 @@ def build_model(
 ) -> tuple[AdapterModel, Encoder]:
     """Backbone + prompt method + encoder for a resolved output form; no data needed (``mept predict``)."""
     check_plan(cfg.model, method_cfg, form, num_labels, quantize=cfg.quantize, head_pooling=cfg.head_pooling,
-               modules_to_save=cfg.modules_to_save, max_length=cfg.max_length)
+               head=cfg.head, modules_to_save=cfg.modules_to_save, max_length=cfg.max_length)
     quant = _quantization(cfg)
     backbone = load_backbone(cfg.model, form, num_labels=num_labels, **quant)
-    model = get_model(backbone.model, method_cfg, head_pooling=cfg.head_pooling, modules_to_save=cfg.modules_to_save)
+    model = get_model(backbone.model, method_cfg, head_pooling=cfg.head_pooling, head=cfg.head,
+                      modules_to_save=cfg.modules_to_save)
     limit = model.spec.max_positions
     counted = "prompt slots included" if cfg.max_length_counts_slots else "text tokens"
     if form != "image_cls" and limit is not None and cfg.max_length > limit:

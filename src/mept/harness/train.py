@@ -79,7 +79,8 @@ def train(cfg: TrainConfig, resume: bool = False, prepared: Prepared | None = No
         folder.claim(cfg.overwrite)  # before the model loads, not after
     p = prepared or prepare(cfg)
     release_memory()  # tokenising freed much; hand it back before the training steps add theirs
-    cfg = replace(cfg, head_pooling=p.model.head_pooling)  # run_config.json records the head eval/predict rebuild
+    # run_config.json records the head eval/predict rebuild
+    cfg = replace(cfg, head_pooling=p.model.head_pooling, head=p.model.head)
     cfg, why = with_precision(cfg)
     p = replace(p, config=cfg)  # run_report reads the precision (and why) from the prepared run's config
     forget_other_precision(cfg.mixed_precision_ran)

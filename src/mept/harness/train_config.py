@@ -30,7 +30,7 @@ from mept.files.safe_names import check_component
 from mept.harness.evaluate import EvalMode
 from mept.harness.precision import PRECISIONS
 from mept.harness.tracking import parse_report_to
-from mept.inject.heads import HeadPooling
+from mept.inject.heads import HeadKind, HeadPooling
 
 DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: stand-ins for
 # the paper's SuperGLUE tasks)
@@ -142,6 +142,9 @@ class TrainConfig:
         "sentence encoders such as MiniLM are trained for mean pooling, and their [CLS] pooler is not -- or "
         "native (the backbone's own [CLS] pooler); recorded in run_config.json and used again by eval, "
         "predict, --resume"))
+    head: HeadKind | None = setting(None, help=(
+        "the classification head: native (default: the backbone's own; MPNet's and RoBERTa's add a dense + tanh "
+        "layer of d x d) or linear (one linear layer on the pooled state); recorded in run_config.json"))
     # optimisation
     epochs: float = setting(3.0, help="passes over the training data (default 3)")  # the default run: 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = setting(None, help="optimizer steps; overrides --epochs")
@@ -429,7 +432,7 @@ def short_repr(value: Any) -> str:
 
 # Keys added to run_config.json after runs were first saved, with the value that says what those
 # older runs meant (a missing key must not silently take the new default's meaning).
-LEGACY_RUN_CONFIG = {"max_length_counts_slots": True, "mixed_precision": "no", "method_defaults": 1}
+LEGACY_RUN_CONFIG = {"max_length_counts_slots": True, "mixed_precision": "no", "method_defaults": 1, "head": "native"}
 
 
 def migrate_run_config(data: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class AdapterModel(Protocol):
     spec: BackboneSpec
     head_names: list[str]
     head_pooling: str
+    head: str  # "native" or "linear" (mept.inject.heads.install_head)
 
     @property
     def backbone(self) -> nn.Module: ...

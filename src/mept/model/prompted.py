@@ -45,7 +45,7 @@ from mept.core.routed_output import with_routing
 from mept.errors import MeptError
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import check_file_size
-from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
+from mept.inject.heads import find_heads, hook_mean_pooling, install_head, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing, enable_checkpointing
 from mept.inject.spec import BackboneSpec, check_length, inspect_backbone, sink_columns
 from mept.methods.base import PromptMethod
@@ -64,6 +64,7 @@ class PromptedModel(nn.Module):
         config: PromptConfig,
         *,
         head_pooling: str | None = None,
+        head: str | None = None,
         modules_to_save: list[str] | None = None,
     ) -> None:
         super().__init__()
@@ -73,6 +74,8 @@ class PromptedModel(nn.Module):
         self.spec: BackboneSpec = inspect_backbone(backbone)
         self.prompt_config = config
         self.method: PromptMethod = method_class(config.method)(config, self.spec.hidden_size, self.spec.num_layers)
+        self.head_pooling = resolve_head_pooling(head_pooling, mean_pool_site(backbone, self.spec))
+        self.head = install_head(backbone, self.spec, head, self.head_pooling)  # before the heads are named
         self.head_names = find_heads(backbone, modules_to_save)
         self.backbone.requires_grad_(False)
         for name in self.head_names:
@@ -85,10 +88,8 @@ class PromptedModel(nn.Module):
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
         if self.spec.modality == "image":
             self.injector.hook_image_slots(backbone.base_model.embeddings)
-        site = mean_pool_site(backbone, self.spec)
-        self.head_pooling = resolve_head_pooling(head_pooling, site)
-        if self.head_pooling == "mean":
-            self.injector.handles.append(hook_mean_pooling(site, self.injector.pool_mask))
+        if self.head_pooling == "mean":  # the site of the head install_head left
+            self.injector.handles.append(hook_mean_pooling(mean_pool_site(backbone, self.spec), self.injector.pool_mask))
         backbone._mept_wrapped = True
 
     def unload(self) -> nn.Module:
@@ -344,7 +345,8 @@ class PromptedModel(nn.Module):
         meta = read_adapter_config(path)
         config = method_class(meta["method"]).config_class.from_dict(meta["config"])
         check_backbone_fits(meta, inspect_backbone(backbone), path)
-        model = cls(backbone, config, head_pooling=meta.get("head_pooling"), modules_to_save=meta["modules_to_save"])
+        model = cls(backbone, config, head_pooling=meta.get("head_pooling"), head=meta.get("head"),
+                    modules_to_save=meta["modules_to_save"])
         model.load_adapter(path)
         device = next(backbone.parameters()).device
         return model.to(device)
@@ -379,20 +381,23 @@ class PromptedModel(nn.Module):
 
 
 def get_model(
-    backbone: nn.Module, config: PromptConfig, head_pooling: str | None = None, modules_to_save: list[str] | None = None
+    backbone: nn.Module, config: PromptConfig, head_pooling: str | None = None, modules_to_save: list[str] | None = None,
+    head: str | None = None,
 ) -> AdapterModel:
     """Wrap a frozen backbone with the method ``config`` names (PEFT's ``get_peft_model``).
 
     ``head_pooling``: what a BERT-like classification head reads -- ``"mean"`` of the final
     states over real tokens (the default for encoders with a pooler) or ``"native"`` (the
     backbone's own CLS pooler). ``modules_to_save``: the backbone modules trained and saved
-    beside the prompts (default: its task head, found by name).
+    beside the prompts (default: its task head, found by name). ``head``: ``"native"`` (default) keeps the
+    backbone's own classification head, ``"linear"`` makes it one linear layer on the pooled state
+    (:func:`mept.inject.heads.install_head`).
     """
     device = next(backbone.parameters()).device
     cls = method_class(config.method)
     if not issubclass(cls, PromptMethod):  # a baseline (mept.baselines: LoRA, full, probe) is its own model class
-        return cls(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
-    return PromptedModel(backbone, config, head_pooling=head_pooling, modules_to_save=modules_to_save).to(device)
+        return cls(backbone, config, head_pooling=head_pooling, head=head, modules_to_save=modules_to_save).to(device)
+    return PromptedModel(backbone, config, head_pooling=head_pooling, head=head, modules_to_save=modules_to_save).to(device)
 
 
 def load(backbone: nn.Module, path: str | os.PathLike, revision: str | None = None) -> AdapterModel:

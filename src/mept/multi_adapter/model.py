@@ -47,7 +47,7 @@ from mept.errors import MeptError
 from mept.files.file_limits import check_file_size
 from mept.harness.identity import check_identity
 from mept.harness.run_folder import RunFolder
-from mept.inject.heads import find_heads, hook_mean_pooling, mean_pool_site, resolve_head_pooling
+from mept.inject.heads import find_heads, hook_mean_pooling, install_head, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import SlotInjector, current_forward
 from mept.inject.spec import BackboneSpec, check_length, inspect_backbone, sink_columns
 from mept.methods.base import PromptMethod
@@ -79,7 +79,9 @@ class MultiAdapterModel(nn.Module):
         self.adapters: dict[str, Adapter] = {}
         self.injectors: dict[SlotLayout, SlotInjector] = {}
         self.head_pooling: str | None = None  # the first adapter's; every other must match
+        self.head: str | None = None  # likewise (mept.inject.heads.install_head)
         self._pool_handle = None
+        self._native_pooler: nn.Module | None = None  # a BERT-like pooler install_head replaced, put back by unload
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
         backbone._mept_wrapped = True
 
@@ -150,8 +152,9 @@ class MultiAdapterModel(nn.Module):
             check_identity(run.folder, self.backbone, run.info)
         method: PromptMethod = cls(config, self.spec.hidden_size, self.spec.num_layers)
         state = self._read_weights(folder, method)
-        num_labels = run.num_labels if run is not None else self._head_width(state)
-        heads = self._build_heads(state, num_labels)
+        pooling, kind = self._head_of(meta, folder)
+        num_labels = run.num_labels if run is not None else self._head_width(state, kind)
+        heads = self._build_heads(state, num_labels, kind)
         expected = {**{f"method.{k}": v for k, v in method.state_dict().items()},
                     **{f"head.{h}.{k}": v for h, m in heads.items() for k, v in m.state_dict().items()}}
         try:
@@ -163,7 +166,7 @@ class MultiAdapterModel(nn.Module):
         except (MeptError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0]
             raise MeptError(f"checkpoint {folder} does not fit this backbone/method: {first}") from None
-        self._set_head_pooling(meta.get("head_pooling"), folder)
+        self._set_head(pooling, kind)
         adapter = Adapter(name, method.to(self.device).eval(), config,
                           SlotLayout(method.num_slots, tuple(method.layer_ids), sink_columns(self.spec, config.attention_sink)),
                           folder, num_labels)
@@ -206,19 +209,22 @@ class MultiAdapterModel(nn.Module):
                         "it is not a prompt adapter of this backbone (or is damaged)")
         return read_adapter_weights(folder)
 
-    def _head_shell(self, num_labels: int) -> nn.Module:
-        """The backbone's class with ``num_labels`` classes, on the meta device: where each adapter's heads come from."""
+    def _head_shell(self, num_labels: int, head: str) -> nn.Module:
+        """The backbone's class with ``num_labels`` classes and the head kind ``head``, on the meta device: where
+        each adapter's heads come from."""
         config = copy.deepcopy(self.backbone.config)
         config.num_labels = num_labels
         with torch.device("meta"):
-            return type(self.backbone)(config)
+            shell = type(self.backbone)(config)
+        install_head(shell, self.spec, head, "mean")  # only the shell's task heads are used, never its pooler
+        return shell
 
-    def _head_width(self, state: dict[str, torch.Tensor]) -> int | None:
+    def _head_width(self, state: dict[str, torch.Tensor], head: str) -> int | None:
         """An adapter folder's class count, read off its saved head tensors (the dimension that is not the backbone's)."""
         if not self.head_names:
             return None
         default = int(self.backbone.config.num_labels)
-        shell = self._head_shell(default)
+        shell = self._head_shell(default, head)
         for head in self.head_names:
             for key, want in shell.get_submodule(head).state_dict().items():
                 got = state.get(f"head.{head}.{key}")
@@ -228,25 +234,38 @@ class MultiAdapterModel(nn.Module):
                         return int(got.shape[differ[0]])
         return default
 
-    def _build_heads(self, state: dict[str, torch.Tensor], num_labels: int | None) -> dict[str, nn.Module]:
+    def _build_heads(self, state: dict[str, torch.Tensor], num_labels: int | None, head: str) -> dict[str, nn.Module]:
         if not self.head_names:
             return {}
         if not any(k.startswith("head.") for k in state):
             raise MeptError("the adapter has no task head; a classification backbone needs each adapter's own head")
-        shell = self._head_shell(num_labels or int(self.backbone.config.num_labels))
+        shell = self._head_shell(num_labels or int(self.backbone.config.num_labels), head)
         dtype = next(self._native_heads[self.head_names[0]].parameters()).dtype
         return {h: shell.get_submodule(h).to_empty(device="cpu").to(dtype) for h in self.head_names}
 
-    def _set_head_pooling(self, saved: str | None, folder: Path) -> None:
+    def _head_of(self, meta: dict[str, Any], folder: Path) -> tuple[str, str]:
+        """The head pooling and head kind an adapter folder was trained with, checked against the adapters
+        loaded here (the pooling site and a BERT-like [CLS] pooler are the backbone's, shared by every row)."""
+        pooling = resolve_head_pooling(meta.get("head_pooling"), mean_pool_site(self.backbone, self.spec))
+        head = meta.get("head") or "native"  # a file without it predates the setting
+        for what, theirs, mine in (("head pooling", pooling, self.head_pooling), ("head", head, self.head)):
+            if mine is not None and theirs != mine:
+                raise MeptError(f"{folder} was trained with {what} {theirs!r}, the adapters loaded here with "
+                                f"{mine!r}; serve them separately")
+        return pooling, head
+
+    def _set_head(self, pooling: str, head: str) -> None:
+        """The first adapter's head pooling and kind become the backbone's (:meth:`_head_of` checks the others')."""
+        if self.head_pooling is not None:
+            return
+        self.head_pooling, self.head = pooling, head
         site = mean_pool_site(self.backbone, self.spec)
-        pooling = resolve_head_pooling(saved, site)
-        if self.head_pooling is None:
-            self.head_pooling = pooling
-            if pooling == "mean":
-                self._pool_handle = hook_mean_pooling(site, self._pool_mask)
-        elif pooling != self.head_pooling:
-            raise MeptError(f"{folder} was trained with head pooling {pooling!r}, the adapters loaded here with "
-                            f"{self.head_pooling!r}; serve them separately")
+        if site is not None and site[0] == "pooler":  # a linear head drops the shared [CLS] pooler's dense + tanh
+            self._native_pooler = site[1]
+            install_head(self.backbone, self.spec, head, pooling)
+            site = mean_pool_site(self.backbone, self.spec)
+        if pooling == "mean":
+            self._pool_handle = hook_mean_pooling(site, self._pool_mask)
 
     def _pool_mask(self) -> torch.Tensor | None:
         state = current_forward()
@@ -278,6 +297,8 @@ class MultiAdapterModel(nn.Module):
             self._pool_handle.remove()
         for name, module in self._native_heads.items():
             self.backbone.set_submodule(name, module)
+        if self._native_pooler is not None:
+            self.backbone.base_model.pooler = self._native_pooler
         self.backbone._mept_wrapped = False
         self.injectors, self.adapters = {}, {}
         return self.backbone

@@ -95,6 +95,7 @@ def read_runs(runs: dict[str, str | os.PathLike] | list[str | os.PathLike]) -> l
         for what, mine, theirs in (("backbone", first.config.model, run.config.model),
                                    ("output form", first.form, run.form),
                                    ("head pooling", first.config.head_pooling, run.config.head_pooling),
+                                   ("head", first.config.head, run.config.head),
                                    ("quantization", first.config.quantize, run.config.quantize)):
             if mine != theirs:
                 raise MeptError(f"{run.path} was trained with {what} {theirs!r}, {first.path} with {mine!r}; runs "
