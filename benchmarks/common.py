@@ -52,6 +52,14 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def mean_std(values: list[float], digits: int = 2, empty: str = "-") -> str:
+    """``mean ± std`` of per-seed scores (std 0 for one seed), or ``empty`` when nothing ran."""
+    if not values:
+        return empty
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
+
+
 def peak_step_memory_mb(fn: Callable[[], object]) -> float:
     """Peak bytes torch allocates during ``fn()`` above what was live before it, in MiB."""
     if torch.cuda.is_available():

@@ -53,6 +53,7 @@ import sys
 from pathlib import Path
 
 import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures, from its text
+from common import mean_std
 
 from mept.harness.stats import adjust_family, describe, paired_test
 
@@ -119,10 +120,7 @@ def seed_scores(run: Path, task: str) -> dict[int, float]:
 
 
 def fmt(values: list[float]) -> str:
-    if not values:
-        return "not run"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.1f} ± {std:.1f}"
+    return mean_std(values, 1, "not run")
 
 
 def paper_row(table: str, backbone: str, method: str) -> dict[str, float]:

@@ -1,0 +1,105 @@
+"""Tabulate `mept train` run folders by variant: test and best validation per seed, paired tests against a reference.
+
+Each ``--variant LABEL=GLOB`` names the run folders of one setting (one folder per seed, the seed read from
+its ``metrics.json``), or records this script wrote before (``RUN.json``). Rows are paired by seed with the first variant (the reference): the mean difference
+and its paired t-test p (``mept.harness.stats.paired_test``). Routing health is the last evaluation's
+(collapsed layers: one expert takes >= 90% of the validation examples) and the test set's. With ``--records
+DIR`` every run's record (its settings, validation per evaluation, test, routing, timing) is written as JSON
+beside the table, so the table can be rebuilt and checked without the run folders.
+
+    python benchmarks/runs_table.py --variant native='runs/hs/mpnet-colorhex-native-s*' \\
+        --variant linear='runs/hs/mpnet-colorhex-linear-s*' --records benchmarks/results/head_study
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from common import mean_std  # benchmarks/common.py
+
+from mept.harness.stats import paired_test
+
+
+def record(folder: Path) -> dict[str, Any]:
+    """What one run folder says about its run: settings, per-evaluation validation, test, routing, time."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "run_config.json").read_text())
+    test_routing = (metrics.get("test") or {}).get("routing") or {}
+    layers = test_routing.get("layers") or []
+    return {
+        "run": folder.name,
+        "method": metrics["method"],
+        "model": metrics["model"],
+        "seed": metrics["seed"],
+        "lr": metrics["lr"],
+        "settings": {k: config.get(k) for k in ("head", "head_pooling", "head_lr", "max_length", "batch_size",
+                                                "epochs", "max_steps", "method_args")},
+        "validation_per_eval": [[h["step"], round(h["validation"], 2)] for h in metrics.get("history", [])],
+        "best_validation": round(metrics["average"], 2),
+        "test": round(metrics["test"]["average"], 2),
+        "majority": metrics.get("majority"),
+        "collapsed_layers_last_eval": (metrics.get("history") or [{}])[-1].get("collapsed_layers"),
+        "collapsed_layers_test": sum(1 for layer in layers if layer.get("collapsed")) if layers else None,
+        "experts_in_use_test": [layer.get("experts_in_use") for layer in layers],
+        "trainable": metrics.get("trainable_params"),
+        "head_params": (metrics.get("parameters") or {}).get("head"),
+        "train_seconds": (metrics.get("timing") or {}).get("train_seconds"),
+        "precision": (metrics.get("precision") or {}).get("computed_in"),
+    }
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """A run folder's record, or a record written before (``--records``, or an earlier study's ``RUN.json``)."""
+    if path.is_dir():
+        return record(path) if (path / "metrics.json").exists() else None
+    saved = json.loads(path.read_text())
+    saved.setdefault("collapsed_layers_test", saved.get("collapsed_layers"))
+    saved.setdefault("head_params", None)
+    return saved
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variant", action="append", required=True, metavar="LABEL=GLOB",
+                    help="a setting's run folders (one per seed); the first is the reference")
+    ap.add_argument("--records", type=Path, help="write each run's record here as RUN.json")
+    args = ap.parse_args()
+    variants: dict[str, dict[int, dict[str, Any]]] = {}
+    for spec in args.variant:
+        label, _, pattern = spec.partition("=")
+        runs = [r for r in (load(Path(f)) for f in sorted(glob.glob(pattern))) if r is not None]
+        variants[label] = {r["seed"]: r for r in runs}
+        if args.records:
+            args.records.mkdir(parents=True, exist_ok=True)
+            for r in runs:
+                if r.get("run") is None:
+                    continue
+                (args.records / f"{r['run']}.json").write_text(json.dumps(r, indent=1) + "\n")
+    reference_label, reference = next(iter(variants.items()))
+    print("| variant | seeds | test per seed | test mean ± std | best val mean ± std | test - "
+          f"{reference_label} (p) | collapsed layers (test) | head params | train s/run |")
+    print("|---|---|---|---:|---:|---|---|---:|---:|")
+    for label, runs in variants.items():
+        seeds = sorted(runs)
+        tests = [runs[s]["test"] for s in seeds]
+        vals = [runs[s]["best_validation"] for s in seeds]
+        shared = [s for s in seeds if s in reference]
+        if label == reference_label or len(shared) < 2:
+            diff = "-"
+        else:
+            t = paired_test([runs[s]["test"] for s in shared], [reference[s]["test"] for s in shared])
+            diff = f"{t['mean_diff']:+.2f} (p = {t['p_two_sided']:.3f}, n = {t['n']})"
+        collapsed = ", ".join(str(runs[s]["collapsed_layers_test"]) for s in seeds)
+        heads = {runs[s]["head_params"] for s in seeds}
+        seconds = statistics.fmean(runs[s]["train_seconds"] or 0 for s in seeds) if seeds else float("nan")
+        print(f"| {label} | {', '.join(map(str, seeds))} | {', '.join(f'{x:.2f}' for x in tests)} | {mean_std(tests)} "
+              f"| {mean_std(vals)} | {diff} | {collapsed} | {', '.join(f'{h:,}' for h in heads if h)} | {seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
