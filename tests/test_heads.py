@@ -180,7 +180,8 @@ def _pooled_final_state(model, ids, mask):
 def test_linear_head_is_one_linear_layer_on_the_mean_pooled_state(method, tmp_path):
     """MPNet's own head adds a d x d dense + tanh layer; the linear head drops it, keeps the (seeded) output
     projection, reads the mean of the final states over real tokens, and saves and reloads to the same logits."""
-    native = mept.get_model(tiny_mpnet(), mept.make_config(method, **(PROMPTS if method == "mept" else {})))
+    native = mept.get_model(tiny_mpnet(), mept.make_config(method, **(PROMPTS if method == "mept" else {})),
+                            head="native")
     backbone = tiny_mpnet()
     projection = backbone.classifier.out_proj
     frozen = {k: v.clone() for k, v in backbone.state_dict().items() if not k.startswith("classifier")}  # PEFT renames
@@ -213,7 +214,7 @@ def test_linear_head_is_one_linear_layer_on_the_mean_pooled_state(method, tmp_pa
 
 
 def test_an_adapter_saved_before_the_head_setting_reloads_with_its_native_head(tmp_path):
-    model = mept.get_model(tiny_mpnet(), mept.make_config("mept", **PROMPTS)).eval()
+    model = mept.get_model(tiny_mpnet(), mept.make_config("mept", **PROMPTS), head="native").eval()
     model.save_pretrained(tmp_path / "old")
     config = tmp_path / "old" / "adapter_config.json"
     meta = json.loads(config.read_text())
@@ -258,3 +259,17 @@ def test_linear_head_is_refused_where_it_cannot_be_made_and_accepted_where_it_al
 
     assert json.loads((tmp_path / "ok" / "run_config.json").read_text())["head"] == "linear"
     assert main(["eval", str(tmp_path / "ok"), "--file", str(tmp_path / "train.csv")]) == 0  # rebuilt with its head
+
+
+def test_the_default_head_is_linear_only_where_that_drops_a_hidden_layer_of_the_heads_own():
+    """MPNet's dense + tanh head becomes one linear layer; BERT's mean-read head, a decoder's score head and
+    DistilBERT's two-layer head stay as they are (DistilBERT's cannot be made linear, so it is not refused)."""
+    backbone = tiny_mpnet()
+    own = backbone.classifier
+    model = mept.get_model(backbone, mept.make_config("prompt_tuning"))
+    assert model.head == "linear" and backbone.classifier is not own
+    assert model.unload().classifier is own  # the backbone handed back has its own head again
+    bert = mept.get_model(tiny_bert(), mept.make_config("prompt_tuning"))
+    assert bert.head == "native" and isinstance(bert.backbone.bert.pooler.dense, nn.Linear)
+    assert mept.get_model(tiny_llama(), mept.make_config("prompt_tuning")).head == "native"
+    assert mept.get_model(tiny_distilbert(), mept.make_config("prompt_tuning")).head == "native"

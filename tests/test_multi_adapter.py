@@ -289,7 +289,7 @@ def test_linear_head_adapters_mix_and_a_native_one_is_refused_beside_them(tmp_pa
                                ["a0", "a1", "a0", "a1"])
     assert multi.head == "linear"
     assert_rows_as_alone(out, alone, {"a0": [0, 2], "a1": [1, 3]})
-    native = mept.get_model(copy.deepcopy(backbone), mept.make_config("mept", **SETTINGS["mept"]))
+    native = mept.get_model(copy.deepcopy(backbone), mept.make_config("mept", **SETTINGS["mept"]), head="native")
     native.save_pretrained(tmp_path / "native")
     with pytest.raises(MeptError, match="trained with head 'native', the adapters loaded here with 'linear'"):
         multi.load_adapter(tmp_path / "native", "n")

@@ -247,7 +247,8 @@ class BaselineModel(nn.Module):
         model_cls = method_class(meta["method"])
         config = model_cls.config_class.from_dict(meta["config"])
         check_backbone_fits(meta, inspect_backbone(backbone), path, META_NAME)
-        model = model_cls(backbone, config, head_pooling=meta.get("head_pooling"), head=meta.get("head"),
+        model = model_cls(backbone, config, head_pooling=meta.get("head_pooling"), # saved before the setting: native
+                          head=meta.get("head", "native"),
                           modules_to_save=meta["modules_to_save"])
         model.load_adapter(path)
         return model.to(next(backbone.parameters()).device)

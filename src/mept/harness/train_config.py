@@ -143,8 +143,10 @@ class TrainConfig:
         "native (the backbone's own [CLS] pooler); recorded in run_config.json and used again by eval, "
         "predict, --resume"))
     head: HeadKind | None = setting(None, help=(
-        "the classification head: native (default: the backbone's own; MPNet's and RoBERTa's add a dense + tanh "
-        "layer of d x d) or linear (one linear layer on the pooled state); recorded in run_config.json"))
+        "the classification head: linear (one linear layer on the pooled state; the default where the backbone's "
+        "own head adds a hidden dense + tanh layer of d x d, as MPNet's and RoBERTa's do) or native (the backbone's "
+        "own head; the default elsewhere, where it is one linear layer already or cannot be made one); recorded "
+        "in run_config.json"))
     # optimisation
     epochs: float = setting(3.0, help="passes over the training data (default 3)")  # the default run: 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = setting(None, help="optimizer steps; overrides --epochs")

@@ -134,9 +134,10 @@ class FirstTokenLinear(nn.Module):
     same output weights either way; with mean pooling, position 0 holds the pooled state there.
     """
 
-    def __init__(self, dropout: nn.Module, out_proj: nn.Linear) -> None:
+    def __init__(self, dropout: nn.Module, out_proj: nn.Linear, native: nn.Module | None = None) -> None:
         super().__init__()
         self.dropout, self.out_proj = dropout, out_proj
+        self.__dict__["native"] = native  # the head it stands in for (not a submodule: not trained, not saved)
 
     def forward(self, features: torch.Tensor, **kwargs) -> torch.Tensor:
         return self.out_proj(self.dropout(features[:, 0]))
@@ -145,12 +146,33 @@ class FirstTokenLinear(nn.Module):
 class FirstTokenPooler(nn.Module):
     """A BERT pooler without its dense + tanh layer: the [CLS] state itself (no parameters)."""
 
+    def __init__(self, native: nn.Module | None = None) -> None:
+        super().__init__()
+        self.__dict__["native"] = native  # the pooler it stands in for (not a submodule)
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return hidden_states[:, 0]
 
 
+def default_head(backbone: nn.Module, spec: BackboneSpec) -> HeadKind:
+    """The head a run gets unless it names one (ours): ``"linear"`` where the backbone's own head has a hidden
+    layer of its own (MPNet, RoBERTa: dense + tanh, d x d new parameters -- 590k on a 768-wide backbone, more
+    than MEPT's activated prompts), ``"native"`` elsewhere (a BERT-like head read through the mean, a decoder's
+    score head and ViT's classifier are one linear layer already; T5's and DistilBERT's heads are kept).
+
+    Measured on MPNet (``benchmarks/studies/heads.md``): with the dense + tanh head at ``--head-lr 1e-2``
+    MEPT trained worse on every seed than with the linear head.
+    """
+    return "linear" if _drops_hidden_layer(mean_pool_site(backbone, spec)) else "native"
+
+
+def _drops_hidden_layer(site: tuple[str, nn.Module] | None) -> bool:
+    # a RoBERTa-style head read at position 0 whose output projection can stand alone
+    return site is not None and site[0] == "first_token" and isinstance(getattr(site[1], "out_proj", None), nn.Linear)
+
+
 def install_head(backbone: nn.Module, spec: BackboneSpec, head: str | None, head_pooling: HeadPooling) -> HeadKind:
-    """Give ``backbone`` the classification head ``head`` names (None: ``"native"``) and return it, checked.
+    """Give ``backbone`` the classification head ``head`` names (None: :func:`default_head`) and return it, checked.
 
     ``"native"``: the backbone's own head, untouched. ``"linear"``: one linear layer on the pooled state
     (``head_pooling``'s). On MPNet / RoBERTa the head's dense + tanh layer is dropped (its output
@@ -159,19 +181,19 @@ def install_head(backbone: nn.Module, spec: BackboneSpec, head: str | None, head
     head already is one linear layer (a decoder's score head, ViT's classifier, a QA head) nothing
     changes; anywhere else ``"linear"`` is refused rather than silently ignored.
     """
-    resolved = head or "native"
+    resolved = head or default_head(backbone, spec)
     check_choice("head", resolved, typing.get_args(HeadKind))
     if resolved == "native":
         return resolved
     site = mean_pool_site(backbone, spec)
     kind, module = site if site else (None, None)
-    if kind == "first_token" and isinstance(getattr(module, "out_proj", None), nn.Linear):
+    if _drops_hidden_layer(site):
         if not isinstance(module, FirstTokenLinear):
-            backbone.classifier = FirstTokenLinear(getattr(module, "dropout", nn.Identity()), module.out_proj)
+            backbone.classifier = FirstTokenLinear(getattr(module, "dropout", nn.Identity()), module.out_proj, module)
         return resolved
     if kind == "pooler":
         if head_pooling == "native" and not isinstance(module, FirstTokenPooler):
-            backbone.base_model.pooler = FirstTokenPooler()
+            backbone.base_model.pooler = FirstTokenPooler(module)
         return resolved
     heads = [getattr(backbone, n) for n in HEAD_NAMES if isinstance(getattr(backbone, n, None), nn.Module)]
     if len(heads) == 1 and isinstance(heads[0], nn.Linear):  # DistilBERT's pre_classifier + classifier are two
@@ -179,3 +201,13 @@ def install_head(backbone: nn.Module, spec: BackboneSpec, head: str | None, head
     raise MeptError(f"head='linear': {type(backbone).__name__}'s task head is not one this library can make linear "
                     f"(MPNet/RoBERTa-style or BERT-like encoders, or a head that is already one linear layer); "
                     f"use head='native'")
+
+
+def restore_head(backbone: nn.Module) -> None:
+    """Undo :func:`install_head`: the backbone's own head and pooler back in place (an unloaded backbone is the
+    one that was wrapped; the output projection a linear head trained is shared with its own head)."""
+    if isinstance(getattr(backbone, "classifier", None), FirstTokenLinear) and backbone.classifier.native is not None:
+        backbone.classifier = backbone.classifier.native
+    pooler = getattr(backbone.base_model, "pooler", None)
+    if isinstance(pooler, FirstTokenPooler) and pooler.native is not None:
+        backbone.base_model.pooler = pooler.native

@@ -45,7 +45,14 @@ from mept.core.routed_output import with_routing
 from mept.errors import MeptError
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import check_file_size
-from mept.inject.heads import find_heads, hook_mean_pooling, install_head, mean_pool_site, resolve_head_pooling
+from mept.inject.heads import (
+    find_heads,
+    hook_mean_pooling,
+    install_head,
+    mean_pool_site,
+    resolve_head_pooling,
+    restore_head,
+)
 from mept.inject.slots import ForwardState, SlotInjector, bind_checkpointing, enable_checkpointing
 from mept.inject.spec import BackboneSpec, check_length, inspect_backbone, sink_columns
 from mept.methods.base import PromptMethod
@@ -93,8 +100,9 @@ class PromptedModel(nn.Module):
         backbone._mept_wrapped = True
 
     def unload(self) -> nn.Module:
-        """Remove the hooks and hand back the bare backbone (still frozen)."""
+        """Remove the hooks and hand back the bare backbone (still frozen, with its own head in place)."""
         self.injector.remove()
+        restore_head(self.backbone)
         self.backbone._mept_wrapped = False
         self._unloaded = True  # the hooks are gone: a forward here would be neither prompted nor bare
         return self.backbone
@@ -345,7 +353,8 @@ class PromptedModel(nn.Module):
         meta = read_adapter_config(path)
         config = method_class(meta["method"]).config_class.from_dict(meta["config"])
         check_backbone_fits(meta, inspect_backbone(backbone), path)
-        model = cls(backbone, config, head_pooling=meta.get("head_pooling"), head=meta.get("head"),
+        model = cls(backbone, config, head_pooling=meta.get("head_pooling"), # saved before the setting: native
+                    head=meta.get("head", "native"),
                     modules_to_save=meta["modules_to_save"])
         model.load_adapter(path)
         device = next(backbone.parameters()).device
@@ -389,9 +398,9 @@ def get_model(
     ``head_pooling``: what a BERT-like classification head reads -- ``"mean"`` of the final
     states over real tokens (the default for encoders with a pooler) or ``"native"`` (the
     backbone's own CLS pooler). ``modules_to_save``: the backbone modules trained and saved
-    beside the prompts (default: its task head, found by name). ``head``: ``"native"`` (default) keeps the
-    backbone's own classification head, ``"linear"`` makes it one linear layer on the pooled state
-    (:func:`mept.inject.heads.install_head`).
+    beside the prompts (default: its task head, found by name). ``head``: ``"native"`` keeps the backbone's own
+    classification head, ``"linear"`` makes it one linear layer on the pooled state (None: linear where that
+    drops a hidden layer of the head's own, as on MPNet; :func:`mept.inject.heads.default_head`).
     """
     device = next(backbone.parameters()).device
     cls = method_class(config.method)

@@ -47,7 +47,14 @@ from mept.errors import MeptError
 from mept.files.file_limits import check_file_size
 from mept.harness.identity import check_identity
 from mept.harness.run_folder import RunFolder
-from mept.inject.heads import find_heads, hook_mean_pooling, install_head, mean_pool_site, resolve_head_pooling
+from mept.inject.heads import (
+    find_heads,
+    hook_mean_pooling,
+    install_head,
+    mean_pool_site,
+    resolve_head_pooling,
+    restore_head,
+)
 from mept.inject.slots import SlotInjector, current_forward
 from mept.inject.spec import BackboneSpec, check_length, inspect_backbone, sink_columns
 from mept.methods.base import PromptMethod
@@ -81,7 +88,6 @@ class MultiAdapterModel(nn.Module):
         self.head_pooling: str | None = None  # the first adapter's; every other must match
         self.head: str | None = None  # likewise (mept.inject.heads.install_head)
         self._pool_handle = None
-        self._native_pooler: nn.Module | None = None  # a BERT-like pooler install_head replaced, put back by unload
         self.slot_token_id = getattr(backbone.config, "pad_token_id", None) or 0
         backbone._mept_wrapped = True
 
@@ -261,7 +267,6 @@ class MultiAdapterModel(nn.Module):
         self.head_pooling, self.head = pooling, head
         site = mean_pool_site(self.backbone, self.spec)
         if site is not None and site[0] == "pooler":  # a linear head drops the shared [CLS] pooler's dense + tanh
-            self._native_pooler = site[1]
             install_head(self.backbone, self.spec, head, pooling)
             site = mean_pool_site(self.backbone, self.spec)
         if pooling == "mean":
@@ -297,8 +302,7 @@ class MultiAdapterModel(nn.Module):
             self._pool_handle.remove()
         for name, module in self._native_heads.items():
             self.backbone.set_submodule(name, module)
-        if self._native_pooler is not None:
-            self.backbone.base_model.pooler = self._native_pooler
+        restore_head(self.backbone)  # a [CLS] pooler a linear head replaced
         self.backbone._mept_wrapped = False
         self.injectors, self.adapters = {}, {}
         return self.backbone
