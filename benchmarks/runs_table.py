@@ -1,8 +1,10 @@
 """Tabulate `mept train` run folders by variant: test and best validation per seed, paired tests against a reference.
 
-Each ``--variant LABEL=GLOB`` names the run folders of one setting (one folder per seed, the seed read from
-its ``metrics.json``), or records this script wrote before (``RUN.json``). Rows are paired by seed with the first variant (the reference): the mean difference
-and its paired t-test p (``mept.harness.stats.paired_test``). Routing health is the last evaluation's
+Each ``--variant LABEL=GLOB`` names the run folders of one setting (one folder per task and seed, both read
+from its ``metrics.json``), or records this script wrote before (``RUN.json``). Rows are paired by (task, seed)
+with the first variant (the reference): the mean difference and its paired t-test p
+(``mept.harness.stats.paired_test``). A glob that spans several tasks gives the pooled comparison (every task x
+seed pair), the way the studies report "pooled over the tasks, paired". Routing health is the last evaluation's
 (collapsed layers: one expert takes >= 90% of the validation examples) and the test set's. With ``--records
 DIR`` every run's record (its settings, validation per evaluation, test, routing, timing) is written as JSON
 beside the table, so the table can be rebuilt and checked without the run folders.
@@ -35,6 +37,7 @@ def record(folder: Path) -> dict[str, Any]:
         "run": folder.name,
         "method": metrics["method"],
         "model": metrics["model"],
+        "task": ",".join(metrics["tasks"]),
         "seed": metrics["seed"],
         "lr": metrics["lr"],
         "settings": {k: config.get(k) for k in ("head", "head_pooling", "head_lr", "max_length", "batch_size",
@@ -60,20 +63,28 @@ def load(path: Path) -> dict[str, Any] | None:
     saved = json.loads(path.read_text())
     saved.setdefault("collapsed_layers_test", saved.get("collapsed_layers"))
     saved.setdefault("head_params", None)
+    saved.setdefault("task", None)  # records written before the task was recorded: one task per table
     return saved
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variant", action="append", required=True, metavar="LABEL=GLOB",
-                    help="a setting's run folders (one per seed); the first is the reference")
+                    help="a setting's run folders (one per task and seed); the first label is the reference; "
+                         "give a label again to add another glob to it")
     ap.add_argument("--records", type=Path, help="write each run's record here as RUN.json")
     args = ap.parse_args()
-    variants: dict[str, dict[int, dict[str, Any]]] = {}
+    variants: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
     for spec in args.variant:
         label, _, pattern = spec.partition("=")
         runs = [r for r in (load(Path(f)) for f in sorted(glob.glob(pattern))) if r is not None]
-        variants[label] = {r["seed"]: r for r in runs}
+        variants.setdefault(label, {})  # a label given twice gathers both globs' runs
+        for r in runs:
+            key = (r["task"] or "", r["seed"])
+            if key in variants[label]:  # a glob that caught another method's folder would pair the wrong runs
+                raise SystemExit(f"error: --variant {label} matches two runs of task {key[0] or '?'} seed {key[1]} "
+                                 f"({variants[label][key]['run']}, {r['run']}); narrow its glob")
+            variants[label][key] = r
         if args.records:
             args.records.mkdir(parents=True, exist_ok=True)
             for r in runs:
@@ -81,7 +92,7 @@ def main() -> None:
                     continue
                 (args.records / f"{r['run']}.json").write_text(json.dumps(r, indent=1) + "\n")
     reference_label, reference = next(iter(variants.items()))
-    print("| variant | seeds | test per seed | test mean ± std | best val mean ± std | test - "
+    print("| variant | runs (task seed) | test per run | test mean ± std | best val mean ± std | test - "
           f"{reference_label} (p) | collapsed layers (test) | head params | train s/run |")
     print("|---|---|---|---:|---:|---|---|---:|---:|")
     for label, runs in variants.items():
@@ -97,7 +108,8 @@ def main() -> None:
         collapsed = ", ".join(str(runs[s]["collapsed_layers_test"]) for s in seeds)
         heads = {runs[s]["head_params"] for s in seeds}
         seconds = statistics.fmean(runs[s]["train_seconds"] or 0 for s in seeds) if seeds else float("nan")
-        print(f"| {label} | {', '.join(map(str, seeds))} | {', '.join(f'{x:.2f}' for x in tests)} | {mean_std(tests)} "
+        names = ", ".join(f"{task} {seed}".strip() for task, seed in seeds)
+        print(f"| {label} | {names} | {', '.join(f'{x:.2f}' for x in tests)} | {mean_std(tests)} "
               f"| {mean_std(vals)} | {diff} | {collapsed} | {', '.join(f'{h:,}' for h in heads if h)} | {seconds:.0f} |")
 
 
