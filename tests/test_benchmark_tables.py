@@ -1,0 +1,95 @@
+"""The run-folder tables of ``benchmarks/``: ``runs_table.py`` pairs runs by (task, seed), so one table can pool
+tasks without pairing the wrong runs; ``learning_curves.py`` reads each run's curve at equal steps, equal train
+time and its best point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+SCRIPT = BENCHMARKS / "runs_table.py"
+
+
+def fake_run(root: Path, name: str, task: str, seed: int, test: float,
+             curve: list[tuple[int, float, float]] | None = None) -> None:
+    """A run folder as `mept train` leaves it, reduced to what the tables read; ``curve``: (step, train s, val)."""
+    folder = root / name
+    folder.mkdir()
+    curve = curve or [(10, 1.0, test)]
+    metrics = {"method": "mept", "model": "tiny", "tasks": {task: {}}, "seed": seed, "lr": 1e-2, "average": test,
+               "test": {"average": test}, "best_step": curve[-1][0], "trainable_params": 10,
+               "history": [{"step": s, "validation": v, "collapsed_layers": 0} for s, _, v in curve],
+               "parameters": {"head": 3},
+               "timing": {"train_seconds": curve[-1][1], "train_seconds_at_eval": [[s, t] for s, t, _ in curve]}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "run_config.json").write_text(json.dumps({"head": "linear", "epochs": 1}))
+
+
+def table(*args: str, script: Path = SCRIPT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          cwd=BENCHMARKS, timeout=120)
+
+
+def test_pooled_pairs_match_task_and_seed(tmp_path):
+    # same seeds on two tasks: pairing on the seed alone would overwrite one task's run with the other's
+    for task, base in (("a", 50.0), ("b", 70.0)):
+        for seed in (1, 2, 3):
+            fake_run(tmp_path, f"{task}-ref-s{seed}", task, seed, base + seed)
+            fake_run(tmp_path, f"{task}-new-s{seed}", task, seed, base + seed + (2.0 if task == "a" else 4.0))
+    out = table("--variant", f"ref={tmp_path}/*-ref-s*", "--variant", f"new={tmp_path}/*-new-s*",
+                "--records", str(tmp_path / "records"))
+    assert out.returncode == 0, out.stderr
+    new_row = next(line for line in out.stdout.splitlines() if line.startswith("| new |"))
+    assert "a 1, a 2, a 3, b 1, b 2, b 3" in new_row
+    assert "+3.00" in new_row and "n = 6" in new_row  # the mean of +2 (task a) and +4 (task b) over six pairs
+    assert json.loads((tmp_path / "records" / "a-new-s1.json").read_text())["task"] == "a"
+
+
+def test_a_label_given_twice_gathers_both_globs(tmp_path):
+    for task in ("a", "b"):
+        fake_run(tmp_path, f"{task}-ref-s1", task, 1, 50.0)
+        fake_run(tmp_path, f"{task}-ref-s2", task, 2, 52.0)
+    out = table("--variant", f"ref={tmp_path}/a-ref-s*", "--variant", f"ref={tmp_path}/b-ref-s*")
+    assert out.returncode == 0, out.stderr
+    assert "a 1, a 2, b 1, b 2" in out.stdout
+
+
+def test_a_glob_catching_two_runs_of_one_task_and_seed_is_refused(tmp_path):
+    fake_run(tmp_path, "a-mept-s1", "a", 1, 50.0)
+    fake_run(tmp_path, "a-prompt_tuning-mept-s1", "a", 1, 40.0)  # another method's folder the glob also matches
+    out = table("--variant", f"ref={tmp_path}/a-*mept-s1")
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: --variant ref matches two runs of task a seed 1")
+    assert "Traceback" not in out.stderr
+
+
+def test_learning_curves_at_equal_steps_time_and_best_point(tmp_path):
+    # "slow" is better per step but takes 4x the train seconds; "fast" has plateaued, "slow" is still rising
+    for seed in (1, 2):
+        fake_run(tmp_path, f"fast-s{seed}", "a", seed, 60.0 + seed, [(10, 10.0, 55.0 + seed), (20, 20.0, 60.0 + seed),
+                                                                     (30, 30.0, 59.0 + seed)])
+        fake_run(tmp_path, f"slow-s{seed}", "a", seed, 64.0 + seed, [(10, 40.0, 58.0 + seed), (20, 80.0, 62.0 + seed),
+                                                                     (30, 120.0, 66.0 + seed)])
+    png = tmp_path / "curves.png"
+    out = table("--method", f"fast={tmp_path}/fast-s*", "--method", f"slow={tmp_path}/slow-s*", "--png", str(png),
+                script=BENCHMARKS / "learning_curves.py")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    steps_table = text.split("At equal steps")[1].split("At equal train time")[0]
+    assert "| 20 | 61.50 ± 0.71 | 63.50 ± 0.71 |" in steps_table
+    time_table = text.split("At equal train time")[1].split("At each method's best point")[0]
+    # the budgets are fractions of the fastest whole run (30 s): within 30 s "slow" has not evaluated once
+    assert "| 30 | 60.50 ± 0.71 | no evaluation yet |" in time_table
+    best_table = text.split("At each method's best point")[1]
+    assert "| fast | 1, 2 | 61.50 | 20 | no |" in best_table
+    assert "| slow | 1, 2 | 67.50 | 30 | yes: still rising |" in best_table
+    assert "+4.00 (p = 0.000, n = 2)" in best_table
+    assert png.stat().st_size > 10_000
+
+
+def test_learning_curves_refuse_an_empty_glob(tmp_path):
+    out = table("--method", f"mept={tmp_path}/nothing-*", script=BENCHMARKS / "learning_curves.py")
+    assert out.returncode == 1 and out.stderr.startswith("error: --method mept: no finished run folder")
