@@ -50,6 +50,26 @@ def test_each_method_gets_its_own_family_lr_grid_and_the_same_budget(tmp_path):
                   "full": ["1e-05", "3e-05", "0.0001"]}
 
 
+def test_a_plan_a_method_cannot_run_is_one_error_before_anything_is_written(tmp_path, capsys):
+    # --format reaches every method's `mept train` (as --head does); a form the backbone cannot take is refused
+    # by the plan check of every method before the comparison folder exists, not by a failed method inside it
+    out = tmp_path / "cmp"
+    assert main(["compare", "--train-file", str(FIXTURES / "train.csv"), "--test-file", str(FIXTURES / "test.csv"),
+                 "--methods", "mept", "lora", "--format", "causal_lm", "--max-steps", "1", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --format causal_lm does not fit minilm") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_head_and_output_form_reach_every_methods_run(tmp_path):
+    from mept.cli import COMPARE_FORWARDED
+
+    assert {"--head", "--head-pooling", "--format", "--mixed-precision"} <= set(COMPARE_FORWARDED)
+    cfg = CompareConfig(train_file=str(FIXTURES / "train.csv"), test_file=str(FIXTURES / "test.csv"),
+                        output=str(tmp_path), methods=["mept", "lora"], train_args=["--head", "linear"])
+    assert all(train_command(cfg, m)[train_command(cfg, m).index("--head") + 1] == "linear" for m in cfg.methods)
+
+
 def test_unknown_method_is_one_error():
     with pytest.raises(MeptError, match="unknown method\\(s\\) adapters"):
         CompareConfig(train_file=str(FIXTURES / "train.csv"), test_file=str(FIXTURES / "test.csv"), output="x",
@@ -59,8 +79,8 @@ def test_unknown_method_is_one_error():
 def test_compare_end_to_end_writes_the_table_json_csv_and_plot(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--train-file", str(FIXTURES / "train.csv"), "--test-file", str(FIXTURES / "test.csv"),
-                 "--methods", "mept", "probe", "--seeds", "1", "2", "--max-steps", "1", "--batch-size", "8",
-                 "--max-length", "32", "--output", str(out)]) == 0
+                 "--methods", "mept", "probe", "--seeds", "1", "2", "--max-steps", "2", "--eval-every", "1",
+                 "--batch-size", "8", "--max-length", "32", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| mept | 277,250 | 69,890 | 60 |" in printed and "| probe | 770 | 770 | 0 |" in printed and "(p=" in printed
     assert "; Holm " in printed
@@ -76,3 +96,11 @@ def test_compare_end_to_end_writes_the_table_json_csv_and_plot(tmp_path, capsys)
     table = list(csv.DictReader((out / "compare.csv").open()))
     assert len(table) == 2 and table[0]["routed_layers"] == "6" and table[1]["routed_layers"] == ""
     assert (out / "compare.png").stat().st_size > 1000
+    # two evaluations per run: each method's learning curve, printed, in compare.json and drawn
+    assert "learning curves (validation, mean over seeds):" in printed and "mept: best mean validation" in printed
+    curve = rows[0]["curve"]
+    assert [p["step"] for p in curve["points"]] == [1, 2] and sorted(curve["per_seed"]) == ["1", "2"]
+    assert all(p["train_seconds_mean"] > 0 for p in curve["points"])
+    assert curve["best_step"] in (1, 2) and curve["still_rising"] == (curve["best_step"] == 2)
+    assert table[0]["best_step"] == str(curve["best_step"])
+    assert (out / "curves.png").stat().st_size > 10_000

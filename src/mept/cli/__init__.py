@@ -34,7 +34,7 @@ from mept.harness.compare import DEFAULT_METHODS, CompareConfig, compare
 from mept.harness.eval_run import analysis_sets, eval_run, predict_file
 from mept.harness.evaluate import EvalMode
 from mept.harness.precision import autocast
-from mept.harness.prepare_run import check_plan
+from mept.harness.prepare_run import check_plan, check_run
 from mept.harness.report_print import print_summary
 from mept.harness.run_folder import ANALYSIS_DIR, RUN_CONFIG, RunFolder, load_trained, move_aside, output_lock, settle
 from mept.harness.signals import Terminated, terminate_as_interrupt
@@ -46,10 +46,12 @@ from mept.serve.server import run_command
 
 _default_showwarning = warnings.showwarning
 
-# ``mept compare`` passes these to every method's ``mept train`` unchanged (the shared budget and data reading)
+# ``mept compare`` passes these to every method's ``mept train`` unchanged (the shared budget, data reading, head
+# and output form: a comparison on MPNet or a decoder needs --head and --format like a single run does)
 COMPARE_FORWARDED = ("--model", "--max-length", "--max-steps", "--epochs", "--batch-size", "--eval-every",
                      "--max-train-examples", "--max-eval-examples", "--task-name", "--text-field", "--text-pair-field",
-                     "--label-field", "--template", "--verbalizer", "--head-lr")
+                     "--label-field", "--template", "--verbalizer", "--head-lr", "--head", "--head-pooling", "--format",
+                     "--mixed-precision")
 
 
 def train_flags() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
@@ -279,12 +281,17 @@ def cmd_compare(args: argparse.Namespace) -> None:
                         output=args.output, methods=args.methods or list(DEFAULT_METHODS),
                         seeds=args.seeds, train_args=forwarded, search_lr=not args.no_lr_grid,
                         overwrite=args.overwrite, progress=not args.no_progress)
-    for method in cfg.methods:  # every method's settings are checked before any folder or log is made
-        TrainConfig.from_dict({**values, "method": method, "train_file": cfg.train_file, "val_file": cfg.val_file,
-                               "test_file": cfg.test_file, "seeds": cfg.seeds}, origin="command line")
+    with warnings.catch_warnings():  # the data's warnings come once, beside the table (compare collects them)
+        warnings.simplefilter("ignore", MeptWarning)
+        for method in cfg.methods:  # every method's plan is checked before any folder or log is made
+            check_run(TrainConfig.from_dict({**values, "method": method, "train_file": cfg.train_file,
+                                             "val_file": cfg.val_file, "test_file": cfg.test_file,
+                                             "seeds": cfg.seeds}, origin="command line"))
     result = compare(cfg)
     print(f"\n{result['title']}\n")
     print(result["table"])
+    if result["curves"]:
+        print(f"\nlearning curves (validation, mean over seeds):\n{result['curves']}")
     for path in result["files"].values():
         print(f"wrote {path}")
 

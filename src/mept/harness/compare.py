@@ -11,7 +11,9 @@ The table: trainable parameters, parameters activated per example, activated pro
 (mean ± std over seeds), the paired difference of test scores against MEPT (same seeds) with a
 paired t-test and its Holm-adjusted p over the table's tests ("decided" uses the adjusted p), train seconds per run, peak memory, and for routed methods how many layers' routers collapsed
 on the test split after training. Written as ``compare.json``,
-``compare.csv`` and ``compare.png`` (test score per method, ± std).
+``compare.csv`` and ``compare.png`` (test score per method, ± std). With more than one evaluation per run
+(``--eval-every``) each method's learning curve (:mod:`mept.harness.curves`: validation against steps and
+train seconds, where it peaked, whether it was still rising) goes into ``compare.json`` and ``curves.png``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mept.errors import MeptError
 from mept.files.ownership import OutputKind, claim_output
 from mept.files.safe_names import file_component
 from mept.harness.checkpoint import checkpoint_step
+from mept.harness.curves import curve_summary, method_curve, plot_curves
 from mept.harness.run_folder import CHECKPOINT, RunFolder, move_aside, output_lock, settle
 from mept.harness.signals import Terminated
 from mept.harness.stats import holm, paired_test
@@ -42,7 +45,7 @@ from mept.harness.train_config import TrainConfig, check_seeds
 DEFAULT_METHODS = ["mept", "prompt_tuning", "ptuning_v2", "lora", "full", "probe"]
 REFERENCE = "mept"
 CONFIG_NAME = "compare_config.json"  # written first: it marks the folder as a comparison mept writes
-RESULTS = ("compare.json", "compare.csv", "compare.png")
+RESULTS = ("compare.json", "compare.csv", "compare.png", "curves.png")
 STOP_SECONDS = 120  # how long a method's run may take to stop after a forwarded Ctrl-C / SIGTERM
 
 
@@ -173,6 +176,7 @@ def method_row(method: str, out: Path, seeds: list[int]) -> dict[str, Any]:
         "peak_memory_mb": max(r["timing"]["peak_memory_mb"] for r in runs),
         "majority": runs[0]["majority"],
         "routing": routing_health(runs),
+        "curve": method_curve(dict(zip(seeds, runs))),
     }
 
 
@@ -261,14 +265,25 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> dict[str
             "vs_reference_decided", "vs_reference_ci_low",
             "vs_reference_ci_high", "train_seconds_mean", "peak_memory_mb"]
     with open(files["csv"], "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*flat, "collapsed_layers_mean", "routed_layers"])
+        writer = csv.DictWriter(f, fieldnames=[*flat, "collapsed_layers_mean", "routed_layers", "best_step",
+                                               "still_rising"])
         writer.writeheader()
         for r in rows:
-            health = r.get("routing") or {}
+            health, curve = r.get("routing") or {}, r.get("curve") or {}
             writer.writerow({**{k: r[k] for k in flat}, "collapsed_layers_mean": health.get("collapsed_layers_mean", ""),
-                             "routed_layers": health.get("layers", "")})
+                             "routed_layers": health.get("layers", ""), "best_step": curve.get("best_step", ""),
+                             "still_rising": curve.get("still_rising", "")})
     plot(rows, files["png"], title)
+    curves = learning_curves(rows)
+    if curves:
+        files["curves"] = out / "curves.png"
+        plot_curves(curves, files["curves"], textwrap.fill(title, 110))
     return files
+
+
+def learning_curves(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The methods whose runs were evaluated more than once (a single evaluation is a point, not a curve)."""
+    return {r["method"]: r["curve"] for r in rows if len((r.get("curve") or {}).get("points", [])) > 1}
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -336,6 +351,7 @@ def _compare(cfg: CompareConfig, out: Path) -> dict[str, Any]:
              f"({' '.join(cfg.train_args)})")
     files = write_outputs(rows, out, title)
     return {"rows": rows, "table": format_table(rows), "files": files, "title": title,
+            "curves": curve_summary(learning_curves(rows)),
             "warnings": [w.removeprefix("warning: ") for w in warnings]}
 
 

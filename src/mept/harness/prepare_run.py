@@ -137,9 +137,22 @@ def _subsample(items: list, n: int | None, seed: int) -> list:
     return [items[i] for i in idx]
 
 
-def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
-    """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
-    seed_everything(cfg.seed)  # the prompts' random init is part of the run
+@dataclass
+class Plan:
+    """What a run will build, settled from its config and data files before any weight is read."""
+
+    method_cfg: Any
+    specs: dict[str, TaskSpec]
+    splits: dict[str, dict[str, list]]
+    form: str
+    train_names: list[str]
+    eval_names: list[str]
+    labels: LabelSpace | None
+    num_labels: int | None
+
+
+def plan(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Plan:
+    """The method's settings, the data, the output form and the label space, each checked (one error line)."""
     resolve_precision(cfg.mixed_precision)  # fp16 without CUDA is refused before anything loads
     method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
     specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
@@ -161,7 +174,24 @@ def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
     num_labels = len(labels.words) if labels else None
     if form == "image_cls":
         num_labels = max(len(specs[t].verbalizer) for t in train_names)
-    model, encoder = build_model(cfg, method_cfg, form, labels, num_labels)
+    return Plan(method_cfg, specs, splits, form, train_names, eval_names, labels, num_labels)
+
+
+def check_run(cfg: TrainConfig) -> None:
+    """Everything :func:`prepare` would refuse before training, without loading weights: ``mept compare`` runs it
+    for every method before it writes anything, so a ``--format`` or ``--head`` a backbone cannot take is one
+    error line, not a failed method inside a half-made comparison."""
+    p = plan(cfg)
+    check_plan(cfg.model, p.method_cfg, p.form, p.num_labels, quantize=cfg.quantize, head_pooling=cfg.head_pooling,
+               head=cfg.head, modules_to_save=cfg.modules_to_save, max_length=cfg.max_length)
+
+
+def prepare(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Prepared:
+    """Build data, model and encoder. ``eval_tasks`` evaluates a trained run on other tasks (cross-task)."""
+    seed_everything(cfg.seed)  # the prompts' random init is part of the run
+    p = plan(cfg, eval_tasks)
+    specs, splits, form, train_names, eval_names = p.specs, p.splits, p.form, p.train_names, p.eval_names
+    model, encoder = build_model(cfg, p.method_cfg, form, p.labels, p.num_labels)
     truncated: dict[str, int] = {}
     train: list[Feature] = []
     for t in train_names:
