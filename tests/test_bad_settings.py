@@ -91,10 +91,10 @@ def test_os_errors_and_our_own_bugs_are_one_line(tmp_path, capsys, monkeypatch):
     def disk_full(args):
         raise OSError(28, "No space left on device", str(tmp_path / "run" / "metrics.json"))
 
-    monkeypatch.setattr(mept.cli, "cmd_train", disk_full)
+    monkeypatch.setitem(mept.cli.COMMANDS, "train", disk_full)
     code, _, err = cli(["train"], capsys)
     one_error(code, err, "No space left on device", "metrics.json")
-    monkeypatch.setattr(mept.cli, "cmd_train", lambda args: {}["missing"])
+    monkeypatch.setitem(mept.cli.COMMANDS, "train", lambda args: {}["missing"])
     code, _, err = cli(["train"], capsys)
     assert code == 1 and err.startswith("error: internal error (KeyError") and err.count("\n") == 1
     monkeypatch.setenv("MEPT_DEBUG", "1")

@@ -19,7 +19,7 @@ import types
 import typing
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import mept
 from mept import data
@@ -379,28 +379,22 @@ INTERRUPT_HINTS = {
 }
 
 
+def cmd_tasks(args: argparse.Namespace) -> None:
+    for name in data.task_names():
+        spec = data.get_task(name)
+        print(f"{name:<16} {spec.kind:<15} {spec.metric:<12} {' / '.join(spec.verbalizer)}")
+
+
+# each subcommand's function; the error handling around them is one, in _dispatch
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "analyze": cmd_analyze, "serve": run_command,
+    "compare": cmd_compare, "params": cmd_params, "methods": lambda args: print_methods(), "tasks": cmd_tasks,
+}
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     try:
-        if args.command == "train":
-            cmd_train(args)
-        elif args.command == "eval":
-            cmd_eval(args)
-        elif args.command == "predict":
-            cmd_predict(args)
-        elif args.command == "analyze":
-            cmd_analyze(args)
-        elif args.command == "serve":
-            run_command(args)
-        elif args.command == "compare":
-            cmd_compare(args)
-        elif args.command == "params":
-            cmd_params(args)
-        elif args.command == "methods":
-            print_methods()
-        elif args.command == "tasks":
-            for name in data.task_names():
-                spec = data.get_task(name)
-                print(f"{name:<16} {spec.kind:<15} {spec.metric:<12} {' / '.join(spec.verbalizer)}")
+        COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at interpreter exit
     except MeptError as exc:
         print(f"error: {exc}", file=sys.stderr)
