@@ -1,0 +1,25 @@
+#!/bin/bash
+# Issue 29, item 4 (the paper's Table 3 question on MPNet) and the MPNet learning curves: every run of
+# benchmarks/studies/table3_mpnet.md. Two runs at a time on 2 cores, one thread each, fp32 (`auto` on an
+# AVX2-only CPU). The top-1 rows are the linear-head runs of benchmarks/studies/heads.md (same settings).
+set -e
+python benchmarks/bigbench_csv.py winowhy --out ~/.cache/mept/csv/winowhy --sizes 640 160 300
+D=~/.cache/mept/csv/winowhy
+train() {  # METHOD OUTPUT SEED EXTRA...
+  local method=$1 out=$2 seed=$3; shift 3
+  OMP_NUM_THREADS=1 mept train --method "$method" --model mpnet --train-file $D/train.csv --val-file $D/val.csv \
+    --test-file $D/test.csv --max-length 128 --epochs 2 --batch-size 16 --seed "$seed" "$@" --output "$out"
+}
+for s in 1 2 3; do
+  train mept runs/hs/mpnet-winowhy-linear-s$s $s                                  # top-1 (the default)
+  train mept runs/hs/mpnet-winowhy-stochastic-s$s $s --set routing=stochastic      # a random expert
+  train mept runs/hs/mpnet-winowhy-dense-s$s $s --set routing=dense                # every expert, weighted
+  train ptuning_v2 runs/hs/mpnet-winowhy-ptuning_v2-m10-s$s $s --prompt-length 10  # one deep prompt, m = 10
+  train ptuning_v2 runs/hs/mpnet-winowhy-ptuning_v2-d100-s$s $s                    # P-Tuning v2 at its default 100
+  train prompt_tuning runs/hs/mpnet-winowhy-prompt_tuning-lin-s$s $s               # prompt tuning
+done
+# learning curves, seed 1, 6 epochs, validation every 40 steps
+for m in mept lora ptuning_v2; do
+  out=runs/hs/mpnet-winowhy-$m-lc6-s1; [ $m = mept ] && out=runs/hs/mpnet-winowhy-lc6-s1
+  train $m $out 1 --epochs 6 --eval-every 40
+done
