@@ -10,7 +10,7 @@ train() {  # METHOD OUTPUT SEED EXTRA...
   OMP_NUM_THREADS=1 mept train --method "$method" --model mpnet --train-file $D/train.csv --val-file $D/val.csv \
     --test-file $D/test.csv --max-length 128 --epochs 2 --batch-size 16 --seed "$seed" "$@" --output "$out"
 }
-for s in 1 2 3; do
+for s in 1 2 3 4 5; do  # seeds 4-5: Table 3 rows only (top-1, stochastic, dense, m = 10)
   train mept runs/hs/mpnet-winowhy-linear-s$s $s                                  # top-1 (the default)
   train mept runs/hs/mpnet-winowhy-stochastic-s$s $s --set routing=stochastic      # a random expert
   train mept runs/hs/mpnet-winowhy-dense-s$s $s --set routing=dense                # every expert, weighted
