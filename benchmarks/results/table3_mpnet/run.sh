@@ -10,16 +10,24 @@ train() {  # METHOD OUTPUT SEED EXTRA...
   OMP_NUM_THREADS=1 mept train --method "$method" --model mpnet --train-file $D/train.csv --val-file $D/val.csv \
     --test-file $D/test.csv --max-length 128 --epochs 2 --batch-size 16 --seed "$seed" "$@" --output "$out"
 }
-for s in 1 2 3 4 5; do  # seeds 4-5: Table 3 rows only (top-1, stochastic, dense, m = 10)
+for s in 1 2 3 4 5; do  # Table 3's rows
   train mept runs/hs/mpnet-winowhy-linear-s$s $s                                  # top-1 (the default)
   train mept runs/hs/mpnet-winowhy-stochastic-s$s $s --set routing=stochastic      # a random expert
   train mept runs/hs/mpnet-winowhy-dense-s$s $s --set routing=dense                # every expert, weighted
   train ptuning_v2 runs/hs/mpnet-winowhy-ptuning_v2-m10-s$s $s --prompt-length 10  # one deep prompt, m = 10
+done
+for s in 1 2 3; do  # MEPT against the other prompt methods
   train ptuning_v2 runs/hs/mpnet-winowhy-ptuning_v2-d100-s$s $s                    # P-Tuning v2 at its default 100
   train prompt_tuning runs/hs/mpnet-winowhy-prompt_tuning-lin-s$s $s               # prompt tuning
 done
-# learning curves, seed 1, 6 epochs, validation every 40 steps
-for m in mept lora ptuning_v2; do
-  out=runs/hs/mpnet-winowhy-$m-lc6-s1; [ $m = mept ] && out=runs/hs/mpnet-winowhy-lc6-s1
-  train $m $out 1 --epochs 6 --eval-every 40
+# learning curves, 6 epochs, validation every 40 steps (P-Tuning v2 seed 1 only: 43 min a run here)
+for s in 1 2 3; do
+  for m in mept lora full prompt_tuning ptuning_v2; do
+    [ $m = ptuning_v2 ] && [ $s != 1 ] && continue
+    out=runs/hs/mpnet-winowhy-$m-lc6-s$s; [ $m = mept ] && out=runs/hs/mpnet-winowhy-lc6-s$s
+    train $m $out $s --epochs 6 --eval-every 40
+  done
 done
+# MEPT's lr at 6 epochs: 3e-3 (seeds 1-3) and dense routing at the default lr (seeds 2-3)
+for s in 1 2 3; do train mept runs/hs/mpnet-winowhy-lc6lr3-s$s $s --epochs 6 --eval-every 40 --lr 3e-3; done
+for s in 2 3; do train mept runs/hs/mpnet-winowhy-lc6dense-s$s $s --epochs 6 --eval-every 40 --set routing=dense; done
