@@ -32,5 +32,4 @@ done
 for s in 1 2 3; do train mept runs/hs/mpnet-winowhy-lc6lr3-s$s $s --epochs 6 --eval-every 40 --lr 3e-3; done
 for s in 2 3; do train mept runs/hs/mpnet-winowhy-lc6dense-s$s $s --epochs 6 --eval-every 40 --set routing=dense; done
 # MEPT at lr 3e-3 at the short budget (2 epochs), against the top-1 runs above
-D=~/.cache/mept/csv/winowhy
 for s in 1 2 3; do train mept runs/hs/mpnet-winowhy-lr3-s$s $s --lr 3e-3; done
