@@ -89,21 +89,22 @@ def tiny_mpnet(num_labels: int = 3):
 WORDS = ["great", "awful", "superb", "dull", "lovely", "boring", "moving", "tedious", "fine", "weak"]
 
 
-def tiny_model_dir(path: Path, family: str = "bert") -> Path:
-    """A 2-layer random BERT (or Llama) with MiniLM's tokenizer: real tokenisation, seconds to train."""
+def tiny_model_dir(path: Path, family: str = "bert", hidden_size: int = 32) -> Path:
+    """A 2-layer random BERT (or Llama) with MiniLM's tokenizer: real tokenisation, seconds to train
+    (``hidden_size`` for what depends on the backbone's width)."""
     tok = transformers.AutoTokenizer.from_pretrained(resolve("minilm"))
     torch.manual_seed(0)
     if family == "llama":
         cfg = transformers.LlamaConfig(
-            vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            vocab_size=tok.vocab_size, hidden_size=hidden_size, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
             initializer_range=0.5,  # peaked predictions: token losses differ, so a wrong weighting would show
         )
         model = transformers.LlamaForCausalLM(cfg)
     else:
         cfg = transformers.BertConfig(
-            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-            max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+            vocab_size=tok.vocab_size, hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
         )
         model = transformers.BertModel(cfg)
     model.save_pretrained(path)

@@ -93,3 +93,21 @@ def test_learning_curves_at_equal_steps_time_and_best_point(tmp_path):
 def test_learning_curves_refuse_an_empty_glob(tmp_path):
     out = table("--method", f"mept={tmp_path}/nothing-*", script=BENCHMARKS / "learning_curves.py")
     assert out.returncode == 1 and out.stderr.startswith("error: --method mept: no finished run folder")
+
+
+def test_train_loss_takes_the_last_fifth_of_the_logged_steps(tmp_path):
+    log = tmp_path / "log-run-s1.txt"
+    log.write_text("progress 30s: step 10/100  loss 0.9000  4.0 ex/s  ETA 5m\n"
+                   "step  80/100  loss 0.7000  validation  60.00  best  60.00 (step 80)\n"  # 80%: not after it
+                   "progress 9m: step 90/100  loss 0.5000  4.0 ex/s  ETA 1m\n"
+                   "progress 9m: step 90/100  loss 0.3000  4.0 ex/s  ETA 1m  (evaluating)\n"  # the step's last line wins
+                   "step 100/100  loss 0.2000  validation  61.00  best  61.00 (step 100)\n")
+    (tmp_path / "log-empty-s1.txt").write_text("error: something\n")
+    run = subprocess.run([sys.executable, str(BENCHMARKS / "train_loss.py"), "--variant", f"a={tmp_path}/log-run-*",
+                          "--variant", f"b={tmp_path}/log-empty-*"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "| a | log-run-s1.txt | 0.25 (2) |" in run.stdout
+    assert "| b | log-empty-s1.txt | no logged loss |" in run.stdout
+    missing = subprocess.run([sys.executable, str(BENCHMARKS / "train_loss.py"), "--variant", f"c={tmp_path}/none*"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr

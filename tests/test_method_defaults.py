@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import interrupt_training_at_step
+import pytest
+import torch
+from conftest import interrupt_training_at_step, reviews, tiny_model_dir
 
 import mept
 from mept.baselines.lora import LoRAConfig
@@ -15,6 +17,41 @@ from mept.harness.run_folder import load_trained
 from mept.harness.train_config import TrainConfig, migrate_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
+
+
+def test_mept_default_lr_follows_the_backbone_width_from_generation_4():
+    mept_cfg = TrainConfig(method="mept")
+    assert mept_cfg.default_lr(384) == 1e-2 and mept_cfg.default_lr(768) == 5e-3  # MiniLM; MPNet and T5-Base
+    assert mept_cfg.default_lr(576) == pytest.approx(1e-2 * 384 / 576)  # SmolLM2
+    assert mept_cfg.default_lr(32) == 1e-2  # never faster than on the backbone the defaults were tuned on
+    assert mept_cfg.default_lr() == 1e-2  # backbone not known yet: the unscaled value
+    assert TrainConfig(method="mept", lr=3e-3).lr_for(768) == 3e-3  # a given --lr wins
+    assert TrainConfig(method="ptuning_v2").lr_for(768) == 1e-2  # only MEPT was measured to need it
+    assert TrainConfig(method="lora").lr_for(768) == LoRAConfig.default_lr
+    old = migrate_run_config({k: v for k, v in mept_cfg.to_dict().items() if k != "method_defaults"})
+    assert TrainConfig.from_dict(old).lr_for(768) == 1e-2  # a run saved before keeps the lr it trained with
+    assert TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": 3}).lr_for(768) == 1e-2
+
+
+def test_a_default_mept_run_on_a_wide_backbone_trains_and_reports_the_scaled_lr(tmp_path, capsys, monkeypatch):
+    groups_seen: list[dict[str, float]] = []
+    adamw = torch.optim.AdamW
+
+    def spy(groups, **kwargs):
+        groups_seen.append({g["name"]: g["lr"] for g in groups})
+        return adamw(groups, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    model = tiny_model_dir(tmp_path / "wide", hidden_size=768)
+    run = tmp_path / "run"
+    assert main(["train", "--method", "mept", "--model", str(model), "--train-file", str(reviews(tmp_path / "r.csv", 24)),
+                 "--experts", "2", "--prompt-length", "2", "--max-steps", "2", "--batch-size", "8", "--max-length", "16",
+                 "--no-progress", "--output", str(run)]) == 0
+    # prompts at 1e-2 * 384 / 768, routers at 384 / 768 of that (router_lr_scale=auto), the head at --head-lr
+    assert groups_seen == [{"prompt": 5e-3, "router": 2.5e-3, "head": 1e-2}]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["lr"] == 5e-3 and metrics["lr_rule"]["width"] == 768
+    assert "lr: 0.005 (the mept default on a 768-wide backbone: 0.01 x min(1, 384 / width))" in capsys.readouterr().out
 
 
 def test_each_generation_keeps_the_defaults_it_had():

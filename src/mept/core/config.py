@@ -29,8 +29,9 @@ REPLACED_INITS = (*SOURCE_INITS, "auto")
 # The generation of the methods' defaults: raise it when a default changes, and list the old value in the
 # method config's ``changed_defaults``. ``run_config.json`` records it (``method_defaults``); 2: MEPT's
 # router reads a centred input (benchmarks/studies/routing_at_scale.md); 3: a text decoder keeps its attention
-# sink in front of the prompt slots (benchmarks/studies/decoder_prompts.md).
-DEFAULTS_GENERATION = 3
+# sink in front of the prompt slots (benchmarks/studies/decoder_prompts.md); 4: MEPT's default lr scales with
+# the backbone's width (``PromptConfig.lr_width_rule_since``; benchmarks/studies/table3_mpnet.md).
+DEFAULTS_GENERATION = 4
 
 
 def defaults_of(config_class: type, generation: int) -> dict[str, Any]:
@@ -64,6 +65,9 @@ class PromptConfig:
     paper_lr_grid: ClassVar[tuple[float, ...]] = (0.1, 0.3, 0.5)
     # The small grid ``mept compare`` searches on validation (ours: around TrainConfig.default_lr's 1e-2).
     compare_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)
+    # The defaults generation from which the method's default lr is scaled by :func:`width_ratio` of the
+    # backbone (None: the same lr on every backbone); TrainConfig.default_lr reads it.
+    lr_width_rule_since: ClassVar[int | None] = None
     # Methods that prompt the input layer only refuse other ``layers``, pointing at their deep variant.
     input_only: ClassVar[bool] = False
     deep_variant: ClassVar[str | None] = None
@@ -153,11 +157,22 @@ class RoutedConfig(PromptConfig):
         routers therefore train at ``384 / d`` of the prompts' rate on wider backbones (never faster).
         """
         if self.router_lr_scale == "auto":
-            return min(1.0, REFERENCE_ROUTER_WIDTH / hidden_size)
+            return width_ratio(hidden_size)
         return float(self.router_lr_scale)
 
 
-REFERENCE_ROUTER_WIDTH = 384  # MiniLM's width, where the routed defaults were tuned
+REFERENCE_WIDTH = 384  # MiniLM's width, where the prompt methods' defaults were tuned
+
+
+def width_ratio(hidden_size: int) -> float:
+    """``min(1, 384 / d)``: how much slower than on MiniLM an AdamW-trained setting moves on a backbone of width d.
+
+    AdamW moves every weight by about the lr per step whatever its gradient's size, so what a weight vector
+    read by a dot product changes per step grows with the width it spans: the router's logits (see
+    :meth:`RoutedConfig.router_lr_scale_for`) and, measured on MPNet, MEPT's prompts. Never faster than on
+    the backbone the defaults were tuned on (ours).
+    """
+    return min(1.0, REFERENCE_WIDTH / hidden_size)
 
 
 def parse_layers(spec: str | list[int], num_layers: int | None) -> list[int]:

@@ -40,7 +40,7 @@ from mept.harness.curves import curve_summary, method_curve, plot_curves
 from mept.harness.run_folder import CHECKPOINT, RunFolder, move_aside, output_lock, settle
 from mept.harness.signals import Terminated
 from mept.harness.stats import holm, paired_test
-from mept.harness.train_config import TrainConfig, check_seeds
+from mept.harness.train_config import check_seeds
 
 DEFAULT_METHODS = ["mept", "prompt_tuning", "ptuning_v2", "lora", "full", "probe"]
 REFERENCE = "mept"
@@ -94,8 +94,8 @@ def train_command(cfg: CompareConfig, method: str) -> list[str]:
     files = ["--train-file", cfg.train_file, "--test-file", cfg.test_file]
     if cfg.val_file:
         files += ["--val-file", cfg.val_file]
-    default = ["--lr", str(TrainConfig(method=method).default_lr())]
-    lr = ["--lr-grid", *map(str, lr_grid(method))] if cfg.search_lr else default
+    # no grid: no --lr, so that the run takes its method's default on this backbone (TrainConfig.default_lr)
+    lr = ["--lr-grid", *map(str, lr_grid(method))] if cfg.search_lr else []
     return [sys.executable, "-m", "mept.cli", "train", "--method", method, *files, *cfg.train_args,
             *lr, "--seed", str(cfg.lr_grid_seed), "--seeds", *map(str, cfg.seeds),
             "--output", str(method_folder(cfg, method)), *([] if cfg.progress else ["--no-progress"])]

@@ -15,12 +15,14 @@ from typing import Any
 
 import torch
 
+from mept.core.config import REFERENCE_WIDTH
 from mept.files.atomic_file import atomic_write
 from mept.files.run_names import IDENTITY
 from mept.harness.evaluate import evaluate, metric_key, score
 from mept.harness.precision import precision_record
 from mept.harness.prepare_run import Prepared
 from mept.harness.run_folder import RunFolder
+from mept.harness.train_config import TrainConfig
 from mept.harness.train_state import TrainState
 from mept.model.adapter import AdapterModel
 from mept.version import __version__
@@ -58,6 +60,14 @@ def eval_line(step: int, total: int, loss: float, score: float, state: TrainStat
     return line
 
 
+def _lr_rule(cfg: TrainConfig, width: int) -> dict[str, Any] | None:
+    """How the default lr followed the backbone's width (TrainConfig.default_lr), when it did; None otherwise."""
+    if cfg.lr is not None or cfg.default_lr(width) == cfg.default_lr():
+        return None
+    return {"lr": cfg.default_lr(width), "unscaled": cfg.default_lr(), "width": width,
+            "rule": f"{cfg.default_lr():g} x min(1, {REFERENCE_WIDTH} / width)"}
+
+
 def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_origin: float | None = None) -> dict[str, Any]:
     """Reload the best checkpoint, score test (validation was scored when it was best), write metrics.json.
 
@@ -76,7 +86,7 @@ def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_
         "model": cfg.model,
         "format": p.encoder.form,
         "seed": cfg.seed,
-        "lr": cfg.lr if cfg.lr is not None else cfg.default_lr(),
+        "lr": cfg.lr_for(model.spec.hidden_size),
         "metric": cfg.metric,  # what "average" averages and the best checkpoint was chosen by
         "tasks": validation["tasks"],
         "average": validation["average"],
@@ -95,6 +105,7 @@ def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_
         "train_examples": len(p.train),
         "precision": precision_record(cfg.mixed_precision, cfg.mixed_precision_ran),
         "prompt_init": model.prompt_init,  # None for a baseline (no prompts)
+        "lr_rule": _lr_rule(cfg, model.spec.hidden_size),
         "determinism": determinism(),
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
             "train_seconds": round(train_seconds, 3),  # forward/backward/update only

@@ -133,7 +133,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
            progress: Progress, tracking: Tracking) -> dict[str, Any]:
     """The loop of :func:`train`, in a folder already prepared (and any old run moved aside)."""
     model = p.model.to(accelerator.device)
-    lr = cfg.lr if cfg.lr is not None else cfg.default_lr()
+    lr = cfg.lr_for(model.spec.hidden_size)
     groups = model.param_groups(lr, cfg.head_lr)
     if not groups:
         raise MeptError("nothing to train: prompts, routers and head are all frozen")
@@ -301,15 +301,16 @@ def _run_grid(cfg: TrainConfig, out: Path, resume: bool) -> dict[str, Any]:
                       output=str(RunFolder(out).seed(seed).path), overwrite=True)
         runs.append(_train_or_resume(sub, resume))
     summary = aggregate(runs)
-    summary.update({"lr": chosen.get("lr", cfg.lr), "lr_grid": searched if cfg.lr_grid else [], "seeds": seeds})
+    lr = chosen.get("lr", runs[0]["lr"])  # a run's own record: the default lr depends on the backbone
+    summary.update({"lr": lr, "lr_grid": searched if cfg.lr_grid else [], "seeds": seeds})
     if cfg.paper_search:
         summary["search"] = {
             "what": "the MEPT paper's search (Sec. 4.3: m, N_r; Appendix B.2: lr), every combination",
             "grid": {"prompt_length": list(PAPER_SEARCH["prompt_length"]), "experts": list(PAPER_SEARCH["num_experts"]),
-                     "lr": list(cfg.lr_grid) if cfg.lr_grid else [cfg.lr if cfg.lr is not None else cfg.default_lr()]},
+                     "lr": list(cfg.lr_grid) if cfg.lr_grid else [lr]},
             "selected_on": f"validation average ({cfg.metric}), seed {cfg.seed}",
             "results": searched,
-            "chosen": {"lr": cfg.lr if cfg.lr is not None else cfg.default_lr(), **chosen},
+            "chosen": {"lr": lr, **chosen},
         }
     RunFolder(out).write_metrics(summary)
     return summary

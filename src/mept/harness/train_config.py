@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mept.core.config import DEFAULTS_GENERATION, check_choice, choice_fields, choices_of, defaults_of
+from mept.core.config import DEFAULTS_GENERATION, check_choice, choice_fields, choices_of, defaults_of, width_ratio
 from mept.core.registry import method_class
 from mept.core.task_types import FORMATS
 from mept.data.checks import check_no_label_leak
@@ -150,7 +150,8 @@ class TrainConfig:
     # optimisation
     epochs: float = setting(3.0, help="passes over the training data (default 3)")  # the default run: 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = setting(None, help="optimizer steps; overrides --epochs")
-    lr: float | None = setting(None, help="learning rate of prompts and routers")  # None: the method family's default_lr
+    lr: float | None = setting(None, help="learning rate of prompts and routers (default: the method's; 1e-2 for "
+                               "prompt methods, MEPT 1e-2 x min(1, 384 / the backbone's width))")  # None: default_lr
     head_lr: float = setting(1e-2, help="learning rate of the task head (default 1e-2)")
     lr_grid: list[float] | None = setting(None, type=str, help="learning rates to try (best on validation wins), "
                                                                "or 'paper'")
@@ -273,14 +274,26 @@ class TrainConfig:
         """The paper's settings (:func:`paper_settings`), ``values`` overriding them: the API of ``--paper``."""
         return cls.from_dict(paper_settings(values), origin="paper mode")
 
-    def default_lr(self) -> float:
+    def default_lr(self, hidden_size: int | None = None) -> float:
         """AdamW default for prompts and routers, tuned on the offline suite (paper grids: --lr-grid paper).
 
         On MiniLM mixture training (bb-cb/wsc/rte/boolq, 600 steps) 1e-2 and 3e-3 score alike,
         3e-2 is unstable and 1e-1 collapses to the majority class. Baselines (LoRA, full
-        fine-tuning, probe) name their own default (``default_lr`` of their config class).
+        fine-tuning, probe) name their own default (``default_lr`` of their config class). A method
+        whose config sets ``lr_width_rule_since`` (MEPT) trains at ``min(1, 384 / d)`` of it on a backbone
+        of width ``hidden_size`` (None: the backbone is not known yet, the unscaled value), unless the run
+        was saved under an older defaults generation.
         """
-        return getattr(method_class(self.method).config_class, "default_lr", 1e-2)
+        config = method_class(self.method).config_class
+        lr = getattr(config, "default_lr", 1e-2)
+        since = getattr(config, "lr_width_rule_since", None)
+        if hidden_size is not None and since is not None and self.method_defaults >= since:
+            lr *= width_ratio(hidden_size)
+        return lr
+
+    def lr_for(self, hidden_size: int | None) -> float:
+        """The lr a run trains its prompts and routers with: ``--lr`` if given, else the default on this backbone."""
+        return self.lr if self.lr is not None else self.default_lr(hidden_size)
 
     def method_settings(self) -> dict[str, Any]:
         method_class(self.method)  # an unknown method is named before anything else

@@ -36,6 +36,8 @@ every router a bias that sent all inputs to one expert on 19-29 of 30 layers
 (``benchmarks/studies/routing_at_scale.md``; :mod:`mept.core.routing` says why). At the paper's rates
 (1e-4 and 5e-5, 3 epochs on MiniLM) no layer collapsed, and the router had moved
 little from its initialisation; the paper's 70 epochs at those rates are untested here.
+MEPT's default lr (ours) is ``1e-2 * min(1, 384 / d)`` (``lr_width_rule_since``; the paper searches
+1e-5..1e-4 and ``--paper`` searches that grid).
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class MEPTConfig(RoutedConfig):
     # the paper's lr grid for MEPT; the optimiser is not stated (the authors' code: Adafactor; ours: AdamW)
     paper_lr_grid = (1e-5, 5e-5, 1e-4)
     changed_defaults = {2: {"router_input": "layernorm"}, 3: {"init": "xavier_normal"}}
+    # ours: the default lr is 1e-2 * min(1, 384 / d), 1e-2 on MiniLM, 5e-3 on MPNet and T5-Base, 6.7e-3 on SmolLM2
+    # (runs saved before defaults generation 4 keep 1e-2). At 1e-2, MEPT on MPNet (768 wide) did not train
+    # over 6 epochs on 2 of 3 seeds (benchmarks/studies/table3_mpnet.md); see mept.core.config.width_ratio.
+    lr_width_rule_since = 4
     num_experts: int = 10
     num_shared: int = 1
     shared: Shared = "on"
