@@ -21,12 +21,12 @@ and draws both curves (mean over seeds, each seed faint) into one PNG.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 from pathlib import Path
 from typing import Any
 
 from common import mean_std  # benchmarks/common.py
+from variant_globs import labelled_paths
 
 from mept.harness.curves import at_budget, method_curve, plot_curves
 from mept.harness.stats import paired_test
@@ -38,22 +38,18 @@ Runs = dict[int, dict[str, Any]]  # seed -> metrics.json
 def gather(specs: list[str]) -> dict[str, Runs]:
     """Each label's runs by seed (a label given again adds its glob's folders)."""
     methods: dict[str, Runs] = {}
-    for spec in specs:
-        label, _, pattern = spec.partition("=")
+    folders = labelled_paths(specs, "--method", "finished run folder (metrics.json)",
+                             keep=lambda path: (path / "metrics.json").exists())
+    for label, paths in folders.items():
         runs = methods.setdefault(label, {})
         names: dict[int, str] = {}
-        for found in sorted(glob.glob(pattern)):
-            path = Path(found) / "metrics.json"
-            if not path.exists():
-                continue
-            metrics = json.loads(path.read_text())
+        for folder in paths:
+            metrics = json.loads((folder / "metrics.json").read_text())
             seed = metrics["seed"]
             if seed in runs:  # two folders of one seed: the glob caught another method's runs
                 raise SystemExit(f"error: --method {label} matches two runs of seed {seed} "
-                                 f"({names.get(seed, 'an earlier glob')}, {Path(found).name}); narrow its glob")
-            runs[seed], names[seed] = metrics, Path(found).name
-        if not runs:
-            raise SystemExit(f"error: --method {label}: no finished run folder (metrics.json) matches {pattern}")
+                                 f"({names[seed]}, {folder.name}); narrow its glob")
+            runs[seed], names[seed] = metrics, folder.name
     return methods
 
 

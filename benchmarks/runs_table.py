@@ -16,13 +16,13 @@ beside the table, so the table can be rebuilt and checked without the run folder
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from common import mean_std  # benchmarks/common.py
+from variant_globs import labelled_paths
 
 from mept.harness.stats import paired_test
 
@@ -56,11 +56,17 @@ def record(folder: Path) -> dict[str, Any]:
     }
 
 
-def load(path: Path) -> dict[str, Any] | None:
+def load(path: Path) -> dict[str, Any]:
     """A run folder's record, or a record written before (``--records``, or an earlier study's ``RUN.json``)."""
     if path.is_dir():
-        return record(path) if (path / "metrics.json").exists() else None
-    saved = json.loads(path.read_text())
+        return record(path)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SystemExit(f"error: {path}: not a record this script wrote ({e}); narrow the glob") from None
+    if not isinstance(saved, dict) or not {"seed", "test", "best_validation"} <= saved.keys():
+        raise SystemExit(f"error: {path}: not a record this script wrote (no seed, test or best_validation); "
+                         "narrow the glob")
     saved.setdefault("collapsed_layers_test", saved.get("collapsed_layers"))
     saved.setdefault("head_params", None)
     saved.setdefault("task", None)  # records written before the task was recorded: one task per table
@@ -75,22 +81,21 @@ def main() -> None:
     ap.add_argument("--records", type=Path, help="write each run's record here as RUN.json")
     args = ap.parse_args()
     variants: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
-    for spec in args.variant:
-        label, _, pattern = spec.partition("=")
-        runs = [r for r in (load(Path(f)) for f in sorted(glob.glob(pattern))) if r is not None]
-        variants.setdefault(label, {})  # a label given twice gathers both globs' runs
-        for r in runs:
+    readable = labelled_paths(args.variant, "--variant", "finished run folder (metrics.json) or record (.json)",
+                              keep=lambda path: path.suffix == ".json" and path.is_file()
+                              or (path / "metrics.json").exists())
+    for label, paths in readable.items():
+        variants[label] = {}
+        for r in map(load, paths):
             key = (r["task"] or "", r["seed"])
             if key in variants[label]:  # a glob that caught another method's folder would pair the wrong runs
                 raise SystemExit(f"error: --variant {label} matches two runs of task {key[0] or '?'} seed {key[1]} "
                                  f"({variants[label][key]['run']}, {r['run']}); narrow its glob")
             variants[label][key] = r
-        if args.records:
-            args.records.mkdir(parents=True, exist_ok=True)
-            for r in runs:
-                if r.get("run") is None:
-                    continue
-                (args.records / f"{r['run']}.json").write_text(json.dumps(r, indent=1) + "\n")
+    if args.records:  # only once every variant was read: a refused table writes nothing
+        args.records.mkdir(parents=True, exist_ok=True)
+        for r in (r for runs in variants.values() for r in runs.values() if r.get("run") is not None):
+            (args.records / f"{r['run']}.json").write_text(json.dumps(r, indent=1) + "\n")
     reference_label, reference = next(iter(variants.items()))
     print("| variant | runs (task seed) | test per run | test mean ± std | best val mean ± std | test - "
           f"{reference_label} (p) | collapsed layers (test) | head params | train s/run |")
@@ -107,7 +112,7 @@ def main() -> None:
             diff = f"{t['mean_diff']:+.2f} (p = {t['p_two_sided']:.3f}, n = {t['n']})"
         collapsed = ", ".join(str(runs[s]["collapsed_layers_test"]) for s in seeds)
         heads = {runs[s]["head_params"] for s in seeds}
-        seconds = statistics.fmean(runs[s]["train_seconds"] or 0 for s in seeds) if seeds else float("nan")
+        seconds = statistics.fmean(runs[s]["train_seconds"] or 0 for s in seeds)
         names = ", ".join(f"{task} {seed}".strip() for task, seed in seeds)
         print(f"| {label} | {names} | {', '.join(f'{x:.2f}' for x in tests)} | {mean_std(tests)} "
               f"| {mean_std(vals)} | {diff} | {collapsed} | {', '.join(f'{h:,}' for h in heads if h)} | {seconds:.0f} |")

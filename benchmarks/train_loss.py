@@ -15,11 +15,11 @@ Each logged loss is one batch's (16 examples here), so a mean of 7-9 of them is 
 from __future__ import annotations
 
 import argparse
-import glob
 import re
 import statistics
-import sys
 from pathlib import Path
+
+from variant_globs import labelled_paths  # benchmarks/variant_globs.py
 
 STEP = re.compile(r"step\s+(\d+)/(\d+)\s+loss\s+([0-9.]+)")
 
@@ -46,22 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", action="append", required=True, metavar="LABEL=GLOB",
                     help="the logs of one setting (one per seed); give a label again to add another glob")
     args = ap.parse_args(argv)
-    variants: dict[str, list[str]] = {}
-    for spec in args.variant:
-        label, sep, pattern = spec.partition("=")
-        if not sep or not label or not pattern:
-            print(f"error: --variant {spec!r}: write LABEL=GLOB", file=sys.stderr)
-            return 2
-        variants.setdefault(label, []).extend(sorted(glob.glob(pattern)))
+    variants = labelled_paths(args.variant, "--variant", "log", keep=Path.is_file)
     print("| variant | log | train loss, last fifth (points) |\n|---|---|---:|")
     for label, paths in variants.items():
-        if not paths:
-            print(f"error: --variant {label!r}: no log matches", file=sys.stderr)
-            return 2
         for path in paths:
-            found = last_fifth_mean(Path(path).read_text(errors="replace"))
+            found = last_fifth_mean(path.read_text(errors="replace"))
             figure = f"{found[0]:.2f} ({found[1]})" if found else "no logged loss"
-            print(f"| {label} | {Path(path).name} | {figure} |")
+            print(f"| {label} | {path.name} | {figure} |")
     return 0
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 SCRIPT = BENCHMARKS / "runs_table.py"
 
@@ -110,4 +112,29 @@ def test_train_loss_takes_the_last_fifth_of_the_logged_steps(tmp_path):
     assert "| b | log-empty-s1.txt | no logged loss |" in run.stdout
     missing = subprocess.run([sys.executable, str(BENCHMARKS / "train_loss.py"), "--variant", f"c={tmp_path}/none*"],
                              capture_output=True, text=True)
-    assert missing.returncode == 2 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
+    assert missing.returncode == 1 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("script, flag", [("runs_table.py", "--variant"), ("learning_curves.py", "--method"),
+                                          ("train_loss.py", "--variant")])
+def test_every_table_refuses_a_bad_label_glob_with_one_error_line(tmp_path, script, flag):
+    # one rule for every LABEL=GLOB script (benchmarks/variant_globs.py): no label, or a label matching nothing
+    fake_run(tmp_path, "a-ref-s1", "a", 1, 50.0)
+    (tmp_path / "log-a-s1.txt").write_text("step 10/10  loss 0.5000  validation  50.00  best  50.00 (step 10)\n")
+    good = f"ref={tmp_path}/a-ref-s1" if script != "train_loss.py" else f"ref={tmp_path}/log-a-*"
+    for bad, says in ((f"{tmp_path}/a-ref-s1", "write LABEL=GLOB"), (f"new={tmp_path}/nothing-*", "new: no ")):
+        out = table(flag, good, flag, bad, script=BENCHMARKS / script)
+        assert out.returncode == 1, out.stdout
+        assert out.stderr.startswith("error: ") and says in out.stderr and out.stderr.count("\n") == 1
+        assert "Traceback" not in out.stderr
+
+
+def test_runs_table_writes_no_record_when_a_later_variant_is_refused(tmp_path):
+    fake_run(tmp_path, "a-ref-s1", "a", 1, 50.0)
+    (tmp_path / "notes.json").write_text("[1, 2]")  # a JSON file that is not a record
+    for bad in (f"new={tmp_path}/nothing-*", f"new={tmp_path}/notes.json"):
+        out = table("--variant", f"ref={tmp_path}/a-ref-s1", "--variant", bad, "--records", str(tmp_path / "rec"))
+        assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+        assert not (tmp_path / "rec").exists()
+    fine = table("--variant", f"ref={tmp_path}/a-ref-s1", "--records", str(tmp_path / "rec"))
+    assert fine.returncode == 0 and (tmp_path / "rec" / "a-ref-s1.json").exists()

@@ -1,0 +1,35 @@
+"""The ``LABEL=GLOB`` arguments every run table takes (``runs_table.py``, ``learning_curves.py``, ``train_loss.py``).
+
+One parser for all of them, so that each refuses the same bad inputs the same way, with one ``error:`` line
+and before it writes anything: a spec without ``LABEL=``, or a label whose globs match nothing the script can
+read. A table with an empty row would otherwise look like a result (a variant with no runs printed as blank
+cells and ``nan`` seconds), and a pooled comparison silently loses a task.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Callable
+
+
+def labelled_paths(specs: list[str], flag: str, what: str,
+                   keep: Callable[[Path], bool] = lambda path: True) -> dict[str, list[Path]]:
+    """Each label's matching paths, in order (a label given again adds its glob's; a path is listed once).
+
+    ``keep`` drops what the script cannot read (an unfinished run folder); ``what`` names what it reads, for
+    the error line.
+    """
+    found: dict[str, list[Path]] = {}
+    patterns: dict[str, list[str]] = {}
+    for spec in specs:
+        label, sep, pattern = spec.partition("=")
+        if not sep or not label or not pattern:
+            raise SystemExit(f"error: {flag} {spec!r}: write LABEL=GLOB (e.g. {flag} mept='runs/winowhy-mept-s*')")
+        paths = found.setdefault(label, [])
+        patterns.setdefault(label, []).append(pattern)
+        paths.extend(p for p in map(Path, sorted(glob.glob(pattern))) if p not in paths and keep(p))
+    for label, paths in found.items():
+        if not paths:
+            raise SystemExit(f"error: {flag} {label}: no {what} matches {' or '.join(patterns[label])}")
+    return found
