@@ -57,3 +57,26 @@ for s in 1 2 3 4 5; do
       --output runs/hs/smollm2-sentiment-$name-s$s
   done
 done
+# The goal's comparison over the three tasks at 2 epochs, bf16 (`auto` on a CPU with avx512_bf16), at commit 18dfd1b
+# (MEPT's default lr is 5e-3 here: no --lr). Records in results/table3_mpnet/bf16/.
+python benchmarks/bigbench_csv.py multiemo/hotels_text_en --out ~/.cache/mept/csv/hotels --sizes 640 160 300
+for s in 1 2 3; do
+  for t in winowhy colorhex hotels; do
+    D=~/.cache/mept/csv/$t
+    train mept runs/hs/mpnet-$t-lr5-s$s $s
+    train prompt_tuning runs/hs/mpnet-$t-prompt_tuning-lin-s$s $s
+    [ $t = hotels ] && continue  # P-Tuning v2 on hotels: not run yet (~18 minutes a run here)
+    train ptuning_v2 runs/hs/mpnet-$t-ptuning_v2-d100-s$s $s
+  done
+done
+# SmolLM2, the decoder_prompts protocol, fp32 (paired with the MEPT lr_width records above): prompt tuning, LoRA,
+# and MEPT's second output form (causal LM, rank classification over the label words) against its score head
+D=~/.cache/mept/csv/sentiment
+for s in 1 2 3; do
+  for run in "prompt_tuning def" "lora def" "mept causal --format causal_lm"; do
+    set -- $run; method=$1 name=$2; shift 2
+    OMP_NUM_THREADS=1 mept train --method $method --model smollm2 --train-file $D/train.csv --val-file $D/val.csv \
+      --test-file $D/test.csv --max-length 64 --batch-size 8 --max-steps 60 --eval-every 30 --seed $s \
+      --mixed-precision no "$@" --output runs/hs/smollm2-sentiment-$method-$name-s$s
+  done
+done
