@@ -65,6 +65,7 @@ for s in 1 2 3; do
     D=~/.cache/mept/csv/$t
     train mept runs/hs/mpnet-$t-lr5-s$s $s
     train prompt_tuning runs/hs/mpnet-$t-prompt_tuning-lin-s$s $s
+    train prompt_tuning runs/hs/mpnet-$t-prompt_tuning-lr5-s$s $s --lr 5e-3  # prompt tuning at MEPT's width-scaled lr
     [ $t = hotels ] && continue  # P-Tuning v2 on hotels: not run yet (~18 minutes a run here)
     train ptuning_v2 runs/hs/mpnet-$t-ptuning_v2-d100-s$s $s
   done
