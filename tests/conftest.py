@@ -20,6 +20,11 @@ from mept.model.backbones import load_backbone, resolve
 # Tests capture stderr, so a slow run on a loaded machine would add progress lines (one per 30 s) to
 # stderr that tests count; tests/test_progress.py sets its own interval.
 os.environ.setdefault("MEPT_PROGRESS_SECONDS", "3600")
+# `--mixed-precision auto` picks bf16 autocast on a CPU with avx512_bf16; the tests that compare two ways of
+# computing one update (1 vs 2 processes, gradient accumulation, reloads) hold fp32 tolerances, so the suite caps
+# auto at fp32 on every machine (mept.harness.precision honours this variable); tests/test_precision.py sets or
+# clears it itself to test the bf16 paths.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
 @pytest.fixture(autouse=True)
