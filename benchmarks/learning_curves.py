@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common import mean_std  # benchmarks/common.py
-from variant_globs import labelled_paths
+from variant_globs import fail, labelled_paths
 
 from mept.harness.curves import at_budget, method_curve, plot_curves
 from mept.harness.stats import paired_test
@@ -47,7 +47,7 @@ def gather(specs: list[str]) -> dict[str, Runs]:
             metrics = json.loads((folder / "metrics.json").read_text())
             seed = metrics["seed"]
             if seed in runs:  # two folders of one seed: the glob caught another method's runs
-                raise SystemExit(f"error: --method {label} matches two runs of seed {seed} "
+                fail(f"--method {label} matches two runs of seed {seed} "
                                  f"({names[seed]}, {folder.name}); narrow its glob")
             runs[seed], names[seed] = metrics, folder.name
     return methods

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from common import mean_std  # benchmarks/common.py
-from variant_globs import labelled_paths
+from variant_globs import fail, labelled_paths
 
 from mept.harness.stats import paired_test
 
@@ -63,9 +63,9 @@ def load(path: Path) -> dict[str, Any]:
     try:
         saved = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SystemExit(f"error: {path}: not a record this script wrote ({e}); narrow the glob") from None
+        fail(f"{path}: not a record this script wrote ({e}); narrow the glob")
     if not isinstance(saved, dict) or not {"seed", "test", "best_validation"} <= saved.keys():
-        raise SystemExit(f"error: {path}: not a record this script wrote (no seed, test or best_validation); "
+        fail(f"{path}: not a record this script wrote (no seed, test or best_validation); "
                          "narrow the glob")
     saved.setdefault("collapsed_layers_test", saved.get("collapsed_layers"))
     saved.setdefault("head_params", None)
@@ -89,7 +89,7 @@ def main() -> None:
         for r in map(load, paths):
             key = (r["task"] or "", r["seed"])
             if key in variants[label]:  # a glob that caught another method's folder would pair the wrong runs
-                raise SystemExit(f"error: --variant {label} matches two runs of task {key[0] or '?'} seed {key[1]} "
+                fail(f"--variant {label} matches two runs of task {key[0] or '?'} seed {key[1]} "
                                  f"({variants[label][key]['run']}, {r['run']}); narrow its glob")
             variants[label][key] = r
     if args.records:  # only once every variant was read: a refused table writes nothing

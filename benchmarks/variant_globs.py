@@ -9,8 +9,15 @@ cells and ``nan`` seconds), and a pooled comparison silently loses a task.
 from __future__ import annotations
 
 import glob
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
+
+
+def fail(message: str) -> NoReturn:
+    """Refuse a bad input the project's way: one ``error:`` line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def labelled_paths(specs: list[str], flag: str, what: str,
@@ -25,11 +32,11 @@ def labelled_paths(specs: list[str], flag: str, what: str,
     for spec in specs:
         label, sep, pattern = spec.partition("=")
         if not sep or not label or not pattern:
-            raise SystemExit(f"error: {flag} {spec!r}: write LABEL=GLOB (e.g. {flag} mept='runs/winowhy-mept-s*')")
+            fail(f"{flag} {spec!r}: write LABEL=GLOB (e.g. {flag} mept='runs/winowhy-mept-s*')")
         paths = found.setdefault(label, [])
         patterns.setdefault(label, []).append(pattern)
         paths.extend(p for p in map(Path, sorted(glob.glob(pattern))) if p not in paths and keep(p))
     for label, paths in found.items():
         if not paths:
-            raise SystemExit(f"error: {flag} {label}: no {what} matches {' or '.join(patterns[label])}")
+            fail(f"{flag} {label}: no {what} matches {' or '.join(patterns[label])}")
     return found

@@ -63,7 +63,7 @@ def test_a_glob_catching_two_runs_of_one_task_and_seed_is_refused(tmp_path):
     fake_run(tmp_path, "a-mept-s1", "a", 1, 50.0)
     fake_run(tmp_path, "a-prompt_tuning-mept-s1", "a", 1, 40.0)  # another method's folder the glob also matches
     out = table("--variant", f"ref={tmp_path}/a-*mept-s1")
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert out.stderr.startswith("error: --variant ref matches two runs of task a seed 1")
     assert "Traceback" not in out.stderr
 
@@ -94,7 +94,7 @@ def test_learning_curves_at_equal_steps_time_and_best_point(tmp_path):
 
 def test_learning_curves_refuse_an_empty_glob(tmp_path):
     out = table("--method", f"mept={tmp_path}/nothing-*", script=BENCHMARKS / "learning_curves.py")
-    assert out.returncode == 1 and out.stderr.startswith("error: --method mept: no finished run folder")
+    assert out.returncode == 2 and out.stderr.startswith("error: --method mept: no finished run folder")
 
 
 def test_train_loss_takes_the_last_fifth_of_the_logged_steps(tmp_path):
@@ -112,7 +112,7 @@ def test_train_loss_takes_the_last_fifth_of_the_logged_steps(tmp_path):
     assert "| b | log-empty-s1.txt | no logged loss |" in run.stdout
     missing = subprocess.run([sys.executable, str(BENCHMARKS / "train_loss.py"), "--variant", f"c={tmp_path}/none*"],
                              capture_output=True, text=True)
-    assert missing.returncode == 1 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
 
 
 @pytest.mark.parametrize("script, flag", [("runs_table.py", "--variant"), ("learning_curves.py", "--method"),
@@ -124,7 +124,7 @@ def test_every_table_refuses_a_bad_label_glob_with_one_error_line(tmp_path, scri
     good = f"ref={tmp_path}/a-ref-s1" if script != "train_loss.py" else f"ref={tmp_path}/log-a-*"
     for bad, says in ((f"{tmp_path}/a-ref-s1", "write LABEL=GLOB"), (f"new={tmp_path}/nothing-*", "new: no ")):
         out = table(flag, good, flag, bad, script=BENCHMARKS / script)
-        assert out.returncode == 1, out.stdout
+        assert out.returncode == 2, out.stdout
         assert out.stderr.startswith("error: ") and says in out.stderr and out.stderr.count("\n") == 1
         assert "Traceback" not in out.stderr
 
@@ -134,7 +134,7 @@ def test_runs_table_writes_no_record_when_a_later_variant_is_refused(tmp_path):
     (tmp_path / "notes.json").write_text("[1, 2]")  # a JSON file that is not a record
     for bad in (f"new={tmp_path}/nothing-*", f"new={tmp_path}/notes.json"):
         out = table("--variant", f"ref={tmp_path}/a-ref-s1", "--variant", bad, "--records", str(tmp_path / "rec"))
-        assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+        assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
         assert not (tmp_path / "rec").exists()
     fine = table("--variant", f"ref={tmp_path}/a-ref-s1", "--records", str(tmp_path / "rec"))
     assert fine.returncode == 0 and (tmp_path / "rec" / "a-ref-s1.json").exists()
