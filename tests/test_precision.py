@@ -1,7 +1,7 @@
 """``--mixed-precision``: auto picks bf16 only where it is native; a bf16 run is consistent end to end.
 
-On this project's CPU (AVX2, no avx512_bf16) bf16 is emulated and ~14x slower than fp32, so the runs
-here use tiny budgets; the hardware is faked where a test needs "native bf16" (``cpu_flags``).
+The project's machines differ: on an AVX2-only CPU bf16 is emulated and ~14x slower than fp32, so the runs
+here use tiny budgets; the hardware is faked where a test needs "native bf16" or its absence (``cpu_flags``).
 """
 
 from __future__ import annotations
