@@ -67,7 +67,6 @@ for s in 1 2 3; do
     train prompt_tuning runs/hs/mpnet-$t-prompt_tuning-lin-s$s $s
     train prompt_tuning runs/hs/mpnet-$t-prompt_tuning-lr5-s$s $s --lr 5e-3  # prompt tuning at MEPT's width-scaled lr
     train ptuning_v2 runs/hs/mpnet-$t-ptuning_v2-d100-s$s $s  # hotels: a later session (at 32f4283, src as 18dfd1b)
-    train lora runs/hs/mpnet-$t-lora-def-s$s $s              # a later session (at 32f4283, src as 18dfd1b)
   done
 done
 # SmolLM2, the decoder_prompts protocol, fp32 (paired with the MEPT lr_width records above): prompt tuning, LoRA,
