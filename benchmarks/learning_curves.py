@@ -48,7 +48,7 @@ def gather(specs: list[str]) -> dict[str, Runs]:
             seed = metrics["seed"]
             if seed in runs:  # two folders of one seed: the glob caught another method's runs
                 fail(f"--method {label} matches two runs of seed {seed} "
-                                 f"({names[seed]}, {folder.name}); narrow its glob")
+                     f"({names[seed]}, {folder.name}); narrow its glob")
             runs[seed], names[seed] = metrics, folder.name
     return methods
 

@@ -66,7 +66,7 @@ def load(path: Path) -> dict[str, Any]:
         fail(f"{path}: not a record this script wrote ({e}); narrow the glob")
     if not isinstance(saved, dict) or not {"seed", "test", "best_validation"} <= saved.keys():
         fail(f"{path}: not a record this script wrote (no seed, test or best_validation); "
-                         "narrow the glob")
+             "narrow the glob")
     saved.setdefault("collapsed_layers_test", saved.get("collapsed_layers"))
     saved.setdefault("head_params", None)
     saved.setdefault("task", None)  # records written before the task was recorded: one task per table
@@ -90,7 +90,7 @@ def main() -> None:
             key = (r["task"] or "", r["seed"])
             if key in variants[label]:  # a glob that caught another method's folder would pair the wrong runs
                 fail(f"--variant {label} matches two runs of task {key[0] or '?'} seed {key[1]} "
-                                 f"({variants[label][key]['run']}, {r['run']}); narrow its glob")
+                     f"({variants[label][key]['run']}, {r['run']}); narrow its glob")
             variants[label][key] = r
     if args.records:  # only once every variant was read: a refused table writes nothing
         args.records.mkdir(parents=True, exist_ok=True)
