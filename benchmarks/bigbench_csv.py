@@ -7,17 +7,26 @@ Reads ``task.json`` from the cached ``bigbench==1.0.0`` tarball (``mept.data.big
 example's top-scored choice as its label, shuffles with a fixed seed (many files are sorted by class)
 and splits it. Write the CSVs into a cache folder, never into the repository: the files carry
 BIG-bench's canary asking that they never enter training corpora.
+
+A folder that already holds a ``train.csv``, ``val.csv`` or ``test.csv`` is rewritten only if this script
+wrote it (``bigbench_csv.json`` beside them says so); anyone else's files are refused, not replaced.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 from collections import Counter
 from pathlib import Path
 
+from script import fail  # benchmarks/script.py
+
 from mept.data.bigbench import read_task
+
+SPLITS = ("train", "val", "test")
+MARK = "bigbench_csv.json"  # written first: the folder's CSVs are this script's to rewrite
 
 
 def examples(task: str) -> list[tuple[str, str]]:
@@ -38,13 +47,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", type=int, nargs=3, default=[1000, 200, 500], metavar=("TRAIN", "VAL", "TEST"))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} is a file; name a folder")
+    theirs = [name for name in SPLITS if (out / f"{name}.csv").exists()]
+    if theirs and not (out / MARK).is_file():
+        fail(f"--out {out} already holds {', '.join(f'{n}.csv' for n in theirs)}, not written by this script "
+             f"(no {MARK}); choose another folder")
+    if min(args.sizes) < 1:
+        fail(f"--sizes {' '.join(map(str, args.sizes))}: each split needs at least 1 example")
     rows = examples(args.task)
     random.Random(args.seed).shuffle(rows)
     n_train, n_val, n_test = args.sizes
     if len(rows) < n_train + n_val + n_test:
-        raise SystemExit(f"error: {args.task} has {len(rows)} examples, fewer than {n_train + n_val + n_test}")
-    out = Path(args.out).expanduser()
+        fail(f"{args.task} has {len(rows)} labelled examples, fewer than --sizes asks ({n_train + n_val + n_test}); "
+             f"ask for fewer")
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARK).write_text(json.dumps({"task": args.task, "sizes": args.sizes, "seed": args.seed}) + "\n")
     splits = {"train": rows[:n_train], "val": rows[n_train:n_train + n_val],
               "test": rows[n_train + n_val:n_train + n_val + n_test]}
     for name, part in splits.items():
@@ -57,4 +76,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from script import run  # benchmarks/script.py: a bad input is one error line, never a traceback
+
+    run(main)

@@ -89,4 +89,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from script import run  # benchmarks/script.py: a bad input is one error line, never a traceback
+
+    run(main)

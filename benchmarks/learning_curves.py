@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from common import mean_std  # benchmarks/common.py
-from variant_globs import fail, labelled_paths
+from script import fail  # benchmarks/script.py
+from variant_globs import labelled_paths
 
 from mept.harness.curves import at_budget, method_curve, plot_curves
 from mept.harness.stats import paired_test
@@ -118,4 +119,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from script import run  # benchmarks/script.py: a bad input is one error line, never a traceback
+
+    run(main)

@@ -57,4 +57,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from script import run  # benchmarks/script.py: a bad input is one error line, never a traceback
+
+    run(main)

@@ -9,15 +9,10 @@ cells and ``nan`` seconds), and a pooled comparison silently loses a task.
 from __future__ import annotations
 
 import glob
-import sys
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Callable
 
-
-def fail(message: str) -> NoReturn:
-    """Refuse a bad input the project's way: one ``error:`` line on stderr, exit status 2."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+from script import fail  # benchmarks/script.py: the one refusal of every benchmark script
 
 
 def labelled_paths(specs: list[str], flag: str, what: str,

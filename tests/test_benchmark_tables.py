@@ -5,6 +5,7 @@ time and its best point."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,41 @@ def test_runs_table_writes_no_record_when_a_later_variant_is_refused(tmp_path):
         assert not (tmp_path / "rec").exists()
     fine = table("--variant", f"ref={tmp_path}/a-ref-s1", "--records", str(tmp_path / "rec"))
     assert fine.returncode == 0 and (tmp_path / "rec" / "a-ref-s1.json").exists()
+
+
+def test_every_benchmark_script_ends_in_the_one_refusal():
+    # the rule, not the instance: a script that ends in a bare main() shows a traceback for a MeptError
+    scripts = [p for p in BENCHMARKS.glob("*.py") if p.name != "script.py" and '__name__ == "__main__"' in p.read_text()]
+    assert len(scripts) > 10
+    for path in scripts:
+        tail = path.read_text().split('if __name__ == "__main__":')[-1]
+        assert "from script import run" in tail and tail.rstrip().endswith("run(main)"), path.name
+
+
+def bigbench_csv(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MEPT_CACHE": str(tmp_path / "cache"),
+           "MEPT_BIGBENCH_TAR": str(tmp_path / "no-such.tar.gz")}
+    return subprocess.run([sys.executable, str(BENCHMARKS / "bigbench_csv.py"), *args], capture_output=True,
+                          text=True, cwd=BENCHMARKS, timeout=120, env=env)
+
+
+def test_bigbench_csv_refuses_with_one_error_line_and_writes_nothing(tmp_path):
+    # a MeptError from deep inside mept.data (here: no tarball) is one error line, exit 2, not a traceback
+    out = bigbench_csv(tmp_path, "winowhy", "--out", str(tmp_path / "csv"))
+    assert out.returncode == 2 and out.stderr.startswith("error: BIG-bench tarball not found")
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert not (tmp_path / "csv").exists()
+    bad = bigbench_csv(tmp_path, "winowhy", "--out", str(tmp_path / "csv"), "--sizes", "10", "0", "5")
+    assert bad.returncode == 2 and "at least 1 example" in bad.stderr and not (tmp_path / "csv").exists()
+
+
+def test_bigbench_csv_never_rewrites_csvs_it_did_not_write(tmp_path):
+    theirs = tmp_path / "mine"
+    theirs.mkdir()
+    (theirs / "train.csv").write_text("text,label\nmy own data,yes\n")
+    out = bigbench_csv(tmp_path, "winowhy", "--out", str(theirs))
+    assert out.returncode == 2 and "already holds train.csv" in out.stderr and "Traceback" not in out.stderr
+    assert (theirs / "train.csv").read_text() == "text,label\nmy own data,yes\n"
+    (tmp_path / "afile").write_text("x")
+    file_out = bigbench_csv(tmp_path, "winowhy", "--out", str(tmp_path / "afile"))
+    assert file_out.returncode == 2 and "is a file" in file_out.stderr

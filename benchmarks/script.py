@@ -1,0 +1,47 @@
+"""How every benchmark script ends: ``if __name__ == "__main__": run(main)``.
+
+The scripts are run by users re-making a table, so they refuse bad input the way ``mept`` does (one
+``error:`` line, exit status 2) and never show a traceback: a mistyped BIG-bench task raises ``MeptError``
+deep inside ``mept.data``, a missing folder raises ``OSError``, and both used to reach the user as a stack
+trace with exit status 1. One function for all of them, so that a new script gets the rule by its last line
+(``tests/test_benchmark_tables.py`` checks that each script ends that way).
+
+Light on purpose: importing this module imports neither torch nor mept, so a script may still set
+environment variables before torch loads (``common.py``). ``MeptError`` is looked up only when an error
+arrives, by which time the script has imported mept.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, NoReturn
+
+
+def fail(message: str) -> NoReturn:
+    """Refuse a bad input the project's way: one ``error:`` line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run(main: Callable[[], object]) -> NoReturn:
+    """Run a script's ``main`` and exit with its status (an int it returns, else 0), errors as one line."""
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        print("interrupted; nothing after the last printed line was written", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:
+        errors = sys.modules.get("mept.errors")
+        if errors is not None and isinstance(exc, errors.MeptError):
+            fail(str(exc))
+        if isinstance(exc, OSError):  # a missing or read-only path, a full disk: name it
+            where = f" ({exc.filename})" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}; check the path, its permissions and free space")
+        if os.environ.get("MEPT_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: internal error ({type(exc).__name__}: {first}); rerun with MEPT_DEBUG=1 for the "
+              f"traceback and report it", file=sys.stderr)
+        raise SystemExit(1) from None
+    raise SystemExit(status if isinstance(status, int) else 0)
