@@ -9,6 +9,10 @@ seed pair), the way the studies report "pooled over the tasks, paired". Routing 
 DIR`` every run's record (its settings, validation per evaluation, test, routing, timing) is written as JSON
 beside the table, so the table can be rebuilt and checked without the run folders.
 
+``--pick LABEL`` makes a variant a choice made on validation, the way a user tunes: its globs may match several
+runs of one (task, seed) (an lr or prompt-length grid), and the one with the highest best validation stands for
+it (a tie keeps the run matched first). The test set never enters the choice; the picks are listed under the table.
+
     python benchmarks/runs_table.py --variant native='runs/hs/mpnet-colorhex-native-s*' \\
         --variant linear='runs/hs/mpnet-colorhex-linear-s*' --records benchmarks/results/head_study
 """
@@ -80,22 +84,36 @@ def main() -> None:
                     help="a setting's run folders (one per task and seed); the first label is the reference; "
                          "give a label again to add another glob to it")
     ap.add_argument("--records", type=Path, help="write each run's record here as RUN.json")
+    ap.add_argument("--pick", action="append", default=[], metavar="LABEL",
+                    help="this variant's runs of one (task, seed) are candidates: the best validation stands for it")
     args = ap.parse_args()
     variants: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
     readable = labelled_paths(args.variant, "--variant", "finished run folder (metrics.json) or record (.json)",
                               keep=lambda path: path.suffix == ".json" and path.is_file()
                               or (path / "metrics.json").exists())
+    for label in args.pick:
+        if label not in readable:
+            fail(f"--pick {label}: no --variant of that label (labels: {', '.join(readable)})")
+    everything: list[dict[str, Any]] = []
+    cost: dict[tuple[str, tuple[str, int]], float] = {}  # a picked variant's time is every candidate's
     for label, paths in readable.items():
         variants[label] = {}
         for r in map(load, paths):
+            everything.append(r)
             key = (r["task"] or "", r["seed"])
-            if key in variants[label]:  # a glob that caught another method's folder would pair the wrong runs
+            cost[label, key] = cost.get((label, key), 0.0) + (r.get("train_seconds") or 0)
+            if key not in variants[label]:
+                variants[label][key] = r
+            elif label in args.pick:
+                if r["best_validation"] > variants[label][key]["best_validation"]:
+                    variants[label][key] = r
+            else:  # a glob that caught another method's folder would pair the wrong runs
                 fail(f"--variant {label} matches two runs of task {key[0] or '?'} seed {key[1]} "
-                     f"({variants[label][key]['run']}, {r['run']}); narrow its glob")
-            variants[label][key] = r
+                     f"({variants[label][key]['run']}, {r['run']}); narrow its glob, or --pick {label} to "
+                     f"choose among them on validation")
     if args.records:  # only once every variant was read: a refused table writes nothing
         args.records.mkdir(parents=True, exist_ok=True)
-        for r in (r for runs in variants.values() for r in runs.values() if r.get("run") is not None):
+        for r in (r for r in everything if r.get("run") is not None):
             (args.records / f"{r['run']}.json").write_text(json.dumps(r, indent=1) + "\n")
     reference_label, reference = next(iter(variants.items()))
     print("| variant | runs (task seed) | test per run | test mean ± std | best val mean ± std | test - "
@@ -113,10 +131,14 @@ def main() -> None:
             diff = f"{t['mean_diff']:+.2f} (p = {t['p_two_sided']:.3f}, n = {t['n']})"
         collapsed = ", ".join(str(runs[s]["collapsed_layers_test"]) for s in seeds)
         heads = {runs[s]["head_params"] for s in seeds}
-        seconds = statistics.fmean(runs[s]["train_seconds"] or 0 for s in seeds)
+        seconds = statistics.fmean(cost[label, s] for s in seeds)
         names = ", ".join(f"{task} {seed}".strip() for task, seed in seeds)
         print(f"| {label} | {names} | {', '.join(f'{x:.2f}' for x in tests)} | {mean_std(tests)} "
               f"| {mean_std(vals)} | {diff} | {collapsed} | {', '.join(f'{h:,}' for h in heads if h)} | {seconds:.0f} |")
+    for label in args.pick:
+        runs = variants[label]
+        print(f"\n{label}, picked on validation (its train s/run counts every candidate): " + ", ".join(
+            f"{runs[key]['run']} ({runs[key]['best_validation']:.2f})" for key in sorted(runs)))
 
 
 if __name__ == "__main__":

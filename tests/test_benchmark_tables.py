@@ -177,3 +177,26 @@ def test_bigbench_csv_never_rewrites_csvs_it_did_not_write(tmp_path):
     (tmp_path / "afile").write_text("x")
     file_out = bigbench_csv(tmp_path, "winowhy", "--out", str(tmp_path / "afile"))
     assert file_out.returncode == 2 and "is a file" in file_out.stderr
+
+
+def test_pick_chooses_each_task_and_seed_on_validation_never_on_test(tmp_path):
+    # an m or lr grid: two candidates per (task, seed); the best validation stands for it, whatever its test
+    fake_run(tmp_path, "a-ref-s1", "a", 1, 50.0)
+    fake_run(tmp_path, "a-ref-s2", "a", 2, 52.0)
+    for name, seed, val, test in (("a-m10-s1", 1, 60.0, 70.0), ("a-m20-s1", 1, 65.0, 55.0),
+                                  ("a-m10-s2", 2, 66.0, 61.0), ("a-m20-s2", 2, 64.0, 80.0)):
+        fake_run(tmp_path, name, "a", seed, test, curve=[(10, 100.0, val)])
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        (tmp_path / name / "metrics.json").write_text(json.dumps({**metrics, "average": val}))
+    grid = (f"tuned={tmp_path}/a-m10-s*", "--variant", f"tuned={tmp_path}/a-m20-s*")
+    refused = table("--variant", f"ref={tmp_path}/a-ref-s*", "--variant", *grid)
+    assert refused.returncode == 2 and "--pick tuned" in refused.stderr
+    out = table("--variant", f"ref={tmp_path}/a-ref-s*", "--variant", *grid, "--pick", "tuned",
+                "--records", str(tmp_path / "rec"))
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| tuned |"))
+    assert "| 55.00, 61.00 |" in row and row.rstrip().endswith("| 200 |")  # both candidates' time counted
+    assert "a-m20-s1 (65.00), a-m10-s2 (66.00)" in out.stdout
+    assert len(list((tmp_path / "rec").glob("a-m*.json"))) == 4  # every candidate's record, not only the picks
+    unknown = table("--variant", f"ref={tmp_path}/a-ref-s*", "--pick", "nope")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: --pick nope")
