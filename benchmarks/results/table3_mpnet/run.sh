@@ -69,6 +69,16 @@ for s in 1 2 3; do
     train ptuning_v2 runs/hs/mpnet-$t-ptuning_v2-d100-s$s $s  # hotels: a later session (at 32f4283, src as 18dfd1b)
   done
 done
+# The goal's three tasks, a later session (at 64efc05, src as 18dfd1b; bf16 auto): LoRA at its default lr, and
+# MEPT at m = 20 (the top of the paper's {10, 15, 20}); `runs_table.py --pick` then chooses m per (task, seed) on
+# validation between these and the m = 10 runs above
+for s in 1 2 3; do
+  for t in winowhy colorhex hotels; do
+    D=~/.cache/mept/csv/$t
+    train lora runs/hs/mpnet-$t-lora-def-s$s $s
+    train mept runs/hs/mpnet-$t-m20-s$s $s --prompt-length 20
+  done
+done
 # SmolLM2, the decoder_prompts protocol, fp32 (paired with the MEPT lr_width records above): prompt tuning, LoRA,
 # and MEPT's second output form (causal LM, rank classification over the label words) against its score head
 D=~/.cache/mept/csv/sentiment
