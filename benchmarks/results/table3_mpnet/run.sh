@@ -103,3 +103,18 @@ for s in 1 2 3; do
     done
   done
 done
+# SmolLM2, the same protocol, a later session (at e196f90, src as 18dfd1b; bf16 auto): MEPT at m = 20
+# (`runs_table.py --pick` then chooses m per (task, seed) on validation between these and the m = 10 runs above),
+# MEPT with the head at lr 1e-3 (the default head lr is 1e-2), and MEPT and LoRA on winowhy for 3 epochs (240 steps)
+smol() {  # METHOD TASK NAME SEED EXTRA...
+  local method=$1 t=$2 name=$3 seed=$4; shift 4
+  local D=~/.cache/mept/csv/$t
+  OMP_NUM_THREADS=1 mept train --method $method --model smollm2 --train-file $D/train.csv --val-file $D/val.csv \
+    --test-file $D/test.csv --max-length 128 --batch-size 8 --max-steps 80 --eval-every 40 --seed $seed "$@" \
+    --output runs/hs/smollm2-$t-$method-$name-s$seed
+}
+for s in 1 2 3; do
+  for t in winowhy colorhex hotels; do smol mept $t m20 $s --prompt-length 20; done
+  for t in winowhy hotels; do smol mept $t hlr3 $s --head-lr 1e-3; done
+  for m in mept lora; do smol $m winowhy e3 $s --max-steps 240; done
+done
