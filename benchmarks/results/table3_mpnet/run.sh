@@ -105,7 +105,7 @@ for s in 1 2 3; do
 done
 # SmolLM2, the same protocol, a later session (at e196f90, src as 18dfd1b; bf16 auto): MEPT at m = 20
 # (`runs_table.py --pick` then chooses m per (task, seed) on validation between these and the m = 10 runs above),
-# MEPT with the head at lr 1e-3 (the default head lr is 1e-2), and MEPT and LoRA on winowhy for 3 epochs (240 steps)
+# MEPT on winowhy with the head at lr 1e-3 (the default head lr is 1e-2), and MEPT and LoRA on winowhy for 3 epochs (240 steps)
 smol() {  # METHOD TASK NAME SEED EXTRA...
   local method=$1 t=$2 name=$3 seed=$4; shift 4
   local D=~/.cache/mept/csv/$t
@@ -115,6 +115,6 @@ smol() {  # METHOD TASK NAME SEED EXTRA...
 }
 for s in 1 2 3; do
   for t in winowhy colorhex hotels; do smol mept $t m20 $s --prompt-length 20; done
-  for t in winowhy hotels; do smol mept $t hlr3 $s --head-lr 1e-3; done
+  smol mept winowhy hlr3 $s --head-lr 1e-3
   for m in mept lora; do smol $m winowhy e3 $s --max-steps 240; done
 done
