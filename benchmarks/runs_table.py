@@ -135,7 +135,7 @@ def main() -> None:
         names = ", ".join(f"{task} {seed}".strip() for task, seed in seeds)
         print(f"| {label} | {names} | {', '.join(f'{x:.2f}' for x in tests)} | {mean_std(tests)} "
               f"| {mean_std(vals)} | {diff} | {collapsed} | {', '.join(f'{h:,}' for h in heads if h)} | {seconds:.0f} |")
-    for label in args.pick:
+    for label in dict.fromkeys(args.pick):  # a label picked twice is listed once
         runs = variants[label]
         print(f"\n{label}, picked on validation (its train s/run counts every candidate): " + ", ".join(
             f"{runs[key]['run']} ({runs[key]['best_validation']:.2f})" for key in sorted(runs)))

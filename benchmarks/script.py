@@ -29,7 +29,7 @@ def run(main: Callable[[], object]) -> NoReturn:
     try:
         status = main()
     except KeyboardInterrupt:
-        print("interrupted; nothing after the last printed line was written", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     except Exception as exc:
         errors = sys.modules.get("mept.errors")
