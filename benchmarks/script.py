@@ -7,8 +7,8 @@ trace with exit status 1. One function for all of them, so that a new script get
 (``tests/test_benchmark_tables.py`` checks that each script ends that way).
 
 Light on purpose: importing this module imports neither torch nor mept, so a script may still set
-environment variables before torch loads (``common.py``). ``MeptError`` is looked up only when an error
-arrives, by which time the script has imported mept.
+environment variables before torch loads (``common.py``). The CLI's error wording (``mept.errors``) is
+imported only when an error arrives.
 """
 
 from __future__ import annotations
@@ -32,16 +32,15 @@ def run(main: Callable[[], object]) -> NoReturn:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     except Exception as exc:
-        errors = sys.modules.get("mept.errors")
-        if errors is not None and isinstance(exc, errors.MeptError):
+        # the CLI's wording (mept.errors), imported only now: at start-up this module loads neither mept nor torch
+        from mept.errors import MeptError, internal_error_line, os_error_line
+
+        if isinstance(exc, MeptError):
             fail(str(exc))
         if isinstance(exc, OSError):  # a missing or read-only path, a full disk: name it
-            where = f" ({exc.filename})" if exc.filename else ""
-            fail(f"{exc.strerror or exc}{where}; check the path, its permissions and free space")
+            fail(os_error_line(exc))
         if os.environ.get("MEPT_DEBUG"):
             raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"error: internal error ({type(exc).__name__}: {first}); rerun with MEPT_DEBUG=1 for the "
-              f"traceback and report it", file=sys.stderr)
+        print(f"error: {internal_error_line(exc)}", file=sys.stderr)
         raise SystemExit(1) from None
     raise SystemExit(status if isinstance(status, int) else 0)

@@ -27,7 +27,7 @@ from mept.cli.listing import print_methods
 from mept.core.config import choices_of
 from mept.core.registry import all_method_names
 from mept.data.custom import FILE_FIELDS
-from mept.errors import MeptError, MeptWarning
+from mept.errors import MeptError, MeptWarning, internal_error_line, os_error_line
 from mept.files.ownership import claim_output
 from mept.files.paths import user_path
 from mept.harness.compare import DEFAULT_METHODS, CompareConfig, compare
@@ -408,8 +408,7 @@ def _dispatch(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 143 if isinstance(cause, Terminated) else 130
     except OSError as exc:  # a full disk, a read-only folder, a vanished file: name it, no traceback
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}; check the path, its permissions and free space", file=sys.stderr)
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
         if os.environ.get("MEPT_DEBUG"):
@@ -418,8 +417,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"error: No space left on device while writing ({type(exc).__name__}); free space where "
                   f"--output points and rerun (--resume continues from the last checkpoint)", file=sys.stderr)
             return 2
-        print(f"error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-              f"rerun with MEPT_DEBUG=1 for the traceback and report it", file=sys.stderr)
+        print(f"error: {internal_error_line(exc)}", file=sys.stderr)
         return 1
     return 0
 
