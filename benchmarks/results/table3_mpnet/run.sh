@@ -118,3 +118,19 @@ for s in 1 2 3; do
   smol mept winowhy hlr3 $s --head-lr 1e-3
   for m in mept lora; do smol $m winowhy e3 $s --max-steps 240; done
 done
+# A later session (at 8c65aac, src as 18dfd1b; bf16 auto). SmolLM2: MEPT with the head lr the scale rule gives
+# (1e-2 x min(1, 64 / the head input's mean L1 norm) = 8.6e-4 on all three tasks: benchmarks/head_input_scale.py),
+# and prompt tuning and P-Tuning v2 on winowhy for 3 epochs. MPNet: the paper's Table 3 rows on the three tasks
+# at today's defaults (the top-1 rows are the `lr5` runs above). The winowhy P-Tuning v2 m = 10 folders have the
+# names of the fp32 runs of the first block (another machine): `mept train` refuses an existing run, so re-running
+# both blocks needs the first block's runs moved aside first.
+for s in 1 2 3; do
+  for t in winowhy colorhex hotels; do smol mept $t hl86 $s --head-lr 8.6e-4; done
+  for m in prompt_tuning ptuning_v2; do smol $m winowhy e3 $s --max-steps 240; done
+  for t in hotels winowhy colorhex; do
+    D=~/.cache/mept/csv/$t
+    train mept runs/hs/mpnet-$t-stoch5-s$s $s --set routing=stochastic      # a random expert
+    train mept runs/hs/mpnet-$t-dense5-s$s $s --set routing=dense           # every expert, weighted
+    train ptuning_v2 runs/hs/mpnet-$t-ptuning_v2-m10-s$s $s --prompt-length 10  # one deep prompt, m = 10
+  done
+done
