@@ -16,9 +16,7 @@ against the median of the others, per layer (the attention sink, where there is 
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -56,7 +54,9 @@ def main() -> None:
     ap.add_argument("--init-examples", type=int, default=64)
     ap.add_argument("--max-length", type=int, default=64)
     args = ap.parse_args()
-    rows = [r["text"] for r in csv.DictReader(Path(args.data).expanduser().open())]
+    from script import csv_rows  # benchmarks/script.py: a CSV without the column is one error line
+
+    rows = [r["text"] for r in csv_rows(args.data)]
     texts, init_texts = rows[: args.examples], rows[args.examples: args.examples + args.init_examples]
     loaded = load_backbone(args.model, "cls", num_labels=2)
     backbone, tok = loaded.model.eval(), loaded.processor

@@ -13,7 +13,6 @@ decoder's score head reads every position; the mean is over them all).
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import torch
@@ -50,7 +49,9 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
     args = ap.parse_args()
-    texts = [r["text"] for r in csv.DictReader(Path(args.data).expanduser().open())][: args.examples]
+    from script import csv_rows  # benchmarks/script.py: a CSV without the column is one error line
+
+    texts = [r["text"] for r in csv_rows(args.data)][: args.examples]
     n = head_input_norms(args.model, texts, args.max_length)
     print(f"{args.model} {Path(args.data).parent.name}: head input width {n['width']}, {n['rows']} rows: "
           f"mean L1 {n['l1']:.1f}, mean L2 {n['l2']:.2f}, rms {n['rms']:.3f}; "

@@ -11,8 +11,6 @@ mean from one training-mode pass over the same rows, then routes in eval mode.
 from __future__ import annotations
 
 import argparse
-import csv
-from pathlib import Path
 
 import torch
 
@@ -46,7 +44,9 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=48)
     ap.add_argument("--max-length", type=int, default=64)
     args = ap.parse_args()
-    texts = [r["text"] for r in csv.DictReader(Path(args.data).expanduser().open())][: args.examples]
+    from script import csv_rows  # benchmarks/script.py: a CSV without the column is one error line
+
+    texts = [r["text"] for r in csv_rows(args.data)][: args.examples]
     for router_input in ("layernorm", "center"):
         s = shares(args.model, router_input, texts, args.max_length)
         print(f"{args.model} {router_input}: collapsed {sum(x >= 0.9 for x in s)} of {len(s)} layers; "

@@ -85,7 +85,9 @@ def trainer_run(folder: Path, out: Path) -> None:
     budget = s["max_length"] - model.num_slots  # prompt slots count against --max-length, as in mept
 
     def rows(split: str) -> list[dict]:
-        table = list(csv.DictReader(open(folder / f"{split}.csv", encoding="utf-8")))
+        from script import csv_rows  # benchmarks/script.py: a CSV without the columns is one error line
+
+        table = csv_rows(folder / f"{split}.csv", ("text", "label"))
         ids = backbone.processor([r["text"] for r in table], truncation=True, max_length=budget)["input_ids"]
         return [{"input_ids": x, "labels": ["no", "yes"].index(r["label"])} for x, r in zip(ids, table)]
 

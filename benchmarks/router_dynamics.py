@@ -25,7 +25,6 @@ prompted layer:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 from pathlib import Path
@@ -39,7 +38,9 @@ from mept.model.backbones import load_backbone
 
 
 def read_rows(path: Path) -> list[tuple[str, str]]:
-    return [(r["text"], r["label"]) for r in csv.DictReader(path.open())]
+    from script import csv_rows  # benchmarks/script.py: a CSV without the columns is one error line
+
+    return [(r["text"], r["label"]) for r in csv_rows(path, ("text", "label"))]
 
 
 def probe(model, routers: list[Router], batch) -> list[dict[str, float]]:

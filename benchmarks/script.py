@@ -24,6 +24,22 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def csv_rows(path: str | os.PathLike, columns: tuple[str, ...] = ("text",)) -> list[dict[str, str]]:
+    """A user's CSV as rows, refused with one line when it lacks a column a script reads (a KeyError, before)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            fail(f"{path}: no column {', '.join(repr(c) for c in missing)} (its header: "
+                 f"{', '.join(reader.fieldnames or []) or 'none'}); give a CSV whose header names "
+                 f"{', '.join(columns)}, as benchmarks/bigbench_csv.py writes")
+        return list(reader)
+
+
 def run(main: Callable[[], object]) -> NoReturn:
     """Run a script's ``main`` and exit with its status (an int it returns, else 0), errors as one line."""
     try:

@@ -150,6 +150,24 @@ def test_every_benchmark_script_ends_in_the_one_refusal():
         assert "from script import run" in tail and tail.rstrip().endswith("run(main)"), path.name
 
 
+@pytest.mark.parametrize("script", ["head_input_scale.py", "init_routing.py"])
+def test_a_csv_without_the_text_column_is_one_error_line(tmp_path, script):
+    bad = tmp_path / "rows.csv"
+    bad.write_text("sentence,label\nhello,yes\n")
+    out = subprocess.run([sys.executable, str(BENCHMARKS / script), "--model", "minilm", "--data", str(bad)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert "no column 'text'" in out.stderr and "sentence, label" in out.stderr
+
+
+def test_every_script_reads_a_users_csv_through_the_one_check():
+    # the rule, not the instance: a script that indexes a row's "text" reads its rows with script.csv_rows
+    readers = [p for p in BENCHMARKS.glob("*.py") if 'r["text"]' in p.read_text()]
+    assert len(readers) >= 5
+    for path in readers:
+        assert "csv_rows(" in path.read_text() and "csv.DictReader" not in path.read_text(), path.name
+
+
 def bigbench_csv(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MEPT_CACHE": str(tmp_path / "cache"),
            "MEPT_BIGBENCH_TAR": str(tmp_path / "no-such.tar.gz")}
