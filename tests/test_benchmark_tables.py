@@ -31,9 +31,10 @@ def fake_run(root: Path, name: str, task: str, seed: int, test: float,
     (folder / "run_config.json").write_text(json.dumps({"head": "linear", "epochs": 1}))
 
 
-def table(*args: str, script: Path = SCRIPT) -> subprocess.CompletedProcess:
+def table(*args: str, script: Path = SCRIPT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a benchmark script as a user does, from benchmarks/."""
     return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
-                          cwd=BENCHMARKS, timeout=120)
+                          cwd=BENCHMARKS, timeout=120, env=env)
 
 
 def test_pooled_pairs_match_task_and_seed(tmp_path):
@@ -154,8 +155,7 @@ def test_every_benchmark_script_ends_in_the_one_refusal():
 def test_a_csv_without_the_text_column_is_one_error_line(tmp_path, script):
     bad = tmp_path / "rows.csv"
     bad.write_text("sentence,label\nhello,yes\n")
-    out = subprocess.run([sys.executable, str(BENCHMARKS / script), "--model", "minilm", "--data", str(bad)],
-                         capture_output=True, text=True, timeout=300)
+    out = table("--model", "minilm", "--data", str(bad), script=BENCHMARKS / script)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
     assert "no column 'text'" in out.stderr and "sentence, label" in out.stderr
 
@@ -171,8 +171,7 @@ def test_every_script_reads_a_users_csv_through_the_one_check():
 def bigbench_csv(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MEPT_CACHE": str(tmp_path / "cache"),
            "MEPT_BIGBENCH_TAR": str(tmp_path / "no-such.tar.gz")}
-    return subprocess.run([sys.executable, str(BENCHMARKS / "bigbench_csv.py"), *args], capture_output=True,
-                          text=True, cwd=BENCHMARKS, timeout=120, env=env)
+    return table(*args, script=BENCHMARKS / "bigbench_csv.py", env=env)
 
 
 def test_bigbench_csv_refuses_with_one_error_line_and_writes_nothing(tmp_path):
