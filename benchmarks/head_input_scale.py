@@ -12,23 +12,14 @@ decoder's score head reads every position; the mean is over them all).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
-
-import mept
-from mept.model.backbones import load_backbone
+from init_routing import rows_of_a_csv, untrained_mept  # the same untrained MEPT and flags
 
 
 def head_input_norms(model_name: str, texts: list[str], max_length: int) -> dict[str, float]:
-    backbone = load_backbone(model_name, "cls", num_labels=2)
-    tok = backbone.processor
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    batch = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    torch.manual_seed(1)
-    model = mept.get_model(backbone.model, mept.make_config("mept", num_experts=10, prompt_length=10))
+    backbone, model, batch = untrained_mept(model_name, texts, max_length)
     seen: list[torch.Tensor] = []
     linears = [m for name in model.head_names for m in backbone.model.get_submodule(name).modules()
                if isinstance(m, torch.nn.Linear)]
@@ -43,15 +34,7 @@ def head_input_norms(model_name: str, texts: list[str], max_length: int) -> dict
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--examples", type=int, default=32)
-    ap.add_argument("--max-length", type=int, default=128)
-    args = ap.parse_args()
-    from script import csv_rows  # benchmarks/script.py: a CSV without the column is one error line
-
-    texts = [r["text"] for r in csv_rows(args.data)][: args.examples]
+    args, texts = rows_of_a_csv(__doc__.splitlines()[0], examples=32, max_length=128)
     n = head_input_norms(args.model, texts, args.max_length)
     print(f"{args.model} {Path(args.data).parent.name}: head input width {n['width']}, {n['rows']} rows: "
           f"mean L1 {n['l1']:.1f}, mean L2 {n['l2']:.2f}, rms {n['rms']:.3f}; "

@@ -18,15 +18,20 @@ import mept
 from mept.model.backbones import load_backbone
 
 
-def shares(model_name: str, router_input: str, texts: list[str], max_length: int) -> list[float]:
+def untrained_mept(model_name: str, texts: list[str], max_length: int, **config: object) -> tuple[object, object, dict]:
+    """An untrained MEPT (N_r = 10, m = 10, seed 1) with a two-label head on the backbone, and ``texts`` as a batch."""
     backbone = load_backbone(model_name, "cls", num_labels=2)
     tok = backbone.processor
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     batch = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     torch.manual_seed(1)
-    model = mept.get_model(backbone.model, mept.make_config("mept", num_experts=10, prompt_length=10,
-                                                            router_input=router_input))
+    model = mept.get_model(backbone.model, mept.make_config("mept", num_experts=10, prompt_length=10, **config))
+    return backbone, model, batch
+
+
+def shares(model_name: str, router_input: str, texts: list[str], max_length: int) -> list[float]:
+    _, model, batch = untrained_mept(model_name, texts, max_length, router_input=router_input)
     with torch.no_grad():
         if router_input != "layernorm":
             model.train()
@@ -37,16 +42,21 @@ def shares(model_name: str, router_input: str, texts: list[str], max_length: int
             for _, r in sorted(out.routes.items())]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def rows_of_a_csv(description: str, examples: int, max_length: int) -> tuple[argparse.Namespace, list[str]]:
+    """The flags these scripts share (--model, --data, --examples, --max-length) and the first rows' text."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--examples", type=int, default=48)
-    ap.add_argument("--max-length", type=int, default=64)
+    ap.add_argument("--examples", type=int, default=examples)
+    ap.add_argument("--max-length", type=int, default=max_length)
     args = ap.parse_args()
     from script import csv_rows  # benchmarks/script.py: a CSV without the column is one error line
 
-    texts = [r["text"] for r in csv_rows(args.data)][: args.examples]
+    return args, [r["text"] for r in csv_rows(args.data)][: args.examples]
+
+
+def main() -> None:
+    args, texts = rows_of_a_csv(__doc__.splitlines()[0], examples=48, max_length=64)
     for router_input in ("layernorm", "center"):
         s = shares(args.model, router_input, texts, args.max_length)
         print(f"{args.model} {router_input}: collapsed {sum(x >= 0.9 for x in s)} of {len(s)} layers; "
