@@ -25,19 +25,21 @@ def fail(message: str) -> NoReturn:
 
 
 def csv_rows(path: str | os.PathLike, columns: tuple[str, ...] = ("text",)) -> list[dict[str, str]]:
-    """A user's CSV as rows, refused with one line when it lacks a column a script reads (a KeyError, before)."""
-    import csv
+    """A data file's rows, read by the library's reader (``mept.data.jsonl.read_table``: CSV, TSV or JSON lines).
+
+    ``Row.get`` checks every row up front, so a missing column is mept's one-line ``MeptError`` naming the
+    field, the file, the line and the fields found (``run`` prints it), never a ``KeyError`` traceback. mept is
+    imported only here: the scripts that read rows load it anyway.
+    """
     from pathlib import Path
 
+    from mept.data.jsonl import read_table
+
     path = Path(path).expanduser()
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            fail(f"{path}: no column {', '.join(repr(c) for c in missing)} (its header: "
-                 f"{', '.join(reader.fieldnames or []) or 'none'}); give a CSV whose header names "
-                 f"{', '.join(columns)}, as benchmarks/bigbench_csv.py writes")
-        return list(reader)
+    rows = read_table(path)
+    if not rows:
+        fail(f"{path}: no rows; give a file with a header line and at least one row")
+    return [{c: row.get(c) for c in columns} for row in rows]
 
 
 def run(main: Callable[[], object]) -> NoReturn:
