@@ -15,7 +15,6 @@ against the median of the others, per layer (the attention sink, where there is 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from types import SimpleNamespace
 
@@ -47,14 +46,11 @@ def sink_norms(backbone, batch) -> list[tuple[float, float]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True, help="a CSV with a text column")
-    ap.add_argument("--examples", type=int, default=16)
+    from script import csv_flags, csv_rows  # benchmarks/script.py: a CSV without the column is one error line
+
+    ap = csv_flags(__doc__.splitlines()[0], examples=16, max_length=64)
     ap.add_argument("--init-examples", type=int, default=64)
-    ap.add_argument("--max-length", type=int, default=64)
     args = ap.parse_args()
-    from script import csv_rows  # benchmarks/script.py: a CSV without the column is one error line
 
     rows = [r["text"] for r in csv_rows(args.data)]
     texts, init_texts = rows[: args.examples], rows[args.examples: args.examples + args.init_examples]

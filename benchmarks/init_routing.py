@@ -44,13 +44,9 @@ def shares(model_name: str, router_input: str, texts: list[str], max_length: int
 
 def rows_of_a_csv(description: str, examples: int, max_length: int) -> tuple[argparse.Namespace, list[str]]:
     """The flags these scripts share (--model, --data, --examples, --max-length) and the first rows' text."""
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--examples", type=int, default=examples)
-    ap.add_argument("--max-length", type=int, default=max_length)
-    args = ap.parse_args()
-    from script import csv_rows  # benchmarks/script.py: a CSV without the column is one error line
+    from script import csv_flags, csv_rows  # benchmarks/script.py: a CSV without the column is one error line
+
+    args = csv_flags(description, examples, max_length).parse_args()
 
     return args, [r["text"] for r in csv_rows(args.data)][: args.examples]
 

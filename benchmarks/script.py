@@ -13,6 +13,7 @@ imported only when an error arrives.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Callable, NoReturn
@@ -22,6 +23,17 @@ def fail(message: str) -> NoReturn:
     """Refuse a bad input the project's way: one ``error:`` line on stderr, exit status 2."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def csv_flags(description: str, examples: int, max_length: int) -> argparse.ArgumentParser:
+    """The flags of the scripts that read the first rows of a CSV: ``--model``, ``--data``, ``--examples``,
+    ``--max-length`` (a script adds its own to the parser it gets back)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, help="a CSV (or TSV, JSON lines) with a text column")
+    ap.add_argument("--examples", type=int, default=examples)
+    ap.add_argument("--max-length", type=int, default=max_length)
+    return ap
 
 
 def csv_rows(path: str | os.PathLike, columns: tuple[str, ...] = ("text",)) -> list[dict[str, str]]:

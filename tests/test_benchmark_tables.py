@@ -151,7 +151,7 @@ def test_every_benchmark_script_ends_in_the_one_refusal():
         assert "from script import run" in tail and tail.rstrip().endswith("run(main)"), path.name
 
 
-@pytest.mark.parametrize("script", ["head_input_scale.py", "init_routing.py"])
+@pytest.mark.parametrize("script", ["head_input_scale.py", "init_routing.py", "decoder_prompts.py"])
 def test_a_csv_without_the_text_column_is_one_error_line(tmp_path, script):
     bad = tmp_path / "rows.csv"
     bad.write_text("sentence,label\nhello,yes\n")
