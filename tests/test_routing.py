@@ -55,6 +55,18 @@ def test_centring_removes_the_direction_every_input_shares():
     assert used_plain <= 2 and used_centred >= 6
 
 
+@pytest.mark.parametrize("method", ["mept", "smop", "ptmoe"])
+def test_every_routed_method_reads_what_its_router_input_says(method):
+    # the rule, not the instance: router_input is a setting of every routed method (RoutedConfig), and the
+    # statistics of a centred router really follow the training batches whichever method owns it
+    cfg = mept.make_config(method, router_input="center", router_stats_momentum=0.5)
+    model = mept.get_model(tiny_bert(num_labels=2), cfg).train()
+    routers = model.method.routers()
+    assert routers and all(r.input_norm == "center" and r.stats_momentum == 0.5 for r in routers)
+    model(input_ids=TOKENS, labels=torch.zeros(6, dtype=torch.long))
+    assert all(int(r.stats_updates) == 1 and r.running_mean.abs().sum() > 0 for r in routers)
+
+
 def test_routing_of_one_example_never_depends_on_its_batch_mates():
     model = tiny_mept(router_input="center")
     model.train()(input_ids=TOKENS, labels=torch.zeros(6, dtype=torch.long))  # statistics exist

@@ -24,6 +24,9 @@ SOURCE_INITS = ("task_text", "previous_knowledge", "hidden_states")
 # drawn as Xavier normal at construction and replaced once their source is at hand ("auto": where it resolves
 # to hidden_states)
 REPLACED_INITS = (*SOURCE_INITS, "auto")
+# What a router reads (mept.core.routing says what each does and why): declared here, beside the routed methods'
+# shared settings (RoutedConfig), and imported by mept.core.routing, which cannot be imported from here.
+InputNorm = Literal["layernorm", "center", "standardize"]
 
 
 # The generation of the methods' defaults: raise it when a default changes, and list the old value in the
@@ -139,6 +142,10 @@ class RoutedConfig(PromptConfig):
     z_loss: float = 0.0
     # "auto" (ours): min(1, 384 / d), see router_lr_scale_for; a number fixes the ratio
     router_lr_scale: float | str = "auto"
+    # What the router reads (mept.core.routing: layernorm | center | standardize) and how fast its running
+    # statistics follow the hidden states (center, standardize). A method's own default may differ (MEPT's).
+    router_input: InputNorm = "layernorm"
+    router_stats_momentum: float = 0.01
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,6 +153,10 @@ class RoutedConfig(PromptConfig):
             _non_negative(self, name)
         if self.router_lr_scale != "auto":
             _non_negative(self, "router_lr_scale")
+        _positive_number(self, "router_stats_momentum")  # a number first: "abc" is one error, not a TypeError
+        if self.router_stats_momentum > 1:
+            raise MeptError(f"{type(self).__name__}.router_stats_momentum must be in (0, 1], "
+                            f"got {self.router_stats_momentum!r}")
 
     def router_lr_scale_for(self, hidden_size: int) -> float:
         """The routers' learning rate relative to the prompts' on a backbone of width ``hidden_size``.

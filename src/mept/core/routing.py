@@ -67,12 +67,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mept.core.config import choice_fields
+from mept.core.config import InputNorm, choice_fields
 
 # The router's choice settings, each declared once as a Literal type; RouterConfig's check and the method
 # configs' (mept.core.config.PromptConfig checks every Literal field) derive from them.
 Routing = Literal["top1", "perturb", "gumbel", "dense", "stochastic", "topk"]
-InputNorm = Literal["layernorm", "center", "standardize"]
 RouterType = Literal["linear", "cosine"]
 Noise = Literal["additive", "multiplicative"]
 ROUTINGS = typing.get_args(Routing)
@@ -134,7 +133,7 @@ class RouterConfig:
 
 
 # RouterConfig's settings whose name in a method's config the rule of RouterConfig.of does not give
-# (MEPTConfig.router_input: what the router reads, kept for the runs and flags that name it).
+# (RoutedConfig.router_input: what the router reads, kept for the runs and flags that name it).
 CONFIG_NAMES = {"input_norm": "router_input"}
 
 

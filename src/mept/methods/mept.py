@@ -45,9 +45,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mept.core.config import Init, RoutedConfig, _non_negative, _positive, _positive_number
+from mept.core.config import Init, InputNorm, RoutedConfig, _non_negative, _positive, _positive_number
 from mept.core.registry import register_method
-from mept.core.routing import InputNorm, RouterConfig, RouterType, Routing
+from mept.core.routing import RouterConfig, RouterType, Routing
 from mept.errors import MeptError
 from mept.methods.base import RoutedPrompts
 
@@ -133,9 +133,6 @@ class MEPTConfig(RoutedConfig):
             _non_negative(self, name)
         for name in ("gumbel_tau", "router_temperature"):  # both divide the router's logits
             _positive_number(self, name)
-        _positive_number(self, "router_stats_momentum")  # a number first: "abc" is one error, not a TypeError
-        if self.router_stats_momentum > 1:
-            raise MeptError(f"MEPTConfig.router_stats_momentum must be in (0, 1], got {self.router_stats_momentum!r}")
         if self.router_dropout >= 1:
             raise MeptError(f"MEPTConfig.router_dropout must be in [0, 1), got {self.router_dropout!r}")
         if self.routing == "topk" and self.top_k > self.router_experts:  # as PT-MoE: refused, not capped

@@ -63,8 +63,11 @@ class PTMoE(PromptMethod):
         init_prompt_(self.B, config.init)
         self.A.requires_grad_(config.train_prompts)
         self.B.requires_grad_(config.train_prompts)
-        self.router = Router(hidden_size, E, RouterConfig(routing="topk", top_k=config.top_k, noise_sigma=config.noise_sigma,
-                                                         noise="multiplicative", renormalize=True, bias=True))
+        # PT-MoE's router (topk, multiplicative noise, renormalised, with bias) reading what every routed
+        # method's config says it reads (RoutedConfig.router_input)
+        self.router = Router(hidden_size, E, RouterConfig(
+            routing="topk", top_k=config.top_k, noise_sigma=config.noise_sigma, noise="multiplicative",
+            renormalize=True, bias=True, input_norm=config.router_input, stats_momentum=config.router_stats_momentum))
         self.router.requires_grad_(config.train_router)
 
     @property
