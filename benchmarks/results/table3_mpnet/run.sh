@@ -134,11 +134,19 @@ for s in 1 2 3; do
     train ptuning_v2 runs/hs/mpnet-$t-ptuning_v2-m10-s$s $s --prompt-length 10  # one deep prompt, m = 10
   done
 done
-# A later session (at 2a7f279, src as 18dfd1b; bf16 auto). SmolLM2: SMoP and the probe (the paper's "linear head"
-# row) on the three tasks, one epoch. MPNet, winowhy, 6 epochs (validation every epoch): MEPT top-1, one deep prompt
-# of the same length (P-Tuning v2, m = 10) and dense routing -- the Table 3 question further along the curve.
+# A later session (at 2a7f279 / 2435e2a, src as 18dfd1b except where said; bf16 auto). SmolLM2, one epoch: SMoP and
+# the probe (the paper's "Linear Head" row) on the three tasks; SMoP reading a centred input (a setting of every
+# routed method since 2435e2a: run those with src at 2435e2a or later); MEPT with its prompts and routers frozen
+# (only the score head trains: what the untrained prompts cost against the probe); the probe on winowhy for 3 epochs.
+# MPNet, winowhy, 6 epochs (validation every epoch): MEPT top-1, one deep prompt of the same length (P-Tuning v2,
+# m = 10) and dense routing -- the Table 3 question further along the curve.
 for s in 1 2 3; do
-  for t in winowhy colorhex hotels; do for m in probe smop; do smol $m $t def $s; done; done
+  for t in winowhy colorhex hotels; do
+    for m in probe smop; do smol $m $t def $s; done
+    smol smop $t center $s --set router_input=center router_stats_momentum=0.3
+    smol mept $t frozen $s --set train_prompts=false train_router=false
+  done
+  smol probe winowhy e3 $s --max-steps 240
   D=~/.cache/mept/csv/winowhy
   train mept runs/hs/mpnet-winowhy-e6-s$s $s --epochs 6
   train ptuning_v2 runs/hs/mpnet-winowhy-ptuning_v2-e6m10-s$s $s --epochs 6 --prompt-length 10
