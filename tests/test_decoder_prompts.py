@@ -155,6 +155,33 @@ def test_deep_prompts_keep_smollm2_computing_what_it_computes_bare(smollm2_cls):
     assert cosine[True] > 0.85 and cosine[False] < 0.5, cosine  # measured 0.89 and 0.26
 
 
+def test_state_rows_at_the_prompt_scale_leave_the_prenorm_decoders_computation_and_trainable_scale(smollm2_cls):
+    """SmolLM2's layer inputs have rms 2-30 past layer 1, so raw state rows barely move under AdamW at the prompt
+    lr; scaled per layer to a Xavier prompt's rms they compute what the raw rows compute (each layer reads a
+    prompt row through its RMS norm) at the scale the lrs were tuned at (mept.model.states.at_prompt_scale)."""
+    tok, backbone = smollm2_cls.processor, smollm2_cls.model.eval()
+    batch = encode(tok)
+    last, blocks = {}, {}
+    for scale in ("states", "xavier"):
+        torch.manual_seed(0)  # the same routers
+        model = mept.get_model(backbone, mept.make_config("mept", num_experts=4, state_init_scale=scale)).eval()
+        try:
+            init_from_hidden_states(model, features(tok, SENTENCES[::-1]), seed=0)
+            with torch.no_grad():
+                last[scale] = last_states(model, batch)
+            blocks[scale] = torch.cat([model.method.experts.detach().flatten(1), model.method.shared.detach().flatten(1)], 1)
+        finally:
+            model.unload()
+    assert F.cosine_similarity(last["xavier"], last["states"]).min() > 0.999
+    target = (2 / (10 + backbone.config.hidden_size)) ** 0.5
+    raw_rms, scaled_rms = (blocks[k].pow(2).mean(1).sqrt() for k in ("states", "xavier"))
+    assert raw_rms[1:].min() > 20 * target  # the decoder's own scale past layer 1
+    assert ((scaled_rms / target) - 1).abs().max() < 0.5  # every layer near the Xavier scale
+    # the same rows, one factor per layer: directions kept
+    factor = (raw_rms / scaled_rms)[:, None]
+    torch.testing.assert_close(blocks["xavier"] * factor, blocks["states"], rtol=1e-4, atol=1e-4 * float(raw_rms.max()))
+
+
 def test_a_run_reports_what_init_auto_meant_on_its_backbone(tmp_path, capsys):
     from mept.cli import main
     from tests.conftest import reviews, tiny_model_dir

@@ -27,6 +27,7 @@ REPLACED_INITS = (*SOURCE_INITS, "auto")
 # What a router reads (mept.core.routing says what each does and why): declared here, beside the routed methods'
 # shared settings (RoutedConfig), and imported by mept.core.routing, which cannot be imported from here.
 InputNorm = Literal["layernorm", "center", "standardize"]
+StateInitScale = Literal["states", "xavier"]
 
 
 # The generation of the methods' defaults: raise it when a default changes, and list the old value in the
@@ -90,6 +91,9 @@ class PromptConfig:
     # Ours: on a text decoder, one plain token before the prompt slots keeps the backbone's attention sink
     # (mept.inject.spec.sink_columns); False puts the slots at position 0, as the authors' code does.
     attention_sink: bool = True
+    # init="hidden_states" (and "auto" on a text decoder): "states" keeps the rows at the backbone's own scale;
+    # "xavier" scales each layer's rows to a Xavier-normal prompt's rms (ours: mept.model.states.at_prompt_scale)
+    state_init_scale: StateInitScale = "states"
 
     def __post_init__(self) -> None:
         _positive(self, "prompt_length")

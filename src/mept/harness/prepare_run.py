@@ -28,7 +28,7 @@ from mept.harness.train_config import TrainConfig
 from mept.model.adapter import AdapterModel
 from mept.model.backbones import backbone_config, check_format, load_backbone, resolve
 from mept.model.prompted import PromptedModel, get_model
-from mept.model.states import layer_input_states
+from mept.model.states import at_prompt_scale, layer_input_states
 
 SPLIT_SEED = 0  # data splits are fixed across training seeds, so seeds are compared on the same examples
 
@@ -322,6 +322,8 @@ def init_from_hidden_states(model: PromptedModel, train: list[Feature], seed: in
     with model.disabled():
         states = layer_input_states(model.backbone, layers, model.method.layer_ids, [f.input_ids for f in train],
                                     model.slot_token_id, seed)
+    if model.prompt_config.state_init_scale == "xavier":
+        states = at_prompt_scale(states, model.prompt_config.prompt_length)
     model.method.init_from_states(states, torch.Generator().manual_seed(seed))
 
 

@@ -12,6 +12,7 @@ row is a weak token there), so ``init="auto"`` uses these rows on text decoders 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -68,3 +69,24 @@ def layer_input_states(backbone: nn.Module, layers: nn.ModuleList, layer_ids: Se
             rows = rows[torch.randperm(rows.shape[0], generator=generator)[:MAX_ROWS]]
         states.append(rows)
     return states
+
+
+def at_prompt_scale(states: list[torch.Tensor], prompt_length: int) -> list[torch.Tensor]:
+    """Each layer's rows scaled as one block to the root-mean-square of a Xavier-normal (m, d) prompt,
+    ``sqrt(2 / (m + d))``: the backbone's directions at the scale the prompt lrs were tuned at (ours,
+    ``PromptConfig.state_init_scale="xavier"``).
+
+    Why: AdamW moves a prompt entry by about the lr per step whatever its size, so what a prompt learns per
+    step is lr / its scale. A decoder's residual stream grows with depth -- SmolLM2's layer inputs have rms
+    0.1 at layer 1 and 2-30 at layers 2-30 -- so prompts drawn from it raw moved 0.3-1.8% of their size in an
+    epoch on layers 2-30 (35% on layer 1; ``benchmarks/studies/decoder_prompts.md``): they did not train. A
+    pre-norm layer reads a prompt row through its RMS norm, which divides the scale out, so one factor per layer
+    leaves what the backbone computes at initialisation as it was (up to the norm's epsilon), and keeps the
+    layer's rows in their proportions (MEPT's routed and shared rows are drawn from the same scaled rows).
+    """
+    out = []
+    for rows in states:
+        target = math.sqrt(2.0 / (prompt_length + rows.shape[-1]))
+        rms = rows.float().pow(2).mean().sqrt()
+        out.append(rows * (target / rms) if rms > 0 else rows)
+    return out
