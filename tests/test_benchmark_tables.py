@@ -218,3 +218,22 @@ def test_pick_chooses_each_task_and_seed_on_validation_never_on_test(tmp_path):
     assert len(list((tmp_path / "rec").glob("a-m*.json"))) == 4  # every candidate's record, not only the picks
     unknown = table("--variant", f"ref={tmp_path}/a-ref-s*", "--pick", "nope")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: --pick nope")
+
+
+def test_prompt_movement_measures_each_layers_change_against_its_start(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    start = torch.randn(3, 2, 4, 8) * torch.tensor([0.1, 1.0, 10.0]).view(3, 1, 1, 1)  # three layers, three scales
+    save_file({"method.experts": start}, str(tmp_path / "start.safetensors"))
+    save_file({"method.experts": start + 0.05}, str(tmp_path / "trained.safetensors"))  # the same step everywhere
+    out = table("--start", str(tmp_path / "start.safetensors"), "--trained", str(tmp_path / "trained.safetensors"),
+                script=BENCHMARKS / "prompt_movement.py")
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines()[1:]]
+    assert [float(r[2]) for r in rows] == [0.05, 0.05, 0.05]
+    relative = [float(r[3]) for r in rows]
+    assert relative[0] > 5 * relative[1] > 25 * relative[2]  # the same step is a large move only on the small layer
+    missing = table("--start", str(tmp_path / "none"), "--trained", str(tmp_path / "trained.safetensors"),
+                    script=BENCHMARKS / "prompt_movement.py")
+    assert missing.returncode == 2 and missing.stderr.startswith("error: --start: ") and "Traceback" not in missing.stderr
