@@ -138,8 +138,6 @@ done
 # the probe (the paper's "Linear Head" row) on the three tasks; SMoP reading a centred input (a setting of every
 # routed method since 2435e2a: run those with src at 2435e2a or later); MEPT with its prompts and routers frozen
 # (only the score head trains: what the untrained prompts cost against the probe); the probe on winowhy for 3 epochs.
-# MPNet, winowhy, 6 epochs (validation every epoch): MEPT top-1, one deep prompt of the same length (P-Tuning v2,
-# m = 10) and dense routing -- the Table 3 question further along the curve.
 for s in 1 2 3; do
   for t in winowhy colorhex hotels; do
     for m in probe smop; do smol $m $t def $s; done
@@ -147,8 +145,14 @@ for s in 1 2 3; do
     smol mept $t frozen $s --set train_prompts=false train_router=false
   done
   smol probe winowhy e3 $s --max-steps 240
-  D=~/.cache/mept/csv/winowhy
-  train mept runs/hs/mpnet-winowhy-e6-s$s $s --epochs 6
-  train ptuning_v2 runs/hs/mpnet-winowhy-ptuning_v2-e6m10-s$s $s --epochs 6 --prompt-length 10
-  train mept runs/hs/mpnet-winowhy-e6dense-s$s $s --epochs 6 --set routing=dense
+done
+# The same session, at 23cfe88 (state_init_scale; src at 23cfe88 or later): MEPT's state rows scaled per layer to a
+# Xavier prompt's rms, one epoch on the three tasks and 3 epochs on winowhy, and P-Tuning v2 the same way on winowhy;
+# first, one seed of MEPT on winowhy at a prompt lr raised for the rows' mean scale (the router's lr kept at 4.44e-3).
+smol mept winowhy plr14 1 --lr 1.4 --set router_lr_scale=0.003175
+smol mept winowhy plr03 1 --lr 0.3 --set router_lr_scale=0.014815
+for s in 1 2 3; do
+  for t in winowhy hotels colorhex; do smol mept $t sx $s --set state_init_scale=xavier; done
+  smol mept winowhy sxe3 $s --set state_init_scale=xavier --max-steps 240
+  smol ptuning_v2 winowhy sx2 $s --set state_init_scale=xavier
 done
