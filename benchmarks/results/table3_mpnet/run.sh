@@ -147,12 +147,14 @@ for s in 1 2 3; do
   smol probe winowhy e3 $s --max-steps 240
 done
 # The same session, at 23cfe88 (state_init_scale; src at 23cfe88 or later): MEPT's state rows scaled per layer to a
-# Xavier prompt's rms, one epoch on the three tasks and 3 epochs on winowhy, and P-Tuning v2 the same way on winowhy;
-# first, one seed of MEPT on winowhy at a prompt lr raised for the rows' mean scale (the router's lr kept at 4.44e-3).
+# Xavier prompt's rms, one epoch on the three tasks; first, one seed of MEPT on winowhy at a prompt lr raised for the
+# rows' mean scale (the router's lr kept at 4.44e-3). MPNet, winowhy, 4 epochs (validation every epoch): MEPT top-1
+# against one deep prompt of the same length (P-Tuning v2, m = 10), the Table 3 question further along the curve.
 smol mept winowhy plr14 1 --lr 1.4 --set router_lr_scale=0.003175
 smol mept winowhy plr03 1 --lr 0.3 --set router_lr_scale=0.014815
 for s in 1 2 3; do
   for t in winowhy hotels colorhex; do smol mept $t sx $s --set state_init_scale=xavier; done
-  smol mept winowhy sxe3 $s --set state_init_scale=xavier --max-steps 240
-  smol ptuning_v2 winowhy sx2 $s --set state_init_scale=xavier
+  D=~/.cache/mept/csv/winowhy
+  train mept runs/hs/mpnet-winowhy-e4-s$s $s --epochs 4
+  train ptuning_v2 runs/hs/mpnet-winowhy-ptuning_v2-e4m10-s$s $s --epochs 4 --prompt-length 10
 done
