@@ -78,7 +78,7 @@ def at_prompt_scale(states: list[torch.Tensor], prompt_length: int) -> list[torc
 
     Why: AdamW moves a prompt entry by about the lr per step whatever its size, so what a prompt learns per
     step is lr / its scale. A decoder's residual stream grows with depth -- SmolLM2's layer inputs have rms
-    0.1 at layer 1 and 2-30 at layers 2-30 -- so prompts drawn from it raw moved 0.3-1.8% of their size in an
+    0.1 at layer 1 and 2-30 at layers 2-30 -- so prompts drawn from it raw moved 0.3-2.0% of their size in an
     epoch on layers 2-30 (35% on layer 1; ``benchmarks/studies/decoder_prompts.md``): they did not train. A
     pre-norm layer reads a prompt row through its RMS norm, which divides the scale out, so one factor per layer
     leaves what the backbone computes at initialisation as it was (up to the norm's epsilon), and keeps the
