@@ -10,7 +10,7 @@ saved adapter of the untrained model. Prints, per layer of each prompt tensor (`
 
 Why: AdamW moves every entry by about the lr per step whatever its size, so prompts that start large hardly
 move in relative terms (``benchmarks/studies/decoder_prompts.md``: on SmolLM2, rows drawn raw from the decoder's
-residual stream moved 0.3-1.8% in an epoch past layer 1).
+residual stream moved 0.3-2.0% in an epoch past layer 1).
 """
 
 from __future__ import annotations

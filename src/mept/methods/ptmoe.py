@@ -11,7 +11,7 @@ initialisation from task-text embeddings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -63,11 +63,10 @@ class PTMoE(PromptMethod):
         init_prompt_(self.B, config.init)
         self.A.requires_grad_(config.train_prompts)
         self.B.requires_grad_(config.train_prompts)
-        # PT-MoE's router (topk, multiplicative noise, renormalised, with bias) reading what every routed
-        # method's config says it reads (RoutedConfig.router_input)
-        self.router = Router(hidden_size, E, RouterConfig(
-            routing="topk", top_k=config.top_k, noise_sigma=config.noise_sigma, noise="multiplicative",
-            renormalize=True, bias=True, input_norm=config.router_input, stats_momentum=config.router_stats_momentum))
+        # the router its config describes (RouterConfig.of: top_k, noise_sigma, router_input, ...), with PT-MoE's
+        # fixed form: top-k, multiplicative noise, renormalised weights, a bias
+        self.router = Router(hidden_size, E, replace(RouterConfig.of(config), routing="topk", noise="multiplicative",
+                                                     renormalize=True, bias=True))
         self.router.requires_grad_(config.train_router)
 
     @property
