@@ -23,10 +23,11 @@ import argparse
 import csv
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from script import run_command  # benchmarks/script.py: a failed child run is one error line
 
 TASK = "natural_instructions/subtask056_multirc_classify_correct_answer"
 SETTINGS = {"method": "prompt_tuning", "max_length": 256, "batch_size": 16, "eval_batch_size": 32, "max_steps": 20}
@@ -52,9 +53,7 @@ def build_csv(folder: Path) -> dict[str, Path]:
 
 def peak_rss_mb(command: list[str]) -> float:
     """Run ``command`` under ``/usr/bin/time -v``; its peak resident set size in MiB."""
-    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-2000:]}")
+    done = run_command(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
     kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
     return kib / 1024
 

@@ -48,12 +48,12 @@ import argparse
 import json
 import shlex
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures, from its text
 from common import mean_std
+from script import run_command  # benchmarks/script.py: a failed child run is one error line
 
 from mept.harness.stats import adjust_family, describe, paired_test
 
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             print(shlex.join(cmd), flush=True)
             if not args.dry_run:
-                subprocess.run(cmd, check=True)
+                run_command(cmd)
     if not args.dry_run:
         print_tables(args)
 

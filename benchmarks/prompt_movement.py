@@ -39,20 +39,13 @@ def movement(start: dict[str, torch.Tensor], trained: dict[str, torch.Tensor]) -
     return out
 
 
-def prompts_of(flag: str, path: str) -> dict[str, torch.Tensor]:
-    """The library's reader, its refusal worded for this script's flag (the library speaks of ``init_from``)."""
-    try:
-        return read_prompt_source(path)
-    except MeptError as exc:
-        raise MeptError(f"{flag}: {str(exc).removeprefix('init_from: ')}") from None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--start", required=True, help="a run (or adapter) with the prompts the trained run started from")
     ap.add_argument("--trained", required=True, help="the trained run (or adapter)")
     args = ap.parse_args()
-    for name, layers in movement(prompts_of("--start", args.start), prompts_of("--trained", args.trained)).items():
+    start, trained = read_prompt_source(args.start, "--start"), read_prompt_source(args.trained, "--trained")
+    for name, layers in movement(start, trained).items():
         print(f"{name}: layer, rms at the start, rms of the change, change / start")
         for j, (scale, moved) in enumerate(layers, 1):
             print(f"  {j:>3}  {scale:8.3f}  {moved:8.4f}  {moved / scale if scale else float('nan'):7.4f}")

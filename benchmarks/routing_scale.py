@@ -40,6 +40,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from script import run_command  # benchmarks/script.py: a failed child run is one error line
+
 from mept.model.backbones import resolve
 
 REFERENCE_WIDTH, REFERENCE_DEPTH, BALANCE = 384, 6, 0.01  # MiniLM, where the defaults were tuned
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                        "--max-length", str(args.max_length), "--seed", str(seed), "--no-progress",
                        "--output", str(out), "--overwrite", *args.extra, *(["--set", *sets] if sets else [])]
                 print("$", " ".join(cmd), flush=True)
-                subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+                run_command(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
                                stdout=subprocess.DEVNULL)
             m = json.loads((out / "metrics.json").read_text())
             last = m["history"][-1]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import subprocess
 import sys
 from typing import Callable, NoReturn
 
@@ -23,6 +25,24 @@ def fail(message: str) -> NoReturn:
     """Refuse a bad input the project's way: one ``error:`` line on stderr, exit status 2."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def run_command(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a command a script drives (a ``mept train`` run, a timer around one); if it fails, end the script.
+
+    The child has already said what went wrong (its own ``error:`` line, on the terminal unless the caller
+    captures stderr, in which case that line is quoted here), so the script adds one line naming the command
+    and its exit status, and exits with that status: a driven run that failed is never a traceback
+    (``check=True`` raised ``CalledProcessError`` into :func:`run`, which has no better words for it).
+    """
+    done = subprocess.run(command, **kwargs)
+    if done.returncode != 0:
+        stderr = done.stderr.decode(errors="replace") if isinstance(done.stderr, bytes) else done.stderr or ""
+        said = [line for line in stderr.splitlines() if line.startswith("error:")]
+        quoted = f" ({said[-1]})" if said else ""
+        print(f"error: `{shlex.join(command)}` failed with exit status {done.returncode}{quoted}", file=sys.stderr)
+        raise SystemExit(done.returncode if 0 < done.returncode < 128 else 1)
+    return done
 
 
 def csv_flags(description: str, examples: int, max_length: int) -> argparse.ArgumentParser:

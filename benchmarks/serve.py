@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from script import run_command  # benchmarks/script.py: a failed child run is one error line
+
 ROOT = Path(__file__).resolve().parent.parent
 REVIEWS = ROOT / "tests" / "fixtures" / "reviews"
 MODES = ("mixed", "one-adapter-per-batch", "copy-per-adapter")
@@ -58,10 +60,10 @@ def train_runs(folder: Path, steps: int) -> dict[str, str]:
     for i in range(1, 5):
         out = folder / f"task{i}"
         if not (out / "metrics.json").exists():
-            subprocess.run([sys.executable, "-m", "mept.cli", "train", "--train-file", str(REVIEWS / "train.csv"),
+            run_command([sys.executable, "-m", "mept.cli", "train", "--train-file", str(REVIEWS / "train.csv"),
                             "--task-name", f"task{i}", "--seed", str(i), "--output", str(out), "--overwrite",
                             "--max-steps", str(steps), "--batch-size", "8", "--max-length", "64", "--no-progress"],
-                           check=True, stdout=subprocess.DEVNULL)
+                        stdout=subprocess.DEVNULL)
         runs[f"task{i}"] = str(out)
     return runs
 

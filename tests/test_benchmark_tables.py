@@ -237,3 +237,27 @@ def test_prompt_movement_measures_each_layers_change_against_its_start(tmp_path)
     missing = table("--start", str(tmp_path / "none"), "--trained", str(tmp_path / "trained.safetensors"),
                     script=BENCHMARKS / "prompt_movement.py")
     assert missing.returncode == 2 and missing.stderr.startswith("error: --start: ") and "Traceback" not in missing.stderr
+
+
+def test_a_failed_child_run_is_one_error_line_with_the_childs_own(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from script import run_command
+
+    child = [sys.executable, "-c", "import sys; print('progress 1/2'); sys.stderr.write('error: no such task\\n'); "
+             "sys.exit(2)"]
+    with pytest.raises(SystemExit) as ended:
+        run_command(child, capture_output=True, text=True)
+    assert ended.value.code == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and said.startswith("error: `") and "exit status 2 (error: no such task)" in said
+    assert run_command([sys.executable, "-c", "print('fine')"], capture_output=True).stdout == b"fine\n"
+
+
+def test_every_script_that_drives_a_run_ends_a_failed_one_through_the_one_function():
+    # the rule, not the instance: check=True raised CalledProcessError into run() (an "internal error" line),
+    # sys.exit(message) printed a multi-line stderr dump; both are gone, and a new driver gets run_command
+    scripts = [p for p in BENCHMARKS.glob("*.py") if p.name != "script.py"]
+    assert sum("run_command(" in p.read_text() for p in scripts) >= 4
+    for path in scripts:
+        text = path.read_text()
+        assert "subprocess.run(" not in text and "check=True" not in text and "sys.exit(" not in text, path.name

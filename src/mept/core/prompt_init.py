@@ -73,19 +73,23 @@ def copy_rows_(tensor: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def read_prompt_source(path: str | Path) -> dict[str, torch.Tensor]:
-    """The ``method.*`` tensors of a saved adapter: an adapter folder, a run folder (its ``best/``) or a file."""
+def read_prompt_source(path: str | Path, flag: str = "init_from") -> dict[str, torch.Tensor]:
+    """The ``method.*`` tensors of a saved adapter: an adapter folder, a run folder (its ``best/``) or a file.
+
+    ``flag`` is the setting or option the path came from, so that a refusal names what the user typed
+    (``init_from`` for a method's config; a script passes its own flag).
+    """
     path = Path(path)
     candidates = [path, path / WEIGHTS_NAME, path / BEST / WEIGHTS_NAME]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         seeds = sorted(path.glob(f"{SEED_PREFIX}*/{BEST}/{WEIGHTS_NAME}")) if path.is_dir() else []
         hint = f"; it holds seeds, point at one, e.g. {seeds[0].parent.parent}" if seeds else ""
-        raise MeptError(f"init_from: {path} holds no adapter_model.safetensors (an adapter or run folder){hint}")
+        raise MeptError(f"{flag}: {path} holds no adapter_model.safetensors (an adapter or run folder){hint}")
     try:
         state = read_adapter_weights(found)
     except UnreadableWeights as exc:
-        raise MeptError(f"init_from: {found} is not a mept adapter (not a safetensors file: {exc.detail}); point at "
+        raise MeptError(f"{flag}: {found} is not a mept adapter (not a safetensors file: {exc.detail}); point at "
                         f"a trained adapter or run folder") from None
     return {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
 
