@@ -36,8 +36,12 @@ def record(folder: Path) -> dict[str, Any]:
     """What one run folder says about its run: settings, per-evaluation validation, test, routing, time."""
     metrics = json.loads((folder / "metrics.json").read_text())
     config = json.loads((folder / "run_config.json").read_text())
-    test_routing = (metrics.get("test") or {}).get("routing") or {}
-    layers = test_routing.get("layers") or []
+    # a task without a test split (bb-diverse and the other BIG-bench suites: train and validation only) is
+    # scored where mept train scored it, on validation at the checkpoint chosen there (the paper's SuperGLUE
+    # numbers are development-set numbers too); the record says which, and the table says so under it
+    test = metrics.get("test")
+    scored = test if test else {"average": metrics["average"], "routing": metrics.get("routing")}
+    layers = (scored.get("routing") or {}).get("layers") or []
     return {
         "run": folder.name,
         "method": metrics["method"],
@@ -49,7 +53,8 @@ def record(folder: Path) -> dict[str, Any]:
                                                 "epochs", "max_steps", "method_args")},
         "validation_per_eval": [[h["step"], round(h["validation"], 2)] for h in metrics.get("history", [])],
         "best_validation": round(metrics["average"], 2),
-        "test": round(metrics["test"]["average"], 2),
+        "test": round(scored["average"], 2),
+        "scored_on": "test" if test else "validation (no test split)",
         "majority": metrics.get("majority"),
         "collapsed_layers_last_eval": (metrics.get("history") or [{}])[-1].get("collapsed_layers"),
         "collapsed_layers_test": sum(1 for layer in layers if layer.get("collapsed")) if layers else None,
@@ -59,6 +64,12 @@ def record(folder: Path) -> dict[str, Any]:
         "train_seconds": (metrics.get("timing") or {}).get("train_seconds"),
         "precision": (metrics.get("precision") or {}).get("computed_in"),
     }
+
+
+def shown(task: str) -> str:
+    """A task as the table's run column names it: a mixture's tasks are listed under the table, not in each cell."""
+    parts = task.split(",")
+    return f"{len(parts)}-task mixture" if len(parts) > 2 else task
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -132,9 +143,13 @@ def main() -> None:
         collapsed = ", ".join(str(runs[s]["collapsed_layers_test"]) for s in seeds)
         heads = {runs[s]["head_params"] for s in seeds}
         seconds = statistics.fmean(cost[label, s] for s in seeds)
-        names = ", ".join(f"{task} {seed}".strip() for task, seed in seeds)
+        names = ", ".join(f"{shown(task)} {seed}".strip() for task, seed in seeds)
         print(f"| {label} | {names} | {', '.join(f'{x:.2f}' for x in tests)} | {mean_std(tests)} "
               f"| {mean_std(vals)} | {diff} | {collapsed} | {', '.join(f'{h:,}' for h in heads if h)} | {seconds:.0f} |")
+    on_validation = sorted({r["task"] for r in everything if r.get("scored_on", "test") != "test"})
+    if on_validation:
+        print(f"\nNo test split ({'; '.join(t.replace(',', ', ') for t in on_validation)}): a run's 'test' is its "
+              "validation score at the checkpoint chosen on that validation.")
     for label in dict.fromkeys(args.pick):  # a label picked twice is listed once
         runs = variants[label]
         print(f"\n{label}, picked on validation (its train s/run counts every candidate): " + ", ".join(

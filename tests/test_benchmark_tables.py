@@ -261,3 +261,20 @@ def test_every_script_that_drives_a_run_ends_a_failed_one_through_the_one_functi
     for path in scripts:
         text = path.read_text()
         assert "subprocess.run(" not in text and "check=True" not in text and "sys.exit(" not in text, path.name
+
+
+def test_a_run_without_a_test_split_is_scored_on_validation_and_the_table_says_so(tmp_path):
+    # bb-diverse and the other BIG-bench suites have train and validation only: mept train leaves "test": null
+    mixture = "bb-intent,bb-shapes,bb-fever"
+    for name, seed, val in (("m-ref-s1", 1, 40.0), ("m-ref-s2", 2, 44.0), ("m-new-s1", 1, 50.0), ("m-new-s2", 2, 51.0)):
+        fake_run(tmp_path, name, mixture, seed, val)
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        metrics["tasks"] = dict.fromkeys(mixture.split(","), {})
+        (tmp_path / name / "metrics.json").write_text(json.dumps({**metrics, "test": None}))
+    out = table("--variant", f"ref={tmp_path}/m-ref-s*", "--variant", f"new={tmp_path}/m-new-s*",
+                "--records", str(tmp_path / "rec"))
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| new |"))
+    assert "| 3-task mixture 1, 3-task mixture 2 | 50.00, 51.00 |" in row and "+8.50" in row
+    assert "No test split (bb-intent, bb-shapes, bb-fever)" in out.stdout
+    assert json.loads((tmp_path / "rec" / "m-new-s1.json").read_text())["scored_on"] == "validation (no test split)"
