@@ -54,6 +54,36 @@ def test_a_default_mept_run_on_a_wide_backbone_trains_and_reports_the_scaled_lr(
     assert "lr: 0.005 (the mept default on a 768-wide backbone: 0.01 x min(1, 384 / width))" in capsys.readouterr().out
 
 
+def test_mept_default_lr_on_a_text_decoder_is_the_papers_top_value_from_generation_5():
+    mept_cfg = TrainConfig(method="mept")
+    assert mept_cfg.default_lr(576, text_decoder=True) == 1e-4 == mept.MEPTConfig.decoder_lr  # SmolLM2
+    assert mept_cfg.default_lr(576) == pytest.approx(1e-2 * 384 / 576)  # an encoder of that width: the width rule
+    assert TrainConfig(method="mept", lr=3e-3).lr_for(576, text_decoder=True) == 3e-3  # a given --lr wins
+    assert TrainConfig(method="ptuning_v2").lr_for(576, text_decoder=True) == 1e-2  # measured for MEPT only
+    before = TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": 4})
+    assert before.lr_for(576, text_decoder=True) == pytest.approx(1e-2 * 384 / 576)  # a saved run keeps its lr
+
+
+def test_a_default_mept_run_on_a_decoder_trains_at_the_decoder_lr_and_says_so(tmp_path, capsys, monkeypatch):
+    groups_seen: list[dict[str, float]] = []
+    adamw = torch.optim.AdamW
+
+    def spy(groups, **kwargs):
+        groups_seen.append({g["name"]: g["lr"] for g in groups})
+        return adamw(groups, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    model = tiny_model_dir(tmp_path / "decoder", family="llama")
+    run = tmp_path / "run"
+    assert main(["train", "--method", "mept", "--model", str(model), "--train-file", str(reviews(tmp_path / "r.csv", 24)),
+                 "--experts", "2", "--prompt-length", "2", "--max-steps", "2", "--batch-size", "8", "--max-length", "16",
+                 "--no-progress", "--output", str(run)]) == 0
+    assert groups_seen[0]["prompt"] == 1e-4 and groups_seen[0]["head"] == 1e-2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["lr"] == 1e-4 and metrics["lr_rule"]["backbone"] == "a text decoder"
+    assert "lr: 0.0001 (the mept default on a text decoder: 0.0001, the top of the paper's grid" in capsys.readouterr().out
+
+
 def test_each_generation_keeps_the_defaults_it_had():
     assert mept.MEPTConfig().router_input == "center"  # generation 2 (benchmarks/README.md section 9)
     generation_3 = {"attention_sink": False, "init": "xavier_normal"}  # the sink: every prompt method's

@@ -34,8 +34,9 @@ StateInitScale = Literal["states", "xavier"]
 # method config's ``changed_defaults``. ``run_config.json`` records it (``method_defaults``); 2: MEPT's
 # router reads a centred input (benchmarks/studies/routing_at_scale.md); 3: a text decoder keeps its attention
 # sink in front of the prompt slots (benchmarks/studies/decoder_prompts.md); 4: MEPT's default lr scales with
-# the backbone's width (``PromptConfig.lr_width_rule_since``; benchmarks/studies/table3_mpnet.md).
-DEFAULTS_GENERATION = 4
+# the backbone's width (``PromptConfig.lr_width_rule_since``; benchmarks/studies/table3_mpnet.md); 5: MEPT's
+# default lr on a text decoder is 1e-4 (``PromptConfig.decoder_lr``; benchmarks/studies/decoder_prompts.md).
+DEFAULTS_GENERATION = 5
 
 
 def defaults_of(config_class: type, generation: int) -> dict[str, Any]:
@@ -72,6 +73,10 @@ class PromptConfig:
     # The defaults generation from which the method's default lr is scaled by :func:`width_ratio` of the
     # backbone (None: the same lr on every backbone); TrainConfig.default_lr reads it.
     lr_width_rule_since: ClassVar[int | None] = None
+    # The method's default lr on a text decoder, from the defaults generation ``decoder_lr_since`` on (None: the
+    # width rule or the plain default there too); TrainConfig.default_lr reads both.
+    decoder_lr: ClassVar[float | None] = None
+    decoder_lr_since: ClassVar[int | None] = None
     # Methods that prompt the input layer only refuse other ``layers``, pointing at their deep variant.
     input_only: ClassVar[bool] = False
     deep_variant: ClassVar[str | None] = None

@@ -35,8 +35,9 @@ def print_summary(metrics: dict[str, Any]) -> None:
     if init and init["asked"] == "auto":  # say what "auto" meant on this backbone
         print(f"prompt init: {init['ran']} (auto: {'a text decoder' if init['ran'] == 'hidden_states' else 'not a text decoder'})")
     rule = metrics.get("lr_rule")
-    if rule:  # the default lr followed the backbone's width: say so, since no flag asked for it
-        print(f"lr: {rule['lr']:g} (the {metrics.get('method')} default on a {rule['width']}-wide backbone: {rule['rule']})")
+    if rule:  # the default lr followed the backbone (its width, or a text decoder): say so, since no flag asked for it
+        where = rule.get("backbone") or f"a {rule['width']}-wide backbone"  # runs written before: width only
+        print(f"lr: {rule['lr']:g} (the {metrics.get('method')} default on {where}: {rule['rule']})")
 
 def print_search(metrics: dict[str, Any]) -> None:
     """``--paper-search``: every setting tried with its validation average, and the one chosen."""

@@ -24,6 +24,7 @@ from mept.harness.prepare_run import Prepared
 from mept.harness.run_folder import RunFolder
 from mept.harness.train_config import TrainConfig
 from mept.harness.train_state import TrainState
+from mept.inject.spec import BackboneSpec
 from mept.model.adapter import AdapterModel
 from mept.version import __version__
 
@@ -60,11 +61,17 @@ def eval_line(step: int, total: int, loss: float, score: float, state: TrainStat
     return line
 
 
-def _lr_rule(cfg: TrainConfig, width: int) -> dict[str, Any] | None:
-    """How the default lr followed the backbone's width (TrainConfig.default_lr), when it did; None otherwise."""
-    if cfg.lr is not None or cfg.default_lr(width) == cfg.default_lr():
+def _lr_rule(cfg: TrainConfig, spec: BackboneSpec) -> dict[str, Any] | None:
+    """How the default lr followed the backbone (TrainConfig.default_lr: its width, or a text decoder), when it
+    did; None otherwise."""
+    width, decoder = spec.hidden_size, spec.text_decoder
+    lr = cfg.default_lr(width, decoder)
+    if cfg.lr is not None or lr == cfg.default_lr():
         return None
-    return {"lr": cfg.default_lr(width), "unscaled": cfg.default_lr(), "width": width,
+    if lr != cfg.default_lr(width):  # the decoder's own default, not the width rule
+        return {"lr": lr, "unscaled": cfg.default_lr(), "width": width, "backbone": "a text decoder",
+                "rule": f"{lr:g}, the top of the paper's grid, in place of {cfg.default_lr():g} x min(1, {REFERENCE_WIDTH} / width)"}
+    return {"lr": lr, "unscaled": cfg.default_lr(), "width": width, "backbone": f"a {width}-wide backbone",
             "rule": f"{cfg.default_lr():g} x min(1, {REFERENCE_WIDTH} / width)"}
 
 
@@ -86,7 +93,7 @@ def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_
         "model": cfg.model,
         "format": p.encoder.form,
         "seed": cfg.seed,
-        "lr": cfg.lr_for(model.spec.hidden_size),
+        "lr": cfg.lr_for(model.spec.hidden_size, model.spec.text_decoder),
         "metric": cfg.metric,  # what "average" averages and the best checkpoint was chosen by
         "tasks": validation["tasks"],
         "average": validation["average"],
@@ -105,7 +112,7 @@ def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_
         "train_examples": len(p.train),
         "precision": precision_record(cfg.mixed_precision, cfg.mixed_precision_ran),
         "prompt_init": model.prompt_init,  # None for a baseline (no prompts)
-        "lr_rule": _lr_rule(cfg, model.spec.hidden_size),
+        "lr_rule": _lr_rule(cfg, model.spec),
         "determinism": determinism(),
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
             "train_seconds": round(train_seconds, 3),  # forward/backward/update only

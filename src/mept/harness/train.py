@@ -133,7 +133,7 @@ def _train(cfg: TrainConfig, p: Prepared, out: Path, resume: bool, accelerator: 
            progress: Progress, tracking: Tracking) -> dict[str, Any]:
     """The loop of :func:`train`, in a folder already prepared (and any old run moved aside)."""
     model = p.model.to(accelerator.device)
-    lr = cfg.lr_for(model.spec.hidden_size)
+    lr = cfg.lr_for(model.spec.hidden_size, model.spec.text_decoder)
     groups = model.param_groups(lr, cfg.head_lr)
     if not groups:
         raise MeptError("nothing to train: prompts, routers and head are all frozen")

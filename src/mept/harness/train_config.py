@@ -151,7 +151,7 @@ class TrainConfig:
     epochs: float = setting(3.0, help="passes over the training data (default 3)")  # the default run: 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = setting(None, help="optimizer steps; overrides --epochs")
     lr: float | None = setting(None, help="learning rate of prompts and routers (default: the method's; 1e-2 for "
-                               "prompt methods, MEPT 1e-2 x min(1, 384 / the backbone's width))")  # None: default_lr
+                               "prompt methods, MEPT 1e-2 x min(1, 384 / the backbone's width), 1e-4 on a text decoder)")  # None: default_lr
     head_lr: float = setting(1e-2, help="learning rate of the task head (default 1e-2)")
     lr_grid: list[float] | None = setting(None, type=str, help="learning rates to try (best on validation wins), "
                                                                "or 'paper'")
@@ -274,26 +274,30 @@ class TrainConfig:
         """The paper's settings (:func:`paper_settings`), ``values`` overriding them: the API of ``--paper``."""
         return cls.from_dict(paper_settings(values), origin="paper mode")
 
-    def default_lr(self, hidden_size: int | None = None) -> float:
+    def default_lr(self, hidden_size: int | None = None, text_decoder: bool = False) -> float:
         """AdamW default for prompts and routers, tuned on the offline suite (paper grids: --lr-grid paper).
 
         On MiniLM mixture training (bb-cb/wsc/rte/boolq, 600 steps) 1e-2 and 3e-3 score alike,
         3e-2 is unstable and 1e-1 collapses to the majority class. Baselines (LoRA, full
         fine-tuning, probe) name their own default (``default_lr`` of their config class). A method
         whose config sets ``lr_width_rule_since`` (MEPT) trains at ``min(1, 384 / d)`` of it on a backbone
-        of width ``hidden_size`` (None: the backbone is not known yet, the unscaled value), unless the run
-        was saved under an older defaults generation.
+        of width ``hidden_size`` (None: the backbone is not known yet, the unscaled value), and one that sets
+        ``decoder_lr`` (MEPT) trains at that on a text decoder, unless the run was saved under an older
+        defaults generation.
         """
         config = method_class(self.method).config_class
+        decoder_since = getattr(config, "decoder_lr_since", None)
+        if text_decoder and decoder_since is not None and self.method_defaults >= decoder_since:
+            return config.decoder_lr
         lr = getattr(config, "default_lr", 1e-2)
         since = getattr(config, "lr_width_rule_since", None)
         if hidden_size is not None and since is not None and self.method_defaults >= since:
             lr *= width_ratio(hidden_size)
         return lr
 
-    def lr_for(self, hidden_size: int | None) -> float:
+    def lr_for(self, hidden_size: int | None, text_decoder: bool = False) -> float:
         """The lr a run trains its prompts and routers with: ``--lr`` if given, else the default on this backbone."""
-        return self.lr if self.lr is not None else self.default_lr(hidden_size)
+        return self.lr if self.lr is not None else self.default_lr(hidden_size, text_decoder)
 
     def method_settings(self) -> dict[str, Any]:
         method_class(self.method)  # an unknown method is named before anything else
