@@ -33,7 +33,8 @@ def test_mept_default_lr_follows_the_backbone_width_from_generation_4():
     assert TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": 3}).lr_for(768) == 1e-2
 
 
-def test_a_default_mept_run_on_a_wide_backbone_trains_and_reports_the_scaled_lr(tmp_path, capsys, monkeypatch):
+def default_mept_run(tmp_path: Path, model: Path, monkeypatch) -> tuple[Path, list[dict[str, float]]]:
+    """Two steps of a default MEPT run on ``model``; the lr of each parameter group AdamW was built with."""
     groups_seen: list[dict[str, float]] = []
     adamw = torch.optim.AdamW
 
@@ -42,11 +43,15 @@ def test_a_default_mept_run_on_a_wide_backbone_trains_and_reports_the_scaled_lr(
         return adamw(groups, **kwargs)
 
     monkeypatch.setattr(torch.optim, "AdamW", spy)
-    model = tiny_model_dir(tmp_path / "wide", hidden_size=768)
     run = tmp_path / "run"
     assert main(["train", "--method", "mept", "--model", str(model), "--train-file", str(reviews(tmp_path / "r.csv", 24)),
                  "--experts", "2", "--prompt-length", "2", "--max-steps", "2", "--batch-size", "8", "--max-length", "16",
                  "--no-progress", "--output", str(run)]) == 0
+    return run, groups_seen
+
+
+def test_a_default_mept_run_on_a_wide_backbone_trains_and_reports_the_scaled_lr(tmp_path, capsys, monkeypatch):
+    run, groups_seen = default_mept_run(tmp_path, tiny_model_dir(tmp_path / "wide", hidden_size=768), monkeypatch)
     # prompts at 1e-2 * 384 / 768, routers at 384 / 768 of that (router_lr_scale=auto), the head at --head-lr
     assert groups_seen == [{"prompt": 5e-3, "router": 2.5e-3, "head": 1e-2}]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -65,19 +70,7 @@ def test_mept_default_lr_on_a_text_decoder_is_the_papers_top_value_from_generati
 
 
 def test_a_default_mept_run_on_a_decoder_trains_at_the_decoder_lr_and_says_so(tmp_path, capsys, monkeypatch):
-    groups_seen: list[dict[str, float]] = []
-    adamw = torch.optim.AdamW
-
-    def spy(groups, **kwargs):
-        groups_seen.append({g["name"]: g["lr"] for g in groups})
-        return adamw(groups, **kwargs)
-
-    monkeypatch.setattr(torch.optim, "AdamW", spy)
-    model = tiny_model_dir(tmp_path / "decoder", family="llama")
-    run = tmp_path / "run"
-    assert main(["train", "--method", "mept", "--model", str(model), "--train-file", str(reviews(tmp_path / "r.csv", 24)),
-                 "--experts", "2", "--prompt-length", "2", "--max-steps", "2", "--batch-size", "8", "--max-length", "16",
-                 "--no-progress", "--output", str(run)]) == 0
+    run, groups_seen = default_mept_run(tmp_path, tiny_model_dir(tmp_path / "decoder", family="llama"), monkeypatch)
     assert groups_seen[0]["prompt"] == 1e-4 and groups_seen[0]["head"] == 1e-2
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["lr"] == 1e-4 and metrics["lr_rule"]["backbone"] == "a text decoder"
