@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
                        "--output", str(out), "--overwrite", *args.extra, *(["--set", *sets] if sets else [])]
                 print("$", " ".join(cmd), flush=True)
                 run_command(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
-                               stdout=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL)
             m = json.loads((out / "metrics.json").read_text())
             last = m["history"][-1]
             rows.append({"variant": name, "seed": seed, "settings": variant_settings(name, width, depth),

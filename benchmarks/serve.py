@@ -61,8 +61,8 @@ def train_runs(folder: Path, steps: int) -> dict[str, str]:
         out = folder / f"task{i}"
         if not (out / "metrics.json").exists():
             run_command([sys.executable, "-m", "mept.cli", "train", "--train-file", str(REVIEWS / "train.csv"),
-                            "--task-name", f"task{i}", "--seed", str(i), "--output", str(out), "--overwrite",
-                            "--max-steps", str(steps), "--batch-size", "8", "--max-length", "64", "--no-progress"],
+                         "--task-name", f"task{i}", "--seed", str(i), "--output", str(out), "--overwrite",
+                         "--max-steps", str(steps), "--batch-size", "8", "--max-length", "64", "--no-progress"],
                         stdout=subprocess.DEVNULL)
         runs[f"task{i}"] = str(out)
     return runs
