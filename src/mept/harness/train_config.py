@@ -151,7 +151,8 @@ class TrainConfig:
     epochs: float = setting(3.0, help="passes over the training data (default 3)")  # the default run: 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = setting(None, help="optimizer steps; overrides --epochs")
     lr: float | None = setting(None, help="learning rate of prompts and routers (default: the method's; 1e-2 for "
-                               "prompt methods, MEPT 1e-2 x min(1, 384 / the backbone's width), 1e-4 on a text decoder)")  # None: default_lr
+                               "prompt methods, MEPT 1e-2 x min(1, 384 / the backbone's width), 1e-4 on a text "
+                               "decoder)")  # None: default_lr
     head_lr: float = setting(1e-2, help="learning rate of the task head (default 1e-2)")
     lr_grid: list[float] | None = setting(None, type=str, help="learning rates to try (best on validation wins), "
                                                                "or 'paper'")
