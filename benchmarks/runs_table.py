@@ -40,7 +40,8 @@ def record(folder: Path) -> dict[str, Any]:
     # scored where mept train scored it, on validation at the checkpoint chosen there (the paper's SuperGLUE
     # numbers are development-set numbers too); the record says which, and the table says so under it
     test = metrics.get("test")
-    scored = test if test else {"average": metrics["average"], "routing": metrics.get("routing")}
+    scored = test if test else {"average": metrics["average"], "routing": metrics.get("routing"),
+                                "tasks": metrics.get("tasks")}
     layers = (scored.get("routing") or {}).get("layers") or []
     return {
         "run": folder.name,
@@ -55,6 +56,8 @@ def record(folder: Path) -> dict[str, Any]:
         "best_validation": round(metrics["average"], 2),
         "test": round(scored["average"], 2),
         "scored_on": "test" if test else "validation (no test split)",
+        "per_task": {task: round(result["score"], 2) for task, result in (scored.get("tasks") or {}).items()
+                     if isinstance(result, dict) and "score" in result},
         "majority": metrics.get("majority"),
         "collapsed_layers_last_eval": (metrics.get("history") or [{}])[-1].get("collapsed_layers"),
         "collapsed_layers_test": sum(1 for layer in layers if layer.get("collapsed")) if layers else None,

@@ -269,7 +269,7 @@ def test_a_run_without_a_test_split_is_scored_on_validation_and_the_table_says_s
     for name, seed, val in (("m-ref-s1", 1, 40.0), ("m-ref-s2", 2, 44.0), ("m-new-s1", 1, 50.0), ("m-new-s2", 2, 51.0)):
         fake_run(tmp_path, name, mixture, seed, val)
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
-        metrics["tasks"] = dict.fromkeys(mixture.split(","), {})
+        metrics["tasks"] = {task: {"score": val} for task in mixture.split(",")}
         (tmp_path / name / "metrics.json").write_text(json.dumps({**metrics, "test": None}))
     out = table("--variant", f"ref={tmp_path}/m-ref-s*", "--variant", f"new={tmp_path}/m-new-s*",
                 "--records", str(tmp_path / "rec"))
@@ -277,4 +277,5 @@ def test_a_run_without_a_test_split_is_scored_on_validation_and_the_table_says_s
     row = next(line for line in out.stdout.splitlines() if line.startswith("| new |"))
     assert "| 3-task mixture 1, 3-task mixture 2 | 50.00, 51.00 |" in row and "+8.50" in row
     assert "No test split (bb-intent, bb-shapes, bb-fever)" in out.stdout
-    assert json.loads((tmp_path / "rec" / "m-new-s1.json").read_text())["scored_on"] == "validation (no test split)"
+    record = json.loads((tmp_path / "rec" / "m-new-s1.json").read_text())
+    assert record["scored_on"] == "validation (no test split)" and set(record["per_task"]) == set(mixture.split(","))
