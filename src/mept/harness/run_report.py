@@ -15,16 +15,13 @@ from typing import Any
 
 import torch
 
-from mept.core.config import REFERENCE_WIDTH
 from mept.files.atomic_file import atomic_write
 from mept.files.run_names import IDENTITY
 from mept.harness.evaluate import evaluate, metric_key, score
 from mept.harness.precision import precision_record
 from mept.harness.prepare_run import Prepared
 from mept.harness.run_folder import RunFolder
-from mept.harness.train_config import TrainConfig
 from mept.harness.train_state import TrainState
-from mept.inject.spec import BackboneSpec
 from mept.model.adapter import AdapterModel
 from mept.version import __version__
 
@@ -59,20 +56,6 @@ def eval_line(step: int, total: int, loss: float, score: float, state: TrainStat
     if "routing_entropy" in last:  # routed methods: is the router still routing?
         line += f"  routing entropy {max(0.0, last['routing_entropy']):.2f}, collapsed layers {last['collapsed_layers']}"
     return line
-
-
-def _lr_rule(cfg: TrainConfig, spec: BackboneSpec) -> dict[str, Any] | None:
-    """How the default lr followed the backbone (TrainConfig.default_lr: its width, or a text decoder), when it
-    did; None otherwise."""
-    width, decoder = spec.hidden_size, spec.text_decoder
-    lr = cfg.default_lr(width, decoder)
-    if cfg.lr is not None or lr == cfg.default_lr():
-        return None
-    if lr != cfg.default_lr(width):  # the decoder's own default, not the width rule
-        return {"lr": lr, "unscaled": cfg.default_lr(), "width": width, "backbone": "a text decoder",
-                "rule": f"{lr:g}, the top of the paper's grid, in place of {cfg.default_lr():g} x min(1, {REFERENCE_WIDTH} / width)"}
-    return {"lr": lr, "unscaled": cfg.default_lr(), "width": width, "backbone": f"a {width}-wide backbone",
-            "rule": f"{cfg.default_lr():g} x min(1, {REFERENCE_WIDTH} / width)"}
 
 
 def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_origin: float | None = None) -> dict[str, Any]:
@@ -112,7 +95,7 @@ def finish(model: AdapterModel, p: Prepared, state: TrainState, out: Path, wall_
         "train_examples": len(p.train),
         "precision": precision_record(cfg.mixed_precision, cfg.mixed_precision_ran),
         "prompt_init": model.prompt_init,  # None for a baseline (no prompts)
-        "lr_rule": _lr_rule(cfg, model.spec),
+        "lr_rule": cfg.lr_rule(model.spec.hidden_size, model.spec.text_decoder),
         "determinism": determinism(),
         "timing": {  # measurements: the only part of metrics.json that differs between identical runs
             "train_seconds": round(train_seconds, 3),  # forward/backward/update only

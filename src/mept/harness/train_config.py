@@ -17,7 +17,15 @@ from typing import Any
 
 import yaml
 
-from mept.core.config import DEFAULTS_GENERATION, check_choice, choice_fields, choices_of, defaults_of, width_ratio
+from mept.core.config import (
+    DEFAULTS_GENERATION,
+    REFERENCE_WIDTH,
+    check_choice,
+    choice_fields,
+    choices_of,
+    defaults_of,
+    width_ratio,
+)
 from mept.core.registry import method_class
 from mept.core.task_types import FORMATS
 from mept.data.checks import check_no_label_leak
@@ -286,15 +294,40 @@ class TrainConfig:
         ``decoder_lr`` (MEPT) trains at that on a text decoder, unless the run was saved under an older
         defaults generation.
         """
+        return self._default_lr_and_rule(hidden_size, text_decoder)[0]
+
+    def _default_lr_and_rule(self, hidden_size: int | None, text_decoder: bool) -> tuple[float, str | None]:
+        """The default lr and the backbone rule that set it ("decoder", "width"; None: the plain default): one
+        decision, read by :meth:`default_lr` and :meth:`lr_rule`."""
         config = method_class(self.method).config_class
-        decoder_since = getattr(config, "decoder_lr_since", None)
-        if text_decoder and decoder_since is not None and self.method_defaults >= decoder_since:
-            return config.decoder_lr
         lr = getattr(config, "default_lr", 1e-2)
+        decoder_since = getattr(config, "decoder_lr_since", None)
+        if text_decoder and decoder_since is not None and self.method_defaults >= decoder_since and config.decoder_lr != lr:
+            return config.decoder_lr, "decoder"
         since = getattr(config, "lr_width_rule_since", None)
-        if hidden_size is not None and since is not None and self.method_defaults >= since:
-            lr *= width_ratio(hidden_size)
-        return lr
+        if hidden_size is not None and since is not None and self.method_defaults >= since and width_ratio(hidden_size) != 1:
+            return lr * width_ratio(hidden_size), "width"
+        return lr, None
+
+    def lr_rule(self, hidden_size: int, text_decoder: bool) -> dict[str, Any] | None:
+        """How the default lr followed the backbone, for metrics.json and the summary line; None when ``--lr``
+        was given or no rule applied."""
+        if self.lr is not None:
+            return None
+        lr, rule = self._default_lr_and_rule(hidden_size, text_decoder)
+        if rule is None:
+            return None
+        config = method_class(self.method).config_class
+        unscaled = self.default_lr()
+        width_rule = f"{unscaled:g} x min(1, {REFERENCE_WIDTH} / width)"
+        if rule == "width":
+            return {"lr": lr, "unscaled": unscaled, "width": hidden_size, "backbone": f"a {hidden_size}-wide backbone",
+                    "rule": width_rule}
+        grid = getattr(config, "paper_lr_grid", ())  # where the decoder's value comes from, when it is the paper's
+        why = ", the top of the paper's grid" if grid and lr == max(grid) else ""
+        instead = width_rule if getattr(config, "lr_width_rule_since", None) is not None else f"{unscaled:g}"
+        return {"lr": lr, "unscaled": unscaled, "width": hidden_size, "backbone": "a text decoder",
+                "rule": f"{lr:g}{why}, in place of {instead}"}
 
     def lr_for(self, hidden_size: int | None, text_decoder: bool = False) -> float:
         """The lr a run trains its prompts and routers with: ``--lr`` if given, else the default on this backbone."""
