@@ -11,8 +11,9 @@ from conftest import interrupt_training_at_step, reviews, tiny_model_dir
 
 import mept
 from mept.baselines.lora import LoRAConfig
-from mept.cli import main
+from mept.cli import build_parser, main, train_config_from_args
 from mept.core.config import DEFAULTS_GENERATION, defaults_of
+from mept.core.registry import all_method_names
 from mept.harness.run_folder import load_trained
 from mept.harness.train_config import TrainConfig, migrate_run_config
 
@@ -75,6 +76,45 @@ def test_a_default_mept_run_on_a_decoder_trains_at_the_decoder_lr_and_says_so(tm
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["lr"] == 1e-4 and metrics["lr_rule"]["backbone"] == "a text decoder"
     assert "lr: 0.0001 (the mept default on a text decoder: 0.0001, the top of the paper's grid" in capsys.readouterr().out
+
+
+def test_the_auto_lr_grid_holds_every_methods_default_on_every_kind_of_backbone():
+    # `mept compare` searches it: a grid without the lr a default run trains at compares against a method that
+    # was never tried as it ships (MEPT's fixed 3e-3..3e-2 was 30x above its 1e-4 on a decoder)
+    for method in all_method_names():
+        cfg = TrainConfig(method=method)
+        for width, decoder in ((384, False), (768, False), (576, True)):
+            grid = cfg.auto_lr_grid(width, decoder)
+            assert cfg.default_lr(width, decoder) in grid and len(grid) == 3 and grid == sorted(grid), (method, width)
+    mept_cfg = TrainConfig(method="mept")
+    assert mept_cfg.auto_lr_grid(384) == [3e-3, 1e-2, 3e-2]  # MiniLM: the grid mept compare always searched
+    assert mept_cfg.auto_lr_grid(768) == [1.5e-3, 5e-3, 1.5e-2]  # MPNet: the width rule's 5e-3 at the centre
+    assert mept_cfg.auto_lr_grid(576, text_decoder=True) == [3e-5, 1e-4, 3e-4]  # SmolLM2: around 1e-4
+    assert TrainConfig(method="lora").auto_lr_grid(576, text_decoder=True) == list(LoRAConfig.compare_lr_grid)
+
+
+def test_lr_grid_auto_is_placed_from_the_backbone_a_run_names_and_recorded(tmp_path, capsys):
+    decoder = tiny_model_dir(tmp_path / "decoder", family="llama")
+    run = tmp_path / "run"
+    assert main(["train", "--method", "mept", "--model", str(decoder), "--train-file", str(reviews(tmp_path / "r.csv", 24)),
+                 "--experts", "2", "--prompt-length", "2", "--max-steps", "1", "--batch-size", "8", "--max-length", "16",
+                 "--lr-grid", "auto", "--output", str(run)]) == 0
+    assert "lr grid auto: 3e-05, 0.0001, 0.0003 (the method's small grid around its default lr on this backbone)" \
+        in capsys.readouterr().err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [point["lr"] for point in metrics["lr_grid"]] == [3e-5, 1e-4, 3e-4]
+    assert sorted(p.name for p in run.glob("lr-*")) == ["lr-0.0001", "lr-0.0003", "lr-3e-05"]
+
+
+def test_an_lr_grid_keyword_reads_the_method_of_a_config_file(tmp_path):
+    # `--lr-grid paper` took the grid of the command line's --method (MEPT when none), not the run's: a config
+    # file's method got MEPT's grid. Every keyword is now resolved from the finished settings.
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"method": "lora"}))
+    cfg = train_config_from_args(build_parser().parse_args(["train", "--config", str(config), "--lr-grid", "paper"]))
+    assert cfg.method == "lora" and cfg.lr_grid == list(LoRAConfig.paper_lr_grid)
+    args = build_parser().parse_args(["train", "--config", str(config), "--lr-grid", "auto"])  # minilm, 384 wide
+    assert train_config_from_args(args).lr_grid == list(LoRAConfig.compare_lr_grid)
 
 
 def test_each_generation_keeps_the_defaults_it_had():

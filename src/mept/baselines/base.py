@@ -53,7 +53,8 @@ class BaselineConfig:
     """Fields every baseline has (none yet); the class facts the harness reads from any method config.
 
     ``default_lr`` is ours, per family: what trains MiniLM on the offline suite without
-    diverging. ``compare_lr_grid`` is the small grid ``mept compare`` searches on validation.
+    diverging. ``compare_lr_grid`` is the small grid ``mept compare`` searches on validation (moved with
+    the default on a backbone where that moves: ``TrainConfig.auto_lr_grid``).
     ``paper_lr_grid`` (``--lr-grid paper``) is ours too: the MEPT paper states a grid only for prompt methods
     (Appendix B.2), none for these baselines.
     """

@@ -39,7 +39,7 @@ from mept.harness.report_print import print_summary
 from mept.harness.run_folder import ANALYSIS_DIR, RUN_CONFIG, RunFolder, load_trained, move_aside, output_lock, settle
 from mept.harness.signals import Terminated, terminate_as_interrupt
 from mept.harness.train import run
-from mept.harness.train_config import TrainConfig, paper_lr_grid
+from mept.harness.train_config import LR_GRID_KEYWORDS, TrainConfig, keyword_lr_grid
 from mept.model.backbones import load_backbone
 from mept.serve.server import add_parser as add_serve_parser
 from mept.serve.server import run_command
@@ -192,28 +192,55 @@ def _file_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, dest="eval_batch_size")
 
 
-def train_config_from_args(args: argparse.Namespace):
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {name: getattr(args, name) for name in train_flags() if getattr(args, name, None) is not None}
     if args.method_args:
         values["method_args"] = _method_args(args.method_args)
     if args.no_progress:
         values["progress"] = False
-    grid = values.get("lr_grid")
-    if grid is not None:
-        if grid == ["paper"]:
-            values["lr_grid"] = paper_lr_grid(values.get("method", "mept"))
-        else:
-            try:
-                values["lr_grid"] = [float(x) for x in grid]
-            except ValueError:
-                raise MeptError(f"--lr-grid takes numbers or 'paper', got {' '.join(grid)}") from None
+    keyword = _lr_grid_keyword(values)
+    cfg, saved = _train_config(args, values)
+    if keyword is None:
+        return cfg
+    grid = keyword_lr_grid(cfg, keyword)
+    if saved and cfg.lr_grid != grid:  # as resume_settings refuses any flag that differs from the saved run
+        raise MeptError(f"--resume continues the run in {cfg.output} with its saved settings, but --lr-grid "
+                        f"{keyword} means {_grid_text(grid)} here and the run saved {_grid_text(cfg.lr_grid)}; drop "
+                        f"--lr-grid to continue the run as it was saved, or train into another --output")
+    if cfg.progress and not saved:
+        print(f"lr grid {keyword}: {_grid_text(grid)} ({LR_GRID_KEYWORDS[keyword]})", file=sys.stderr, flush=True)
+    return dataclasses.replace(cfg, lr_grid=grid)
+
+
+def _grid_text(grid: list[float] | None) -> str:
+    return ", ".join(f"{x:g}" for x in grid) if grid else "no grid"
+
+
+def _lr_grid_keyword(values: dict[str, Any]) -> str | None:
+    """Numbers given to --lr-grid become floats in ``values``; a keyword (``paper``, ``auto``) is taken out and
+    returned, to be resolved once the run's method and backbone are known (:func:`keyword_lr_grid`)."""
+    grid = values.pop("lr_grid", None)
+    if grid is None:
+        return None
+    if len(grid) == 1 and grid[0] in LR_GRID_KEYWORDS:
+        return grid[0]
+    try:
+        values["lr_grid"] = [float(x) for x in grid]
+    except ValueError:
+        raise MeptError(f"--lr-grid takes numbers, {' or '.join(map(repr, LR_GRID_KEYWORDS))}, got "
+                        f"{' '.join(grid)}") from None
+    return None
+
+
+def _train_config(args: argparse.Namespace, values: dict[str, Any]) -> tuple[TrainConfig, bool]:
+    """The run's settings, and whether they are a saved run's (``--resume`` of a run that exists)."""
     if args.resume and not args.config:
         saved = RunFolder(Path(values.get("output", "runs/latest"))).resume_settings(values)
         if saved is not None:
-            return TrainConfig.from_dict(saved, origin=RUN_CONFIG)
+            return TrainConfig.from_dict(saved, origin=RUN_CONFIG), True
     if args.config:
-        return TrainConfig.from_file(args.config, **values)
-    return TrainConfig.from_dict(values, origin="command line")
+        return TrainConfig.from_file(args.config, **values), False
+    return TrainConfig.from_dict(values, origin="command line"), False
 
 
 def cmd_train(args: argparse.Namespace) -> None:

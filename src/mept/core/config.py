@@ -68,7 +68,8 @@ class PromptConfig:
     # ``--lr-grid paper``: the MEPT paper's grid for "other prompt tuning methods" (Appendix B.2: prompt tuning,
     # P-Tuning v2, SMoP, VFPT); PT-MoE, which it does not run, inherits it (ours).
     paper_lr_grid: ClassVar[tuple[float, ...]] = (0.1, 0.3, 0.5)
-    # The small grid ``mept compare`` searches on validation (ours: around TrainConfig.default_lr's 1e-2).
+    # The small grid ``mept compare`` searches on validation (ours: around TrainConfig.default_lr's 1e-2, moved
+    # as the default moves with the backbone: TrainConfig.auto_lr_grid).
     compare_lr_grid: ClassVar[tuple[float, ...]] = (3e-3, 1e-2, 3e-2)
     # The defaults generation from which the method's default lr is scaled by :func:`width_ratio` of the
     # backbone (None: the same lr on every backbone); TrainConfig.default_lr reads it.

@@ -3,9 +3,11 @@
 Every method runs through the same harness (``mept train``): the same files, template, label
 space, head and head pooling, text budget (``--max-length`` text tokens for all), steps, batch
 and seeds. Each method gets its own learning rate, chosen on validation from its family's small
-grid (``compare_lr_grid`` of its config class: prompts 3e-3..3e-2, LoRA 3e-4..3e-3, full
-fine-tuning 1e-5..1e-4, probe 3e-3..3e-2 -- our grids, not a paper's), then trains every seed at
-that rate. Each method runs in its own process, so its peak memory is its own.
+grid around the lr it would train at by default on this backbone (``mept train --lr-grid auto``:
+``compare_lr_grid`` of its config class -- prompts 3e-3..3e-2, LoRA 3e-4..3e-3, full fine-tuning
+1e-5..1e-4, probe 3e-3..3e-2, our grids, not a paper's -- moved as the method's default moves with the
+backbone: MEPT 1.5e-3..1.5e-2 on a 768-wide encoder, 3e-5..3e-4 on a text decoder), then trains every
+seed at that rate. Each method runs in its own process, so its peak memory is its own.
 
 The table: trainable parameters, parameters activated per example, activated prompt tokens, chosen lr, validation and test score
 (mean ± std over seeds), the paired difference of test scores against MEPT (same seeds) with a
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mept.core.registry import all_method_names, method_class
+from mept.core.registry import all_method_names
 from mept.errors import MeptError
 from mept.files.ownership import OutputKind, claim_output
 from mept.files.safe_names import file_component
@@ -86,16 +88,12 @@ class CompareConfig:
                 raise MeptError(f"--{name.replace('_', '-')} {value} does not exist")
 
 
-def lr_grid(method: str) -> list[float]:
-    return list(method_class(method).config_class.compare_lr_grid)
-
-
 def train_command(cfg: CompareConfig, method: str) -> list[str]:
     files = ["--train-file", cfg.train_file, "--test-file", cfg.test_file]
     if cfg.val_file:
         files += ["--val-file", cfg.val_file]
     # no grid: no --lr, so that the run takes its method's default on this backbone (TrainConfig.default_lr)
-    lr = ["--lr-grid", *map(str, lr_grid(method))] if cfg.search_lr else []
+    lr = ["--lr-grid", "auto"] if cfg.search_lr else []  # the grid around the default on this backbone
     return [sys.executable, "-m", "mept.cli", "train", "--method", method, *files, *cfg.train_args,
             *lr, "--seed", str(cfg.lr_grid_seed), "--seeds", *map(str, cfg.seeds),
             "--output", str(method_folder(cfg, method)), *([] if cfg.progress else ["--no-progress"])]
@@ -114,7 +112,7 @@ def run_method(cfg: CompareConfig, method: str) -> dict[str, Any]:
     """
     out = method_folder(cfg, method)
     log = out.with_name(f"{out.name}.log")
-    choice = f"lr grid {', '.join(f'{x:g}' for x in lr_grid(method))}" if cfg.search_lr else "default lr"
+    choice = "lr grid around its default on this backbone" if cfg.search_lr else "default lr"
     if cfg.progress:
         print(f"compare: {method} ({choice}, seeds "
               f"{' '.join(map(str, cfg.seeds))}); log {log}", file=sys.stderr, flush=True)

@@ -39,6 +39,8 @@ from mept.harness.evaluate import EvalMode
 from mept.harness.precision import PRECISIONS
 from mept.harness.tracking import parse_report_to
 from mept.inject.heads import HeadKind, HeadPooling
+from mept.inject.spec import is_text_decoder, width_of
+from mept.model.backbones import backbone_config
 
 DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: stand-ins for
 # the paper's SuperGLUE tasks)
@@ -47,6 +49,20 @@ DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can
 def paper_lr_grid(method: str) -> list[float]:
     """``--lr-grid paper`` for ``method``: the paper's grid where it states one, else ours (the config class says)."""
     return list(method_class(method).config_class.paper_lr_grid)
+
+
+# The words --lr-grid takes in place of numbers, resolved once the run's method and backbone are known
+LR_GRID_KEYWORDS = {"paper": "the paper's grid for the method (Appendix B.2) where it states one, else ours",
+                    "auto": "the method's small grid around its default lr on this backbone"}
+
+
+def keyword_lr_grid(cfg: "TrainConfig", keyword: str) -> list[float]:
+    """The grid ``--lr-grid KEYWORD`` means for this run: read from the run's own method (a ``--config`` file's
+    too) and, for ``auto``, from its backbone's config (no weights are read)."""
+    if keyword == "paper":
+        return paper_lr_grid(cfg.method)
+    config = backbone_config(cfg.model)
+    return cfg.auto_lr_grid(width_of(config), is_text_decoder(config))
 
 
 # Training settings the MEPT paper states (benchmarks/paper_numbers.py lists them): 70 epochs and batch 16-32
@@ -163,7 +179,8 @@ class TrainConfig:
                                "decoder)")  # None: default_lr
     head_lr: float = setting(1e-2, help="learning rate of the task head (default 1e-2)")
     lr_grid: list[float] | None = setting(None, type=str, help="learning rates to try (best on validation wins), "
-                                                               "or 'paper'")
+                                                               "'paper' or 'auto' (the method's grid around its default "
+                                                               "on this backbone)")
     weight_decay: float = setting(0.01, help="AdamW weight decay (default 0.01)")
     warmup_ratio: float = setting(0.06, help="share of the steps with a linear warm-up (default 0.06)")
     batch_size: int = setting(16, help="examples per optimizer step (over all processes)")
@@ -328,6 +345,15 @@ class TrainConfig:
         instead = width_rule if getattr(config, "lr_width_rule_since", None) is not None else f"{unscaled:g}"
         return {"lr": lr, "unscaled": unscaled, "width": hidden_size, "backbone": "a text decoder",
                 "rule": f"{lr:g}{why}, in place of {instead}"}
+
+    def auto_lr_grid(self, hidden_size: int | None, text_decoder: bool = False) -> list[float]:
+        """``--lr-grid auto`` (what ``mept compare`` searches): the method's small grid (``compare_lr_grid`` of
+        its config class, set around its unscaled default), moved by the factor its default moves on this
+        backbone. The grid then always holds the lr a default run trains at: MEPT's fixed 3e-3..3e-2 held
+        nothing within 30x of its 1e-4 default on a text decoder (now 3e-5, 1e-4, 3e-4), and on a 768-wide
+        encoder it straddled the width rule's 5e-3 off-centre (now 1.5e-3, 5e-3, 1.5e-2). Ours."""
+        factor = self.default_lr(hidden_size, text_decoder) / self.default_lr()
+        return [float(f"{lr * factor:.3g}") for lr in method_class(self.method).config_class.compare_lr_grid]
 
     def lr_for(self, hidden_size: int | None, text_decoder: bool = False) -> float:
         """The lr a run trains its prompts and routers with: ``--lr`` if given, else the default on this backbone."""

@@ -81,9 +81,27 @@ def task_type_of(model: nn.Module) -> TaskType:
     return TaskType.BASE
 
 
+def width_of(cfg: object) -> int | None:
+    """The hidden size a backbone's config states (T5 calls it ``d_model``); None if it states none."""
+    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None)
+    return None if hidden is None else int(hidden)
+
+
+def modality_of(cfg: object) -> str:
+    """``"image"`` for a vision config (an image size, no vocabulary), else ``"text"``."""
+    return "image" if hasattr(cfg, "image_size") and not hasattr(cfg, "vocab_size") else "text"
+
+
+def is_text_decoder(cfg: object) -> bool:
+    """What :attr:`BackboneSpec.text_decoder` will say of a model with this config, read before any weight loads
+    (``mept train --lr-grid auto`` needs it to place the grid)."""
+    decoder = is_decoder_only(cfg) and not getattr(cfg, "is_encoder_decoder", False)
+    return decoder and modality_of(cfg) == "text"
+
+
 def inspect_backbone(model: nn.Module) -> BackboneSpec:
     cfg = model.config
-    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", None)
+    hidden = width_of(cfg)
     n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", None)
     if hidden is None or n_layers is None:
         raise MeptError(f"cannot find hidden size / layer count in {type(cfg).__name__}")
@@ -98,7 +116,7 @@ def inspect_backbone(model: nn.Module) -> BackboneSpec:
     if not candidates:
         raise MeptError(f"cannot find the {n_layers} transformer layers of {type(model).__name__}")
     layers_path = min(candidates, key=len)
-    modality = "image" if hasattr(cfg, "image_size") and not hasattr(cfg, "vocab_size") else "text"
+    modality = modality_of(cfg)
     task_type = task_type_of(model)
     decoder_only = task_type == "causal_lm" or bool(getattr(cfg, "is_decoder", False)) or _is_decoder_only(model)
     offset = 0 if (encoder_decoder or decoder_only) else 1
