@@ -34,8 +34,10 @@ def test_mept_default_lr_follows_the_backbone_width_from_generation_4():
     assert TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": 3}).lr_for(768) == 1e-2
 
 
-def default_mept_run(tmp_path: Path, model: Path, monkeypatch) -> tuple[Path, list[dict[str, float]]]:
-    """Two steps of a default MEPT run on ``model``; the lr of each parameter group AdamW was built with."""
+def default_mept_run(tmp_path: Path, model: Path, monkeypatch,
+                     method: str = "mept") -> tuple[Path, list[dict[str, float]]]:
+    """Two steps of a default MEPT (or ``method``) run on ``model``; the lr of each parameter group AdamW was built
+    with."""
     groups_seen: list[dict[str, float]] = []
     adamw = torch.optim.AdamW
 
@@ -45,8 +47,10 @@ def default_mept_run(tmp_path: Path, model: Path, monkeypatch) -> tuple[Path, li
 
     monkeypatch.setattr(torch.optim, "AdamW", spy)
     run = tmp_path / "run"
-    assert main(["train", "--method", "mept", "--model", str(model), "--train-file", str(reviews(tmp_path / "r.csv", 24)),
-                 "--experts", "2", "--prompt-length", "2", "--max-steps", "2", "--batch-size", "8", "--max-length", "16",
+    experts = ["--experts", "2"] if method == "mept" else []
+    assert main(["train", "--method", method, "--model", str(model),
+                 "--train-file", str(reviews(tmp_path / "r.csv", 24)),
+                 *experts, "--prompt-length", "2", "--max-steps", "2", "--batch-size", "8", "--max-length", "16",
                  "--no-progress", "--output", str(run)]) == 0
     return run, groups_seen
 
@@ -65,9 +69,27 @@ def test_mept_default_lr_on_a_text_decoder_is_the_papers_top_value_from_generati
     assert mept_cfg.default_lr(576, text_decoder=True) == 1e-4 == mept.MEPTConfig.decoder_lr  # SmolLM2
     assert mept_cfg.default_lr(576) == pytest.approx(1e-2 * 384 / 576)  # an encoder of that width: the width rule
     assert TrainConfig(method="mept", lr=3e-3).lr_for(576, text_decoder=True) == 3e-3  # a given --lr wins
-    assert TrainConfig(method="ptuning_v2").lr_for(576, text_decoder=True) == 1e-2  # measured for MEPT only
     before = TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": 4})
     assert before.lr_for(576, text_decoder=True) == pytest.approx(1e-2 * 384 / 576)  # a saved run keeps its lr
+
+
+def test_the_other_prompt_methods_train_at_1e_3_on_a_text_decoder_from_generation_6():
+    for method in ("prompt_tuning", "ptuning_v2", "smop", "vfpt", "ptmoe"):
+        cfg = TrainConfig(method=method)
+        assert cfg.lr_for(576, text_decoder=True) == 1e-3 and cfg.lr_for(576) == 1e-2, method  # encoders: 1e-2
+        assert cfg.lr_rule(576, True)["rule"] == "0.001, in place of 0.01"
+        saved = TrainConfig.from_dict({**cfg.to_dict(), "method_defaults": 5})
+        assert saved.lr_for(576, text_decoder=True) == 1e-2  # a run saved before keeps the lr it trained at
+    for method in ("lora", "probe", "full"):  # the baselines name their own defaults, on every backbone
+        assert TrainConfig(method=method).lr_for(576, text_decoder=True) == TrainConfig(method=method).lr_for(384)
+
+
+def test_a_default_prompt_tuning_run_on_a_decoder_trains_at_1e_3_and_says_so(tmp_path, capsys, monkeypatch):
+    decoder = tiny_model_dir(tmp_path / "decoder", family="llama")
+    run, groups_seen = default_mept_run(tmp_path, decoder, monkeypatch, method="prompt_tuning")
+    assert groups_seen[0]["prompt"] == 1e-3 and groups_seen[0]["head"] == 1e-2
+    assert json.loads((run / "metrics.json").read_text())["lr_rule"]["backbone"] == "a text decoder"
+    assert "lr: 0.001 (the prompt_tuning default on a text decoder: 0.001, in place of 0.01)" in capsys.readouterr().out
 
 
 def test_a_default_mept_run_on_a_decoder_trains_at_the_decoder_lr_and_says_so(tmp_path, capsys, monkeypatch):

@@ -175,8 +175,8 @@ class TrainConfig:
     epochs: float = setting(3.0, help="passes over the training data (default 3)")  # the default run: 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = setting(None, help="optimizer steps; overrides --epochs")
     lr: float | None = setting(None, help="learning rate of prompts and routers (default: the method's; 1e-2 for "
-                               "prompt methods, MEPT 1e-2 x min(1, 384 / the backbone's width), 1e-4 on a text "
-                               "decoder)")  # None: default_lr
+                               "prompt methods, 1e-3 on a text decoder; MEPT 1e-2 x min(1, 384 / the backbone's "
+                               "width), 1e-4 on a text decoder)")  # None: default_lr
     head_lr: float = setting(1e-2, help="learning rate of the task head (default 1e-2)")
     lr_grid: list[float] | None = setting(None, type=str, help="learning rates to try (best on validation wins), "
                                                                "'paper' or 'auto' (the method's grid around its default "
@@ -308,8 +308,8 @@ class TrainConfig:
         fine-tuning, probe) name their own default (``default_lr`` of their config class). A method
         whose config sets ``lr_width_rule_since`` (MEPT) trains at ``min(1, 384 / d)`` of it on a backbone
         of width ``hidden_size`` (None: the backbone is not known yet, the unscaled value), and one that sets
-        ``decoder_lr`` (MEPT) trains at that on a text decoder, unless the run was saved under an older
-        defaults generation.
+        ``decoder_lr`` (every prompt method) trains at that on a text decoder, unless the run was saved under
+        an older defaults generation.
         """
         return self._default_lr_and_rule(hidden_size, text_decoder)[0]
 
