@@ -4,6 +4,7 @@ mask is applied once (training and prediction agree), the routers' auxiliary los
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,7 @@ import mept
 from mept.data import get_task
 from mept.data.encode import Encoder, LabelSpace, task_logits
 from mept.data.examples import Example
-from mept.harness.evaluate import _rank, predict, to_device
+from mept.harness.evaluate import _rank, predict, rank_scores, to_device
 from mept.harness.train_loop import task_loss
 from mept.model.backbones import resolve
 
@@ -54,6 +55,31 @@ def test_rank_scoring_reads_the_targets_training_learns():
     assert chosen == torch.stack(totals, -1).argmax(-1).tolist()
     assert encoder.targets(words) == [f.target_ids for f in encoder.featurize(
         [Example(text="x", label=0, target=w, task="t") for w in words])[0]]
+
+
+def test_rank_scoring_holds_no_passs_logits_once_it_is_scored():
+    # every verbalizer word is one pass of (rows, positions, vocabulary) logits; keeping each pass's output for
+    # its routes held them all at once (12.5 GB on SmolLM2 over bb-diverse's ten shapes: the kernel killed it)
+    tok = tokenizer()
+    model = causal_model(tok.vocab_size)
+    words = ["yes", "no", "maybe", "never", "always"]
+    encoder = Encoder("causal_lm", tok, model.num_slots, 64, None)
+    features, _ = encoder.featurize([Example(text=t, label=0, target=words[0], task="t") for t in TEXTS])
+    batch = to_device(encoder.collate(features, train=False), torch.device("cpu"))
+    alive = []
+
+    def forward(rows, **inputs):
+        out = model(**inputs)
+        alive.append(weakref.ref(out.logits))
+        return out
+
+    with torch.no_grad():
+        scores, passes = rank_scores(forward, encoder, batch, [f.input_ids for f in features],
+                                     [encoder.targets(words)] * len(features))
+        assert len(alive) == len(words) and all(ref() is None for ref in alive)  # each freed after its pass
+        assert [rows for rows, _ in passes] == [list(range(len(TEXTS)))] * len(words)
+        spec = dataclasses.replace(get_task("bb-rte"), verbalizer=tuple(words))
+        assert scores.argmax(-1).tolist() == _rank(model, encoder, batch, features, spec)
 
 
 def test_training_and_prediction_apply_the_same_allowed_label_mask():

@@ -222,7 +222,7 @@ def _rank_scores(
     targets = encoder.targets(list(spec.verbalizer))
     scores, passes = rank_scores(lambda rows, **inputs: model(**inputs), encoder, batch,
                                  [f.input_ids for f in chunk], [targets] * len(chunk))
-    return scores, [trace_of(out.routes) for _, out in passes]
+    return scores, [trace_of(routes) for _, routes in passes]
 
 
 def rank_scores(
@@ -234,7 +234,9 @@ def rank_scores(
     ``targets[i]`` are row i's label words as token ids; rows may have different words and counts
     (mixed adapters), so pass k scores word k of the rows that have one, calling
     ``forward(rows, **model_inputs)``. Returns (B, max words) scores, -inf past a row's own words,
-    and each pass's rows and output.
+    and each pass's rows and routes. Only the routes outlive a pass: each pass's logits are (rows, positions,
+    vocabulary), and keeping every pass's output held them all at once: 12.3 GB peak on SmolLM2's 49,152-word
+    vocabulary over bb-shapes' ten words, 2.9 GB now (benchmarks/studies/memory.md, benchmarks/rank_memory.py).
     """
     device = batch["input_ids"].device
     width = max(len(t) for t in targets)
@@ -257,16 +259,21 @@ def rank_scores(
             out = forward(rows, **forced)
             scored = _sequence_logprob(out.logits[:, :-1], labels[:, 1:])
         scores[rows, k] = scored.float()
-        passes.append((rows, out))
+        passes.append((rows, getattr(out, "routes", None)))
+        del out, scored
     return scores, passes
 
 
 def _sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum of log p(label) over positions whose label is not -100: (B, T, V), (B, T) -> (B,)."""
-    logp = logits.float().log_softmax(-1)
+    """Sum of log p(label) over positions whose label is not -100: (B, T, V), (B, T) -> (B,).
+
+    The softmax runs over the labelled positions only (a label word's few tokens, not every position of the
+    text), so the fp32 copy it makes is (tokens, V), not (B, T, V)."""
     keep = labels != -100
-    picked = logp.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
-    return (picked * keep).sum(-1)
+    picked = torch.zeros(labels.shape, dtype=torch.float32, device=logits.device)
+    logp = logits[keep].float().log_softmax(-1)
+    picked[keep] = logp.gather(-1, labels[keep][:, None])[:, 0]
+    return picked.sum(-1)
 
 
 def score(spec: TaskSpec, features: list[Feature], preds: list[Any], class_scores: bool = False) -> dict[str, float]:

@@ -136,7 +136,7 @@ def _predict_alike(model: "MultiAdapterModel", adapters: list["Adapter"], featur
         scores, passes = rank_scores(lambda rows, **inputs: model(**inputs, adapter_names=[names[i] for i in rows]),
                                      encoder, batch, [f.input_ids for f in features], targets)
         probs = [scores[i, : len(t)].softmax(-1) for i, t in enumerate(targets)]
-        routes = passes[0][1].routes  # the first word's pass reads every row, as predict_details reports it
+        routes = passes[0][1]  # the first word's pass reads every row, as predict_details reports it
     return predictions_of(probs, labels, row_experts(routes, len(features)))
 
 
