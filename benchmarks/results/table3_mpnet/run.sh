@@ -190,3 +190,4 @@ for s in 2 3; do
   bb prompt_tuning lr1e3 $s --lr 1e-3; bb prompt_tuning def $s --lr 1e-2; bb smop lr1e3 $s --lr 1e-3
 done
 for s in 1 2 3; do for t in winowhy colorhex hotels; do smol prompt_tuning $t lr1e3 $s --lr 1e-3; done; done
+for s in 1 2; do bb mept causal1e4 $s --lr 1e-4 --format causal_lm; done  # the causal-LM form (seed 1 was OOM-killed before 51178c5)
