@@ -34,8 +34,8 @@ def test_mept_default_lr_follows_the_backbone_width_from_generation_4():
     assert TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": 3}).lr_for(768) == 1e-2
 
 
-def default_mept_run(tmp_path: Path, model: Path, monkeypatch,
-                     method: str = "mept") -> tuple[Path, list[dict[str, float]]]:
+def default_run(tmp_path: Path, model: Path, monkeypatch,
+                method: str = "mept") -> tuple[Path, list[dict[str, float]]]:
     """Two steps of a default MEPT (or ``method``) run on ``model``; the lr of each parameter group AdamW was built
     with."""
     groups_seen: list[dict[str, float]] = []
@@ -56,7 +56,7 @@ def default_mept_run(tmp_path: Path, model: Path, monkeypatch,
 
 
 def test_a_default_mept_run_on_a_wide_backbone_trains_and_reports_the_scaled_lr(tmp_path, capsys, monkeypatch):
-    run, groups_seen = default_mept_run(tmp_path, tiny_model_dir(tmp_path / "wide", hidden_size=768), monkeypatch)
+    run, groups_seen = default_run(tmp_path, tiny_model_dir(tmp_path / "wide", hidden_size=768), monkeypatch)
     # prompts at 1e-2 * 384 / 768, routers at 384 / 768 of that (router_lr_scale=auto), the head at --head-lr
     assert groups_seen == [{"prompt": 5e-3, "router": 2.5e-3, "head": 1e-2}]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -86,14 +86,14 @@ def test_the_other_prompt_methods_train_at_1e_3_on_a_text_decoder_from_generatio
 
 def test_a_default_prompt_tuning_run_on_a_decoder_trains_at_1e_3_and_says_so(tmp_path, capsys, monkeypatch):
     decoder = tiny_model_dir(tmp_path / "decoder", family="llama")
-    run, groups_seen = default_mept_run(tmp_path, decoder, monkeypatch, method="prompt_tuning")
+    run, groups_seen = default_run(tmp_path, decoder, monkeypatch, method="prompt_tuning")
     assert groups_seen[0]["prompt"] == 1e-3 and groups_seen[0]["head"] == 1e-2
     assert json.loads((run / "metrics.json").read_text())["lr_rule"]["backbone"] == "a text decoder"
     assert "lr: 0.001 (the prompt_tuning default on a text decoder: 0.001, in place of 0.01)" in capsys.readouterr().out
 
 
 def test_a_default_mept_run_on_a_decoder_trains_at_the_decoder_lr_and_says_so(tmp_path, capsys, monkeypatch):
-    run, groups_seen = default_mept_run(tmp_path, tiny_model_dir(tmp_path / "decoder", family="llama"), monkeypatch)
+    run, groups_seen = default_run(tmp_path, tiny_model_dir(tmp_path / "decoder", family="llama"), monkeypatch)
     assert groups_seen[0]["prompt"] == 1e-4 and groups_seen[0]["head"] == 1e-2
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["lr"] == 1e-4 and metrics["lr_rule"]["backbone"] == "a text decoder"

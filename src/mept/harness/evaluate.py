@@ -259,7 +259,7 @@ def rank_scores(
             out = forward(rows, **forced)
             scored = _sequence_logprob(out.logits[:, :-1], labels[:, 1:])
         scores[rows, k] = scored.float()
-        passes.append((rows, getattr(out, "routes", None)))
+        passes.append((rows, out.routes))
         del out, scored
     return scores, passes
 
