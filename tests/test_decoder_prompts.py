@@ -202,3 +202,26 @@ def test_an_on_off_setting_that_is_not_a_bool_is_one_error(name):
     with pytest.raises(MeptError, match=rf"MEPTConfig\.{name} must be true or false, got 'maybe'"):
         mept.make_config("mept", **{name: "maybe"})
     assert getattr(mept.make_config("mept", **{name: False}), name) is False
+
+
+def test_the_config_level_decoder_answer_is_the_one_the_injector_gives():
+    """``--lr-grid auto`` places its grid from the config alone (``is_text_decoder``) before any weight loads; the
+    run then reads ``BackboneSpec.text_decoder``. One decision behind both: they cannot disagree."""
+    import transformers
+
+    from mept.inject.spec import inspect_backbone, is_text_decoder, task_type_of
+    from tests.conftest import tiny_mpnet, tiny_t5, tiny_vit
+
+    gpt2 = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    gpt2.model_type = "unlisted"  # a decoder the config does not name: only its model class says so
+    unnamed = transformers.GPT2LMHeadModel(gpt2)
+    answers = {}
+    for name, model in [("bert", tiny_bert()), ("mpnet", tiny_mpnet()), ("t5", tiny_t5()), ("vit", tiny_vit()),
+                        ("llama-cls", tiny_llama("cls")), ("llama-lm", tiny_llama("causal_lm")),
+                        ("unnamed-lm", unnamed)]:
+        spec = inspect_backbone(model)
+        assert is_text_decoder(model.config, task_type_of(model)) == spec.text_decoder, name
+        answers[name] = spec.text_decoder
+    assert answers == {"bert": False, "mpnet": False, "t5": False, "vit": False, "llama-cls": True,
+                       "llama-lm": True, "unnamed-lm": True}
+    assert not is_text_decoder(unnamed.config)  # without the model class the config alone cannot tell

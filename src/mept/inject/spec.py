@@ -68,13 +68,18 @@ def check_length(spec: BackboneSpec, length: int, reserved: int) -> None:
         )
 
 
+# The class names of causal language models: Llama's ``...ForCausalLM`` and GPT-2's ``GPT2LMHeadModel`` (what
+# ``AutoModelForCausalLM`` builds for it). Read from a model's class and from a config's ``architectures``.
+CAUSAL_LM_CLASSES = ("ForCausalLM", "LMHeadModel")
+
+
 def task_type_of(model: nn.Module) -> TaskType:
     name = type(model).__name__
     if name.endswith("ForSequenceClassification"):
         return TaskType.CLS
     if name.endswith("ForImageClassification"):
         return TaskType.IMAGE_CLS
-    if name.endswith("ForCausalLM"):
+    if name.endswith(CAUSAL_LM_CLASSES):
         return TaskType.CAUSAL_LM
     if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "generate") and "Conditional" in name:
         return TaskType.SEQ2SEQ
@@ -92,11 +97,18 @@ def modality_of(cfg: object) -> str:
     return "image" if hasattr(cfg, "image_size") and not hasattr(cfg, "vocab_size") else "text"
 
 
-def is_text_decoder(cfg: object) -> bool:
-    """What :attr:`BackboneSpec.text_decoder` will say of a model with this config, read before any weight loads
-    (``mept train --lr-grid auto`` needs it to place the grid)."""
-    decoder = is_decoder_only(cfg) and not getattr(cfg, "is_encoder_decoder", False)
-    return decoder and modality_of(cfg) == "text"
+def is_text_decoder(cfg: object, task_type: TaskType | None = None) -> bool:
+    """What :attr:`BackboneSpec.text_decoder` says of a model with this config: :func:`inspect_backbone` decides
+    it here too, so that ``mept train --lr-grid auto``, which reads the config before any weight loads, cannot
+    disagree with the run it configures."""
+    return _decoder_only(cfg, task_type) and modality_of(cfg) == "text"
+
+
+def _decoder_only(cfg: object, task_type: TaskType | None) -> bool:
+    """A causal decoder, not the decoder half of an encoder-decoder; a model built as a causal LM is one
+    whatever its config says."""
+    causal = task_type == TaskType.CAUSAL_LM or is_decoder_only(cfg)
+    return causal and not getattr(cfg, "is_encoder_decoder", False)
 
 
 def inspect_backbone(model: nn.Module) -> BackboneSpec:
@@ -118,7 +130,7 @@ def inspect_backbone(model: nn.Module) -> BackboneSpec:
     layers_path = min(candidates, key=len)
     modality = modality_of(cfg)
     task_type = task_type_of(model)
-    decoder_only = task_type == "causal_lm" or bool(getattr(cfg, "is_decoder", False)) or _is_decoder_only(model)
+    decoder_only = _decoder_only(cfg, task_type)
     offset = 0 if (encoder_decoder or decoder_only) else 1
     return BackboneSpec(
         model_type=getattr(cfg, "model_type", type(model).__name__),
@@ -129,18 +141,14 @@ def inspect_backbone(model: nn.Module) -> BackboneSpec:
         modality=modality,
         task_type=task_type,
         max_positions=getattr(cfg, "max_position_embeddings", None),
-        decoder_only=decoder_only and not encoder_decoder,
+        decoder_only=decoder_only,
     )
-
-
-def _is_decoder_only(model: nn.Module) -> bool:
-    return is_decoder_only(model.config)
 
 
 def is_decoder_only(cfg: object) -> bool:
     """A decoder-only language model's config (Llama-style sequence classifiers have no ``is_decoder`` flag;
     their architecture list says CausalLM)."""
     archs = getattr(cfg, "architectures", None) or []
-    return bool(getattr(cfg, "is_decoder", False)) or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) \
+    return bool(getattr(cfg, "is_decoder", False)) or any(a.endswith(CAUSAL_LM_CLASSES) for a in archs) \
         or getattr(cfg, "model_type", "") in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2",
                                               "gpt_neox", "opt", "falcon")
