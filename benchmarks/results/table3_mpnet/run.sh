@@ -191,3 +191,17 @@ for s in 2 3; do
 done
 for s in 1 2 3; do for t in winowhy colorhex hotels; do smol prompt_tuning $t lr1e3 $s --lr 1e-3; done; done
 for s in 1 2; do bb mept causal1e4 $s --lr 1e-4 --format causal_lm; done  # the causal-LM form (seed 1 was OOM-killed before 51178c5)
+# Learning curves to 10 epochs (issue 29, item 2) and Table 3's rows at that budget (item 4): MPNet, color/hex,
+# 400 steps of 16, validation every epoch (40 steps), library defaults (no --lr: MEPT 5e-3, LoRA 1e-3, full
+# fine-tuning 3e-5, the other prompt methods 1e-2), bf16 auto, src at 54015fe. Records in results/table3_mpnet/e10/.
+D=~/.cache/mept/csv/colorhex
+e10() {  # METHOD NAME SEED EXTRA...
+  local method=$1 name=$2 seed=$3; shift 3
+  OMP_NUM_THREADS=1 mept train --method $method --model mpnet --train-file $D/train.csv --val-file $D/val.csv \
+    --test-file $D/test.csv --max-length 128 --epochs 10 --eval-every 40 --batch-size 16 --seed $seed "$@" \
+    --output runs/lc/mpnet-colorhex-$method-$name-s$seed
+}
+for s in 1 2 3; do for m in ptuning_v2 mept prompt_tuning lora full; do e10 $m e10 $s; done; done
+for s in 1 2 3; do e10 ptuning_v2 e10m10 $s --prompt-length 10; done   # one deep prompt of MEPT's activated length
+for s in 1 2 3; do e10 mept e10lr1e2 $s --lr 1e-2; done   # MEPT at the deep prompt's lr (1e-2): is the gap the lr?
+# Dense and stochastic routing at 10 epochs were queued and stopped for time (no run finished).
