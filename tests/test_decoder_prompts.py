@@ -225,3 +225,22 @@ def test_the_config_level_decoder_answer_is_the_one_the_injector_gives():
     assert answers == {"bert": False, "mpnet": False, "t5": False, "vit": False, "llama-cls": True,
                        "llama-lm": True, "unnamed-lm": True}
     assert not is_text_decoder(unnamed.config)  # without the model class the config alone cannot tell
+
+
+def test_an_xlm_style_lm_head_is_a_decoder_only_when_its_config_says_causal():
+    """XLM's ``XLMWithLMHeadModel`` ends like GPT-2's ``GPT2LMHeadModel`` but is a masked LM unless ``causal``:
+    read from the model class and from the config's ``architectures``, both places answer the same."""
+    import transformers
+
+    from mept.core.task_types import TaskType
+    from mept.inject.spec import inspect_backbone, is_text_decoder, task_type_of
+
+    answers = {}
+    for causal in (False, True):
+        cfg = transformers.XLMConfig(vocab_size=64, emb_dim=32, n_layers=2, n_heads=4, max_position_embeddings=64,
+                                     causal=causal, architectures=["XLMWithLMHeadModel"])
+        model = transformers.XLMWithLMHeadModel(cfg)
+        spec = inspect_backbone(model)
+        assert is_text_decoder(cfg) == is_text_decoder(cfg, task_type_of(model)) == spec.text_decoder
+        answers[causal] = (task_type_of(model), spec.text_decoder, spec.slot_offset)
+    assert answers == {False: (TaskType.BASE, False, 1), True: (TaskType.CAUSAL_LM, True, 0)}

@@ -71,6 +71,16 @@ def check_length(spec: BackboneSpec, length: int, reserved: int) -> None:
 # The class names of causal language models: Llama's ``...ForCausalLM`` and GPT-2's ``GPT2LMHeadModel`` (what
 # ``AutoModelForCausalLM`` builds for it). Read from a model's class and from a config's ``architectures``.
 CAUSAL_LM_CLASSES = ("ForCausalLM", "LMHeadModel")
+# XLM's and Flaubert's ``...WithLMHeadModel`` shares the suffix but is a masked LM unless its config sets ``causal``.
+CAUSAL_ONLY_IF_CONFIG_SAYS = "WithLMHeadModel"
+
+
+def is_causal_lm_class(name: str, cfg: object) -> bool:
+    """Whether a model class (or a config's ``architectures`` entry) named ``name`` is a causal LM with ``cfg``:
+    the one reading of class names behind :func:`task_type_of` and :func:`is_decoder_only`."""
+    if not name.endswith(CAUSAL_LM_CLASSES):
+        return False
+    return not name.endswith(CAUSAL_ONLY_IF_CONFIG_SAYS) or bool(getattr(cfg, "causal", False))
 
 
 def task_type_of(model: nn.Module) -> TaskType:
@@ -79,7 +89,7 @@ def task_type_of(model: nn.Module) -> TaskType:
         return TaskType.CLS
     if name.endswith("ForImageClassification"):
         return TaskType.IMAGE_CLS
-    if name.endswith(CAUSAL_LM_CLASSES):
+    if is_causal_lm_class(name, model.config):
         return TaskType.CAUSAL_LM
     if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "generate") and "Conditional" in name:
         return TaskType.SEQ2SEQ
@@ -149,6 +159,6 @@ def is_decoder_only(cfg: object) -> bool:
     """A decoder-only language model's config (Llama-style sequence classifiers have no ``is_decoder`` flag;
     their architecture list says CausalLM)."""
     archs = getattr(cfg, "architectures", None) or []
-    return bool(getattr(cfg, "is_decoder", False)) or any(a.endswith(CAUSAL_LM_CLASSES) for a in archs) \
+    return bool(getattr(cfg, "is_decoder", False)) or any(is_causal_lm_class(a, cfg) for a in archs) \
         or getattr(cfg, "model_type", "") in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2",
                                               "gpt_neox", "opt", "falcon")
