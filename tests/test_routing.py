@@ -186,6 +186,15 @@ def test_health_flags_a_collapsed_layer_and_identical_pathways():
     assert same["max_pathway_cosine"] == pytest.approx(1.0)
 
 
+def test_a_single_expert_is_not_reported_as_a_collapse():
+    """``num_experts=1`` (the ablation that removes the choice): every example takes the one expert, which is
+    no router failure, so no layer is flagged and no warning sends the user to the switches that spread load."""
+    chosen = np.zeros((6, 3), dtype=int)
+    h = routing_health([RoutingTrace(task="t", layers=[0, 1, 2], probs=np.ones((6, 3, 1)), chosen=chosen)])
+    assert h["collapsed_layers"] == [] and [r["collapsed"] for r in h["layers"]] == [False] * 3
+    assert format_health(h) == "routing: 1 expert per layer, nothing to route (6 validation examples)"
+
+
 def test_a_method_config_hands_every_router_setting_to_the_router_under_one_naming_rule():
     cfg = MEPTConfig(routing="topk", top_k=3, noise_sigma=0.5, gumbel_tau=0.7, router_dropout=0.2,
                      router_input="standardize", router_stats_momentum=0.4, router_type="cosine",

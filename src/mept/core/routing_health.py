@@ -8,7 +8,7 @@ say whether that happened, per prompted layer over all evaluation examples:
 - ``entropy``: the normalised entropy of that share, H / log E (0 = one expert, 1 = uniform);
 - ``experts_in_use``: experts that take at least 2% of the examples;
 - ``mean_top1_prob``: how decisive the router is (1.0 = hard, saturated logits);
-- ``collapsed``: one expert takes >= 90% of the examples.
+- ``collapsed``: one expert takes >= 90% of the examples (never with a single expert: no choice to lose).
 
 and per task its pathway, with the largest pathway cosine between two distinct tasks (1.0
 means two tasks take identical routes). Everything is plain numpy and JSON, so the trainer
@@ -50,7 +50,8 @@ def routing_health(traces: list[RoutingTrace]) -> dict[str, Any]:
             "entropy": round(entropy, 4),
             "experts_in_use": int((share >= IN_USE).sum()),
             "mean_top1_prob": round(float(probs[:, j].max(-1).mean()), 4),
-            "collapsed": bool(share.max() >= COLLAPSED),
+            # one expert (num_experts=1, an ablation) leaves the router nothing to choose: not a collapse
+            "collapsed": E > 1 and bool(share.max() >= COLLAPSED),
         })
     pathways = {t.task: compute_pathway(t) for t in traces}
     pairs = {
@@ -78,6 +79,8 @@ def format_health(health: dict[str, Any], examples: str = "validation examples")
     """
     if not health:
         return ""
+    if health["experts"] == 1:
+        return f"routing: 1 expert per layer, nothing to route ({health['examples']} {examples})"
     lines = [f"routing ({health['experts']} experts, {health['examples']} {examples}; "
              "layer: experts in use, entropy, top-1 prob, largest share):"]
     for r in health["layers"]:
