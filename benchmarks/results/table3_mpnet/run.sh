@@ -204,4 +204,25 @@ e10() {  # METHOD NAME SEED EXTRA...
 for s in 1 2 3; do for m in ptuning_v2 mept prompt_tuning lora full; do e10 $m e10 $s; done; done
 for s in 1 2 3; do e10 ptuning_v2 e10m10 $s --prompt-length 10; done   # one deep prompt of MEPT's activated length
 for s in 1 2 3; do e10 mept e10lr1e2 $s --lr 1e-2; done   # MEPT at the deep prompt's lr (1e-2): is the gap the lr?
-# Dense and stochastic routing at 10 epochs were queued and stopped for time (no run finished).
+# Dense and stochastic routing at 10 epochs were queued and stopped for time in that session; a later session
+# (src at 3f448b7, same e10 function) ran them and took MEPT's structure apart: Table 3's dense and stochastic rows,
+# one routed expert (N_r = 1: no choice, the router inert), N_r = 4, a router that never trains, and one deep
+# prompt at MEPT's lr. Records in results/table3_mpnet/e10/.
+for s in 1 2 3; do
+  e10 mept e10dense $s --set routing=dense
+  e10 mept e10stoch $s --set routing=stochastic
+  e10 mept e10nr1 $s --set num_experts=1
+  e10 mept e10nr4 $s --set num_experts=4
+  e10 ptuning_v2 e10m10lr5e3 $s --prompt-length 10 --lr 5e-3
+done
+e10 mept e10frozen 1 --set train_router=false   # seeds 2-3 dropped for time
+# Three diagnostics that are not library settings: results/table3_mpnet/e10/diagnostic.patch (apply it to src at
+# 3f448b7 with `git apply`) adds them behind MEPT_HACK. `straight`: the routed expert enters at full weight (1 in
+# the forward, the gate's gradient kept, straight-through); `detach`: the router reads the pooled state without
+# passing its gradient back into the layers below; `shared2x`: the shared expert trains at twice the lr (its own
+# optimizer group), the routed experts and the router as before.
+for s in 1 2 3; do
+  MEPT_HACK=straight e10 mept e10straight $s
+  MEPT_HACK=detach e10 mept e10detach $s
+  MEPT_HACK=shared2x e10 mept e10shared2x $s
+done
