@@ -128,6 +128,25 @@ def test_router_learning_rate_is_scaled_in_its_own_optimizer_group():
     assert not router_ids & {id(p) for p in groups["prompt"]["params"]}
 
 
+def test_routed_experts_train_at_their_own_rate_and_the_shared_ones_at_the_prompts():
+    model = tiny_mept(expert_lr_scale=0.1)
+    groups = {g["name"]: g for g in model.param_groups(lr=1e-2, head_lr=3e-3)}
+    assert set(groups) == {"prompt", "experts", "router", "head"}
+    assert groups["experts"]["lr"] == pytest.approx(1e-3)
+    assert [id(p) for p in groups["experts"]["params"]] == [id(model.method.experts)]
+    assert id(model.method.shared) in {id(p) for p in groups["prompt"]["params"]}
+    # one AdamW step moves each trained entry by about its lr: the routed experts a tenth as far as the shared
+    before = model.method.experts.detach().clone(), model.method.shared.detach().clone()
+    optimizer = torch.optim.AdamW(list(groups.values()), weight_decay=0.0)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    model(input_ids=TOKENS, labels=labels).loss.backward()
+    optimizer.step()
+    moved = [(p.detach() - b).abs() for p, b in zip((model.method.experts, model.method.shared), before)]
+    experts_step, shared_step = (m[m > 0].median().item() for m in moved)  # entries the batch reached
+    assert experts_step == pytest.approx(1e-3, rel=0.1) and shared_step == pytest.approx(1e-2, rel=0.1)
+    assert {g["name"] for g in tiny_mept().param_groups(1e-2, 3e-3)} == {"prompt", "router", "head"}  # default: 1
+
+
 @pytest.mark.parametrize("settings", [{"router_input": "center"}, {"router_input": "standardize"},
                                       {"router_type": "cosine"}])
 def test_router_state_saves_and_reloads_exactly(tmp_path, settings):

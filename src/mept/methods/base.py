@@ -64,6 +64,14 @@ class PromptMethod(nn.Module):
     def routers(self) -> list[Router]:
         return []
 
+    def lr_scales(self) -> dict[str, float]:
+        """The method's parameters (attribute names) that train at a multiple of the prompts' lr, with it.
+
+        Empty for most methods: every prompt trains at ``lr``. The optimizer's groups
+        (:meth:`mept.model.prompted.PromptedModel.param_groups`) read it; routers have their own scale.
+        """
+        return {}
+
     def aux_loss(self, routes: list[Route]) -> torch.Tensor | None:
         """One forward's routing losses, weighted as the config asks; None when none is enabled.
 

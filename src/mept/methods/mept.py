@@ -79,6 +79,7 @@ PAPER_UNSTATED: dict[str, object] = dict(
     router_input="layernorm",
     # our switches, off as in the authors' code (the paper's softmax, Sec. 3.1, has no temperature)
     router_temperature=1.0, z_loss=0.0, router_lr_scale=1.0,
+    expert_lr_scale=1.0,  # ours: the routed experts train at the prompts' lr, the one lr the paper states
     router_dropout=0.0,  # ours (the authors' code has dropout 0.2 on the router when not perturbing)
     # the paper does not say where a decoder's prompt positions stand; the authors' code puts them at
     # position 0, over the backbone's attention sink (mept.inject.spec.sink_columns: ours keeps the sink)
@@ -128,6 +129,10 @@ class MEPTConfig(RoutedConfig):
     router_stats_momentum: float = 0.3
     router_type: RouterType = "linear"
     router_temperature: float = 1.0
+    # ours: the routed experts' lr as a multiple of the prompt lr (the shared experts train at the prompt lr).
+    # Adam moves a routed expert as far per step as the shared one though its gradient comes from the inputs
+    # routed to it alone; see MEPT.lr_scales. The paper states one lr (--paper: 1).
+    expert_lr_scale: float = 1.0
     # ours: the frozen backbone's own layer inputs on a text decoder, the paper's Xavier normal elsewhere
     # (mept.model.states; benchmarks/studies/decoder_prompts.md); --paper: Xavier normal everywhere
     init: Init = "auto"
@@ -137,7 +142,7 @@ class MEPTConfig(RoutedConfig):
         super().__post_init__()
         _positive(self, "num_experts")
         _positive(self, "top_k")
-        for name in ("noise_sigma", "router_dropout", "num_shared"):
+        for name in ("noise_sigma", "router_dropout", "num_shared", "expert_lr_scale"):
             _non_negative(self, name)
         for name in ("gumbel_tau", "router_temperature"):  # both divide the router's logits
             _positive_number(self, name)
@@ -179,3 +184,13 @@ class MEPT(RoutedPrompts):
             router=config.router_config(),
             train_router=config.train_router,
         )
+
+    def lr_scales(self) -> dict[str, float]:
+        """The routed experts train at ``expert_lr_scale`` times the prompt lr (ours; 1: the paper's one lr).
+
+        Why a separate rate: AdamW moves every routed expert about as far per step as the shared expert,
+        although its gradient comes only from the inputs routed to it (a tenth of a batch at N_r = 10)
+        and is scaled by the router's probability; on MPNet the per-input routed expert, not the router,
+        was what cost MEPT accuracy (``benchmarks/studies/table3_mpnet.md``).
+        """
+        return {"experts": self.config.expert_lr_scale}

@@ -261,15 +261,19 @@ class PromptedModel(nn.Module):
 
     def param_groups(self, lr: float, head_lr: float) -> list[dict[str, Any]]:
         """Optimizer groups of the trainable tensors the adapter owns (:meth:`owns`): prompts at ``lr``,
-        routers at ``lr`` times the method's ``router_lr_scale``, the task heads at ``head_lr``; empty
-        groups are left out."""
+        routers at ``lr`` times the method's ``router_lr_scale``, a method's scaled tensors (its
+        ``lr_scales``, e.g. MEPT's routed experts) each in a group of its own, the task heads at ``head_lr``;
+        empty groups are left out."""
         router_ids = {id(q) for r in self.method.routers() for q in r.parameters()}
         config = self.prompt_config
         scale = config.router_lr_scale_for(self.spec.hidden_size) if isinstance(config, RoutedConfig) else 1.0
+        scaled = {f"method.{name}": s for name, s in self.method.lr_scales().items() if s != 1.0}
         owned = [(n, q) for n, q in self.adapter_parameters().items() if q.requires_grad]
         groups = [
-            {"name": "prompt", "params": [q for n, q in owned if n.startswith("method.") and id(q) not in router_ids],
-             "lr": lr},
+            {"name": "prompt", "lr": lr, "params": [
+                q for n, q in owned if n.startswith("method.") and id(q) not in router_ids and n not in scaled]},
+            *({"name": n.removeprefix("method."), "params": [q for k, q in owned if k == n], "lr": lr * s}
+              for n, s in scaled.items()),
             {"name": "router", "params": [q for n, q in owned if id(q) in router_ids], "lr": lr * scale},
             {"name": "head", "params": [q for n, q in owned if not n.startswith("method.")], "lr": head_lr},
         ]
