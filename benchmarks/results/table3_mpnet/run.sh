@@ -226,3 +226,15 @@ for s in 1 2 3; do
   MEPT_HACK=detach e10 mept e10detach $s
   MEPT_HACK=shared2x e10 mept e10shared2x $s
 done
+# Routed experts kept near the shared one (a later session; src at 8348a3f, which adds the library setting
+# expert_lr_scale, ours): the routed experts at a tenth of the prompt lr, at MEPT's 5e-3 and at the deep prompt's
+# 1e-2, and routed experts that start at zero (`rezero` in results/table3_mpnet/e10/diagnostic.patch, now with the
+# `elr<scale>` switch these runs went through: the same optimizer groups as expert_lr_scale, the same adapter
+# to the bit on a 12-step check). For the `rezero` rows apply the patch to src at 8348a3f (`git apply --check`
+# passes there and at 3f448b7). Records in results/table3_mpnet/e10/.
+for s in 1 2 3; do
+  e10 mept e10elr01 $s --set expert_lr_scale=0.1
+  e10 mept e10elr01lr1e2 $s --lr 1e-2 --set expert_lr_scale=0.1
+  MEPT_HACK=rezero e10 mept e10z $s
+  MEPT_HACK=rezero e10 mept e10elr01z1e2 $s --lr 1e-2 --set expert_lr_scale=0.1
+done
