@@ -210,3 +210,12 @@ def test_peft_tuner_without_targets_is_one_error_naming_the_fix():
         LoRAConfig().peft_config([], Odd())
     # a user's own targets are used as given
     assert LoRAConfig(target_modules=["mix"]).peft_config([], Odd()).target_modules == {"mix"}
+
+
+def test_a_probe_on_a_model_without_a_task_head_is_one_error_naming_the_fix():
+    from conftest import tiny_llama
+
+    from mept.baselines.probe import ProbeConfig
+
+    with pytest.raises(MeptError, match=r"has none: it needs a classification model \(--format cls"):
+        mept.get_model(tiny_llama("causal"), ProbeConfig())

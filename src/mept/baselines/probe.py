@@ -35,7 +35,8 @@ class LinearProbe(BaselineModel):
 
     def build(self, backbone: nn.Module, config: ProbeConfig) -> nn.Module:
         if not self.head_names:
-            raise MeptError("probe trains the task head, but this backbone has none (a classification model is needed)")
+            raise MeptError("probe trains the task head, but this backbone has none: it needs a classification "
+                            "model (--format cls, where the backbone has one), or leave probe out")
         backbone.requires_grad_(False)
         for name in self.head_names:
             backbone.get_submodule(name).requires_grad_(True)
