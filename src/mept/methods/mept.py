@@ -79,7 +79,7 @@ PAPER_UNSTATED: dict[str, object] = dict(
     router_input="layernorm",
     # our switches, off as in the authors' code (the paper's softmax, Sec. 3.1, has no temperature)
     router_temperature=1.0, z_loss=0.0, router_lr_scale=1.0,
-    expert_lr_scale=1.0,  # ours: the routed experts train at the prompts' lr, the one lr the paper states
+    expert_lr_scale=1.0,  # ours: the routed experts train at the prompts' lr; the paper names no lr of their own
     router_dropout=0.0,  # ours (the authors' code has dropout 0.2 on the router when not perturbing)
     # the paper does not say where a decoder's prompt positions stand; the authors' code puts them at
     # position 0, over the backbone's attention sink (mept.inject.spec.sink_columns: ours keeps the sink)
@@ -131,7 +131,8 @@ class MEPTConfig(RoutedConfig):
     router_temperature: float = 1.0
     # ours: the routed experts' lr as a multiple of the prompt lr (the shared experts train at the prompt lr).
     # Adam moves a routed expert as far per step as the shared one though its gradient comes from the inputs
-    # routed to it alone; see MEPT.lr_scales. The paper states one lr (--paper: 1).
+    # routed to it alone; see MEPT.lr_scales. The paper names one lr per run (Sec. 4.3), none for the routed
+    # experts apart (--paper: 1).
     expert_lr_scale: float = 1.0
     # ours: the frozen backbone's own layer inputs on a text decoder, the paper's Xavier normal elsewhere
     # (mept.model.states; benchmarks/studies/decoder_prompts.md); --paper: Xavier normal everywhere
@@ -186,7 +187,8 @@ class MEPT(RoutedPrompts):
         )
 
     def lr_scales(self) -> dict[str, float]:
-        """The routed experts train at ``expert_lr_scale`` times the prompt lr (ours; 1: the paper's one lr).
+        """The routed experts train at ``expert_lr_scale`` times the prompt lr (ours; 1: the paper names no lr of
+        their own).
 
         Why a separate rate: AdamW moves every routed expert about as far per step as the shared expert,
         although its gradient comes only from the inputs routed to it (a tenth of a batch at N_r = 10)
