@@ -131,7 +131,7 @@ class MEPTConfig(RoutedConfig):
     router_temperature: float = 1.0
     # ours: the routed experts' lr as a multiple of the prompt lr (the shared experts train at the prompt lr).
     # Adam moves a routed expert as far per step as the shared one though its gradient comes from the inputs
-    # routed to it alone; see MEPT.lr_scales. The paper names one lr per run (Sec. 4.3), none for the routed
+    # routed to it alone; see MEPT.lr_scales. The paper names one lr per run (Appendix B.2), none for the routed
     # experts apart (--paper: 1).
     expert_lr_scale: float = 1.0
     # ours: the frozen backbone's own layer inputs on a text decoder, the paper's Xavier normal elsewhere
