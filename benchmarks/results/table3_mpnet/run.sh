@@ -238,3 +238,15 @@ for s in 1 2 3; do
   MEPT_HACK=rezero e10 mept e10z $s
   MEPT_HACK=rezero e10 mept e10elr01z1e2 $s --lr 1e-2 --set expert_lr_scale=0.1
 done
+# The same 10-epoch budget on winowhy (a later session; src at 8348a3f, library defaults): top-1 MEPT against one
+# deep prompt of its length (Table 3's question on a second task) and P-Tuning v2 at its default m = 100 (seed 1
+# only: 41 minutes a run on one core; seeds 2-3 dropped for time). Records in results/table3_mpnet/e10/.
+D=~/.cache/mept/csv/winowhy
+e10w() {  # METHOD NAME SEED EXTRA...
+  local method=$1 name=$2 seed=$3; shift 3
+  OMP_NUM_THREADS=1 mept train --method $method --model mpnet --train-file $D/train.csv --val-file $D/val.csv \
+    --test-file $D/test.csv --max-length 128 --epochs 10 --eval-every 40 --batch-size 16 --seed $seed "$@" \
+    --output runs/lc/mpnet-winowhy-$method-$name-s$seed
+}
+for s in 1 2 3; do e10w mept e10 $s; e10w ptuning_v2 e10m10 $s --prompt-length 10; done
+e10w ptuning_v2 e10 1
