@@ -194,12 +194,12 @@ for s in 1 2; do bb mept causal1e4 $s --lr 1e-4 --format causal_lm; done  # the 
 # Learning curves to 10 epochs (issue 29, item 2) and Table 3's rows at that budget (item 4): MPNet, color/hex,
 # 400 steps of 16, validation every epoch (40 steps), library defaults (no --lr: MEPT 5e-3, LoRA 1e-3, full
 # fine-tuning 3e-5, the other prompt methods 1e-2), bf16 auto, src at 54015fe. Records in results/table3_mpnet/e10/.
-D=~/.cache/mept/csv/colorhex
+TASK=colorhex  # the task e10 trains on (a later block sets winowhy)
 e10() {  # METHOD NAME SEED EXTRA...
-  local method=$1 name=$2 seed=$3; shift 3
+  local method=$1 name=$2 seed=$3 D=~/.cache/mept/csv/$TASK; shift 3
   OMP_NUM_THREADS=1 mept train --method $method --model mpnet --train-file $D/train.csv --val-file $D/val.csv \
     --test-file $D/test.csv --max-length 128 --epochs 10 --eval-every 40 --batch-size 16 --seed $seed "$@" \
-    --output runs/lc/mpnet-colorhex-$method-$name-s$seed
+    --output runs/lc/mpnet-$TASK-$method-$name-s$seed
 }
 for s in 1 2 3; do for m in ptuning_v2 mept prompt_tuning lora full; do e10 $m e10 $s; done; done
 for s in 1 2 3; do e10 ptuning_v2 e10m10 $s --prompt-length 10; done   # one deep prompt of MEPT's activated length
@@ -241,12 +241,6 @@ done
 # The same 10-epoch budget on winowhy (a later session; src at 8348a3f, library defaults): top-1 MEPT against one
 # deep prompt of its length (Table 3's question on a second task) and P-Tuning v2 at its default m = 100 (seed 1
 # only: 41 minutes a run on one core; seeds 2-3 dropped for time). Records in results/table3_mpnet/e10/.
-D=~/.cache/mept/csv/winowhy
-e10w() {  # METHOD NAME SEED EXTRA...
-  local method=$1 name=$2 seed=$3; shift 3
-  OMP_NUM_THREADS=1 mept train --method $method --model mpnet --train-file $D/train.csv --val-file $D/val.csv \
-    --test-file $D/test.csv --max-length 128 --epochs 10 --eval-every 40 --batch-size 16 --seed $seed "$@" \
-    --output runs/lc/mpnet-winowhy-$method-$name-s$seed
-}
-for s in 1 2 3; do e10w mept e10 $s; e10w ptuning_v2 e10m10 $s --prompt-length 10; done
-e10w ptuning_v2 e10 1
+TASK=winowhy
+for s in 1 2 3; do e10 mept e10 $s; e10 ptuning_v2 e10m10 $s --prompt-length 10; done
+e10 ptuning_v2 e10 1
