@@ -244,3 +244,6 @@ done
 TASK=winowhy
 for s in 1 2 3; do e10 mept e10 $s; e10 ptuning_v2 e10m10 $s --prompt-length 10; done
 e10 ptuning_v2 e10 1
+# The frozen router's seeds 2-3 (a later session, src at 427c3bb; the same budget on color/hex).
+TASK=colorhex
+for s in 2 3; do e10 mept e10frozen $s --set train_router=false; done
