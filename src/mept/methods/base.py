@@ -65,7 +65,8 @@ class PromptMethod(nn.Module):
         return []
 
     def lr_scales(self) -> dict[str, float]:
-        """The method's parameters (attribute names) that train at a multiple of the prompts' lr, with it.
+        """The method's parameters (by attribute name) that train at a multiple of the prompts' lr, each with its
+        multiple.
 
         Empty for most methods: every prompt trains at ``lr``. The optimizer's groups
         (:meth:`mept.model.prompted.PromptedModel.param_groups`) read it; routers have their own scale.
