@@ -60,6 +60,17 @@ def mean_std(values: list[float], digits: int = 2, empty: str = "-") -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
 
 
+def paired_text(test: dict) -> str:
+    """A paired test (``mept.harness.stats.paired_test``) as the tables print it: ``+8.50 (p < 0.001, n = 6)``.
+
+    Three decimals, and ``p < 0.001`` below that: a printed ``p = 0.000`` reads as a p of zero, which no
+    finite sample gives.
+    """
+    p = test["p_two_sided"]
+    p_shown = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+    return f"{test['mean_diff']:+.2f} ({p_shown}, n = {test['n']})"
+
+
 def peak_step_memory_mb(fn: Callable[[], object]) -> float:
     """Peak bytes torch allocates during ``fn()`` above what was live before it, in MiB."""
     if torch.cuda.is_available():

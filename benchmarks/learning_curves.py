@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from common import mean_std  # benchmarks/common.py
+from common import mean_std, paired_text  # benchmarks/common.py
 from script import fail  # benchmarks/script.py
 from variant_globs import labelled_paths
 
@@ -93,7 +93,7 @@ def best(methods: dict[str, Runs], curves: dict[str, dict[str, Any]]) -> str:
         diff = "-"
         if label != reference_label and len(shared) >= 2:
             t = paired_test([test[s] for s in shared], [reference[s]["test"]["average"] for s in shared])
-            diff = f"{t['mean_diff']:+.2f} (p = {t['p_two_sided']:.3f}, n = {t['n']})"
+            diff = paired_text(t)
         tests = [v for v in test.values() if v is not None]
         last = "yes: still rising" if curve["still_rising"] else "no"
         lines.append(f"| {label} | {', '.join(map(str, seeds))} | {curve['best_validation_mean']:.2f} | "

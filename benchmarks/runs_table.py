@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from common import mean_std  # benchmarks/common.py
+from common import mean_std, paired_text  # benchmarks/common.py
 from script import fail  # benchmarks/script.py
 from variant_globs import labelled_paths
 
@@ -142,13 +142,13 @@ def main() -> None:
             diff = "-"
         else:
             t = paired_test([runs[s]["test"] for s in shared], [reference[s]["test"] for s in shared])
-            diff = f"{t['mean_diff']:+.2f} (p = {t['p_two_sided']:.3f}, n = {t['n']})"
+            diff = paired_text(t)
         collapsed = ", ".join(str(runs[s]["collapsed_layers_test"]) for s in seeds)
         heads = {runs[s]["head_params"] for s in seeds}
         seconds = statistics.fmean(cost[label, s] for s in seeds)
         names = ", ".join(f"{shown(task)} {seed}".strip() for task, seed in seeds)
         print(f"| {label} | {names} | {', '.join(f'{x:.2f}' for x in tests)} | {mean_std(tests)} "
-              f"| {mean_std(vals)} | {diff} | {collapsed} | {', '.join(f'{h:,}' for h in heads if h)} | {seconds:.0f} |")
+              f"| {mean_std(vals)} | {diff} | {collapsed} | {', '.join(f'{h:,}' for h in heads if h)} | {seconds:,.0f} |")
     on_validation = sorted({r["task"] for r in everything if r.get("scored_on", "test") != "test"})
     if on_validation:
         print(f"\nNo test split ({'; '.join(t.replace(',', ', ') for t in on_validation)}): a run's 'test' is its "
