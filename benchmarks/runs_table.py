@@ -32,6 +32,11 @@ from variant_globs import labelled_paths
 from mept.harness.stats import paired_test
 
 
+def _or_dash(value: Any) -> str:
+    """A cell of a value a run may not have (collapsed layers of a method without a router): ``-``, not ``None``."""
+    return "-" if value is None else str(value)
+
+
 def record(folder: Path) -> dict[str, Any]:
     """What one run folder says about its run: settings, per-evaluation validation, test, routing, time."""
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -143,7 +148,7 @@ def main() -> None:
         else:
             t = paired_test([runs[s]["test"] for s in shared], [reference[s]["test"] for s in shared])
             diff = paired_text(t)
-        collapsed = ", ".join(str(runs[s]["collapsed_layers_test"]) for s in seeds)
+        collapsed = ", ".join(_or_dash(runs[s]["collapsed_layers_test"]) for s in seeds)
         heads = {runs[s]["head_params"] for s in seeds}
         seconds = statistics.fmean(cost[label, s] for s in seeds)
         names = ", ".join(f"{shown(task)} {seed}".strip() for task, seed in seeds)

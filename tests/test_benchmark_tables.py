@@ -49,6 +49,7 @@ def test_pooled_pairs_match_task_and_seed(tmp_path):
     new_row = next(line for line in out.stdout.splitlines() if line.startswith("| new |"))
     assert "a 1, a 2, a 3, b 1, b 2, b 3" in new_row
     assert "+3.00" in new_row and "n = 6" in new_row  # the mean of +2 (task a) and +4 (task b) over six pairs
+    assert "| -, -, -, -, -, - |" in new_row and "None" not in new_row  # no routing on test: a dash per run
     assert json.loads((tmp_path / "records" / "a-new-s1.json").read_text())["task"] == "a"
 
 
