@@ -247,3 +247,10 @@ e10 ptuning_v2 e10 1
 # The frozen router's seeds 2-3 (a later session, src at 427c3bb; the same budget on color/hex).
 TASK=colorhex
 for s in 2 3; do e10 mept e10frozen $s --set train_router=false; done
+# The goal's other rows on winowhy at the same budget (a later session, src at f400e2d, library defaults): prompt
+# tuning and LoRA, seeds 1-3, P-Tuning v2 at m = 100, seeds 2-3, and full fine-tuning, seeds 1-3. Records in
+# results/table3_mpnet/e10/.
+TASK=winowhy
+for s in 1 2 3; do e10 prompt_tuning e10 $s; e10 lora e10 $s; done
+for s in 2 3; do e10 ptuning_v2 e10 $s; done
+for s in 1 2 3; do e10 full e10 $s; done
