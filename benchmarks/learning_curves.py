@@ -75,8 +75,8 @@ def at_time(curves: dict[str, dict[str, Any]]) -> str:
         for curve in curves.values():
             values = at_budget(curve, budget)
             cells.append(mean_std(values) if values else "no evaluation yet")
-        lines.append(f"| {budget:.0f} | " + " | ".join(cells) + " |")
-    lines.append("| whole run | " + " | ".join(f"{totals[m]:.0f} s" for m in curves) + " |")
+        lines.append(f"| {budget:,.0f} | " + " | ".join(cells) + " |")
+    lines.append("| whole run | " + " | ".join(f"{totals[m]:,.0f} s" for m in curves) + " |")
     return "\n".join(lines)
 
 
