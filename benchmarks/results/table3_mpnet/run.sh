@@ -254,3 +254,4 @@ TASK=winowhy
 for s in 1 2 3; do e10 prompt_tuning e10 $s; e10 lora e10 $s; done
 for s in 2 3; do e10 ptuning_v2 e10 $s; done
 for s in 1 2 3; do e10 full e10 $s; done
+for s in 1 2 3; do e10 mept e10nr1 $s --set num_experts=1; done   # one routed expert, winowhy (three runs at a time)
