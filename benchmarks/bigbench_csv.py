@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--sizes", type=int, nargs=3, default=[1000, 200, 500], metavar=("TRAIN", "VAL", "TEST"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--more-train", type=int, default=0, metavar="N",
+                    help="add N training examples from beyond the test split: val and test stay those of --sizes, "
+                         "so runs with and without it score on the same examples")
     args = ap.parse_args(argv)
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
@@ -56,15 +59,20 @@ def main(argv: list[str] | None = None) -> None:
              f"(no {MARK}); choose another folder")
     if min(args.sizes) < 1:
         fail(f"--sizes {' '.join(map(str, args.sizes))}: each split needs at least 1 example")
+    if args.more_train < 0:
+        fail(f"--more-train {args.more_train}: give 0 or more examples")
     rows = examples(args.task)
     random.Random(args.seed).shuffle(rows)
     n_train, n_val, n_test = args.sizes
-    if len(rows) < n_train + n_val + n_test:
-        fail(f"{args.task} has {len(rows)} labelled examples, fewer than --sizes asks ({n_train + n_val + n_test}); "
+    needed = n_train + n_val + n_test + args.more_train
+    if len(rows) < needed:
+        fail(f"{args.task} has {len(rows)} labelled examples, fewer than --sizes and --more-train ask ({needed}); "
              f"ask for fewer")
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARK).write_text(json.dumps({"task": args.task, "sizes": args.sizes, "seed": args.seed}) + "\n")
-    splits = {"train": rows[:n_train], "val": rows[n_train:n_train + n_val],
+    (out / MARK).write_text(json.dumps({"task": args.task, "sizes": args.sizes, "seed": args.seed,
+                                        "more_train": args.more_train}) + "\n")
+    rest = n_train + n_val + n_test
+    splits = {"train": rows[:n_train] + rows[rest:rest + args.more_train], "val": rows[n_train:n_train + n_val],
               "test": rows[n_train + n_val:n_train + n_val + n_test]}
     for name, part in splits.items():
         with open(out / f"{name}.csv", "w", newline="") as f:

@@ -280,3 +280,24 @@ def test_a_run_without_a_test_split_is_scored_on_validation_and_the_table_says_s
     assert "No test split (bb-intent, bb-shapes, bb-fever)" in out.stdout
     record = json.loads((tmp_path / "rec" / "m-new-s1.json").read_text())
     assert record["scored_on"] == "validation (no test split)" and set(record["per_task"]) == set(mixture.split(","))
+
+
+def test_bigbench_csv_more_train_keeps_validation_and_test(tmp_path):
+    # --more-train adds examples from beyond the test split: a run with more data scores on the same examples
+    from mept.data.bigbench import tarball_path
+
+    if not tarball_path().exists():
+        pytest.skip(f"BIG-bench tarball not at {tarball_path()}")
+    base, more = tmp_path / "base", tmp_path / "more"
+    for out, extra in ((base, []), (more, ["--more-train", "15"])):
+        done = table("winowhy", "--out", str(out), "--sizes", "20", "10", "10", *extra,
+                     script=BENCHMARKS / "bigbench_csv.py")
+        assert done.returncode == 0, done.stderr
+    for split in ("val", "test"):
+        assert (base / f"{split}.csv").read_text() == (more / f"{split}.csv").read_text()
+    base_rows = (base / "train.csv").read_text().splitlines()
+    more_rows = (more / "train.csv").read_text().splitlines()
+    assert len(base_rows) == 21 and len(more_rows) == 36 and more_rows[:21] == base_rows
+    assert not set(more_rows[21:]) & set((base / "test.csv").read_text().splitlines()[1:])
+    bad = table("winowhy", "--out", str(tmp_path / "bad"), "--more-train", "-1", script=BENCHMARKS / "bigbench_csv.py")
+    assert bad.returncode == 2 and "--more-train -1" in bad.stderr and not (tmp_path / "bad").exists()
