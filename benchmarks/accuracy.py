@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mept.cli.flags import ListFlag
 from mept.harness.train import train
 from mept.harness.train_config import TrainConfig
 
@@ -96,9 +97,9 @@ def table(rows: dict[str, list[dict[str, Any]]], tasks: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="minilm")
-    ap.add_argument("--tasks", nargs="+", default=["bb-cb", "bb-wsc", "bb-rte"])
-    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--tasks", action=ListFlag, default=["bb-cb", "bb-wsc", "bb-rte"])
+    ap.add_argument("--methods", action=ListFlag, default=METHODS, choices=METHODS)
+    ap.add_argument("--seeds", type=int, action=ListFlag, default=[1, 2, 3])
     ap.add_argument("--steps-per-task", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--text-length", type=int, default=96, help="text tokens (max_length); prompt slots come on top")

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 import mept
+from mept.cli.flags import ListFlag
 from mept.core.registry import all_method_names
 
 # Settings that keep the default configs but make P-Tuning v2 (100 slots) fit tiny position tables.
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu", action="store_true", help="the CPU fallback even where CUDA is available")
     ap.add_argument("--llama", default="smollm2", help="Llama-family model for the 4/8-bit check (hub id or alias)")
-    ap.add_argument("--speed-models", nargs="+", default=["minilm", "mpnet"])
+    ap.add_argument("--speed-models", action=ListFlag, default=["minilm", "mpnet"])
     ap.add_argument("--steps", type=int, default=None, help="timed steps per train check (default 10 GPU, 2 CPU)")
     ap.add_argument("--json", help="write every row here")
     args = ap.parse_args(argv)

@@ -55,6 +55,7 @@ import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures, f
 from common import mean_std
 from script import run_command  # benchmarks/script.py: a failed child run is one error line
 
+from mept.cli.flags import ListFlag
 from mept.harness.stats import adjust_family, describe, paired_test
 
 TASKS = list(P.SUPERGLUE6)  # the six of the paper's tables; "wsc" (named in its Sec. 4.1, in no table) with --tasks
@@ -200,11 +201,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", choices=["1", "6"], default="1")
     ap.add_argument("--backbone", choices=list(BACKBONES), default="t5-base")
-    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    ap.add_argument("--tasks", nargs="+", default=TASKS, choices=ALL_TASKS)
+    ap.add_argument("--methods", action=ListFlag, default=METHODS, choices=METHODS)
+    ap.add_argument("--tasks", action=ListFlag, default=TASKS, choices=ALL_TASKS)
     ap.add_argument("--epochs", type=float, default=70, help="paper: 70")
     ap.add_argument("--batch-size", type=int, default=32, help="paper: 16-32")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="any number (paper: 3 runs)")
+    ap.add_argument("--seeds", type=int, action=ListFlag, default=[1, 2, 3], help="any number (paper: 3 runs)")
     ap.add_argument("--eval-mode", choices=["generate", "rank"], default="generate",
                     help="T5: generate + exact match (the authors' code) or rank the verbalizer words")
     ap.add_argument("--bf16", action="store_true", help="bf16 mixed precision (Ampere+ GPUs)")

@@ -52,6 +52,7 @@ from typing import Any
 
 import paper_numbers as P  # benchmarks/paper_numbers.py: the paper's figures
 
+from mept.cli.flags import ListFlag
 from mept.core.registry import make_config
 from mept.harness.run_report import mean_std
 from mept.harness.stats import adjust_family, describe, paired_test
@@ -562,13 +563,13 @@ SMOKE = dict(steps=2, depth_steps=2, seeds=[1], max_eval_examples=4, max_train_e
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tables", nargs="+", default=TABLES, choices=TABLES)
-    ap.add_argument("--tasks", nargs="+", default=["bb-diverse"])
+    ap.add_argument("--tables", action=ListFlag, default=TABLES, choices=TABLES)
+    ap.add_argument("--tasks", action=ListFlag, default=["bb-diverse"])
     ap.add_argument("--model", default="minilm")
     ap.add_argument("--reference", choices=["paper", "default"], default="paper",
                     help="the MEPT each ablation row changes one setting of: the paper's (no balance loss) or ours")
     ap.add_argument("--depth-model", default="mpnet")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="any number; more seeds tighten the tests")
+    ap.add_argument("--seeds", action=ListFlag, type=int, default=[1, 2, 3], help="any number; more seeds tighten the tests")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--depth-steps", type=int, default=150)
     ap.add_argument("--timing-steps", type=int, default=30, help="Table 8: steps per back-to-back speed measurement")
@@ -578,17 +579,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--max-eval-examples", type=int, default=100)
     ap.add_argument("--max-train-examples", type=int, default=None, help="per task (default: all)")
-    ap.add_argument("--grid-experts", nargs="+", type=int, default=list(P.TABLE5_EXPERTS), help="Table 5: N_r values")
-    ap.add_argument("--grid-lengths", nargs="+", type=int, default=[10, 15, 20], help="Table 5: m values")
+    ap.add_argument("--grid-experts", action=ListFlag, type=int, default=list(P.TABLE5_EXPERTS), help="Table 5: N_r values")
+    ap.add_argument("--grid-lengths", action=ListFlag, type=int, default=[10, 15, 20], help="Table 5: m values")
     ap.add_argument("--max-mixture", type=int, default=7, help="Table 11: mixtures of the first 1..k tasks")
-    ap.add_argument("--ratio-tasks", nargs="+", help="Table 13's tasks (default: --tasks)")
+    ap.add_argument("--ratio-tasks", action=ListFlag, help="Table 13's tasks (default: --tasks)")
     ap.add_argument("--cross-target", default="bb-implicatures", help="Table 16: the task evaluated (paper: BoolQ)")
     ap.add_argument("--cross-source", default="bb-boolq", help="Table 16: the other task trained on (paper: MRC); "
                                                               "must share the target's label words")
-    ap.add_argument("--skip", nargs="+", default=[], metavar="ROW",
+    ap.add_argument("--skip", action=ListFlag, default=[], metavar="ROW",
                     help="rows of the ablation tables not to run now, e.g. 'shared off' (the reference always runs)")
     ap.add_argument("--out", default="runs/paper-tables")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+    ap.add_argument("--methods", action=ListFlag, default=list(METHODS), choices=list(METHODS),
                     help="Table 1 methods to train now (the others are read back with --reuse)")
     ap.add_argument("--reuse", action="store_true", help="read back configurations already measured in --out")
     ap.add_argument("--smoke", action="store_true", help="every table at a tiny budget (2 steps, 1 seed, few "

@@ -33,6 +33,7 @@ import torch
 
 import mept
 from mept.cli import _method_args as method_args
+from mept.cli.flags import ListFlag
 from mept.core.routing import Router
 from mept.model.backbones import load_backbone
 
@@ -87,7 +88,7 @@ def main() -> None:
     ap.add_argument("--probe-every", type=int, default=5)
     ap.add_argument("--probe-rows", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--set", nargs="*", default=[], help="MEPT settings key=value (as mept train --set)")
+    ap.add_argument("--set", action=ListFlag, nargs="*", default=[], help="MEPT settings key=value (as mept train --set)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.manual_seed(args.seed)

@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from mept.cli.flags import ListFlag
 from mept.harness.train import run
 from mept.harness.train_config import TrainConfig
 
@@ -46,9 +47,9 @@ CONFIGS: dict[str, dict] = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    ap.add_argument("--tasks", nargs="+", default=["bb-diverse"])
+    ap.add_argument("--configs", action=ListFlag, default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--seeds", action=ListFlag, type=int, default=[1, 2, 3])
+    ap.add_argument("--tasks", action=ListFlag, default=["bb-diverse"])
     ap.add_argument("--model", default="minilm")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--max-length", type=int, default=128)

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from script import run_command  # benchmarks/script.py: a failed child run is one error line
 
+from mept.cli.flags import ListFlag
 from mept.model.backbones import resolve
 
 REFERENCE_WIDTH, REFERENCE_DEPTH, BALANCE = 384, 6, 0.01  # MiniLM, where the defaults were tuned
@@ -68,13 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True, help="folder with train.csv, val.csv, test.csv")
-    ap.add_argument("--variants", nargs="+", default=["default", "width", "depth", "both"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[1])
+    ap.add_argument("--variants", action=ListFlag, default=["default", "width", "depth", "both"])
+    ap.add_argument("--seeds", action=ListFlag, type=int, default=[1])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=64)
-    ap.add_argument("--extra", nargs="*", default=[], help="more `mept train` flags for every run")
+    ap.add_argument("--extra", action=ListFlag, nargs="*", default=[], help="more `mept train` flags for every run")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     width, depth = shape(args.model)

@@ -26,11 +26,13 @@ import torch  # noqa: E402
 from common import median, peak_step_memory_mb, timed  # noqa: E402
 from speed import build  # noqa: E402
 
+from mept.cli.flags import ListFlag  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="minilm", choices=["minilm", "smollm2"])
-    ap.add_argument("--experts", type=int, nargs="+", default=[1, 4, 10, 20, 50])
+    ap.add_argument("--experts", type=int, action=ListFlag, default=[1, 4, 10, 20, 50])
     ap.add_argument("--prompt-length", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=16)

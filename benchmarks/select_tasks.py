@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mept.cli.flags import ListFlag
 from mept.core.routing import masked_mean
 from mept.data.bigbench import extract_tasks, read_task
 from mept.model.backbones import load_backbone
@@ -74,8 +75,8 @@ def probe(features: np.ndarray, labels: list[int], seed: int = 0) -> tuple[float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["minilm", "mpnet"])
-    ap.add_argument("--tasks", nargs="+", default=CANDIDATES)
+    ap.add_argument("--models", action=ListFlag, default=["minilm", "mpnet"])
+    ap.add_argument("--tasks", action=ListFlag, default=CANDIDATES)
     ap.add_argument("--max-examples", type=int, default=1500)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--out", default="benchmarks/results/task_selection.json")

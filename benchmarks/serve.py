@@ -43,6 +43,8 @@ from typing import Any
 
 from script import run_command  # benchmarks/script.py: a failed child run is one error line
 
+from mept.cli.flags import ListFlag
+
 ROOT = Path(__file__).resolve().parent.parent
 REVIEWS = ROOT / "tests" / "fixtures" / "reviews"
 MODES = ("mixed", "one-adapter-per-batch", "copy-per-adapter")
@@ -221,7 +223,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1, help="rows per request (default %(default)s)")
     parser.add_argument("--max-seconds", type=float, default=120, help="time limit per mode (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds over the modes, in turn (default %(default)s)")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--modes", action=ListFlag, choices=MODES, default=list(MODES))
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin servers and clients to cores")
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")

@@ -46,6 +46,7 @@ import torch.nn.functional as F  # noqa: E402
 from common import median, peak_step_memory_mb, timed  # noqa: E402  (sets profiler env before torch)
 
 import mept  # noqa: E402
+from mept.cli.flags import ListFlag  # noqa: E402
 from mept.inject.heads import HEAD_NAMES  # noqa: E402
 from mept.model.backbones import load_backbone  # noqa: E402
 
@@ -278,14 +279,14 @@ def precision_rows(ok: dict[str, Bench]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["minilm", "smollm2"], choices=["minilm", "smollm2", "mpnet"])
-    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "bf16-weights"],
+    ap.add_argument("--models", action=ListFlag, default=["minilm", "smollm2"], choices=["minilm", "smollm2", "mpnet"])
+    ap.add_argument("--precision", action=ListFlag, default=["fp32"], choices=["fp32", "bf16", "bf16-weights"],
                     help="run every config in each (ratios from one run)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    ap.add_argument("--only", nargs="+", help="run configs whose label contains any of these strings (bare ones always)")
+    ap.add_argument("--only", action=ListFlag, help="run configs whose label contains any of these strings (bare ones always)")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler op tables for MEPT and references")
     ap.add_argument("--quick", action="store_true", help="smoke test: MiniLM, batch 4, seq 32, 2 rounds")
     ap.add_argument("--json", help="also write raw timings to this file")

@@ -105,7 +105,7 @@ def test_sigterm_to_compare_reaches_the_running_method_which_unwinds_and_compare
     """The issue: SIGTERM said "nothing was changed" after runs were written, and the child was SIGKILLed
     (a stale lock). Now the child gets the signal, unwinds (its lock released), and compare lists what exists."""
     out = tmp_path / "c"
-    args = compare_args(tmp_path, out, "--methods", "probe", "full", "--max-steps", "400")  # the last flag wins
+    args = compare_args(tmp_path, out, "--methods", "full", "--max-steps", "400")  # probe and full; 400 steps wins
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "mept.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

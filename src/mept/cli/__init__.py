@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import mept
 from mept import data
+from mept.cli.flags import ListFlag
 from mept.cli.listing import print_methods
 from mept.core.config import choices_of
 from mept.core.registry import all_method_names
@@ -56,7 +57,7 @@ COMPARE_FORWARDED = ("--model", "--max-length", "--max-steps", "--epochs", "--ba
 
 def train_flags() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
     """``mept train``'s flags, from :class:`~mept.harness.train_config.TrainConfig`'s field metadata: field name ->
-    (flag names, ``add_argument`` options). A list takes ``nargs="+"``, a bool is a switch."""
+    (flag names, ``add_argument`` options). A list takes :class:`~mept.cli.flags.ListFlag` (repeats accumulate), a bool is a switch."""
     hints = typing.get_type_hints(TrainConfig)
     out = {}
     for f in dataclasses.fields(TrainConfig):
@@ -78,7 +79,7 @@ def train_flags() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
             options["action"] = "store_true"
         else:
             if typing.get_origin(kind) is list:
-                options["nargs"] = "+"
+                options["action"] = ListFlag
                 kind = typing.get_args(kind)[0]
             kind = meta.get("type", kind)
             if kind is not str:
@@ -97,9 +98,12 @@ def _method_args(pairs: list[str] | None) -> dict[str, Any]:
             raise MeptError(f"--set expects key=value, got {pair!r}")
         key, value = pair.split("=", 1)
         try:
-            out[key] = json.loads(value)
+            parsed = json.loads(value)
         except json.JSONDecodeError:
-            out[key] = value
+            parsed = value
+        if key in out and out[key] != parsed:  # which one the user meant is theirs to say, not the last one's
+            raise MeptError(f"--set {key} is given twice ({out[key]!r} and {parsed!r}); give it once")
+        out[key] = parsed
     return out
 
 
@@ -112,14 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     flags = train_flags()
     for names, options in flags.values():
         tr.add_argument(*names, **options)
-    tr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE",
+    tr.add_argument("--set", dest="method_args", action=ListFlag, metavar="KEY=VALUE",
                     help="any method setting, e.g. --set routing=gumbel shared=off layers=1-6")
     tr.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     tr.add_argument("--no-progress", action="store_true")
 
     ev = sub.add_parser("eval", help="evaluate a trained run (its best checkpoint), optionally on other tasks")
     ev.add_argument("run_dir")
-    ev.add_argument("--task", "--tasks", dest="tasks", nargs="+", help="tasks to evaluate (default: the run's)")
+    ev.add_argument("--task", "--tasks", dest="tasks", action=ListFlag, help="tasks to evaluate (default: the run's)")
     ev.add_argument("--split", default="validation", choices=["validation", "test"])
     ev.add_argument("--file", help="a labelled CSV/JSONL file to score (read like the run's training file)")
     ev.add_argument("--data-dir")
@@ -144,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     an = sub.add_parser("analyze", help="routing pathways, expert utilisation, t-SNE of a trained routed run")
     an.add_argument("run_dir")
-    an.add_argument("--tasks", nargs="+", help="tasks to analyse (default: the run's)")
+    an.add_argument("--tasks", action=ListFlag, help="tasks to analyse (default: the run's)")
     an.add_argument("--out", help="output folder (default RUN_DIR/analysis)")
     an.add_argument("--max-per-task", type=int, default=200)
     an.add_argument("--no-baseline", action="store_true", help="skip the frozen-backbone t-SNE")
@@ -163,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--train-file", required=True)
     cp.add_argument("--val-file", help="default: a split of the training file, as for mept train")
     cp.add_argument("--test-file", required=True)
-    cp.add_argument("--methods", nargs="+", default=None, help="default: mept prompt_tuning ptuning_v2 lora full probe")
-    cp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    cp.add_argument("--methods", action=ListFlag, default=None, help="default: mept prompt_tuning ptuning_v2 lora full probe")
+    cp.add_argument("--seeds", type=int, action=ListFlag, default=[1, 2, 3])
     cp.add_argument("--output", default="runs/compare", help="folder for the runs and compare.json/.csv/.png")
     cp.add_argument("--no-lr-grid", action="store_true", help="each method's default lr instead of its grid (cheaper)")
     cp.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --output (moved aside "
@@ -179,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("params", help="print the parameter report of a method on a backbone")
     pr.add_argument("--method", default="mept", help=f"prompt method or baseline: {', '.join(all_method_names())}")
     pr.add_argument("--model", default="minilm")
-    pr.add_argument("--set", dest="method_args", nargs="+", metavar="KEY=VALUE")
+    pr.add_argument("--set", dest="method_args", action=ListFlag, metavar="KEY=VALUE")
     pr.add_argument("--num-labels", type=int, help="count a classification head of this many classes too "
                     "(a run adds it once its labels are known)")
     return parser
