@@ -255,3 +255,17 @@ for s in 1 2 3; do e10 prompt_tuning e10 $s; e10 lora e10 $s; done
 for s in 2 3; do e10 ptuning_v2 e10 $s; done
 for s in 1 2 3; do e10 full e10 $s; done
 for s in 1 2 3; do e10 mept e10nr1 $s --set num_experts=1; done   # one routed expert, winowhy (three runs at a time)
+# More training examples at the same 400 steps (a later session, src at 605b09a, library defaults otherwise):
+# winowhy with 1,600 more training examples taken from beyond the test split, validation and test unchanged
+# (2,240 / 160 / 300), so every run scores on the same examples as the 640-example rows above. Top-1 MEPT against
+# N_r = 1 and one deep prompt of MEPT's length. And top-1 without the balance loss, alone and with the router
+# reading the plain layer-normed state (the router settings of --paper, its lr aside; 640 examples, 10 epochs).
+python benchmarks/bigbench_csv.py winowhy --out ~/.cache/mept/csv/winowhy2240 --sizes 640 160 300 --more-train 1600
+TASK=winowhy2240
+for s in 1 2 3; do
+  e10 mept x400 $s --max-steps 400
+  e10 mept x400nr1 $s --max-steps 400 --set num_experts=1
+done
+for s in 1 2 3; do e10 ptuning_v2 x400m10 $s --max-steps 400 --prompt-length 10; done
+TASK=winowhy
+for s in 1 2 3; do e10 mept e10nobal $s --set balance_loss=0; e10 mept e10lnnobal $s --set balance_loss=0 router_input=layernorm; done
