@@ -57,7 +57,8 @@ COMPARE_FORWARDED = ("--model", "--max-length", "--max-steps", "--epochs", "--ba
 
 def train_flags() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
     """``mept train``'s flags, from :class:`~mept.harness.train_config.TrainConfig`'s field metadata: field name ->
-    (flag names, ``add_argument`` options). A list takes :class:`~mept.cli.flags.ListFlag` (repeats accumulate), a bool is a switch."""
+    (flag names, ``add_argument`` options). A list takes :class:`~mept.cli.flags.ListFlag` (repeats accumulate),
+    a bool is a switch."""
     hints = typing.get_type_hints(TrainConfig)
     out = {}
     for f in dataclasses.fields(TrainConfig):
