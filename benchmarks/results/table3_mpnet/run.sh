@@ -270,4 +270,4 @@ for s in 1 2 3; do e10 ptuning_v2 x400m10 $s --max-steps 400 --prompt-length 10;
 TASK=winowhy
 for s in 1 2 3; do e10 mept e10nobal $s --set balance_loss=0; e10 mept e10lnnobal $s --set balance_loss=0 router_input=layernorm; done
 TASK=colorhex
-for s in 1 2 3; do e10 mept e10lnnobal $s --set balance_loss=0 router_input=layernorm; done
+for s in 1 2 3; do e10 mept e10lnnobal $s --set balance_loss=0 router_input=layernorm; e10 mept e10nobal $s --set balance_loss=0; done
