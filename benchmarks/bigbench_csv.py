@@ -64,16 +64,16 @@ def main(argv: list[str] | None = None) -> None:
     rows = examples(args.task)
     random.Random(args.seed).shuffle(rows)
     n_train, n_val, n_test = args.sizes
-    needed = n_train + n_val + n_test + args.more_train
+    end = n_train + n_val + n_test  # where the test split ends and --more-train's examples start
+    needed = end + args.more_train
     if len(rows) < needed:
         fail(f"{args.task} has {len(rows)} labelled examples, fewer than --sizes and --more-train ask ({needed}); "
              f"ask for fewer")
     out.mkdir(parents=True, exist_ok=True)
     (out / MARK).write_text(json.dumps({"task": args.task, "sizes": args.sizes, "seed": args.seed,
                                         "more_train": args.more_train}) + "\n")
-    rest = n_train + n_val + n_test
-    splits = {"train": rows[:n_train] + rows[rest:rest + args.more_train], "val": rows[n_train:n_train + n_val],
-              "test": rows[n_train + n_val:n_train + n_val + n_test]}
+    splits = {"train": rows[:n_train] + rows[end:needed], "val": rows[n_train:n_train + n_val],
+              "test": rows[n_train + n_val:end]}
     for name, part in splits.items():
         with open(out / f"{name}.csv", "w", newline="") as f:
             writer = csv.writer(f)
