@@ -25,13 +25,29 @@ def labelled_paths(specs: list[str], flag: str, what: str,
     found: dict[str, list[Path]] = {}
     patterns: dict[str, list[str]] = {}
     for spec in specs:
-        label, sep, pattern = spec.partition("=")
-        if not sep or not label or not pattern:
+        label, pattern, matched = split_spec(spec, keep)
+        if not label or not pattern:
             fail(f"{flag} {spec!r}: write LABEL=GLOB (e.g. {flag} mept='runs/winowhy-mept-s*')")
         paths = found.setdefault(label, [])
         patterns.setdefault(label, []).append(pattern)
-        paths.extend(p for p in map(Path, sorted(glob.glob(pattern))) if p not in paths and keep(p))
+        paths.extend(p for p in matched if p not in paths)
     for label, paths in found.items():
         if not paths:
             fail(f"{flag} {label}: no {what} matches {' or '.join(patterns[label])}")
     return found
+
+
+def split_spec(spec: str, keep: Callable[[Path], bool]) -> tuple[str, str, list[Path]]:
+    """``LABEL=GLOB`` split where the glob matches: a label may hold ``=`` itself (``N_r=1=runs/x-s*``).
+
+    The first ``=`` whose remainder matches a readable path ends the label; when none does, the first ``=`` (so
+    the error names the label as typed up to it). Empty parts come back empty, for the caller's refusal.
+    """
+    cuts = [i for i, ch in enumerate(spec) if ch == "="]
+    for i in cuts:
+        matched = [p for p in map(Path, sorted(glob.glob(spec[i + 1:]))) if keep(p)]
+        if matched and i > 0:
+            return spec[:i], spec[i + 1:], matched
+    if not cuts:
+        return "", "", []
+    return spec[:cuts[0]], spec[cuts[0] + 1:], []

@@ -62,6 +62,20 @@ def test_a_label_given_twice_gathers_both_globs(tmp_path):
     assert "a 1, a 2, b 1, b 2" in out.stdout
 
 
+@pytest.mark.parametrize("script", ["runs_table.py", "learning_curves.py"])
+def test_a_label_may_hold_an_equals_sign(tmp_path, script):
+    # "N_r=1" is a natural label; the glob starts after the "=" whose remainder matches runs
+    fake_run(tmp_path, "a-ref-s1", "a", 1, 50.0)
+    fake_run(tmp_path, "a-nr1-s1", "a", 1, 55.0)
+    out = table("--variant" if script == "runs_table.py" else "--method", f"top-1={tmp_path}/a-ref-s*",
+                "--variant" if script == "runs_table.py" else "--method", f"N_r=1={tmp_path}/a-nr1-s*",
+                script=BENCHMARKS / script)
+    assert out.returncode == 0, out.stderr
+    assert "N_r=1" in out.stdout
+    bad = table("--variant", f"N_r=1={tmp_path}/nothing-s*")  # nothing matches: the label up to the first "="
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --variant N_r: no ")
+
+
 def test_a_glob_catching_two_runs_of_one_task_and_seed_is_refused(tmp_path):
     fake_run(tmp_path, "a-mept-s1", "a", 1, 50.0)
     fake_run(tmp_path, "a-prompt_tuning-mept-s1", "a", 1, 40.0)  # another method's folder the glob also matches
