@@ -271,3 +271,28 @@ TASK=winowhy
 for s in 1 2 3; do e10 mept e10nobal $s --set balance_loss=0; e10 mept e10lnnobal $s --set balance_loss=0 router_input=layernorm; done
 TASK=colorhex
 for s in 1 2 3; do e10 mept e10lnnobal $s --set balance_loss=0 router_input=layernorm; e10 mept e10nobal $s --set balance_loss=0; done
+# The router of --paper (no balance loss, layer-normed input) and one routed expert on the goal's three tasks at the
+# 2-epoch protocol of `train` above (a later session, src at 5d56343; bf16 auto), paired with the `lr5`, P-Tuning v2,
+# LoRA and prompt tuning records in results/table3_mpnet/bf16/ (today's src reproduced color/hex seed 1: 34.50).
+for s in 1 2 3; do
+  for t in hotels winowhy colorhex; do
+    D=~/.cache/mept/csv/$t
+    train mept runs/hs/mpnet-$t-paperrouter-s$s $s --set balance_loss=0 router_input=layernorm
+    train mept runs/hs/mpnet-$t-nr1-s$s $s --set num_experts=1
+  done
+done
+# MPNet on the bb-diverse mixture (the paper's mixture training, Sec. 6, at our scale; same session and src):
+# 128 tokens, batch 16, 300 steps, validation on 100 examples per task at steps 150 and 300 (the mixture has no
+# test split: a run is scored on that validation at the chosen checkpoint), each method at its default lr.
+bbm() {  # METHOD NAME SEED EXTRA...
+  local method=$1 name=$2 seed=$3; shift 3
+  OMP_NUM_THREADS=1 mept train --method $method --model mpnet --task bb-diverse --max-length 128 --batch-size 16 \
+    --max-steps 300 --eval-every 150 --max-eval-examples 100 --seed $seed "$@" \
+    --output runs/hs/mpnet-bbdiverse-$method-$name-s$seed
+}
+for s in 1 2 3; do
+  bbm mept def $s
+  bbm mept nr1 $s --set num_experts=1
+  bbm ptuning_v2 def $s
+done
+for s in 1 2 3; do bbm mept paperrouter $s --set balance_loss=0 router_input=layernorm; done
