@@ -167,12 +167,13 @@ done
 # three tasks (one epoch, the protocol of `smol` above). Not every method ran every seed: the study lists which
 # did. MEPT's `def` runs trained at the width rule's 1e-2 * 384 / 576, its default then; since defaults
 # generation 5 (this session's outcome) MEPT's default on a decoder is 1e-4, so re-running them needs that lr given.
-bb() {  # METHOD NAME SEED EXTRA...
-  local method=$1 name=$2 seed=$3; shift 3
-  OMP_NUM_THREADS=1 mept train --method $method --model smollm2 --task bb-diverse --max-length 128 --batch-size 8 \
+mixture() {  # MODEL BATCH METHOD NAME SEED EXTRA...
+  local model=$1 batch=$2 method=$3 name=$4 seed=$5; shift 5
+  OMP_NUM_THREADS=1 mept train --method $method --model $model --task bb-diverse --max-length 128 --batch-size $batch \
     --max-steps 300 --eval-every 150 --max-eval-examples 100 --seed $seed "$@" \
-    --output runs/hs/smollm2-bbdiverse-$method-$name-s$seed
+    --output runs/hs/$model-bbdiverse-$method-$name-s$seed
 }
+bb() { mixture smollm2 8 "$@"; }  # METHOD NAME SEED EXTRA...
 for s in 1 2 3; do
   bb mept def $s --lr 0.006666666666666667
   for m in probe lora prompt_tuning ptuning_v2 smop; do bb $m def $s; done
@@ -284,12 +285,7 @@ done
 # MPNet on the bb-diverse mixture (the paper's mixture training, Sec. 6, at our scale; same session and src):
 # 128 tokens, batch 16, 300 steps, validation on 100 examples per task at steps 150 and 300 (the mixture has no
 # test split: a run is scored on that validation at the chosen checkpoint), each method at its default lr.
-bbm() {  # METHOD NAME SEED EXTRA...
-  local method=$1 name=$2 seed=$3; shift 3
-  OMP_NUM_THREADS=1 mept train --method $method --model mpnet --task bb-diverse --max-length 128 --batch-size 16 \
-    --max-steps 300 --eval-every 150 --max-eval-examples 100 --seed $seed "$@" \
-    --output runs/hs/mpnet-bbdiverse-$method-$name-s$seed
-}
+bbm() { mixture mpnet 16 "$@"; }  # METHOD NAME SEED EXTRA...
 for s in 1 2 3; do
   bbm mept def $s
   bbm mept nr1 $s --set num_experts=1
