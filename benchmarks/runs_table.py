@@ -47,7 +47,9 @@ def record(folder: Path) -> dict[str, Any]:
     test = metrics.get("test")
     scored = test if test else {"average": metrics["average"], "routing": metrics.get("routing"),
                                 "tasks": metrics.get("tasks")}
-    layers = (scored.get("routing") or {}).get("layers") or []
+    routing = scored.get("routing") or {}
+    layers = routing.get("layers") or []
+    pairs = list((routing.get("pathway_cosine") or {}).values())  # a mixture's tasks, two at a time
     return {
         "run": folder.name,
         "method": metrics["method"],
@@ -67,6 +69,8 @@ def record(folder: Path) -> dict[str, Any]:
         "collapsed_layers_last_eval": (metrics.get("history") or [{}])[-1].get("collapsed_layers"),
         "collapsed_layers_test": sum(1 for layer in layers if layer.get("collapsed")) if layers else None,
         "experts_in_use_test": [layer.get("experts_in_use") for layer in layers],
+        # how alike two tasks' routes are (1: every task takes the same experts), the mean over task pairs
+        "mean_pathway_cosine": round(statistics.fmean(pairs), 4) if pairs else None,
         "trainable": metrics.get("trainable_params"),
         "head_params": (metrics.get("parameters") or {}).get("head"),
         "train_seconds": (metrics.get("timing") or {}).get("train_seconds"),

@@ -285,6 +285,8 @@ def test_a_run_without_a_test_split_is_scored_on_validation_and_the_table_says_s
         fake_run(tmp_path, name, mixture, seed, val)
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         metrics["tasks"] = {task: {"score": val} for task in mixture.split(",")}
+        metrics["routing"] = {"layers": [], "pathway_cosine": {"bb-intent|bb-shapes": 0.2, "bb-intent|bb-fever": 0.4,
+                                                               "bb-shapes|bb-fever": 0.9}}
         (tmp_path / name / "metrics.json").write_text(json.dumps({**metrics, "test": None}))
     out = table("--variant", f"ref={tmp_path}/m-ref-s*", "--variant", f"new={tmp_path}/m-new-s*",
                 "--records", str(tmp_path / "rec"))
@@ -294,6 +296,7 @@ def test_a_run_without_a_test_split_is_scored_on_validation_and_the_table_says_s
     assert "No test split (bb-intent, bb-shapes, bb-fever)" in out.stdout
     record = json.loads((tmp_path / "rec" / "m-new-s1.json").read_text())
     assert record["scored_on"] == "validation (no test split)" and set(record["per_task"]) == set(mixture.split(","))
+    assert record["mean_pathway_cosine"] == 0.5  # how alike the tasks' routes are, over the three pairs
 
 
 def test_bigbench_csv_more_train_keeps_validation_and_test(tmp_path):
