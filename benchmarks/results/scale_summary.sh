@@ -2,9 +2,10 @@
 # The README's "MEPT at scale" table, row by row, from the records committed beside this script (no run folders,
 # no training: seconds). Each block prints runs_table.py's table for one backbone, data and budget, MEPT at its
 # defaults first, so every "- MEPT (p)" cell is the paired test of that method against it; the README's cells
-# are those differences with the sign turned (MEPT minus the method). Run from the repository root:
+# are those differences with the sign turned (MEPT minus the method). From any folder:
 #   bash benchmarks/results/scale_summary.sh
 set -euo pipefail
+cd "$(dirname "$0")/../.."  # the repository root: the paths below are relative to it
 R=benchmarks/results
 table() { echo; echo "## $1"; shift; python benchmarks/runs_table.py "$@"; }
 # DIR LABEL=NAME...: one --variant per task that has records of NAME (the record name between task and seed);
