@@ -34,7 +34,7 @@ table "MPNet, bb-diverse, 300 steps of 16 (bf16)" --variant MEPT="$M/mpnet-bbdiv
   --variant MEPT_N_r_1="$M/mpnet-bbdiverse-mept-nr1-s*.json"
 table "SmolLM2, three tasks, 1 epoch (bf16)" $(per_task $R/decoder_prompts/tasks3 MEPT=mept-lr1e4 \
   prompt_tuning=prompt_tuning-lr1e3 P-Tuning_v2_m100=ptuning_v2-lr1e3 LoRA=lora-def probe=probe-def \
-  MEPT_paper_router=mept-paperrouter)
+  MEPT_paper_router=mept-paperrouter MEPT_N_r_1=mept-nr1)
 B=$R/decoder_prompts/bbdiverse
 table "SmolLM2, bb-diverse, 300 steps of 8 (bf16)" --variant MEPT="$B/smollm2-bbdiverse-mept-lr1e4-s*.json" \
   --variant prompt_tuning="$B/smollm2-bbdiverse-prompt_tuning-lr1e3-s*.json" \

@@ -305,3 +305,4 @@ for s in 1 2 3; do
   bbm prompt_tuning def $s
 done
 for s in 2 3; do bb ptuning_v2 lr1e3 $s --lr 1e-3; done
+for s in 1 2 3; do for t in hotels winowhy colorhex; do smol mept $t nr1 $s --set num_experts=1; done; done  # N_r = 1 on SmolLM2
