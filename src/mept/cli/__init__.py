@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mept", description="Mixture-of-Expert Prompt Tuning on frozen transformers")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    tr = sub.add_parser("train", help="train prompts (no arguments: MEPT mixture on the offline bb-diverse suite with MiniLM)")
+    tr = sub.add_parser("train", help="train prompts (no arguments: MEPT mixture on the offline vader suite with MiniLM)")
     tr.add_argument("--config", help="YAML or JSON file of training settings (flags override it)")
     flags = train_flags()
     for names, options in flags.values():
@@ -415,6 +415,9 @@ def cmd_tasks(args: argparse.Namespace) -> None:
     for name in data.task_names():
         spec = data.get_task(name)
         print(f"{name:<16} {spec.kind:<15} {spec.metric:<12} {' / '.join(spec.verbalizer)}")
+    print("\nsuites (--tasks NAME trains their tasks as one mixture):")
+    for name in data.suite_names():
+        print(f"{name:<16} {', '.join(data.suite_tasks(name))}")
 
 
 # each subcommand's function; the error handling around them is one, in _dispatch

@@ -25,10 +25,8 @@ from typing import Any, Callable
 
 from mept.data.bigbench import read_task
 from mept.data.examples import Example
-from mept.data.registry import Splits, TaskSpec, check_source, register_task, task_names
+from mept.data.registry import Splits, TaskSpec, check_source, register_suite, register_task
 from mept.data.splits import grouped_split, stratified_split
-from mept.data.superglue import SUPERGLUE
-from mept.errors import MeptError
 
 VALIDATION_FRACTION = 0.2
 VALIDATION_CAP = 300
@@ -125,7 +123,6 @@ TASKS: dict[str, BigBenchTask] = {
     ]
 }
 BB_SUPERGLUE: list[str] = list(TASKS)
-SUITES: dict[str, list[str]] = {"bb-superglue": BB_SUPERGLUE, "all": BB_SUPERGLUE}
 
 
 def build_examples(task: BigBenchTask) -> list[Example]:
@@ -154,7 +151,7 @@ def register_bigbench_tasks(tasks: list[BigBenchTask], suite: str | None = None)
         register_task(task.spec, partial(load_bigbench_task, task.name))
     names = [t.name for t in tasks]
     if suite is not None:
-        SUITES[suite] = names
+        register_suite(suite, names)
     return names
 
 
@@ -167,17 +164,5 @@ def load_bigbench_task(name: str, source: str = "auto", data_dir: str | None = N
     return {"train": train, "validation": validation}
 
 
-def suite_tasks(name: str) -> list[str]:
-    """Task names for a suite (``bb-superglue``, ``all``), ``superglue``, or a single registered task."""
-    if name in SUITES:
-        return list(SUITES[name])
-    if name == "superglue":
-        return list(SUPERGLUE)
-    if name in task_names():
-        return [name]
-    raise MeptError(
-        f"unknown task {name!r}; tasks: {', '.join(task_names())}; suites: {', '.join([*SUITES, 'superglue'])}"
-    )
-
-
 register_bigbench_tasks(list(TASKS.values()), "bb-superglue")
+register_suite("all", BB_SUPERGLUE)

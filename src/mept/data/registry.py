@@ -38,6 +38,7 @@ class Loader(Protocol):
 
 
 _TASKS: dict[str, tuple[TaskSpec, Loader]] = {}
+_SUITES: dict[str, list[str]] = {}  # a suite name -> its member tasks, in training order
 
 
 def register_task(spec: TaskSpec, loader: Loader, replace: bool = False) -> None:
@@ -77,3 +78,22 @@ def check_splits(name: str, splits: Splits) -> Splits:
 
 def task_names() -> list[str]:
     return sorted(_TASKS)
+
+
+def register_suite(name: str, tasks: list[str]) -> list[str]:
+    """Name a list of registered tasks as one suite (``--tasks NAME`` trains them as a mixture)."""
+    _SUITES[name] = list(tasks)
+    return list(tasks)
+
+
+def suite_names() -> list[str]:
+    return list(_SUITES)
+
+
+def suite_tasks(name: str) -> list[str]:
+    """Task names for a suite (``bb-superglue``, ``vader``, ...) or a single registered task."""
+    if name in _SUITES:
+        return list(_SUITES[name])
+    if name in _TASKS:
+        return [name]
+    raise MeptError(f"unknown task {name!r}; tasks: {', '.join(task_names())}; suites: {', '.join(_SUITES)}")

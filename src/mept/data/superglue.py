@@ -30,7 +30,7 @@ from typing import Iterator
 
 from mept.data.examples import Example
 from mept.data.jsonl import Row, read_jsonl
-from mept.data.registry import Splits, TaskSpec, register_task
+from mept.data.registry import Splits, TaskSpec, register_suite, register_task
 from mept.data.splits import grouped_split, stratified_split
 from mept.errors import MeptError
 
@@ -86,7 +86,7 @@ TASKS: dict[str, SuperGlueTask] = {
         ),
     ]
 }
-SUPERGLUE: list[str] = list(TASKS)
+SUPERGLUE: list[str] = register_suite("superglue", list(TASKS))
 
 # One record before rendering: template fields, raw label, question group, and the row for error messages.
 _Record = tuple[dict[str, str], object, "str | None", Row]
