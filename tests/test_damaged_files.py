@@ -105,7 +105,7 @@ def test_a_damaged_bigbench_tarball_is_one_line_with_the_fix(tmp_path, capsys, m
     tar.write_bytes({"truncated": whole[: len(whole) // 3], "corrupt": gzip.compress(b"\x00garbage" * 200)[:-8] + b"x" * 8,
                      "incomplete": whole}[damage])
     code, _, err = cli(["train", "--task", "bb-rte", "--output", str(tmp_path / "o"), *TINY], capsys)
-    one_error(code, err, str(tar), "rerun `bash scripts/setup.sh`")
+    one_error(code, err, str(tar), f"delete {tar}")
 
 
 def test_a_truncated_cached_task_file_is_one_line(tmp_path, capsys, monkeypatch):
