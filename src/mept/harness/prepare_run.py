@@ -151,11 +151,9 @@ class Plan:
     num_labels: int | None
 
 
-def plan(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Plan:
-    """The method's settings, the data, the output form and the label space, each checked (one error line)."""
-    resolve_precision(cfg.mixed_precision)  # fp16 without CUDA is refused before anything loads
-    method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
-    specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
+def check_outputs(cfg: TrainConfig, specs: dict[str, TaskSpec],
+                  eval_tasks: list[str] | None) -> tuple[str, list[str], list[str]]:
+    """The output form and the train / eval task names, with the form and --metric checked against the tasks."""
     form = resolve_format(cfg, specs)
     train_names = list(specs)[:1] if cfg.train_file or image_folder(cfg) else expand_tasks(cfg.tasks)
     eval_names = expand_tasks(eval_tasks or cfg.eval_tasks or []) or train_names
@@ -165,6 +163,18 @@ def plan(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Plan:
     if cfg.metric != "task" and unscored:
         raise MeptError(f"--metric {cfg.metric} scores classification tasks, but {', '.join(unscored)} "
                         f"{'is' if len(unscored) == 1 else 'are'} not; use --metric task")
+    return form, train_names, eval_names
+
+
+def plan(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Plan:
+    """The method's settings, the data, the output form and the label space, each checked (one error line)."""
+    resolve_precision(cfg.mixed_precision)  # fp16 without CUDA is refused before anything loads
+    method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
+    if not (cfg.train_file or image_folder(cfg)):  # built-in tasks: their specs, and so these checks, need no data
+        names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []) + (eval_tasks or []))
+        check_outputs(cfg, {n: mept_data.get_task(n) for n in names}, eval_tasks)
+    specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
+    form, train_names, eval_names = check_outputs(cfg, specs, eval_tasks)
     labels = None
     if form == "cls":  # the head's classes: words of the tasks the run was configured with
         labels = LabelSpace.build([specs[t] for t in dict.fromkeys(train_names + (expand_tasks(cfg.eval_tasks) if cfg.eval_tasks else []))])

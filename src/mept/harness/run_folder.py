@@ -116,6 +116,7 @@ def writer_of(out: Path) -> dict[str, Any] | None:
 def output_lock(out: Path) -> Iterator[None]:
     """Hold ``.NAME.lock`` beside ``out`` while a run writes there; refuse a live second writer."""
     out = Path(out)
+    made = missing_folders(out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = sibling(out, LOCK_SUFFIX)
     me = {"pid": os.getpid(), "host": socket.gethostname()}
@@ -145,6 +146,26 @@ def output_lock(out: Path) -> Iterator[None]:
     finally:
         if _read_lock(lock) == me:
             lock.unlink(missing_ok=True)
+        remove_empty(made)  # a run refused before it wrote anything leaves no empty runs/ behind
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """The folders of ``path`` (itself included) that do not exist yet, deepest first."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this process created (deepest first) while they are still empty: never anything else."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the run wrote there), or gone: either way it stays as it is
+            return
 
 
 def has_progress(out: Path) -> bool:
