@@ -12,17 +12,17 @@ from PIL import Image
 
 from mept.cli import main
 from mept.core.pathways import compute_pathway, pathway_vector
-from mept.data.bigbench import tarball_path
+from mept.data.vader import tarball_path
 from mept.harness.analyze_run import analyze_run, collect
 from mept.harness.run_folder import load_trained
 
-pytestmark = pytest.mark.skipif(not tarball_path().exists(), reason="BIG-bench tarball not downloaded")
+pytestmark = pytest.mark.skipif(not tarball_path().exists(), reason="vaderSentiment sdist not downloaded")
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("analyze") / "run"
-    args = ["train", "--tasks", "bb-cb", "bb-wsc", "--max-train-examples", "48", "--max-eval-examples", "40",
+    args = ["train", "--tasks", "vader-tweets", "vader-editorials", "--max-train-examples", "48", "--max-eval-examples", "40",
             "--max-steps", "6", "--batch-size", "8", "--max-length", "128", "--experts", "4", "--prompt-length", "4",
             "--no-progress", "--output", str(out)]
     assert main(args) == 0
@@ -35,14 +35,14 @@ def test_analyze_writes_consistent_json_and_real_images(trained_run, capsys):
     printed = capsys.readouterr().out
     assert "MAE" in printed and "cosine" in printed.lower()
     pathways = json.loads((out / "pathways.json").read_text())
-    assert set(pathways) == {"bb-cb", "bb-wsc"}
+    assert set(pathways) == {"vader-tweets", "vader-editorials"}
     for p in pathways.values():
         top1, mean = np.array(p["top1_freq"]), np.array(p["mean_probs"])
         assert top1.shape == (6, 4) and np.allclose(top1.sum(1), 1) and np.allclose(mean.sum(1), 1)
         assert p["pathway"] == top1.argmax(1).tolist()
     sim = json.loads((out / "pathway_similarity.json").read_text())
-    a, b = (pathway_vector(pathways[t]) for t in ("bb-cb", "bb-wsc"))
-    i, j = sim["tasks"].index("bb-cb"), sim["tasks"].index("bb-wsc")
+    a, b = (pathway_vector(pathways[t]) for t in ("vader-tweets", "vader-editorials"))
+    i, j = sim["tasks"].index("vader-tweets"), sim["tasks"].index("vader-editorials")
     assert sim["mae"][i][j] == pytest.approx(np.abs(a - b).mean())
     assert sim["cosine"][i][j] == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
     for name in ("pathway_heatmap", "expert_utilization", "manifold_tsne", "manifold_tsne_backbone"):
@@ -53,8 +53,8 @@ def test_analyze_writes_consistent_json_and_real_images(trained_run, capsys):
 
 def test_pathways_match_the_recorded_routing_and_differ_from_a_zeroed_router(trained_run, tmp_path):
     p = load_trained(str(trained_run), data=True, one_seed=True)
-    feats = p.eval_sets["bb-cb"][:30]
-    got = collect(p.model, p.encoder, "bb-cb", feats)
+    feats = p.eval_sets["vader-tweets"][:30]
+    got = collect(p.model, p.encoder, "vader-tweets", feats)
     trace = got["trace"]
     # recompute the top-1 of the first example directly from a forward pass
     batch = p.encoder.collate(feats[:1], train=False)
@@ -75,7 +75,7 @@ def test_pathways_match_the_recorded_routing_and_differ_from_a_zeroed_router(tra
 
 def test_analyze_of_an_unrouted_method_writes_representations_without_routing_sections(tmp_path, capsys):
     out = tmp_path / "pt"
-    assert main(["train", "--method", "prompt_tuning", "--task", "bb-cb", "--max-train-examples", "8",
+    assert main(["train", "--method", "prompt_tuning", "--task", "vader-tweets", "--max-train-examples", "8",
                  "--max-eval-examples", "8", "--max-steps", "1", "--batch-size", "4", "--max-length", "96",
                  "--no-progress", "--output", str(out)]) == 0
     assert main(["analyze", str(out)]) == 0
@@ -89,18 +89,18 @@ def test_analyze_a_file_with_the_papers_mean_probability_heatmap_and_raw_data_ts
     """--split FILE analyses that file; Fig. 6 in mean probability beside top-1 frequency; Fig. 4a t-SNE."""
     from mept import data
 
-    rows = [{"text": e.text, "label": e.target} for e in data.load_task("bb-cb", seed=0)["validation"][:24]]
+    rows = [{"text": e.text, "label": e.target} for e in data.load_task("vader-tweets", seed=0)["validation"][:24]]
     file = tmp_path / "dev.jsonl"
     file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "analysis"
-    assert main(["analyze", str(trained_run), "--tasks", "bb-cb", "--split", str(file), "--out", str(out),
+    assert main(["analyze", str(trained_run), "--tasks", "vader-tweets", "--split", str(file), "--out", str(out),
                  "--no-baseline", "--feature-model", "minilm"]) == 0
     pathways = json.loads((out / "pathways.json").read_text())
-    assert set(pathways) == {"bb-cb"}
+    assert set(pathways) == {"vader-tweets"}
     for name in ("pathway_heatmap_probs", "pathway_heatmap", "manifold_tsne_raw"):
         with Image.open(out / f"{name}.png") as img:
             assert img.width >= 400
     raw = json.loads((out / "task_similarity_raw.json").read_text())
-    assert raw["feature_model"] == "minilm" and raw["tasks"] == ["bb-cb"]
+    assert raw["feature_model"] == "minilm" and raw["tasks"] == ["vader-tweets"]
     assert main(["analyze", str(trained_run), "--split", "nonexistent.csv", "--out", str(tmp_path / "x")]) == 2
     assert "--split must be validation, test or a labelled" in capsys.readouterr().err

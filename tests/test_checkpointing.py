@@ -128,7 +128,7 @@ def test_train_flag_checkpoints_and_learns_the_same(tmp_path):
     runs = {}
     for flag in ([], ["--gradient-checkpointing"]):
         out = tmp_path / ("ckpt" if flag else "plain")
-        assert main(["train", "--task", "bb-rte", "--max-steps", "2", "--eval-every", "2",
+        assert main(["train", "--task", "vader-movies", "--max-steps", "2", "--eval-every", "2",
                      "--max-length", "64", "--max-eval-examples", "8", "--max-train-examples", "16",
                      "--set", "router_input=center", "--no-progress", "--output", str(out), *flag]) == 0
         runs[bool(flag)] = json.loads((out / "metrics.json").read_text())

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = ["--tasks", "bb-diverse", "--max-train-examples", "16", "--max-eval-examples", "8", "--max-steps", "200",
+RUN = ["--tasks", "vader", "--max-train-examples", "16", "--max-eval-examples", "8", "--max-steps", "200",
        "--eval-every", "100", "--batch-size", "2", "--max-length", "40", "--experts", "4", "--prompt-length", "4",
        "--no-progress"]
 

@@ -164,7 +164,7 @@ def test_task_text_init_fills_experts_with_the_texts_token_embeddings():
 def test_task_text_init_through_training_uses_the_given_text(tmp_path):
     from mept.harness.prepare_run import prepare
 
-    cfg = TrainConfig(tasks=["bb-rte"], method_args={"init": "task_text", "init_from": "entailment means",
+    cfg = TrainConfig(tasks=["vader-movies"], method_args={"init": "task_text", "init_from": "entailment means",
                                                      "num_experts": 2, "prompt_length": 3},
                       max_steps=1, max_train_examples=8, max_eval_examples=8, output=str(tmp_path / "r"),
                       progress=False)

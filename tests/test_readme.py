@@ -30,7 +30,7 @@ def test_example_config_is_documented_and_trains(tmp_path, capsys):
     path = ROOT / "examples" / "run.yaml"
     assert "--config examples/run.yaml" in README
     cfg = TrainConfig.from_file(path)
-    assert cfg.tasks == ["bb-rte"] and cfg.lr == 1e-2 and cfg.method_args["routing"] == "top1"
+    assert cfg.tasks == ["vader-movies"] and cfg.lr == 1e-2 and cfg.method_args["routing"] == "top1"
     out = tmp_path / "run"
     assert main(["train", "--config", str(path), "--max-steps", "1", "--seeds", "1", "--max-length", "64",
                  "--max-eval-examples", "8", "--max-train-examples", "16", "--no-progress", "--output", str(out)]) == 0

@@ -42,8 +42,9 @@ from mept.inject.heads import HeadKind, HeadPooling
 from mept.inject.spec import is_text_decoder, width_of
 from mept.model.backbones import backbone_config
 
-DEFAULT_TASKS = ["bb-diverse"]  # the offline mixture a small frozen encoder can learn (bb-superglue: stand-ins for
-# the paper's SuperGLUE tasks)
+# The default mixture: real, human-rated sentiment of four domains, from a source that setup installs from PyPI
+# (bb-diverse, the default until 2026-12-05, needs BIG-bench, which PyPI stopped serving).
+DEFAULT_TASKS = ["vader"]
 
 
 def paper_lr_grid(method: str) -> list[float]:
@@ -135,9 +136,10 @@ class TrainConfig:
     method: str = setting("mept", help="prompt method or baseline: {methods}")  # {methods}: filled from the registry
     model: str = setting("minilm", help="hub id, local path, or offline alias: minilm, smollm2")
     tasks: list[str] = setting(factory=lambda: list(DEFAULT_TASKS), flags=("--task", "--tasks", "--dataset"),
-                               help="task(s) or suites: bb-diverse (default, offline), bb-superglue / all (offline "
-                                    "SuperGLUE families), superglue (the 7 SuperGLUE tasks, hub or --data-dir); several "
-                                    "tasks = mixture training; image sets: bb-cifar10, fashion-mnist")
+                               help="task(s) or suites: vader (default, offline: four sentiment domains), bb-diverse, "
+                                    "bb-superglue / all (BIG-bench: set MEPT_BIGBENCH_TAR), superglue (the 7 "
+                                    "SuperGLUE tasks, hub or --data-dir); several tasks = mixture training; image "
+                                    "sets: bb-cifar10, fashion-mnist")
     format: str = setting("auto", help=", ".join(FORMATS))
     source: str = setting("auto", help="auto, jsonl, hub")
     data_dir: str | None = setting(None, help="local SuperGLUE release folder (train.jsonl / val.jsonl per task)")
