@@ -193,7 +193,7 @@ def bigbench_csv(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def test_bigbench_csv_refuses_with_one_error_line_and_writes_nothing(tmp_path):
     # a MeptError from deep inside mept.data (here: no tarball) is one error line, exit 2, not a traceback
     out = bigbench_csv(tmp_path, "winowhy", "--out", str(tmp_path / "csv"))
-    assert out.returncode == 2 and out.stderr.startswith("error: BIG-bench tarball not found")
+    assert out.returncode == 2 and out.stderr.startswith("error: BIG-bench data not found")
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert not (tmp_path / "csv").exists()
     bad = bigbench_csv(tmp_path, "winowhy", "--out", str(tmp_path / "csv"), "--sizes", "10", "0", "5")

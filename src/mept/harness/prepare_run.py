@@ -75,8 +75,10 @@ def expand_tasks(names: list[str]) -> list[str]:
     return out
 
 
-def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str, list]]]:
-    """Specs and splits of the training tasks plus any cross-task evaluation tasks."""
+def load_specs(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str, list]]]:
+    """Specs of the training tasks plus any cross-task evaluation tasks, and the splits of those whose spec comes
+    from their data (one's own file, an image folder). A built-in task's spec needs no data: its splits are read
+    by :func:`load_registered` once every setting was checked against the specs."""
     if cfg.train_file:
         spec, splits = mept_data.load_custom(
             cfg.train_file, cfg.val_file, text_field=cfg.text_field, text_pair_field=cfg.text_pair_field,
@@ -85,19 +87,24 @@ def load_data(cfg: TrainConfig) -> tuple[dict[str, TaskSpec], dict[str, dict[str
             task_name=cfg.task_name, path_test=cfg.test_file,
         )
         specs, data = {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
-        for name in expand_tasks(cfg.eval_tasks or []):  # cross-task evaluation of a run on your own file
-            if name not in specs:
-                specs[name] = mept_data.get_task(name)
-                data[name] = mept_data.load_task(name, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED)
-        return specs, data
-    folder = image_folder(cfg)
-    if folder is not None:
+        names = expand_tasks(cfg.eval_tasks or [])  # cross-task evaluation of a run on your own file
+    elif (folder := image_folder(cfg)) is not None:
         spec, splits = load_image_folder(folder, seed=SPLIT_SEED)
-        return {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
-    names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []))
-    specs = {n: mept_data.get_task(n) for n in names}
-    splits = {n: mept_data.load_task(n, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED) for n in names}
-    return specs, splits
+        specs, data = {spec.name: spec}, {spec.name: check_splits(spec.name, splits)}
+        names = []
+    else:
+        specs, data = {}, {}
+        names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []))
+    for name in names:
+        specs.setdefault(name, mept_data.get_task(name))
+    return specs, data
+
+
+def load_registered(cfg: TrainConfig, specs: dict[str, TaskSpec], data: dict[str, dict[str, list]]) -> None:
+    """Read the splits of every task in ``specs`` that ``data`` lacks (the built-in ones)."""
+    for name in specs:
+        if name not in data:
+            data[name] = mept_data.load_task(name, source=cfg.source, data_dir=cfg.data_dir, seed=SPLIT_SEED)
 
 
 def image_folder(cfg: TrainConfig) -> Path | None:
@@ -170,10 +177,8 @@ def plan(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Plan:
     """The method's settings, the data, the output form and the label space, each checked (one error line)."""
     resolve_precision(cfg.mixed_precision)  # fp16 without CUDA is refused before anything loads
     method_cfg = make_config(cfg.method, **cfg.method_settings())  # settings are checked before any loading
-    if not (cfg.train_file or image_folder(cfg)):  # built-in tasks: their specs, and so these checks, need no data
-        names = expand_tasks(cfg.tasks + (cfg.eval_tasks or []) + (eval_tasks or []))
-        check_outputs(cfg, {n: mept_data.get_task(n) for n in names}, eval_tasks)
-    specs, splits = load_data(replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg)
+    whole = replace(cfg, eval_tasks=(cfg.eval_tasks or []) + (eval_tasks or [])) if eval_tasks else cfg
+    specs, splits = load_specs(whole)
     form, train_names, eval_names = check_outputs(cfg, specs, eval_tasks)
     labels = None
     if form == "cls":  # the head's classes: words of the tasks the run was configured with
@@ -184,6 +189,7 @@ def plan(cfg: TrainConfig, eval_tasks: list[str] | None = None) -> Plan:
     num_labels = len(labels.words) if labels else None
     if form == "image_cls":
         num_labels = max(len(specs[t].verbalizer) for t in train_names)
+    load_registered(whole, specs, splits)  # last: a setting the tasks refuse is one error line, before any data is read
     return Plan(method_cfg, specs, splits, form, train_names, eval_names, labels, num_labels)
 
 
