@@ -111,3 +111,11 @@ def test_missing_bigbench_data_says_where_to_get_it_now(tmp_path, capsys, monkey
     code, _, err = cli(["train", "--task", "bb-wsc", "--output", str(tmp_path / "runs" / "o"), *TINY], capsys)
     one_error(code, err, str(bigbench.tarball_path()), "github.com/google/BIG-bench", "MEPT_BIGBENCH_TAR")
     assert not (tmp_path / "runs").exists()
+
+
+def test_mept_tasks_lists_the_suites_with_their_tasks(capsys):
+    code, out, _ = cli(["tasks"], capsys)
+    assert code == 0
+    suites = out.split("suites", 1)[1].splitlines()
+    assert any(line.split()[:1] == ["vader"] and "vader-movies, vader-tweets" in line for line in suites), out
+    assert any(line.split()[:1] == ["bb-diverse"] for line in suites), out

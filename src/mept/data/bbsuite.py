@@ -1,6 +1,6 @@
 """``bb-superglue``: an offline stand-in for SuperGLUE built from BIG-bench tasks.
 
-SuperGLUE needs a download; the BIG-bench sdist is already cached, so each
+SuperGLUE needs a download; BIG-bench, once set up (``MEPT_BIGBENCH_TAR``), is read offline, so each
 SuperGLUE family gets one BIG-bench task of the same shape (NLI, pronoun
 reasoning, yes/no QA, multiple choice, answer verification) rendered with that
 family's prefix as in the MEPT authors' code (T5's SuperGLUE prefixes, ``rte {input}``), so a multi-task prompt sees
