@@ -53,18 +53,20 @@ def _vader_at(tmp_path: Path, monkeypatch, data: bytes | None) -> Path:
     return path
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "foreign"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "foreign", "folder"])
 def test_missing_or_damaged_vader_data_is_one_line_with_the_fix(tmp_path, capsys, monkeypatch, damage):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         info = tarfile.TarInfo("something-else/README")
         info.size = 3
         tar.addfile(info, io.BytesIO(b"abc"))
-    data = {"missing": None, "truncated": gzip.compress(b"x" * 5000)[:200], "foreign": buf.getvalue()}[damage]
+    data = {"missing": None, "truncated": gzip.compress(b"x" * 5000)[:200], "foreign": buf.getvalue(), "folder": None}[damage]
     path = _vader_at(tmp_path, monkeypatch, data)
+    if damage == "folder":
+        path.mkdir()
     out = tmp_path / "runs" / "o"
     code, _, err = cli(["train", "--task", "vader-tweets", "--output", str(out), *TINY], capsys)
-    fix = "pip download --no-deps --no-binary :all:" if damage == "missing" else "scripts/setup.sh"
+    fix = {"missing": "pip download --no-deps --no-binary :all:", "folder": "MEPT_VADER_TAR"}.get(damage, "scripts/setup.sh")
     one_error(code, err, str(path), fix)
     assert not (tmp_path / "runs").exists()  # refused before anything was written: not even an empty folder
 

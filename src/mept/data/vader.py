@@ -105,6 +105,8 @@ def _ground_truth(tar: Path, mtime: float) -> dict[str, bytes]:
 def read_ratings(file: str) -> list[tuple[float, str]]:
     """``(mean rating, text)`` of every row of one ground-truth file."""
     tar = tarball_path()
+    if tar.is_dir():
+        raise MeptError(f"{tar} is a folder; the VADER data is the file {TARBALL}: point MEPT_VADER_TAR at it")
     if not tar.is_file():
         raise MeptError(f"the VADER sentiment data (vaderSentiment {VERSION} source package) is not at {tar}; run "
                         f"`{DOWNLOAD.format(folder=tar.parent)}` (scripts/setup.sh does this) or set MEPT_VADER_TAR")
