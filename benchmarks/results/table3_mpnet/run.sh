@@ -306,3 +306,18 @@ for s in 1 2 3; do
 done
 for s in 2 3; do bb ptuning_v2 lr1e3 $s --lr 1e-3; done
 for s in 1 2 3; do for t in hotels winowhy colorhex; do smol mept $t nr1 $s --set num_experts=1; done; done  # N_r = 1 on SmolLM2
+# MPNet on the vader mixture (the data that installs from PyPI, since BIG-bench left it; a later session, src at
+# ccaa1af): 4 domains x 800 training sentences, one epoch = 200 steps of 16, validation at steps 100 and 200, the
+# best checkpoint scored on vader's fixed test split (1,600 sentences). fp32: this session's CPU (AMD EPYC) has no
+# bf16 instructions, so `auto` ran fp32. Each method at its library default lr; MEPT also with the router of --paper.
+vader() {  # METHOD NAME SEED EXTRA...
+  local method=$1 name=$2 seed=$3; shift 3
+  OMP_NUM_THREADS=1 mept train --method "$method" --model mpnet --tasks vader --epochs 1 --batch-size 16 \
+    --max-length 128 --eval-every 100 --seed "$seed" "$@" --output runs/hs/mpnet-vader-$name-s$seed
+}
+for s in 1 2 3; do
+  vader mept mept $s
+  vader prompt_tuning prompt_tuning $s
+  vader lora lora $s
+done
+for s in 1 2 3; do vader mept mept-paperrouter $s --set balance_loss=0 router_input=layernorm; done
