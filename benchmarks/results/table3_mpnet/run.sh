@@ -309,7 +309,7 @@ for s in 1 2 3; do for t in hotels winowhy colorhex; do smol mept $t nr1 $s --se
 # MPNet on the vader mixture (the data that installs from PyPI, since BIG-bench left it; a later session, src at
 # ccaa1af): 4 domains x 800 training sentences, one epoch = 200 steps of 16, validation at steps 100 and 200, the
 # best checkpoint scored on vader's fixed test split (1,600 sentences). fp32: this session's CPU (AMD EPYC) has no
-# bf16 instructions, so `auto` ran fp32. Each method at its library default lr; MEPT also with the router of --paper.
+# bf16 instructions, so `auto` ran fp32. Each method at its library default lr.
 vader() {  # METHOD NAME SEED EXTRA...
   local method=$1 name=$2 seed=$3; shift 3
   OMP_NUM_THREADS=1 mept train --method "$method" --model mpnet --tasks vader --epochs 1 --batch-size 16 \
@@ -320,4 +320,3 @@ for s in 1 2 3; do
   vader prompt_tuning prompt_tuning $s
   vader lora lora $s
 done
-for s in 1 2 3; do vader mept mept-paperrouter $s --set balance_loss=0 router_input=layernorm; done
