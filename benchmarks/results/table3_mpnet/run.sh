@@ -320,3 +320,5 @@ for s in 1 2 3; do
   vader prompt_tuning prompt_tuning $s
   vader lora lora $s
 done
+# the router of --paper on the same mixture (three runs at once on the 2 cores, one thread each)
+for s in 1 2 3; do vader mept mept-paperrouter $s --set balance_loss=0 router_input=layernorm; done
