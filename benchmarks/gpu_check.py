@@ -38,6 +38,7 @@ import torch.nn.functional as F
 import mept
 from mept.cli.flags import ListFlag
 from mept.core.registry import all_method_names
+from mept.errors import first_line
 
 # Settings that keep the default configs but make P-Tuning v2 (100 slots) fit tiny position tables.
 TINY_SETTINGS: dict[str, dict[str, Any]] = {"ptuning_v2": {"prompt_length": 8}}
@@ -154,7 +155,7 @@ def check_train(method: str, make_backbone, model_name: str, device, dtype: str,
         detail = f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" + ("" if moved else ", weights did not move")
         return Row("train", model_name, method, dtype, ok, detail, rate, peak)
     except Exception as exc:  # a check reports, it does not stop the others
-        return Row("train", model_name, method, dtype, False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return Row("train", model_name, method, dtype, False, f"{type(exc).__name__}: {first_line(str(exc))}")
 
 
 def check_quantised(llama: str, bits: str, device) -> Row:
@@ -183,7 +184,7 @@ def check_quantised(llama: str, bits: str, device) -> Row:
         return Row("quantised", llama, "mept", bits, ok, f"loss {loss.item():.3f}, {len(grads)} tensors with grad",
                    1 / (time.perf_counter() - t0), torch.cuda.max_memory_allocated() / 2**20)
     except Exception as exc:
-        return Row("quantised", llama, "mept", bits, False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return Row("quantised", llama, "mept", bits, False, f"{type(exc).__name__}: {first_line(str(exc))}")
 
 
 def check_checkpoint(method: str, make_backbone, model_name: str, device, tiny: bool) -> Row:
@@ -205,7 +206,7 @@ def check_checkpoint(method: str, make_backbone, model_name: str, device, tiny: 
         diff = (got.float() - want).abs().max().item()
         return Row("gpu->cpu", model_name, method, "fp32", diff < 1e-4, f"max |logit difference| {diff:.2e}")
     except Exception as exc:
-        return Row("gpu->cpu", model_name, method, "fp32", False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return Row("gpu->cpu", model_name, method, "fp32", False, f"{type(exc).__name__}: {first_line(str(exc))}")
 
 
 def print_rows(rows: list[Row]) -> None:

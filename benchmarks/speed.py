@@ -47,6 +47,7 @@ from common import median, peak_step_memory_mb, timed  # noqa: E402  (sets profi
 
 import mept  # noqa: E402
 from mept.cli.flags import ListFlag  # noqa: E402
+from mept.errors import first_line  # noqa: E402
 from mept.inject.heads import HEAD_NAMES  # noqa: E402
 from mept.model.backbones import load_backbone  # noqa: E402
 
@@ -165,7 +166,7 @@ def run_model(model_name: str, args) -> list[Bench]:
             b.step()  # warm-up: allocator, AdamW state, lazy inits
             b.infer()
         except Exception as exc:  # a reference library may not support a backbone: report, don't abort
-            b = Bench(label, None, None, None, 0, 0, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+            b = Bench(label, None, None, None, 0, 0, error=f"{type(exc).__name__}: {first_line(str(exc))[:120]}")
             print(f"[{model_name}] {label}: skipped ({b.error})", file=sys.stderr)
         benches.append(b)
     live = [b for b in benches if b.error is None]

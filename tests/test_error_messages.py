@@ -192,3 +192,28 @@ def test_cells_a_spreadsheet_would_run_are_escaped_in_csv_only(own_run, tmp_path
     assert next(csv.DictReader(open(tmp_path / "raw.csv", encoding="utf-8")))["text"] == "=HYPERLINK(\"http://x\")"
     assert cli(["predict", str(own_run), "--file", str(new), "--output", str(tmp_path / "p.jsonl")], capsys)[0] == 0
     assert json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])["text"] == rows[0]["text"]
+
+
+# --- an exception quoted in our line: a message with nothing in it is still one real line ---------------
+
+def test_exception_line_takes_the_first_line_with_text_or_the_class():
+    from mept.errors import exception_line, first_line, internal_error_line
+
+    assert exception_line(ValueError("\n  bad header  \nstack...")) == "bad header"
+    assert exception_line(OSError()) == "OSError"
+    assert exception_line(RuntimeError("   \n")) == "RuntimeError"
+    assert first_line("") == ""
+    assert internal_error_line(KeyError()).startswith("internal error (KeyError: )")
+
+
+def test_a_model_config_that_fails_with_an_empty_message_is_one_error_line(tmp_path, capsys, monkeypatch):
+    # `str(exc).splitlines()[0]` turned an empty OSError into an IndexError: an internal error hiding the cause
+    import transformers
+
+    def fail(*args, **kwargs):
+        raise OSError()
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", fail)
+    code = main(own(tmp_path))
+    one_error(code, capsys.readouterr().err, "cannot load model", "OSError")
+    assert not (tmp_path / "run").exists()

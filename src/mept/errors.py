@@ -22,9 +22,24 @@ def os_error_line(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}; check the path, its permissions and free space"
 
 
+def first_line(text: str) -> str:
+    """The first non-blank line of ``text``, stripped ("" when there is none).
+
+    Exceptions from torch, the hub or tarfile can span pages, start with a blank line or be empty; our messages
+    are one line, so every place that quotes one goes through here (an empty message must not become an
+    IndexError that hides the real problem).
+    """
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def exception_line(exc: BaseException) -> str:
+    """An exception quoted inside one of our one-line messages: its first line, or its class when it says nothing."""
+    return first_line(str(exc)) or type(exc).__name__
+
+
 def internal_error_line(exc: BaseException) -> str:
     """A bug of ours as one line for the user; the traceback is shown on request (``MEPT_DEBUG=1``)."""
-    first = str(exc).splitlines()[0] if str(exc) else ""
+    first = first_line(str(exc))
     return f"internal error ({type(exc).__name__}: {first}); rerun with MEPT_DEBUG=1 for the traceback and report it"
 
 

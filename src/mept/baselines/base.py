@@ -37,7 +37,7 @@ from mept.core.adapter_format import adapter_metadata, check_adapter_config, che
 from mept.core.config import PromptConfig
 from mept.core.registry import method_class
 from mept.core.routed_output import with_routing
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 from mept.inject.heads import find_heads, hook_mean_pooling, install_head, mean_pool_site, resolve_head_pooling
 from mept.inject.slots import enable_checkpointing
 from mept.inject.spec import BackboneSpec, inspect_backbone
@@ -238,7 +238,7 @@ class BaselineModel(nn.Module):
         except MeptError as exc:
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {exc}") from None
         except (RuntimeError, ValueError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = exception_line(exc)
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {first}") from None
 
     @classmethod
@@ -278,7 +278,7 @@ def load_tensors(file: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise MeptError(f"{file} does not exist; did the training finish?") from None
     except Exception as exc:  # safetensors' own error class for truncated files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = exception_line(exc)
         raise MeptError(f"{file} is not a readable safetensors file ({detail}); is it truncated?") from None
     broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:

@@ -24,7 +24,7 @@ from torch import nn
 from mept.baselines.base import BaselineConfig, BaselineModel, load_tensors
 from mept.core.config import _non_negative, _positive
 from mept.core.registry import register_baseline
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 
 
 @dataclass
@@ -140,7 +140,7 @@ class PeftBaseline(BaselineModel):
                 warnings.simplefilter("ignore", FutureWarning)
                 return peft.get_peft_model(backbone, config.peft_config(self.head_names, backbone))
         except ValueError as exc:  # e.g. target modules not found in this architecture
-            raise MeptError(f"{config.method}: {str(exc).splitlines()[0]}") from None
+            raise MeptError(f"{config.method}: {exception_line(exc)}") from None
 
     def base_model(self) -> nn.Module:
         return self.net.get_base_model()

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 from mept.version import __version__
 
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -65,7 +65,7 @@ def read_metadata(file: str | os.PathLike, versioned: bool = False) -> dict[str,
     try:
         meta = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        raise MeptError(f"{file} is not readable JSON ({str(exc).splitlines()[0]})") from None
+        raise MeptError(f"{file} is not readable JSON ({exception_line(exc)})") from None
     if not isinstance(meta, dict):
         raise MeptError(f"{file} is not a JSON object; the checkpoint is damaged")
     if versioned:  # nothing to migrate: its keys are those of format 1
@@ -154,7 +154,7 @@ def read_adapter_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise MeptError(f"{file} does not exist; did the training finish?") from None
     except Exception as exc:  # safetensors raises its own SafetensorError for truncated/garbled files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = exception_line(exc)
         raise UnreadableWeights(file, detail) from None
     broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:

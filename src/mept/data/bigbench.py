@@ -11,15 +11,14 @@ archive once and keep the task files we need in the cache folder beside it.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import tarfile
-import zlib
 from pathlib import Path
 from typing import Any
 
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
+from mept.files.archives import DAMAGED_ARCHIVE_ERRORS
 from mept.files.paths import cache_dir
 
 TARBALL = "bigbench-1.0.0.tar.gz"
@@ -52,8 +51,8 @@ def extract_tasks(tasks: list[str]) -> None:
     else:
         try:
             _stream_tasks(source, wanted)
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a truncated or corrupt download
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except DAMAGED_ARCHIVE_ERRORS as exc:  # a truncated or corrupt download
+            detail = exception_line(exc)
             raise MeptError(f"the BIG-bench archive {source} is damaged or truncated ({detail}); "
                             f"{FIX.format(path=source)}") from None
     if wanted:
@@ -104,7 +103,7 @@ def read_task(task: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (UnicodeDecodeError, ValueError) as exc:  # a cached copy cut short (disk full, killed mid-write)
-        detail = str(exc).strip().splitlines()[0]
+        detail = exception_line(exc)
         raise MeptError(f"the cached BIG-bench task file {path} is damaged ({detail}); delete it and rerun "
                         f"(it is extracted again from the archive)") from None
     if not isinstance(data, dict):

@@ -17,11 +17,9 @@ prefix, so one prompt set can tell the domains apart.
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import tarfile
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -29,7 +27,8 @@ from pathlib import Path
 from mept.data.examples import Example
 from mept.data.registry import Splits, TaskSpec, check_source, register_suite, register_task
 from mept.data.splits import stratified_split
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
+from mept.files.archives import DAMAGED_ARCHIVE_ERRORS
 from mept.files.paths import cache_dir
 
 VERSION = "3.3.2"
@@ -96,8 +95,8 @@ def _ground_truth(tar: Path, mtime: float) -> dict[str, bytes]:
     del mtime  # part of the cache key only: a replaced file is read again
     try:
         return _read_ground_truth(tar)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (*DAMAGED_ARCHIVE_ERRORS, OSError) as exc:
+        detail = exception_line(exc)
         raise MeptError(f"the vaderSentiment source package {tar} is damaged or truncated ({detail}); "
                         f"delete it and rerun `bash scripts/setup.sh`") from None
 

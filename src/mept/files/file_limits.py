@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 
 MAX_RUN_JSON_BYTES = 16 << 20  # run_config.json, labels.json, metrics.json, identity.json: kilobytes when sound
 
@@ -35,7 +35,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise MeptError(f"{path} is not readable JSON ({str(exc).splitlines()[0]}); the run folder is damaged") from None
+        raise MeptError(f"{path} is not readable JSON ({exception_line(exc)}); the run folder is damaged") from None
     if not isinstance(data, dict):
         raise MeptError(f"{path} must hold a JSON object; the run folder is damaged")
     return data

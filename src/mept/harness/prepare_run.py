@@ -21,7 +21,7 @@ from mept.core.registry import make_config
 from mept.data.encode import Encoder, Feature, LabelSpace
 from mept.data.images import load_image_folder
 from mept.data.registry import TaskSpec, check_splits
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 from mept.harness.memory import check_fits, footprint
 from mept.harness.precision import resolve_precision
 from mept.harness.train_config import TrainConfig
@@ -129,7 +129,7 @@ def resolve_format(cfg: TrainConfig, specs: dict[str, TaskSpec]) -> str:
     try:
         model_cfg = transformers.AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise MeptError(f"cannot load model {cfg.model!r}: {str(exc).splitlines()[0]}") from None
+        raise MeptError(f"cannot load model {cfg.model!r}: {exception_line(exc)}") from None
     if getattr(model_cfg, "is_encoder_decoder", False):
         return "seq2seq"
     if "generation" in kinds:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 from mept.files.file_limits import read_json_object
 
 STATE_TENSORS = "trainer_state.safetensors"
@@ -138,7 +138,7 @@ def read_state_tensors(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise _fail(path, "the file is missing") from None
     except Exception as exc:  # safetensors' own SafetensorError for a truncated or garbled file
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = exception_line(exc)
         raise _fail(path, f"not a readable safetensors file ({detail}; truncated?)") from None
     rng = tensors.get("rng.torch")
     if rng is None or rng.dtype != torch.uint8 or rng.dim() != 1:

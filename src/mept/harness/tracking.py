@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 
 TRACKERS = ("tensorboard", "mlflow", "wandb", "trackio")
 PROJECT = "mept"
@@ -126,7 +126,7 @@ class Tracking:
         try:
             accelerator.init_trackers(PROJECT, config=flat_config(settings))
         except Exception as exc:  # each tracker fails in its own way (a server down, a bad URI): one line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = exception_line(exc)
             raise MeptError(f"--report-to: a tracker could not start ({type(exc).__name__}: {first})") from None
 
     def log_step(self, accelerator: Any, step: int, loss: float, optimizer: Any) -> None:

@@ -32,7 +32,7 @@ from mept.data.checks import check_no_label_leak
 from mept.data.custom import file_task_name
 from mept.data.labels import check_verbalizer
 from mept.data.metrics import SELECTION_METRICS
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 from mept.files.paths import user_path
 from mept.files.safe_names import check_component
 from mept.harness.evaluate import EvalMode
@@ -418,7 +418,7 @@ class TrainConfig:
             raise MeptError(f"config file {path}: {exc}; a setting given twice would silently take the last value, "
                             f"keep one") from None
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise MeptError(f"config file {path} cannot be parsed: {str(exc).splitlines()[0]}") from None
+            raise MeptError(f"config file {path} cannot be parsed: {exception_line(exc)}") from None
         if not isinstance(data, dict):
             raise MeptError(f"config file {path} must hold a mapping of settings")
         if count_values(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from mept.core.task_types import TaskType
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 from mept.files.paths import cache_dir
 from mept.inject.spec import is_decoder_only
 
@@ -181,7 +181,7 @@ def backbone_config(name: str) -> Any:
     try:
         return transformers.AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise MeptError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
+        raise MeptError(f"cannot load model {name!r}: {exception_line(exc)}") from None
 
 
 def supported_formats(config: Any) -> list[str]:
@@ -265,7 +265,7 @@ def load_backbone(
 
 def _damaged(name: str, path: str, what: str, exc: object) -> MeptError:
     """One line for model files that do not load: which files, and the fix (setup for our offline models)."""
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = exception_line(exc)
     if name in ("minilm", "mpnet", "smollm2"):
         fix = f"the offline model files in {path} are damaged or incomplete; delete {path} and rerun `bash scripts/setup.sh`"
     elif Path(path).expanduser().exists():

@@ -42,7 +42,7 @@ from mept.core.adapter_format import (
 from mept.core.config import PromptConfig, RoutedConfig
 from mept.core.registry import method_class
 from mept.core.routed_output import with_routing
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 from mept.files.atomic_file import atomic_write
 from mept.files.file_limits import check_file_size
 from mept.inject.heads import (
@@ -386,7 +386,7 @@ class PromptedModel(nn.Module):
         except MeptError as exc:
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {exc}") from None
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
+            first = exception_line(exc)
             raise MeptError(f"checkpoint {path} does not fit this backbone/method: {first}") from None
 
 
@@ -433,5 +433,5 @@ def _download_adapter(repo_id: str, revision: str | None) -> str:
     try:
         return huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
     except Exception as exc:  # hub errors come in many classes (offline, not found, bad id): one message for all
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = exception_line(exc)
         raise MeptError(f"{repo_id} is neither a folder nor a downloadable hub repo: {first}") from None

@@ -43,7 +43,7 @@ from mept.core.registry import method_class
 from mept.core.routed_output import with_routing
 from mept.data.encode import Encoder, LabelSpace
 from mept.data.registry import TaskSpec
-from mept.errors import MeptError
+from mept.errors import MeptError, exception_line
 from mept.files.file_limits import check_file_size
 from mept.harness.identity import check_identity
 from mept.harness.run_folder import RunFolder
@@ -170,7 +170,7 @@ class MultiAdapterModel(nn.Module):
                 prefix = f"head.{head}."
                 module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         except (MeptError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0]
+            first = exception_line(exc)
             raise MeptError(f"checkpoint {folder} does not fit this backbone/method: {first}") from None
         self._set_head(pooling, kind)
         adapter = Adapter(name, method.to(self.device).eval(), config,

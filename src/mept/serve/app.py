@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from mept.errors import MeptError
+from mept.errors import MeptError, first_line
 from mept.harness.predictions import prediction_record
 from mept.multi_adapter import MultiAdapterModel
 from mept.multi_adapter.predict import featurize_rows, predict_features
@@ -152,7 +152,7 @@ def create_app(model: MultiAdapterModel, limits: Limits, on_ready: Callable[[], 
 
     @app.exception_handler(Exception)
     async def internal(request, exc: Exception):  # a bug of ours: one line to the client and to the log
-        message = f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        message = f"internal error ({type(exc).__name__}: {first_line(str(exc))})"
         print(f"error: {message}", file=sys.stderr, flush=True)
         return error(500, message)
 
