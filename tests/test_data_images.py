@@ -15,6 +15,7 @@ from mept.data import bigbench, images
 from mept.data.images import (
     CIFAR10_CLASSES,
     FASHION_MNIST_CLASSES,
+    FASHION_MNIST_ROOT,
     load_bb_cifar10,
     load_bb_cifar10_arrays,
     load_fashion_mnist,
@@ -266,3 +267,17 @@ def test_fashion_mnist_missing_files_say_how_to_install(tmp_path):
     (tmp_path / "half").mkdir()
     with pytest.raises(MeptError, match="train-images-idx3-ubyte.*dataset-fashion-mnist"):
         load_fashion_mnist(tmp_path / "half")
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST_ROOT).is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+def test_the_real_fashion_mnist_files_read_as_ten_balanced_classes():
+    splits = load_task("fashion-mnist", seed=0)
+    assert Counter(e.label for e in splits["train"]) == {i: 100 for i in range(10)}
+    assert Counter(e.label for e in splits["validation"]) == {i: 50 for i in range(10)}
+    train_ids = {e.image.tobytes() for e in splits["train"]}
+    assert not any(e.image.tobytes() in train_ids for e in splits["validation"])  # disjoint draws
+    test = load_fashion_mnist(with_test=True, train_per_class=1, val_per_class=1)["test"]
+    assert len(test) == 10_000 and Counter(e.label for e in test) == {i: 1000 for i in range(10)}
+    # real scans: grey (three equal channels), varied, not blank
+    pixels = np.asarray(splits["train"][0].image)
+    assert pixels.shape == (28, 28, 3) and (pixels[..., 0] == pixels[..., 2]).all() and pixels.std() > 10

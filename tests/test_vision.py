@@ -1,4 +1,8 @@
-"""Deep prompts on a ViT through the whole training path, on real CIFAR-10 images.
+"""Deep prompts on a ViT through the whole training path, on real images.
+
+The images are Fashion-MNIST (Debian's ``dataset-fashion-mnist``, which ``scripts/setup.sh`` installs when it runs
+as root) or, where BIG-bench can be read, its copy of CIFAR-10: both are ten classes of real photographs or
+scans; the tests skip only when neither is on the machine.
 
 The backbone is a tiny random ViT saved to disk with its own image processor,
 so ``--model DIR`` goes through AutoModelForImageClassification /
@@ -8,6 +12,7 @@ AutoImageProcessor exactly like a hub checkpoint would.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +22,7 @@ import mept
 from mept.cli import main
 from mept.data import bigbench, get_task
 from mept.data.encode import Encoder
-from mept.data.images import bb_cifar10_cache_path, load_bb_cifar10
+from mept.data.images import FASHION_MNIST_ROOT, bb_cifar10_cache_path, load_bb_cifar10, load_fashion_mnist
 from mept.harness.evaluate import evaluate, model_inputs
 from mept.harness.prepare_run import prepare
 from mept.harness.train import train
@@ -25,9 +30,14 @@ from mept.harness.train_config import TrainConfig
 from mept.model.backbones import load_backbone
 from tests.conftest import tiny_vit
 
+if Path(FASHION_MNIST_ROOT).is_dir():
+    TASK, load_images = "fashion-mnist", load_fashion_mnist
+else:
+    TASK, load_images = "bb-cifar10", load_bb_cifar10
+
 pytestmark = pytest.mark.skipif(
-    not (bigbench.tarball_path().exists() or bb_cifar10_cache_path(0, 100, 50).exists()),
-    reason="BIG-bench CIFAR-10 not available offline",
+    TASK == "bb-cifar10" and not (bigbench.tarball_path().exists() or bb_cifar10_cache_path(0, 100, 50).exists()),
+    reason="no real images offline: install Debian's dataset-fashion-mnist (scripts/setup.sh does, as root) or BIG-bench",
 )
 
 QUICK = ["--max-steps", "3", "--batch-size", "8", "--max-train-examples", "40", "--max-eval-examples", "20",
@@ -45,9 +55,9 @@ def vit_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cifar_batch():
-    """16 real CIFAR-10 validation images (mixed classes) as pixel values."""
-    return [e.image for e in load_bb_cifar10()["validation"][:16]]
+def image_batch():
+    """16 real validation images (mixed classes)."""
+    return [e.image for e in load_images()["validation"][:16]]
 
 
 def pixels(processor, images) -> torch.Tensor:
@@ -55,22 +65,22 @@ def pixels(processor, images) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("method", ["vfpt", "ptuning_v2", "mept"])
-def test_deep_methods_train_on_cifar_from_the_command_line_and_reload(vit_dir, tmp_path, method):
+def test_deep_methods_train_on_real_images_from_the_command_line_and_reload(vit_dir, tmp_path, method):
     out = tmp_path / "run"
-    code = main(["train", "--method", method, "--model", str(vit_dir), "--dataset", "bb-cifar10",
+    code = main(["train", "--method", method, "--model", str(vit_dir), "--dataset", TASK,
                  "--output", str(out), *QUICK])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["format"] == "image_cls" and metrics["method"] == method and metrics["steps"] == 3
-    assert 0.0 <= metrics["tasks"]["bb-cifar10"]["accuracy"] <= 100.0
+    assert 0.0 <= metrics["tasks"][TASK]["accuracy"] <= 100.0
     assert metrics["parameters"]["head"] == 32 * 10 + 10  # the classifier on CLS is trained and saved
     # the best checkpoint, put back on a freshly loaded backbone, scores what metrics.json says
     backbone = load_backbone(str(vit_dir), "image_cls", num_labels=10)
     reloaded = mept.load(backbone.model, out / "best").eval()
     encoder = Encoder("image_cls", backbone.processor, reloaded.num_slots, 512, None)
     val = encoder.featurize(validation_subset(20))[0]
-    spec = get_task("bb-cifar10")
-    again = evaluate(reloaded, encoder, {"bb-cifar10": spec}, {"bb-cifar10": val}, batch_size=20)
+    spec = get_task(TASK)
+    again = evaluate(reloaded, encoder, {TASK: spec}, {TASK: val}, batch_size=20)
     assert again["average"] == pytest.approx(metrics["average"])
 
 
@@ -78,18 +88,18 @@ def validation_subset(n: int):
     """The validation examples train.prepare draws with --max-eval-examples n (same seeded subsample)."""
     from mept.harness.prepare_run import SPLIT_SEED, _subsample
 
-    return _subsample(load_bb_cifar10()["validation"], n, SPLIT_SEED)
+    return _subsample(load_images()["validation"], n, SPLIT_SEED)
 
 
-def test_vfpt_best_checkpoint_reloads_to_identical_logits(vit_dir, tmp_path, cifar_batch):
-    cfg = TrainConfig(method="vfpt", model=str(vit_dir), tasks=["bb-cifar10"], max_steps=4, batch_size=8,
+def test_vfpt_best_checkpoint_reloads_to_identical_logits(vit_dir, tmp_path, image_batch):
+    cfg = TrainConfig(method="vfpt", model=str(vit_dir), tasks=[TASK], max_steps=4, batch_size=8,
                       max_train_examples=40, max_eval_examples=20, prompt_length=4, eval_every=2,
                       output=str(tmp_path / "run"), progress=False, method_args={"fourier_fraction": 1.0})
     p = prepare(cfg)
     assert p.encoder.form == "image_cls"
     train(cfg, prepared=p)  # leaves p.model holding the best checkpoint's weights
     trained = p.model.eval()
-    x = pixels(p.encoder.processor, cifar_batch)
+    x = pixels(p.encoder.processor, image_batch)
     with torch.no_grad():
         expected = trained(pixel_values=x).logits  # (16, 10)
     backbone = load_backbone(str(vit_dir), "image_cls", num_labels=10)
@@ -102,9 +112,9 @@ def test_vfpt_best_checkpoint_reloads_to_identical_logits(vit_dir, tmp_path, cif
     assert not torch.equal(fresh.method.prompts, reloaded.method.prompts)
 
 
-def test_vfpt_fourier_transform_is_applied_on_the_image_path(vit_dir, cifar_batch):
+def test_vfpt_fourier_transform_is_applied_on_the_image_path(vit_dir, image_batch):
     backbone = load_backbone(str(vit_dir), "image_cls", num_labels=10)
-    x = pixels(backbone.processor, cifar_batch)
+    x = pixels(backbone.processor, image_batch)
     logits = {}
     state = None
     for fraction in (0.0, 1.0):
@@ -124,24 +134,24 @@ def test_vfpt_fourier_transform_is_applied_on_the_image_path(vit_dir, cifar_batc
     model.unload()
 
 
-def test_image_batches_come_from_the_models_own_processor(vit_dir, cifar_batch):
+def test_image_batches_come_from_the_models_own_processor(vit_dir, image_batch):
     backbone = load_backbone(str(vit_dir), "image_cls", num_labels=10)
-    cfg = TrainConfig(method="vfpt", model=str(vit_dir), tasks=["bb-cifar10"], max_train_examples=8,
+    cfg = TrainConfig(method="vfpt", model=str(vit_dir), tasks=[TASK], max_train_examples=8,
                       max_eval_examples=8, prompt_length=4, progress=False)
     p = prepare(cfg)
-    batch = p.encoder.collate(p.eval_sets["bb-cifar10"], train=False)
+    batch = p.encoder.collate(p.eval_sets[TASK], train=False)
     assert set(model_inputs(batch)) == {"pixel_values"}
     assert batch["pixel_values"].shape == (8, 3, 32, 32)
-    images = [f.example.image for f in p.eval_sets["bb-cifar10"]]
+    images = [f.example.image for f in p.eval_sets[TASK]]
     assert torch.equal(batch["pixel_values"], pixels(backbone.processor, images))
-    assert batch["class_ids"].tolist() == [f.example.label for f in p.eval_sets["bb-cifar10"]]
+    assert batch["class_ids"].tolist() == [f.example.label for f in p.eval_sets[TASK]]
 
 
 def test_vtab_style_image_folder_trains_from_the_command_line(vit_dir, tmp_path):
-    """``--dataset DIR`` with train.csv / val.csv (VTAB-1k's 800/200 lists, here 12/6 CIFAR images)."""
+    """``--dataset DIR`` with train.csv / val.csv (VTAB-1k's 800/200 lists, here 12/6 real images)."""
     root = tmp_path / "vtab"
     (root / "images").mkdir(parents=True)
-    examples = [e for e in load_bb_cifar10()["train"] if e.label < 3][:18]
+    examples = [e for e in load_images()["train"] if e.label < 3][:18]
     rows = []
     for i, e in enumerate(examples):
         e.image.save(root / "images" / f"{i}.png")
