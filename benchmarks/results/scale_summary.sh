@@ -35,7 +35,7 @@ table "MPNet, bb-diverse, 300 steps of 16 (bf16)" $(variants $R/table3_mpnet/mix
   prompt_tuning=prompt_tuning-def P-Tuning_v2_m100=ptuning_v2-def LoRA=lora-def MEPT_paper_router=mept-paperrouter \
   MEPT_N_r_1=mept-nr1)
 table "MPNet, vader, 1 epoch (fp32)" $(variants $R/table3_mpnet/vader vader MEPT=mept prompt_tuning=prompt_tuning \
-  LoRA=lora MEPT_paper_router=mept-paperrouter)
+  P-Tuning_v2_m100=ptuning_v2 LoRA=lora MEPT_paper_router=mept-paperrouter)
 table "SmolLM2, three tasks, 1 epoch (bf16)" $(variants $R/decoder_prompts/tasks3 "$THREE" MEPT=mept-lr1e4 \
   prompt_tuning=prompt_tuning-lr1e3 P-Tuning_v2_m100=ptuning_v2-lr1e3 LoRA=lora-def probe=probe-def \
   MEPT_paper_router=mept-paperrouter MEPT_N_r_1=mept-nr1)

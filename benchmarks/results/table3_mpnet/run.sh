@@ -322,3 +322,14 @@ for s in 1 2 3; do
 done
 # the router of --paper on the same mixture (three runs at once on the 2 cores, one thread each)
 for s in 1 2 3; do vader mept mept-paperrouter $s --set balance_loss=0 router_input=layernorm; done
+# P-Tuning v2 (m 100, its default lr 1e-2 on an encoder) on the same mixture (a later session, src at 3ad9f6c; fp32,
+# the same AMD EPYC without bf16; two runs at a time, one thread each)
+for s in 1 2 3; do vader ptuning_v2 ptuning_v2 $s; done
+# SmolLM2 on the vader mixture (same session): 200 steps of 8 (half an epoch), validation at steps 100 and 200 on
+# 100 sentences per domain, the chosen checkpoint scored on 100 test sentences per domain (the same seeded
+# subsample in every run: --max-eval-examples), each method at its decoder default lr; fp32
+smolvader() {  # METHOD SEED
+  OMP_NUM_THREADS=1 mept train --method "$1" --model smollm2 --tasks vader --max-steps 200 --batch-size 8 \
+    --max-length 128 --max-eval-examples 100 --eval-every 100 --seed "$2" --output runs/hs/smollm2-vader-$1-s$2
+}
+for s in 1 2 3; do for m in mept prompt_tuning lora probe; do smolvader $m $s; done; done
