@@ -322,10 +322,10 @@ for s in 1 2 3; do
 done
 # the router of --paper on the same mixture (three runs at once on the 2 cores, one thread each)
 for s in 1 2 3; do vader mept mept-paperrouter $s --set balance_loss=0 router_input=layernorm; done
-# P-Tuning v2 (m 100, its default lr 1e-2 on an encoder) on the same mixture (a later session, src at 3ad9f6c; fp32,
+# P-Tuning v2 (m 100, its default lr 1e-2 on an encoder) on the same mixture (a later session, src at a3527b3; fp32,
 # the same AMD EPYC without bf16; two runs at a time, one thread each)
 for s in 1 2 3; do vader ptuning_v2 ptuning_v2 $s; done
-# SmolLM2 on the vader mixture (same session): 200 steps of 8 (half an epoch), validation at steps 100 and 200 on
+# SmolLM2 on the vader mixture (same session, src at 3ad9f6c): 200 steps of 8 (half an epoch), validation at steps 100 and 200 on
 # 100 sentences per domain, the chosen checkpoint scored on 100 test sentences per domain (the same seeded
 # subsample in every run: --max-eval-examples), each method at its decoder default lr; fp32
 smolvader() {  # METHOD SEED
