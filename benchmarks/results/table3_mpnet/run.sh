@@ -333,3 +333,8 @@ smolvader() {  # METHOD SEED
     --max-length 128 --max-eval-examples 100 --eval-every 100 --seed "$2" --output runs/hs/smollm2-vader-$1-s$2
 }
 for s in 1 2 3; do for m in mept prompt_tuning lora probe; do smolvader $m $s; done; done
+# MEPT at 1e-3 and with N_r = 1 on the same protocol, seed 1 only (same session)
+OMP_NUM_THREADS=1 mept train --method mept --model smollm2 --tasks vader --max-steps 200 --batch-size 8 --max-length 128 \
+  --max-eval-examples 100 --eval-every 100 --seed 1 --lr 1e-3 --output runs/hs/smollm2-vader-mept-lr1e3-s1
+OMP_NUM_THREADS=1 mept train --method mept --model smollm2 --tasks vader --max-steps 200 --batch-size 8 --max-length 128 \
+  --max-eval-examples 100 --eval-every 100 --seed 1 --set num_experts=1 --output runs/hs/smollm2-vader-mept-nr1-s1
