@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mept.data.vader import tarball_path as vader_tarball
+
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 SCRIPT = BENCHMARKS / "runs_table.py"
 
@@ -318,3 +320,21 @@ def test_bigbench_csv_more_train_keeps_validation_and_test(tmp_path):
     assert not set(more_rows[21:]) & set((base / "test.csv").read_text().splitlines()[1:])
     bad = table("winowhy", "--out", str(tmp_path / "bad"), "--more-train", "-1", script=BENCHMARKS / "bigbench_csv.py")
     assert bad.returncode == 2 and "--more-train -1" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.skipif(not vader_tarball().is_file(), reason="vaderSentiment sdist not downloaded")
+def test_head_input_probe_fits_a_probe_per_variant_on_the_heads_own_rows():
+    # real MiniLM, real vader sentences; head_inputs checks that the captured rows give the model's own logits
+    out = table("--model", "minilm", "--tasks", "vader-movies", "--train-per-task", "16", "--eval-per-task", "8",
+                "--variants", "bare,mept", script=BENCHMARKS / "head_input_probe.py")
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith(("| bare ", "| mept "))]
+    assert [r[1].strip() for r in rows] == ["bare", "mept"]
+    for r in rows:
+        assert 0 <= float(r[2]) <= 100 and 0 <= float(r[3]) <= 100  # validation and test accuracy, in %
+
+
+@pytest.mark.parametrize("args", [("--variants", "bare,nosuch"), ("--train-per-task", "0")])
+def test_head_input_probe_refuses_bad_flags_with_one_error_line(args):
+    out = table("--model", "minilm", *args, script=BENCHMARKS / "head_input_probe.py")
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
