@@ -77,19 +77,30 @@ def head_inputs(model: torch.nn.Module, head: torch.nn.Linear, tok, texts: list[
     return torch.cat(out).numpy()
 
 
-def linear_probe(features: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> tuple[float, float, float]:
-    """(validation, test accuracy in %, C) of the logistic regression whose C scored best on validation."""
+def linear_probe(features: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, object]:
+    """The logistic regression whose C scored best on validation: its accuracies (%), C, and whether it got each
+    validation and test example right (for the paired comparison)."""
     from sklearn.linear_model import LogisticRegression  # imported where it is used, as the library does
 
     mean, std = features["train"].mean(0), features["train"].std(0) + 1e-6
     x = {s: (f - mean) / std for s, f in features.items()}
-    best = (-1.0, 0.0, 0.0)
+    best: dict[str, object] = {"validation": -1.0}
     for c in C_GRID:
         clf = LogisticRegression(C=c, max_iter=2000).fit(x["train"], labels["train"])
-        val = clf.score(x["validation"], labels["validation"])
-        if val > best[0]:
-            best = (val, clf.score(x["test"], labels["test"]), c)
-    return 100 * best[0], 100 * best[1], best[2]
+        right = {s: clf.predict(x[s]) == labels[s] for s in ("validation", "test")}
+        if 100 * right["validation"].mean() > best["validation"]:
+            best = {"C": c, "right": right, **{s: 100 * r.mean() for s, r in right.items()}}
+    return best
+
+
+def mcnemar(a: np.ndarray, b: np.ndarray) -> str:
+    """Paired comparison of two probes on the same examples: how many only ``a`` / only ``b`` got right, and the
+    exact two-sided McNemar p (a binomial test on those discordant examples)."""
+    from scipy.stats import binomtest
+
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    return f"{only_b - only_a:+d} ({only_b} vs {only_a}, p = {p:.3f})"
 
 
 def prompted(backbone, method: str, settings: dict[str, object], init_texts: list[list[int]]):
@@ -145,7 +156,10 @@ def main() -> None:
     init_texts = [tok(text, truncation=True, max_length=args.max_length)["input_ids"] for text, _ in rows["train"][:64]]
     labels = {s: np.array([label for _, label in r]) for s, r in rows.items()}
     print(f"{args.model} on {args.tasks}: {', '.join(f'{len(r)} {s}' for s, r in rows.items())} examples; "
-          "untrained, seed 1, fp32\n\n| variant | validation | test | C | s |\n|---|---:|---:|---:|---:|", flush=True)
+          f"untrained, seed 1, fp32; paired against {variants[0]}: examples only this variant got right minus those "
+          f"only {variants[0]} got right (the two counts), exact McNemar p\n\n| variant | validation | test | validation paired | test paired | C | s |\n"
+          "|---|---:|---:|---|---|---:|---:|", flush=True)
+    first: dict[str, object] | None = None
     for variant in variants:
         start = time.time()
         alone = variant in BACKBONE_ONLY
@@ -158,8 +172,12 @@ def main() -> None:
         finally:
             if not alone:
                 model.unload()
-        val, test, c = linear_probe(features, labels)
-        print(f"| {variant} | {val:.2f} | {test:.2f} | {c:g} | {time.time() - start:.0f} |", flush=True)
+        probe = linear_probe(features, labels)
+        first = first or probe
+        paired = [mcnemar(first["right"][s], probe["right"][s]) if probe is not first else "-"
+                  for s in ("validation", "test")]
+        print(f"| {variant} | {probe['validation']:.2f} | {probe['test']:.2f} | {' | '.join(paired)} | {probe['C']:g} "
+              f"| {time.time() - start:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -332,6 +332,7 @@ def test_head_input_probe_fits_a_probe_per_variant_on_the_heads_own_rows():
     assert [r[1].strip() for r in rows] == ["bare", "mept"]
     for r in rows:
         assert 0 <= float(r[2]) <= 100 and 0 <= float(r[3]) <= 100  # validation and test accuracy, in %
+    assert rows[0][4].strip() == "-" and "p = " in rows[1][5]  # mept paired against bare on the same test examples
 
 
 @pytest.mark.parametrize("args", [("--variants", "bare,nosuch"), ("--train-per-task", "0")])
