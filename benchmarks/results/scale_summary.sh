@@ -42,4 +42,4 @@ table "SmolLM2, three tasks, 1 epoch (bf16)" $(variants $R/decoder_prompts/tasks
 table "SmolLM2, bb-diverse, 300 steps of 8 (bf16)" $(variants $R/decoder_prompts/bbdiverse bbdiverse MEPT=mept-lr1e4 \
   prompt_tuning=prompt_tuning-lr1e3 P-Tuning_v2_m100=ptuning_v2-lr1e3 LoRA=lora-def probe=probe-def)
 table "SmolLM2, vader, 200 steps of 8 (fp32)" $(variants $R/decoder_prompts/vader vader MEPT=mept \
-  prompt_tuning=prompt_tuning LoRA=lora probe=probe)
+  prompt_tuning=prompt_tuning P-Tuning_v2_m100=ptuning_v2 LoRA=lora probe=probe MEPT_lr_1e-3=mept-lr1e3)

@@ -328,13 +328,23 @@ for s in 1 2 3; do vader ptuning_v2 ptuning_v2 $s; done
 # SmolLM2 on the vader mixture (same session, src at 3ad9f6c): 200 steps of 8 (half an epoch), validation at steps 100 and 200 on
 # 100 sentences per domain, the chosen checkpoint scored on 100 test sentences per domain (the same seeded
 # subsample in every run: --max-eval-examples), each method at its decoder default lr; fp32
-smolvader() {  # METHOD SEED
-  OMP_NUM_THREADS=1 mept train --method "$1" --model smollm2 --tasks vader --max-steps 200 --batch-size 8 \
-    --max-length 128 --max-eval-examples 100 --eval-every 100 --seed "$2" --output runs/hs/smollm2-vader-$1-s$2
+smolvader() {  # METHOD SEED [NAME [MORE FLAGS...]]: NAME (default METHOD) names the run folder
+  local method=$1 seed=$2 name=${3:-$1}; shift $(( $# < 3 ? $# : 3 ))
+  OMP_NUM_THREADS=1 mept train --method "$method" --model smollm2 --tasks vader --max-steps 200 --batch-size 8 \
+    --max-length 128 --max-eval-examples 100 --eval-every 100 --seed "$seed" "$@" \
+    --output runs/hs/smollm2-vader-$name-s$seed
 }
 for s in 1 2 3; do for m in mept prompt_tuning lora probe; do smolvader $m $s; done; done
 # MEPT at 1e-3 and with N_r = 1 on the same protocol, seed 1 only (same session)
-OMP_NUM_THREADS=1 mept train --method mept --model smollm2 --tasks vader --max-steps 200 --batch-size 8 --max-length 128 \
-  --max-eval-examples 100 --eval-every 100 --seed 1 --lr 1e-3 --output runs/hs/smollm2-vader-mept-lr1e3-s1
-OMP_NUM_THREADS=1 mept train --method mept --model smollm2 --tasks vader --max-steps 200 --batch-size 8 --max-length 128 \
-  --max-eval-examples 100 --eval-every 100 --seed 1 --set num_experts=1 --output runs/hs/smollm2-vader-mept-nr1-s1
+smolvader mept 1 mept-lr1e3 --lr 1e-3
+smolvader mept 1 mept-nr1 --set num_experts=1
+# a later session (src at 2c763a7, fp32, the same CPU, two runs at a time): MEPT at 1e-3, seeds 2-3; its routed
+# experts started at zero (the patch rezero.patch in results/decoder_prompts/vader/, switched on by MEPT_EXP_REZERO=1
+# and applied to a copy of src/); P-Tuning v2 at its decoder default; MEPT at 1e-3 with N_r = 1 (seeds 1-2: seed 3
+# dropped for time)
+for s in 2 3; do smolvader mept $s mept-lr1e3 --lr 1e-3; done
+for s in 1 2 3; do MEPT_EXP_REZERO=1 PYTHONPATH=/path/to/patched/src smolvader mept $s mept-rezero; done
+for s in 1 2 3; do smolvader ptuning_v2 $s; done
+for s in 1 2; do smolvader mept $s mept-lr1e3nr1 --lr 1e-3 --set num_experts=1; done
+# what the untrained prompts leave the head (no training; benchmarks/head_input_probe.py, from benchmarks/)
+python head_input_probe.py --model smollm2 --tasks vader --eval-per-task 200 --variants bare,mept,mept_nr1,slot_prefix
