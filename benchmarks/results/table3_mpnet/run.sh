@@ -340,11 +340,10 @@ smolvader mept 1 mept-lr1e3 --lr 1e-3
 smolvader mept 1 mept-nr1 --set num_experts=1
 # a later session (src at 2c763a7, fp32, the same CPU, two runs at a time): MEPT at 1e-3, seeds 2-3; its routed
 # experts started at zero (the patch rezero.patch in results/decoder_prompts/vader/, switched on by MEPT_EXP_REZERO=1
-# and applied to a copy of src/); P-Tuning v2 at its decoder default; MEPT at 1e-3 with N_r = 1 (seeds 1-2: seed 3
-# dropped for time)
+# and applied to a copy of src/); P-Tuning v2 at its decoder default; MEPT at 1e-3 with N_r = 1
 for s in 2 3; do smolvader mept $s mept-lr1e3 --lr 1e-3; done
 for s in 1 2 3; do MEPT_EXP_REZERO=1 PYTHONPATH=/path/to/patched/src smolvader mept $s mept-rezero; done
 for s in 1 2 3; do smolvader ptuning_v2 $s; done
-for s in 1 2; do smolvader mept $s mept-lr1e3nr1 --lr 1e-3 --set num_experts=1; done
+for s in 1 2 3; do smolvader mept $s mept-lr1e3nr1 --lr 1e-3 --set num_experts=1; done
 # what the untrained prompts leave the head (no training; benchmarks/head_input_probe.py, from benchmarks/)
 python head_input_probe.py --model smollm2 --tasks vader --eval-per-task 200 --variants bare,mept,mept_nr1,slot_prefix
