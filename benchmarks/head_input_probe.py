@@ -36,11 +36,18 @@ SPLITS = ("train", "validation", "test")
 
 def task_rows(tasks: str, per_split: dict[str, int], seed: int = 1) -> dict[str, list[tuple[str, int]]]:
     """The first ``per_split[s]`` examples of split ``s`` of every task of ``tasks`` (a task or a suite)."""
+    from script import fail
+
     rows: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     for name in suite_tasks(tasks):
         splits = load_task(name, seed=seed)
         for split in SPLITS:
-            rows[split] += [(e.text, e.label) for e in splits[split][: per_split[split]] if e.label >= 0]
+            rows[split] += [(e.text, e.label) for e in splits.get(split, [])[: per_split[split]]
+                            if e.label >= 0 and e.image is None and e.text.strip()]
+    empty = [split for split, examples in rows.items() if not examples]
+    if empty:
+        fail(f"{tasks} has no labelled text examples in its {', '.join(empty)} split(s); this probe needs text "
+             f"classification tasks with train, validation and test splits (e.g. vader)")
     return rows
 
 

@@ -335,7 +335,8 @@ def test_head_input_probe_fits_a_probe_per_variant_on_the_heads_own_rows():
     assert rows[0][4].strip() == "-" and "p = " in rows[1][5]  # mept paired against bare on the same test examples
 
 
-@pytest.mark.parametrize("args", [("--variants", "bare,nosuch"), ("--train-per-task", "0")])
+@pytest.mark.parametrize("args", [("--variants", "bare,nosuch"), ("--train-per-task", "0"), ("--tasks", "nosuch"),
+                                  ("--tasks", "fashion-mnist")])  # images, not text: refused, not an internal error
 def test_head_input_probe_refuses_bad_flags_with_one_error_line(args):
     out = table("--model", "minilm", *args, script=BENCHMARKS / "head_input_probe.py")
     assert out.returncode == 2 and out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
