@@ -15,7 +15,12 @@ import pytest
 import torch
 import transformers
 
+from mept.data import bigbench, vader
 from mept.model.backbones import load_backbone, resolve
+
+# The offline data sets the tests read: a test that needs one is skipped, with the reason, where it was not downloaded.
+needs_vader = pytest.mark.skipif(not vader.tarball_path().is_file(), reason="vaderSentiment sdist not downloaded")
+needs_bigbench = pytest.mark.skipif(not bigbench.tarball_path().exists(), reason="BIG-bench tarball not downloaded")
 
 # Tests capture stderr, so a slow run on a loaded machine would add progress lines (one per 30 s) to
 # stderr that tests count; tests/test_progress.py sets its own interval.

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from mept.data.vader import tarball_path as vader_tarball
+from conftest import needs_vader
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 SCRIPT = BENCHMARKS / "runs_table.py"
@@ -322,7 +321,7 @@ def test_bigbench_csv_more_train_keeps_validation_and_test(tmp_path):
     assert bad.returncode == 2 and "--more-train -1" in bad.stderr and not (tmp_path / "bad").exists()
 
 
-@pytest.mark.skipif(not vader_tarball().is_file(), reason="vaderSentiment sdist not downloaded")
+@needs_vader
 def test_head_input_probe_fits_a_probe_per_variant_on_the_heads_own_rows():
     # real MiniLM, real vader sentences; head_inputs checks that the captured rows give the model's own logits
     out = table("--model", "minilm", "--tasks", "vader-movies", "--train-per-task", "16", "--eval-per-task", "8",

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 import pytest
+from conftest import needs_bigbench
 
 from mept.data import bigbench, generation
 from mept.data.examples import Example
@@ -20,8 +21,6 @@ from mept.data.generation import (
     split_train_validation,
 )
 from mept.data.registry import get_task, load_task
-
-needs_bigbench = pytest.mark.skipif(not bigbench.tarball_path().exists(), reason="BIG-bench tarball not downloaded")
 
 LOADERS = {
     "bb-disflqa": load_disflqa,

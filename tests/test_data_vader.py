@@ -11,11 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import TINY, cli, one_error
+from conftest import TINY, cli, needs_vader, one_error
 
 from mept.data import VADER, bigbench, load_task, suite_tasks, vader
-
-needs_vader = pytest.mark.skipif(not vader.tarball_path().is_file(), reason="vaderSentiment sdist not downloaded")
 
 
 @needs_vader

@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from conftest import needs_vader
 
-from mept.data.vader import tarball_path
 from mept.harness.train import run
 from mept.harness.train_config import TrainConfig
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not tarball_path().exists(), reason="vaderSentiment sdist not downloaded")]
+pytestmark = [pytest.mark.slow, needs_vader]
 
 
 @pytest.fixture(scope="module")

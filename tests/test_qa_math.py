@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pytest
 import transformers
+from conftest import needs_bigbench
 
 import mept
-from mept.data import bigbench, get_task
+from mept.data import get_task
 from mept.data.encode import Encoder, Feature
 from mept.data.examples import Example
 from mept.harness.evaluate import evaluate, predict, score
@@ -18,7 +19,6 @@ from mept.harness.prepare_run import prepare
 from mept.harness.train import train
 from mept.harness.train_config import TrainConfig
 
-needs_bigbench = pytest.mark.skipif(not bigbench.tarball_path().exists(), reason="BIG-bench tarball not downloaded")
 ONE_DIGIT = re.compile(r"^What is \d (plus|minus|times) \d\?$")
 
 

@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 
 from mept.cli import main
-from mept.data.bigbench import tarball_path
-from tests.conftest import tiny_t5_with_a_real_tokenizer
+from tests.conftest import needs_bigbench, tiny_t5_with_a_real_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "superglue"
-needs_bigbench = pytest.mark.skipif(not tarball_path().exists(), reason="BIG-bench tarball not downloaded")
 
 QUICK = ["--max-steps", "4", "--batch-size", "4", "--eval-batch-size", "16", "--max-length", "128",
          "--no-progress", "--experts", "2", "--prompt-length", "4"]
