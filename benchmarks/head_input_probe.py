@@ -166,15 +166,16 @@ def main() -> None:
           f"untrained, seed 1, fp32; paired against {variants[0]}: examples only this variant got right minus those "
           f"only {variants[0]} got right (the two counts), exact McNemar p\n\n| variant | validation | test | validation paired | test paired | C | s |\n"
           "|---|---:|---:|---|---|---:|---:|", flush=True)
+    # the backbone's own head: every variant's prompted model wraps it
+    head = [m for name in find_heads(backbone) for m in backbone.get_submodule(name).modules()
+            if isinstance(m, torch.nn.Linear)][-1]
     first: dict[str, object] | None = None
     for variant in variants:
         start = time.time()
         alone = variant in BACKBONE_ONLY
         model = backbone if alone else prompted(backbone, *VARIANTS[variant], init_texts)
         try:
-            linears = [m for name in find_heads(backbone) for m in backbone.get_submodule(name).modules()
-                       if isinstance(m, torch.nn.Linear)]
-            features = {s: head_inputs(model, linears[-1], tok, [t for t, _ in r], args.max_length,
+            features = {s: head_inputs(model, head, tok, [t for t, _ in r], args.max_length,
                                        BACKBONE_ONLY.get(variant, 0)) for s, r in rows.items()}
         finally:
             if not alone:
