@@ -328,11 +328,13 @@ for s in 1 2 3; do vader ptuning_v2 ptuning_v2 $s; done
 # SmolLM2 on the vader mixture (same session, src at 3ad9f6c): 200 steps of 8 (half an epoch), validation at steps 100 and 200 on
 # 100 sentences per domain, the chosen checkpoint scored on 100 test sentences per domain (the same seeded
 # subsample in every run: --max-eval-examples), each method at its decoder default lr; fp32
-smolvader() {  # METHOD SEED [NAME [MORE FLAGS...]]: NAME (default METHOD) names the run folder
+smolvader() {  # METHOD SEED [NAME [MORE FLAGS...]]: NAME (default METHOD) names the run folder; STEPS and EVERY
+  # (default 200 and 100) set the budget and the validation interval, a budget other than 200 enters the folder name
   local method=$1 seed=$2 name=${3:-$1}; shift $(( $# < 3 ? $# : 3 ))
-  OMP_NUM_THREADS=1 mept train --method "$method" --model smollm2 --tasks vader --max-steps 200 --batch-size 8 \
-    --max-length 128 --max-eval-examples 100 --eval-every 100 --seed "$seed" "$@" \
-    --output runs/hs/smollm2-vader-$name-s$seed
+  local steps=${STEPS:-200} tag=""; [ "$steps" = 200 ] || tag=$steps
+  OMP_NUM_THREADS=1 mept train --method "$method" --model smollm2 --tasks vader --max-steps "$steps" --batch-size 8 \
+    --max-length 128 --max-eval-examples 100 --eval-every "${EVERY:-100}" --seed "$seed" "$@" \
+    --output runs/hs/smollm2-vader$tag-$name-s$seed
 }
 for s in 1 2 3; do for m in mept prompt_tuning lora probe; do smolvader $m $s; done; done
 # MEPT at 1e-3 and with N_r = 1 on the same protocol, seed 1 only (same session)
@@ -347,3 +349,7 @@ for s in 1 2 3; do smolvader ptuning_v2 $s; done
 for s in 1 2 3; do smolvader mept $s mept-lr1e3nr1 --lr 1e-3 --set num_experts=1; done
 # what the untrained prompts leave the head (no training; benchmarks/head_input_probe.py, from benchmarks/)
 python head_input_probe.py --model smollm2 --tasks vader --eval-per-task 200 --variants bare,mept,mept_nr1,slot_prefix
+# a later session (src at 7c3f5b3, fp32, the same CPU, two runs at a time): learning curves to 800 steps of 8 (2 epochs
+# of the 3,200 training sentences), validation every 200 steps; curves and table: benchmarks/learning_curves.py
+for s in 1 2 3; do STEPS=800 EVERY=200 smolvader mept $s mept-lr1e3 --lr 1e-3; STEPS=800 EVERY=200 smolvader prompt_tuning $s; done
+for s in 1 2 3; do STEPS=800 EVERY=200 smolvader lora $s; STEPS=800 EVERY=200 smolvader mept $s; done
