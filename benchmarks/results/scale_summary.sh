@@ -43,3 +43,5 @@ table "SmolLM2, bb-diverse, 300 steps of 8 (bf16)" $(variants $R/decoder_prompts
   prompt_tuning=prompt_tuning-lr1e3 P-Tuning_v2_m100=ptuning_v2-lr1e3 LoRA=lora-def probe=probe-def)
 table "SmolLM2, vader, 200 steps of 8 (fp32)" $(variants $R/decoder_prompts/vader vader MEPT=mept \
   prompt_tuning=prompt_tuning P-Tuning_v2_m100=ptuning_v2 LoRA=lora probe=probe MEPT_lr_1e-3=mept-lr1e3)
+table "SmolLM2, vader, 800 steps of 8 (fp32; MEPT at lr 1e-3 first, its default 1e-4 last)" $(variants \
+  $R/decoder_prompts/vader800 vader800 MEPT_lr_1e-3=mept-lr1e3 prompt_tuning=prompt_tuning LoRA=lora MEPT_lr_1e-4=mept)
