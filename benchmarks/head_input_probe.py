@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from script import fail  # benchmarks/script.py: the one refusal of every benchmark script
 
 import mept
 from mept.data.registry import load_task, suite_tasks
@@ -36,8 +37,6 @@ SPLITS = ("train", "validation", "test")
 
 def task_rows(tasks: str, per_split: dict[str, int], seed: int = 1) -> dict[str, list[tuple[str, int]]]:
     """The first ``per_split[s]`` examples of split ``s`` of every task of ``tasks`` (a task or a suite)."""
-    from script import fail
-
     rows: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     for name in suite_tasks(tasks):
         splits = load_task(name, seed=seed)
@@ -132,8 +131,6 @@ VARIANTS = {  # name: (method, settings)
 
 def main() -> None:
     import argparse
-
-    from script import fail
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
