@@ -12,7 +12,7 @@ from conftest import interrupt_training_at_step, reviews, tiny_model_dir
 import mept
 from mept.baselines.lora import LoRAConfig
 from mept.cli import build_parser, main, train_config_from_args
-from mept.core.config import DEFAULTS_GENERATION, defaults_of
+from mept.core.config import DEFAULTS_GENERATION, decoder_lr_of, defaults_of
 from mept.core.registry import all_method_names
 from mept.harness.run_folder import load_trained
 from mept.harness.train_config import TrainConfig, migrate_run_config
@@ -64,13 +64,25 @@ def test_a_default_mept_run_on_a_wide_backbone_trains_and_reports_the_scaled_lr(
     assert "lr: 0.005 (the mept default on a 768-wide backbone: 0.01 x min(1, 384 / width))" in capsys.readouterr().out
 
 
-def test_mept_default_lr_on_a_text_decoder_is_the_papers_top_value_from_generation_5():
+def test_mept_default_lr_on_a_text_decoder_is_1e_3_from_generation_7_and_a_saved_run_keeps_its_own():
     mept_cfg = TrainConfig(method="mept")
-    assert mept_cfg.default_lr(576, text_decoder=True) == 1e-4 == mept.MEPTConfig.decoder_lr  # SmolLM2
+    assert mept_cfg.default_lr(576, text_decoder=True) == 1e-3  # SmolLM2
+    assert mept_cfg.lr_rule(576, True)["rule"] == "0.001, in place of 0.01 x min(1, 384 / width)"
     assert mept_cfg.default_lr(576) == pytest.approx(1e-2 * 384 / 576)  # an encoder of that width: the width rule
     assert TrainConfig(method="mept", lr=3e-3).lr_for(576, text_decoder=True) == 3e-3  # a given --lr wins
-    before = TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": 4})
-    assert before.lr_for(576, text_decoder=True) == pytest.approx(1e-2 * 384 / 576)  # a saved run keeps its lr
+    # a saved run keeps the lr it trained at, whichever generation it was saved under
+    for generation, lr in ((4, 1e-2 * 384 / 576), (5, 1e-4), (6, 1e-4), (7, 1e-3)):
+        saved = TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": generation})
+        assert saved.lr_for(576, text_decoder=True) == pytest.approx(lr), generation
+    saved = TrainConfig.from_dict({**mept_cfg.to_dict(), "method_defaults": 6})
+    assert "the top of the paper's grid" in saved.lr_rule(576, True)["rule"]
+
+
+def test_decoder_lr_of_reads_the_latest_value_at_or_before_a_generation():
+    assert decoder_lr_of(mept.MEPTConfig, 4) is None and decoder_lr_of(mept.MEPTConfig, 5) == 1e-4
+    assert decoder_lr_of(mept.MEPTConfig, 6) == 1e-4 and decoder_lr_of(mept.MEPTConfig, DEFAULTS_GENERATION) == 1e-3
+    assert decoder_lr_of(mept.PromptTuningConfig, 5) is None and decoder_lr_of(mept.PromptTuningConfig, 6) == 1e-3
+    assert decoder_lr_of(LoRAConfig, DEFAULTS_GENERATION) is None  # a baseline has no decoder rule
 
 
 def test_the_other_prompt_methods_train_at_1e_3_on_a_text_decoder_from_generation_6():
@@ -94,15 +106,16 @@ def test_a_default_prompt_tuning_run_on_a_decoder_trains_at_1e_3_and_says_so(tmp
 
 def test_a_default_mept_run_on_a_decoder_trains_at_the_decoder_lr_and_says_so(tmp_path, capsys, monkeypatch):
     run, groups_seen = default_run(tmp_path, tiny_model_dir(tmp_path / "decoder", family="llama"), monkeypatch)
-    assert groups_seen[0]["prompt"] == 1e-4 and groups_seen[0]["head"] == 1e-2
+    assert groups_seen[0]["prompt"] == 1e-3 and groups_seen[0]["head"] == 1e-2
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["lr"] == 1e-4 and metrics["lr_rule"]["backbone"] == "a text decoder"
-    assert "lr: 0.0001 (the mept default on a text decoder: 0.0001, the top of the paper's grid" in capsys.readouterr().out
+    assert metrics["lr"] == 1e-3 and metrics["lr_rule"]["backbone"] == "a text decoder"
+    assert "lr: 0.001 (the mept default on a text decoder: 0.001, in place of 0.01 x min(1, 384 / width))" \
+        in capsys.readouterr().out
 
 
 def test_the_auto_lr_grid_holds_every_methods_default_on_every_kind_of_backbone():
     # `mept compare` searches it: a grid without the lr a default run trains at compares against a method that
-    # was never tried as it ships (MEPT's fixed 3e-3..3e-2 was 30x above its 1e-4 on a decoder)
+    # was never tried as it ships (MEPT's fixed 3e-3..3e-2 was 30x above its 1e-4 decoder default of generation 5)
     for method in all_method_names():
         cfg = TrainConfig(method=method)
         for width, decoder in ((384, False), (768, False), (576, True)):
@@ -111,7 +124,7 @@ def test_the_auto_lr_grid_holds_every_methods_default_on_every_kind_of_backbone(
     mept_cfg = TrainConfig(method="mept")
     assert mept_cfg.auto_lr_grid(384) == [3e-3, 1e-2, 3e-2]  # MiniLM: the grid mept compare always searched
     assert mept_cfg.auto_lr_grid(768) == [1.5e-3, 5e-3, 1.5e-2]  # MPNet: the width rule's 5e-3 at the centre
-    assert mept_cfg.auto_lr_grid(576, text_decoder=True) == [3e-5, 1e-4, 3e-4]  # SmolLM2: around 1e-4
+    assert mept_cfg.auto_lr_grid(576, text_decoder=True) == [3e-4, 1e-3, 3e-3]  # SmolLM2: around 1e-3
     assert TrainConfig(method="lora").auto_lr_grid(576, text_decoder=True) == list(LoRAConfig.compare_lr_grid)
 
 
@@ -121,11 +134,11 @@ def test_lr_grid_auto_is_placed_from_the_backbone_a_run_names_and_recorded(tmp_p
     assert main(["train", "--method", "mept", "--model", str(decoder), "--train-file", str(reviews(tmp_path / "r.csv", 24)),
                  "--experts", "2", "--prompt-length", "2", "--max-steps", "1", "--batch-size", "8", "--max-length", "16",
                  "--lr-grid", "auto", "--output", str(run)]) == 0
-    assert "lr grid auto: 3e-05, 0.0001, 0.0003 (the method's small grid around its default lr on this backbone)" \
+    assert "lr grid auto: 0.0003, 0.001, 0.003 (the method's small grid around its default lr on this backbone)" \
         in capsys.readouterr().err
     metrics = json.loads((run / "metrics.json").read_text())
-    assert [point["lr"] for point in metrics["lr_grid"]] == [3e-5, 1e-4, 3e-4]
-    assert sorted(p.name for p in run.glob("lr-*")) == ["lr-0.0001", "lr-0.0003", "lr-3e-05"]
+    assert [point["lr"] for point in metrics["lr_grid"]] == [3e-4, 1e-3, 3e-3]
+    assert sorted(p.name for p in run.glob("lr-*")) == ["lr-0.0003", "lr-0.001", "lr-0.003"]
 
 
 def test_an_lr_grid_keyword_reads_the_method_of_a_config_file(tmp_path):

@@ -35,9 +35,18 @@ StateInitScale = Literal["states", "xavier"]
 # router reads a centred input (benchmarks/studies/routing_at_scale.md); 3: a text decoder keeps its attention
 # sink in front of the prompt slots (benchmarks/studies/decoder_prompts.md); 4: MEPT's default lr scales with
 # the backbone's width (``PromptConfig.lr_width_rule_since``; benchmarks/studies/table3_mpnet.md); 5: MEPT's
-# default lr on a text decoder is 1e-4 (``PromptConfig.decoder_lr``; benchmarks/studies/decoder_prompts.md); 6: the
-# other prompt methods' default lr on a text decoder is 1e-3 (the same study).
-DEFAULTS_GENERATION = 6
+# default lr on a text decoder is 1e-4 (``PromptConfig.decoder_lrs``; benchmarks/studies/decoder_prompts.md); 6: the
+# other prompt methods' default lr on a text decoder is 1e-3 (the same study); 7: MEPT's too (the same study,
+# "SmolLM2's `vader` at 800 steps").
+DEFAULTS_GENERATION = 7
+
+
+def decoder_lr_of(config_class: type, generation: int) -> float | None:
+    """The default lr of ``config_class``'s method on a text decoder for a run of defaults ``generation``: the
+    value of the latest ``decoder_lrs`` entry at or before it (None: no decoder rule then). One lookup for every
+    method, so that a run saved under any generation keeps the lr it trained at."""
+    since = [g for g in getattr(config_class, "decoder_lrs", {}) if g <= generation]
+    return config_class.decoder_lrs[max(since)] if since else None
 
 
 def defaults_of(config_class: type, generation: int) -> dict[str, Any]:
@@ -75,13 +84,12 @@ class PromptConfig:
     # The defaults generation from which the method's default lr is scaled by :func:`width_ratio` of the
     # backbone (None: the same lr on every backbone); TrainConfig.default_lr reads it.
     lr_width_rule_since: ClassVar[int | None] = None
-    # The method's default lr on a text decoder, from the defaults generation ``decoder_lr_since`` on (None: the
-    # width rule or the plain default there too); TrainConfig.default_lr reads both. Ours (generation 6): 1e-3
-    # for every prompt method but MEPT (its own, 1e-4, since generation 5). On SmolLM2's bb-diverse mixture at
-    # 1e-2, prompt tuning and SMoP scored 12.0 and 9.1 below 1e-3 (benchmarks/studies/decoder_prompts.md,
+    # The method's default lr on a text decoder, keyed by the defaults generation from which each value holds
+    # (before the first: the width rule or the plain default there too); read through decoder_lr_of. Ours
+    # (generation 6): 1e-3 for every prompt method (MEPT: its own history, MEPTConfig). On SmolLM2's bb-diverse
+    # mixture at 1e-2, prompt tuning and SMoP scored 12.0 and 9.1 below 1e-3 (benchmarks/studies/decoder_prompts.md,
     # "The other prompt methods' lr on a decoder"); VFPT and PT-MoE, not measured there, inherit it.
-    decoder_lr: ClassVar[float | None] = 1e-3
-    decoder_lr_since: ClassVar[int | None] = 6
+    decoder_lrs: ClassVar[dict[int, float]] = {6: 1e-3}
     # Methods that prompt the input layer only refuse other ``layers``, pointing at their deep variant.
     input_only: ClassVar[bool] = False
     deep_variant: ClassVar[str | None] = None

@@ -23,6 +23,7 @@ from mept.core.config import (
     check_choice,
     choice_fields,
     choices_of,
+    decoder_lr_of,
     defaults_of,
     width_ratio,
 )
@@ -177,8 +178,8 @@ class TrainConfig:
     epochs: float = setting(3.0, help="passes over the training data (default 3)")  # the default run: 3 x 278 steps, a few minutes on 2 CPU cores
     max_steps: int | None = setting(None, help="optimizer steps; overrides --epochs")
     lr: float | None = setting(None, help="learning rate of prompts and routers (default: the method's; 1e-2 for "
-                               "prompt methods, 1e-3 on a text decoder; MEPT 1e-2 x min(1, 384 / the backbone's "
-                               "width), 1e-4 on a text decoder)")  # None: default_lr
+                               "prompt methods, MEPT 1e-2 x min(1, 384 / the backbone's width); 1e-3 for every "
+                               "prompt method on a text decoder)")  # None: default_lr
     head_lr: float = setting(1e-2, help="learning rate of the task head (default 1e-2)")
     lr_grid: list[float] | None = setting(None, type=str, help="learning rates to try (best on validation wins), "
                                                                "'paper' or 'auto' (the method's grid around its default "
@@ -310,8 +311,8 @@ class TrainConfig:
         fine-tuning, probe) name their own default (``default_lr`` of their config class). A method
         whose config sets ``lr_width_rule_since`` (MEPT) trains at ``min(1, 384 / d)`` of it on a backbone
         of width ``hidden_size`` (None: the backbone is not known yet, the unscaled value), and one that sets
-        ``decoder_lr`` (every prompt method) trains at that on a text decoder, unless the run was saved under
-        an older defaults generation.
+        ``decoder_lrs`` (every prompt method) trains at the value of the run's defaults generation on a text
+        decoder (:func:`mept.core.config.decoder_lr_of`).
         """
         return self._default_lr_and_rule(hidden_size, text_decoder)[0]
 
@@ -320,9 +321,9 @@ class TrainConfig:
         decision, read by :meth:`default_lr` and :meth:`lr_rule`."""
         config = method_class(self.method).config_class
         lr = getattr(config, "default_lr", 1e-2)
-        decoder_since = getattr(config, "decoder_lr_since", None)
-        if text_decoder and decoder_since is not None and self.method_defaults >= decoder_since and config.decoder_lr != lr:
-            return config.decoder_lr, "decoder"
+        decoder_lr = decoder_lr_of(config, self.method_defaults)
+        if text_decoder and decoder_lr is not None and decoder_lr != lr:
+            return decoder_lr, "decoder"
         since = getattr(config, "lr_width_rule_since", None)
         if hidden_size is not None and since is not None and self.method_defaults >= since and width_ratio(hidden_size) != 1:
             return lr * width_ratio(hidden_size), "width"
@@ -352,7 +353,8 @@ class TrainConfig:
         """``--lr-grid auto`` (what ``mept compare`` searches): the method's small grid (``compare_lr_grid`` of
         its config class, set around its unscaled default), moved by the factor its default moves on this
         backbone. The grid then always holds the lr a default run trains at: MEPT's fixed 3e-3..3e-2 held
-        nothing within 30x of its 1e-4 default on a text decoder (now 3e-5, 1e-4, 3e-4), and on a 768-wide
+        nothing within 30x of its 1e-4 default on a text decoder of generations 5-6 (3e-5, 1e-4, 3e-4 then; 3e-4,
+        1e-3, 3e-3 around today's 1e-3), and on a 768-wide
         encoder it straddled the width rule's 5e-3 off-centre (now 1.5e-3, 5e-3, 1.5e-2). Ours."""
         factor = self.default_lr(hidden_size, text_decoder) / self.default_lr()
         return [float(f"{lr * factor:.3g}") for lr in method_class(self.method).config_class.compare_lr_grid]
