@@ -36,12 +36,13 @@ table "MPNet, bb-diverse, 300 steps of 16 (bf16)" $(variants $R/table3_mpnet/mix
   MEPT_N_r_1=mept-nr1)
 table "MPNet, vader, 1 epoch (fp32)" $(variants $R/table3_mpnet/vader vader MEPT=mept prompt_tuning=prompt_tuning \
   P-Tuning_v2_m100=ptuning_v2 LoRA=lora MEPT_paper_router=mept-paperrouter)
-table "SmolLM2, three tasks, 1 epoch (bf16)" $(variants $R/decoder_prompts/tasks3 "$THREE" MEPT=mept-lr1e4 \
+table "SmolLM2, three tasks, 1 epoch (bf16; MEPT at 1e-4)" $(variants $R/decoder_prompts/tasks3 "$THREE" MEPT=mept-lr1e4 \
   prompt_tuning=prompt_tuning-lr1e3 P-Tuning_v2_m100=ptuning_v2-lr1e3 LoRA=lora-def probe=probe-def \
   MEPT_paper_router=mept-paperrouter MEPT_N_r_1=mept-nr1)
-table "SmolLM2, bb-diverse, 300 steps of 8 (bf16)" $(variants $R/decoder_prompts/bbdiverse bbdiverse MEPT=mept-lr1e4 \
+table "SmolLM2, bb-diverse, 300 steps of 8 (bf16; MEPT at 1e-4)" $(variants $R/decoder_prompts/bbdiverse bbdiverse MEPT=mept-lr1e4 \
   prompt_tuning=prompt_tuning-lr1e3 P-Tuning_v2_m100=ptuning_v2-lr1e3 LoRA=lora-def probe=probe-def)
-table "SmolLM2, vader, 200 steps of 8 (fp32)" $(variants $R/decoder_prompts/vader vader MEPT=mept \
+table "SmolLM2, vader, 200 steps of 8 (fp32; MEPT at its decoder default then, 1e-4)" $(variants $R/decoder_prompts/vader vader MEPT=mept \
   prompt_tuning=prompt_tuning P-Tuning_v2_m100=ptuning_v2 LoRA=lora probe=probe MEPT_lr_1e-3=mept-lr1e3)
-table "SmolLM2, vader, 800 steps of 8 (fp32; MEPT at lr 1e-3 first, its default 1e-4 last)" $(variants \
-  $R/decoder_prompts/vader800 vader800 MEPT_lr_1e-3=mept-lr1e3 prompt_tuning=prompt_tuning LoRA=lora MEPT_lr_1e-4=mept)
+table "SmolLM2, vader, 800 steps of 8 (fp32; MEPT at lr 1e-3, its decoder default since generation 7, first; 1e-4 last)" \
+  $(variants $R/decoder_prompts/vader800 vader800 MEPT_lr_1e-3=mept-lr1e3 prompt_tuning=prompt_tuning LoRA=lora \
+  probe=probe MEPT_lr_1e-4=mept)

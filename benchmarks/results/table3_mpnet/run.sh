@@ -325,6 +325,10 @@ for s in 1 2 3; do vader mept mept-paperrouter $s --set balance_loss=0 router_in
 # P-Tuning v2 (m 100, its default lr 1e-2 on an encoder) on the same mixture (a later session, src at a3527b3; fp32,
 # the same AMD EPYC without bf16; two runs at a time, one thread each)
 for s in 1 2 3; do vader ptuning_v2 ptuning_v2 $s; done
+# seeds 4-5 of MEPT, prompt tuning and LoRA (a later session, src at 266403b-18ec12f: no change to an encoder's
+# training since ccaa1af; fp32, the same CPU, two runs at a time, one thread each)
+for s in 4 5; do vader mept mept $s; vader prompt_tuning prompt_tuning $s; done
+for s in 4 5; do vader lora lora $s; done
 # SmolLM2 on the vader mixture (same session, src at 3ad9f6c): 200 steps of 8 (half an epoch), validation at steps 100 and 200 on
 # 100 sentences per domain, the chosen checkpoint scored on 100 test sentences per domain (the same seeded
 # subsample in every run: --max-eval-examples), each method at its decoder default lr; fp32
@@ -336,6 +340,8 @@ smolvader() {  # METHOD SEED [NAME [MORE FLAGS...]]: NAME (default METHOD) names
     --max-length 128 --max-eval-examples 100 --eval-every "${EVERY:-100}" --seed "$seed" "$@" \
     --output runs/hs/smollm2-vader$tag-$name-s$seed
 }
+# MEPT's runs without --lr in this block and below (smollm2-vader-mept-*, smollm2-vader800-mept-s*) trained at 1e-4, its
+# decoder default in defaults generations 5-6 (1e-3 since generation 7): to re-run them as they ran, add --lr 1e-4.
 for s in 1 2 3; do for m in mept prompt_tuning lora probe; do smolvader $m $s; done; done
 # MEPT at 1e-3 and with N_r = 1 on the same protocol, seed 1 only (same session)
 smolvader mept 1 mept-lr1e3 --lr 1e-3
@@ -352,6 +358,10 @@ python head_input_probe.py --model smollm2 --tasks vader --eval-per-task 200 --v
 # a later session (src at 7c3f5b3, fp32, the same CPU, two runs at a time): learning curves to 800 steps of 8 (2 epochs
 # of the 3,200 training sentences), validation every 200 steps; curves and table: benchmarks/learning_curves.py
 for s in 1 2 3; do STEPS=800 EVERY=200 smolvader mept $s mept-lr1e3 --lr 1e-3; STEPS=800 EVERY=200 smolvader prompt_tuning $s; done
-# then as time allowed (the rest did not fit the session): LoRA seed 1, MEPT at its default 1e-4 seeds 1-2
+# then as time allowed: LoRA seed 1, MEPT at its default then (1e-4) seeds 1-2
 STEPS=800 EVERY=200 smolvader lora 1
 for s in 1 2; do STEPS=800 EVERY=200 smolvader mept $s; done
+# the next session (src at 266403b-094ec4f, the same CPU, fp32, two runs at a time): the rest of those seeds and the probe
+for s in 2 3; do STEPS=800 EVERY=200 smolvader lora $s; done
+STEPS=800 EVERY=200 smolvader mept 3
+for s in 1 2 3; do STEPS=800 EVERY=200 smolvader probe $s; done
