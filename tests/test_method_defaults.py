@@ -185,3 +185,29 @@ def test_a_run_saved_before_the_centred_router_resumes_and_evaluates_as_it_train
     resumed = load_trained(run)
     assert resumed.model.prompt_config.router_input == "layernorm"
     assert main(["eval", str(run)]) == 0
+
+
+def test_a_defaults_generation_this_mept_does_not_know_is_one_error_line_before_anything_is_written(
+        tmp_path, capsys, monkeypatch):
+    # a run saved by a newer mept (or a settings file with a made-up number) used to train with this version's
+    # defaults while recording the other number; it is refused as an adapter of a newer format is
+    for generation in (DEFAULTS_GENERATION + 1, 0):
+        config = tmp_path / f"g{generation}.json"
+        config.write_text(json.dumps({"method": "mept", "method_defaults": generation}))
+        out = tmp_path / f"out{generation}"
+        assert main(["train", "--config", str(config), "--max-steps", "1", "--output", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {config}: method_defaults {generation} is not a defaults "
+                                                   f"generation of this mept (1 to {DEFAULTS_GENERATION})"), err
+        assert not out.exists()
+    # a saved run whose run_config.json names a newer generation: eval and --resume refuse it, naming the file
+    run, _ = default_run(tmp_path, tiny_model_dir(tmp_path / "decoder", family="llama"), monkeypatch)
+    saved = json.loads((run / "run_config.json").read_text())
+    (run / "run_config.json").write_text(json.dumps({**saved, "method_defaults": DEFAULTS_GENERATION + 1}))
+    before = sorted(p.name for p in run.rglob("*"))
+    capsys.readouterr()
+    for argv in (["eval", str(run)], ["train", "--resume", "--output", str(run)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {run / 'run_config.json'}: method_defaults"), (argv, err)
+    assert sorted(p.name for p in run.rglob("*")) == before

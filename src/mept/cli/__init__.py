@@ -37,7 +37,7 @@ from mept.harness.evaluate import EvalMode
 from mept.harness.precision import autocast
 from mept.harness.prepare_run import check_plan, check_run
 from mept.harness.report_print import print_summary
-from mept.harness.run_folder import ANALYSIS_DIR, RUN_CONFIG, RunFolder, load_trained, move_aside, output_lock, settle
+from mept.harness.run_folder import ANALYSIS_DIR, RunFolder, load_trained, move_aside, output_lock, settle
 from mept.harness.signals import Terminated, terminate_as_interrupt
 from mept.harness.train import run
 from mept.harness.train_config import LR_GRID_KEYWORDS, TrainConfig, keyword_lr_grid
@@ -240,9 +240,10 @@ def _lr_grid_keyword(values: dict[str, Any]) -> str | None:
 def _train_config(args: argparse.Namespace, values: dict[str, Any]) -> tuple[TrainConfig, bool]:
     """The run's settings, and whether they are a saved run's (``--resume`` of a run that exists)."""
     if args.resume and not args.config:
-        saved = RunFolder(Path(values.get("output", "runs/latest"))).resume_settings(values)
+        folder = RunFolder(Path(values.get("output", "runs/latest")))
+        saved = folder.resume_settings(values)
         if saved is not None:
-            return TrainConfig.from_dict(saved, origin=RUN_CONFIG), True
+            return TrainConfig.from_dict(saved, origin=str(folder.config)), True  # names the folder it read
     if args.config:
         return TrainConfig.from_file(args.config, **values), False
     return TrainConfig.from_dict(values, origin="command line"), False

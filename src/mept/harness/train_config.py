@@ -557,10 +557,21 @@ def check_ranges(cfg: "TrainConfig") -> None:
         if value is None or (name == "epochs" and cfg.max_steps and math.isfinite(value)):
             continue
         _check_range(name, value, low, high, low_in, high_in)
+    check_defaults_generation(cfg.method_defaults)
     check_seeds(cfg.seeds or [])
     for value in cfg.lr_grid or []:
         _check_range("lr_grid", value, 0.0, math.inf, False, False)
     check_distinct("lr_grid", cfg.lr_grid or [])
+
+
+def check_defaults_generation(generation: int) -> None:
+    """``method_defaults`` must name a generation of this mept's defaults: a run saved by a newer mept (or a settings
+    file with a made-up number) would otherwise train with this version's defaults while recording another's, the
+    way an adapter of a newer format is refused (``mept.core.adapter_format.check_format_version``)."""
+    if isinstance(generation, bool) or not 1 <= generation <= DEFAULTS_GENERATION:
+        raise MeptError(f"method_defaults {generation!r} is not a defaults generation of this mept (1 to "
+                        f"{DEFAULTS_GENERATION}): a run saved by a newer mept needs that version (upgrade mept), and a "
+                        "settings file should leave method_defaults out")
 
 
 def _check_range(name: str, value: float, low: float, high: float, low_in: bool, high_in: bool) -> None:
