@@ -45,8 +45,9 @@ def decoder_lr_of(config_class: type, generation: int) -> float | None:
     """The default lr of ``config_class``'s method on a text decoder for a run of defaults ``generation``: the
     value of the latest ``decoder_lrs`` entry at or before it (None: no decoder rule then). One lookup for every
     method, so that a run saved under any generation keeps the lr it trained at."""
-    since = [g for g in getattr(config_class, "decoder_lrs", {}) if g <= generation]
-    return config_class.decoder_lrs[max(since)] if since else None
+    lrs = getattr(config_class, "decoder_lrs", {})
+    since = [g for g in lrs if g <= generation]
+    return lrs[max(since)] if since else None
 
 
 def defaults_of(config_class: type, generation: int) -> dict[str, Any]:

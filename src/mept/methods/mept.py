@@ -100,7 +100,7 @@ class MEPTConfig(RoutedConfig):
     paper_lr_grid = (1e-5, 5e-5, 1e-4)
     changed_defaults = {2: {"router_input": "layernorm"}, 3: {"init": "xavier_normal"}}
     # ours: the default lr is 1e-2 * min(1, 384 / d), 1e-2 on MiniLM, 5e-3 on MPNet and T5-Base (a text decoder:
-    # decoder_lr below; runs saved before defaults generation 4 keep 1e-2). At 1e-2, MEPT on MPNet (768 wide) did
+    # decoder_lrs below; runs saved before defaults generation 4 keep 1e-2). At 1e-2, MEPT on MPNet (768 wide) did
     # not train over 6 epochs on 2 of 3 seeds (benchmarks/studies/table3_mpnet.md); see mept.core.config.width_ratio.
     lr_width_rule_since = 4
     # ours, on a text decoder (benchmarks/studies/decoder_prompts.md). Generation 5: 1e-4, the top of the paper's
