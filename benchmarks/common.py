@@ -71,6 +71,25 @@ def paired_text(test: dict) -> str:
     return f"{test['mean_diff']:+.2f} ({p_shown}, n = {test['n']})"
 
 
+def prompted_model(backbone: torch.nn.Module, config, init_ids: list[list[int]], seed: int = 1):
+    """``backbone`` wrapped by ``config`` in eval mode, its prompts drawn as training would draw them.
+
+    A method whose prompts start from the backbone's own hidden states (``wants_state_init``) gets them from
+    ``init_ids`` (token ids of training texts), so a script measures the untrained model that ``mept train`` builds,
+    not its Xavier draw; one seed fixes both draws so variants compare on the same prompts.
+    """
+    from types import SimpleNamespace
+
+    import mept
+    from mept.harness.prepare_run import init_from_hidden_states
+
+    torch.manual_seed(seed)
+    model = mept.get_model(backbone, config).eval()
+    if model.wants_state_init:
+        init_from_hidden_states(model, [SimpleNamespace(input_ids=ids) for ids in init_ids], seed=seed)
+    return model
+
+
 def peak_step_memory_mb(fn: Callable[[], object]) -> float:
     """Peak bytes torch allocates during ``fn()`` above what was live before it, in MiB."""
     if torch.cuda.is_available():

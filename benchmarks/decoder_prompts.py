@@ -16,13 +16,12 @@ against the median of the others, per layer (the attention sink, where there is 
 from __future__ import annotations
 
 import statistics
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
+from common import prompted_model  # benchmarks/common.py: the untrained model mept train builds
 
 import mept
-from mept.harness.prepare_run import init_from_hidden_states
 from mept.inject.spec import inspect_backbone
 from mept.model.backbones import load_backbone
 
@@ -57,8 +56,7 @@ def main() -> None:
     loaded = load_backbone(args.model, "cls", num_labels=2)
     backbone, tok = loaded.model.eval(), loaded.processor
     batch = tok(texts, padding=True, truncation=True, max_length=args.max_length, return_tensors="pt")
-    init_features = [SimpleNamespace(input_ids=ids) for ids in
-                     tok(init_texts, truncation=True, max_length=args.max_length)["input_ids"]]
+    init_ids = tok(init_texts, truncation=True, max_length=args.max_length)["input_ids"]
     decoder = inspect_backbone(backbone).text_decoder
     norms = sink_norms(backbone, batch)
     print(f"{args.model}: hidden-state norm at position 0 / median elsewhere, after each layer: "
@@ -71,11 +69,8 @@ def main() -> None:
             if sink and not decoder:
                 continue  # encoders have no sink column: the layout is the same
             for init in ("xavier_normal", "hidden_states"):
-                torch.manual_seed(1)
-                model = mept.get_model(backbone, mept.make_config(method, attention_sink=sink, init=init)).eval()
+                model = prompted_model(backbone, mept.make_config(method, attention_sink=sink, init=init), init_ids)
                 try:
-                    if init == "hidden_states":
-                        init_from_hidden_states(model, init_features, seed=1)
                     with torch.no_grad():
                         cos = F.cosine_similarity(summary_state(model, batch, decoder), bare).tolist()
                 finally:

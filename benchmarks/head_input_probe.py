@@ -18,15 +18,14 @@ examples. A check before the fit: the head applied to the captured rows gives th
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch
+from common import prompted_model  # benchmarks/common.py: the untrained model mept train builds
 from script import fail  # benchmarks/script.py: the one refusal of every benchmark script
 
 import mept
 from mept.data.registry import load_task, suite_tasks
-from mept.harness.prepare_run import init_from_hidden_states
 from mept.inject.heads import find_heads
 from mept.inject.spec import inspect_backbone
 from mept.model.backbones import load_backbone
@@ -109,14 +108,6 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> str:
     return f"{only_b - only_a:+d} ({only_b} vs {only_a}, p = {p:.3f})"
 
 
-def prompted(backbone, method: str, settings: dict[str, object], init_texts: list[list[int]]):
-    torch.manual_seed(1)
-    model = mept.get_model(backbone, mept.make_config(method, **settings)).eval()
-    if model.wants_state_init:
-        init_from_hidden_states(model, [SimpleNamespace(input_ids=ids) for ids in init_texts], seed=1)
-    return model
-
-
 # "bare": the backbone alone; "slot_prefix": the backbone reading m + 1 = 11 pad tokens (the slot token) before the
 # text -- what a deep prompt whose rows started as the slot token's own layer inputs computes, behind its sink token
 # (the same last-token state to cosine 1.0000 on SmolLM2: benchmarks/studies/decoder_prompts.md)
@@ -170,7 +161,11 @@ def main() -> None:
     for variant in variants:
         start = time.time()
         alone = variant in BACKBONE_ONLY
-        model = backbone if alone else prompted(backbone, *VARIANTS[variant], init_texts)
+        if alone:
+            model = backbone
+        else:
+            method, settings = VARIANTS[variant]
+            model = prompted_model(backbone, mept.make_config(method, **settings), init_texts)
         try:
             features = {s: head_inputs(model, head, tok, [t for t, _ in r], args.max_length,
                                        BACKBONE_ONLY.get(variant, 0)) for s, r in rows.items()}
