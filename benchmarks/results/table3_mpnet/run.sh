@@ -329,6 +329,9 @@ for s in 1 2 3; do vader ptuning_v2 ptuning_v2 $s; done
 # training since ccaa1af; fp32, the same CPU, two runs at a time, one thread each)
 for s in 4 5; do vader mept mept $s; vader prompt_tuning prompt_tuning $s; done
 for s in 4 5; do vader lora lora $s; done
+# P-Tuning v2 seeds 4-5 (a later session, src at 4607bf7: no change to an encoder's training since ccaa1af; fp32, the
+# same CPU, two runs at a time, one thread each)
+for s in 4 5; do vader ptuning_v2 ptuning_v2 $s; done
 # SmolLM2 on the vader mixture (same session, src at 3ad9f6c): 200 steps of 8 (half an epoch), validation at steps 100 and 200 on
 # 100 sentences per domain, the chosen checkpoint scored on 100 test sentences per domain (the same seeded
 # subsample in every run: --max-eval-examples), each method at its decoder default lr; fp32
