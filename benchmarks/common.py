@@ -24,9 +24,13 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch: kineto prints a 
 
 import statistics
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
+
+if TYPE_CHECKING:  # mept is imported where it is used: the timing helpers need only torch
+    from mept import PromptedModel
+    from mept.core.config import PromptConfig
 
 
 def sync() -> None:
@@ -71,7 +75,7 @@ def paired_text(test: dict) -> str:
     return f"{test['mean_diff']:+.2f} ({p_shown}, n = {test['n']})"
 
 
-def prompted_model(backbone: torch.nn.Module, config, init_ids: list[list[int]], seed: int = 1):
+def prompted_model(backbone: torch.nn.Module, config: PromptConfig, init_ids: list[list[int]], seed: int = 1) -> PromptedModel:
     """``backbone`` wrapped by ``config`` in eval mode, its prompts drawn as training would draw them.
 
     A method whose prompts start from the backbone's own hidden states (``wants_state_init``) gets them from
