@@ -369,5 +369,6 @@ for s in 2 3; do STEPS=800 EVERY=200 smolvader lora $s; done
 STEPS=800 EVERY=200 smolvader mept 3
 for s in 1 2 3; do STEPS=800 EVERY=200 smolvader probe $s; done
 # a later session (src at 4607bf7, defaults generation 7; the same CPU, fp32, two runs at a time): seeds 4-5 of MEPT at
-# 1e-3 and prompt tuning
+# 1e-3 and prompt tuning, then of the probe
 for s in 4 5; do STEPS=800 EVERY=200 smolvader mept $s mept-lr1e3 --lr 1e-3; STEPS=800 EVERY=200 smolvader prompt_tuning $s; done
+for s in 4 5; do STEPS=800 EVERY=200 smolvader probe $s; done
